@@ -1,0 +1,70 @@
+"""mattrace: Message-Action Traces for multi-agent LLM systems.
+
+Record every run as a trace of messages and boundary actions, check contracts over it,
+replay it, stress it, govern it and measure it. This module re-exports the public API;
+litellm is only imported by the LLM integration, on first use.
+"""
+
+from mattrace.errors import (
+    BudgetExhausted,
+    ContractError,
+    FaultSpecError,
+    GovernanceError,
+    MatTraceError,
+    MatTraceWarning,
+    RecordingError,
+    ReplayMismatch,
+    TornTailWarning,
+    TraceFormatError,
+)
+from mattrace.recording import (
+    Doc,
+    Memory,
+    Recorder,
+    Redactor,
+    active_recorder,
+    agent,
+    delegate,
+    message,
+    record,
+    retriever,
+    tool,
+)
+from mattrace.trace import Outcome, Source, Step, StepError, StepKind, Trace, canonical_json
+from mattrace.tracefile import load, verify
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BudgetExhausted",
+    "ContractError",
+    "Doc",
+    "FaultSpecError",
+    "GovernanceError",
+    "MatTraceError",
+    "MatTraceWarning",
+    "Memory",
+    "Outcome",
+    "Recorder",
+    "RecordingError",
+    "Redactor",
+    "ReplayMismatch",
+    "Source",
+    "Step",
+    "StepError",
+    "StepKind",
+    "TornTailWarning",
+    "Trace",
+    "TraceFormatError",
+    "__version__",
+    "active_recorder",
+    "agent",
+    "canonical_json",
+    "delegate",
+    "load",
+    "message",
+    "record",
+    "retriever",
+    "tool",
+    "verify",
+]

@@ -1,0 +1,99 @@
+"""mattrace's exception and warning hierarchy, drawn once here.
+
+Every error names *where* the problem is (file and line, contract location, step index),
+because the person reading it is usually looking at a CI log, not a debugger::
+
+    MatTraceError
+    ├── TraceFormatError      a trace/cassette/log file is corrupt, tampered or unreadable (file, line)
+    ├── RecordingError        the recording API was misused (no active recorder, bad argument)
+    ├── ContractError         a contract is malformed (contract, location in the contract file)
+    ├── ReplayMismatch        a replayed call differs from the recording (step, expected vs got)
+    ├── BudgetExhausted       a search or campaign ran out of budget
+    ├── FaultSpecError        a fault specification is malformed or unknown
+    └── GovernanceError       a governance policy is malformed, or an action was refused
+
+    MatTraceWarning (UserWarning)
+    └── TornTailWarning       a trace file ends in a partial line: the writer died mid-record
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "BudgetExhausted",
+    "ContractError",
+    "FaultSpecError",
+    "GovernanceError",
+    "MatTraceError",
+    "MatTraceWarning",
+    "RecordingError",
+    "ReplayMismatch",
+    "TornTailWarning",
+    "TraceFormatError",
+]
+
+
+class MatTraceError(Exception):
+    """Base class of every error mattrace raises on purpose."""
+
+
+class TraceFormatError(MatTraceError):
+    """A trace file cannot be trusted: unreadable, corrupt, out of order or tampered with.
+
+    Args:
+        path: the file.
+        line: 1-based line number of the first bad line (``None`` when the whole file is bad).
+        reason: one sentence saying what is wrong.
+    """
+
+    def __init__(self, path: str | Path, line: int | None, reason: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.reason = reason
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {reason}")
+
+
+class RecordingError(MatTraceError):
+    """The recording API was used in a way that would lose or misattribute steps."""
+
+
+class ContractError(MatTraceError):
+    """A contract is malformed; the message names the contract and where it was defined."""
+
+
+class ReplayMismatch(MatTraceError):
+    """A call made during replay is not the one the cassette recorded at that point."""
+
+
+class BudgetExhausted(MatTraceError):
+    """A budgeted search or campaign hit one of its limits."""
+
+
+class FaultSpecError(MatTraceError):
+    """A fault specification is malformed or names an unknown fault."""
+
+
+class GovernanceError(MatTraceError):
+    """A governance policy is malformed, or a blocked action was configured to raise."""
+
+
+class MatTraceWarning(UserWarning):
+    """Base class of mattrace's warnings: something was recovered, nothing was lost."""
+
+
+class TornTailWarning(MatTraceWarning):
+    """A trace file ends in a partial line, as it does when the recording process died.
+
+    Every complete line before it was read and verified; only the torn tail is ignored.
+    """
+
+    def __init__(self, path: str | Path, line: int, steps: int) -> None:
+        self.path = str(path)
+        self.line = line
+        self.steps = steps
+        super().__init__(
+            f"{self.path}:{line}: trace file is not sealed (the recording process stopped "
+            f"mid-write); recovered {steps} complete step(s), ignored the torn tail"
+        )

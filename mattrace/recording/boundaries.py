@@ -1,0 +1,261 @@
+"""Boundary wrappers: ``@tool``, ``@retriever`` and :class:`Memory`.
+
+This is the one choke point where actions are recorded. Every call goes through the
+active recorder's interceptor chain (governance, faults, replay register there), then
+becomes exactly one step — with its result, or with its error, which is re-raised to the
+caller unchanged. Outside a ``record()`` block the wrappers call straight through, so
+instrumented code runs the same in production.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+import time
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any, TypeVar, cast, overload
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mattrace.errors import RecordingError
+from mattrace.recording.context import active_recorder, current_agent
+from mattrace.recording.interceptors import Call, CallOutcome, run_call, run_call_async
+from mattrace.recording.recorder import Recorder
+from mattrace.trace import Source, Step, StepKind
+
+__all__ = ["Doc", "Memory", "retriever", "tool"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_HIDDEN_PARAMS = frozenset({"self", "cls"})
+
+
+class Doc(BaseModel):
+    """A retrieved document: its id (the ref claims cite), text, and whether it is trusted.
+
+    ``trusted=None`` takes the retriever's default.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    text: str
+    trusted: bool | None = None
+    score: float | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+def _record(rec: Recorder, call: Call, original: dict[str, Any], outcome: CallOutcome,
+            t_start: int, sources: list[Source], reads: tuple[int, ...] = ()) -> Step:
+    attrs = dict(call.attrs)
+    if call.args != original:
+        attrs["original_args"] = {k: v for k, v in original.items() if k not in _HIDDEN_PARAMS}
+    return rec.append(call.kind, agent=call.agent, target=call.target,
+                      args={k: v for k, v in call.args.items() if k not in _HIDDEN_PARAMS},
+                      result=outcome.result if outcome.error is None else None,
+                      error=outcome.error, sources=sources, reads=reads,
+                      side_effect=call.side_effect, attrs=attrs, t_start=t_start,
+                      t_end=time.time_ns())
+
+
+def _bind(sig: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    bound = sig.bind(*args, **kwargs)
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def _invoker(fn: Callable[..., Any], sig: inspect.Signature) -> Callable[..., Any]:
+    """Call ``fn`` from an arguments dict (interceptors may have rewritten it)."""
+    def invoke(**arguments: Any) -> Any:
+        bound = inspect.BoundArguments(sig, arguments)  # type: ignore[arg-type]
+        return fn(*bound.args, **bound.kwargs)
+    return invoke
+
+
+def _wrap(fn: F, kind: StepKind, name: str, side_effect: bool,
+          describe: Callable[[Any], tuple[Any, list[Source]]]) -> F:
+    """Wrap ``fn`` as a boundary; ``describe(result)`` gives what to record and its sources."""
+    sig = inspect.signature(fn)
+    invoke = _invoker(fn, sig)
+
+    def prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Call, dict[str, Any]]:
+        arguments = _bind(sig, args, kwargs)
+        return Call(kind, name, dict(arguments), current_agent(), side_effect), arguments
+
+    def finish(rec: Recorder, call: Call, original: dict[str, Any], outcome: CallOutcome,
+               t_start: int) -> Any:
+        recorded, sources = (describe(outcome.result) if outcome.error is None
+                             else (None, []))
+        _record(rec, call, original, CallOutcome(recorded, outcome.error), t_start, sources)
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.result
+
+    if inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            rec = active_recorder()
+            if rec is None:
+                return await fn(*args, **kwargs)
+            call, original = prepare(args, kwargs)
+            t_start = time.time_ns()
+            outcome = await run_call_async(rec.interceptors, call, invoke)
+            return finish(rec, call, original, outcome, t_start)
+        wrapper: Callable[..., Any] = async_wrapper
+    else:
+        @functools.wraps(fn)
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            rec = active_recorder()
+            if rec is None:
+                return fn(*args, **kwargs)
+            call, original = prepare(args, kwargs)
+            t_start = time.time_ns()
+            outcome = run_call(rec.interceptors, call, invoke)
+            return finish(rec, call, original, outcome, t_start)
+        wrapper = sync_wrapper
+    wrapper.__mattrace__ = {"kind": kind.value, "name": name, "side_effect": side_effect}  # type: ignore[attr-defined]
+    return cast(F, wrapper)
+
+
+@overload
+def tool(fn: F, /) -> F: ...
+@overload
+def tool(*, name: str | None = None, side_effect: bool = False,
+         trusted: bool = True) -> Callable[[F], F]: ...
+def tool(fn: F | None = None, /, *, name: str | None = None, side_effect: bool = False,
+         trusted: bool = True) -> F | Callable[[F], F]:
+    """Record every call of a function as a ``tool`` step.
+
+    Args:
+        name: the tool name contracts and faults refer to (default: the function name).
+        side_effect: the call changes the outside world (send, write, pay, delete); the
+            taint contracts watch these.
+        trusted: whether the tool's output is trusted text (False for web fetches, inboxes
+            and anything a third party controls).
+    """
+    def decorate(f: F) -> F:
+        _check_callable(f, "tool")
+        tool_name = name or f.__name__
+        source = [Source(kind="tool", ref=tool_name, trusted=trusted)]
+        return _wrap(f, StepKind.TOOL, tool_name, side_effect, lambda result: (result, source))
+    return decorate(fn) if fn is not None else decorate
+
+
+@overload
+def retriever(fn: F, /) -> F: ...
+@overload
+def retriever(*, name: str | None = None, trusted: bool = True) -> Callable[[F], F]: ...
+def retriever(fn: F | None = None, /, *, name: str | None = None,
+              trusted: bool = True) -> F | Callable[[F], F]:
+    """Record every call of a search function as a ``retrieval`` step.
+
+    The function returns a list of :class:`Doc` (or dicts with ``id`` and ``text``, or
+    plain strings). Each document becomes a source of the step, with its own ``trusted``
+    flag (the retriever's ``trusted`` is the default), so contracts can tell which
+    retrieved text was untrusted.
+    """
+    def decorate(f: F) -> F:
+        _check_callable(f, "retriever")
+        index_name = name or f.__name__
+
+        def describe(result: Any) -> tuple[Any, list[Source]]:
+            docs = _docs(result, index_name, trusted)
+            return docs, [Source(kind="retrieval", ref=d["id"], trusted=d["trusted"]) for d in docs]
+        return _wrap(f, StepKind.RETRIEVAL, index_name, False, describe)
+    return decorate(fn) if fn is not None else decorate
+
+
+def _docs(result: Any, index_name: str, default_trusted: bool) -> list[dict[str, Any]]:
+    if result is None:
+        return []
+    items = result if isinstance(result, list | tuple) else [result]
+    docs = []
+    for i, item in enumerate(items):
+        if isinstance(item, Doc):
+            doc = item.model_dump(exclude_defaults=True)
+        elif isinstance(item, dict):
+            doc = dict(item)
+        else:
+            doc = {"text": str(item)}
+        doc.setdefault("id", f"{index_name}#{i}")
+        doc["id"] = str(doc["id"])
+        if doc.get("trusted") is None:
+            doc["trusted"] = default_trusted
+        docs.append(doc)
+    return docs
+
+
+def _check_callable(f: Any, what: str) -> None:
+    if not callable(f):
+        raise RecordingError(f"@mattrace.{what} decorates a function, got {f!r}")
+
+
+class Memory(MutableMapping[str, Any]):
+    """A dict-like shared memory whose reads and writes are recorded.
+
+    ``memory[key]`` is a ``memory_read`` step (a miss is recorded with its KeyError),
+    ``memory[key] = value`` and ``del memory[key]`` are ``memory_write`` steps. A read
+    ``reads`` the step that last wrote its key, so taint flows through memory. Iteration,
+    ``len`` and ``in`` are not recorded: they touch no value. Thread-safe.
+    """
+
+    def __init__(self, name: str = "memory", initial: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self._data: dict[str, Any] = dict(initial or {})
+        self._lock = threading.RLock()
+        self._last_write: dict[tuple[str, str], int] = {}  # (trace_id, key) -> step
+
+    def __repr__(self) -> str:
+        return f"Memory({self.name!r}, keys={sorted(self._data)!r})"
+
+    def _get(self, key: str) -> Any:
+        with self._lock:
+            return self._data[key]
+
+    def _set(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+
+    def _delete(self, key: str) -> None:
+        with self._lock:
+            del self._data[key]
+
+    def _through(self, kind: StepKind, key: str, args: dict[str, Any],
+                 fn: Callable[..., Any], op: str) -> Any:
+        rec = active_recorder()
+        if rec is None:
+            return fn(**args)
+        call = Call(kind, key, dict(args), current_agent(), attrs={"memory": self.name, "op": op})
+        t_start = time.time_ns()
+        outcome = run_call(rec.interceptors, call, fn)
+        last = self._last_write.get((rec.trace_id, key))
+        reads = (last,) if kind is StepKind.MEMORY_READ and last is not None else ()
+        sources = ([Source(kind="memory", ref=f"{self.name}:{key}")]
+                   if kind is StepKind.MEMORY_READ and outcome.error is None else [])
+        step = _record(rec, call, args, outcome, t_start, sources, reads)
+        if kind is StepKind.MEMORY_WRITE and outcome.error is None:
+            self._last_write[(rec.trace_id, key)] = step.index
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.result
+
+    def __getitem__(self, key: str) -> Any:
+        return self._through(StepKind.MEMORY_READ, key, {"key": key}, self._get, "get")
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._through(StepKind.MEMORY_WRITE, key, {"key": key, "value": value}, self._set, "set")
+
+    def __delitem__(self, key: str) -> None:
+        self._through(StepKind.MEMORY_WRITE, key, {"key": key}, self._delete, "delete")
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        with self._lock:
+            return iter(list(self._data))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._data)

@@ -1,0 +1,127 @@
+"""The one chain every boundary call passes through.
+
+Replay, fault injection and governance all need to act on the same calls (tools,
+retrieval, memory, LLM) at the same point: before the call (answer it, change its
+arguments, refuse it) and after it (change or replace its result). Rather than a hook per
+capability in every wrapper, each registers an :class:`Interceptor` on the recorder and
+:func:`run_call` applies the chain in one documented order:
+
+    governance (order 100) → faults (200) → replay (300) → the real call
+
+so a governance refusal wins over everything, a fault is an explicit override, and calls
+a fault does not touch fall through to the cassette. ``after`` runs in reverse order.
+
+Fail-closed: an interceptor whose ``before`` raises refuses the call with that error,
+and the error is recorded on the step; it never vanishes and never crashes the run
+outside the boundary that was being called.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from mattrace.trace import StepKind
+
+__all__ = ["GOVERNANCE_ORDER", "FAULTS_ORDER", "REPLAY_ORDER", "Answer", "Call",
+           "CallOutcome", "Interceptor", "run_call", "run_call_async"]
+
+GOVERNANCE_ORDER = 100
+FAULTS_ORDER = 200
+REPLAY_ORDER = 300
+
+
+@dataclass
+class Call:
+    """A boundary call about to happen. Interceptors may replace ``args``."""
+
+    kind: StepKind
+    target: str
+    args: dict[str, Any]
+    agent: str
+    side_effect: bool = False
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Answer:
+    """What ``before`` returns to answer a call without running it (result or error)."""
+
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass
+class CallOutcome:
+    """The result or error of a call, as ``after`` sees and may replace it."""
+
+    result: Any = None
+    error: BaseException | None = None
+
+
+@runtime_checkable
+class Interceptor(Protocol):
+    """A participant in the boundary chain (see the module docstring for the order)."""
+
+    name: str
+    order: int
+
+    def before(self, call: Call) -> Answer | None:
+        """Inspect/modify ``call`` before it runs; return an Answer to short-circuit it."""
+        ...
+
+    def after(self, call: Call, outcome: CallOutcome) -> CallOutcome:
+        """Inspect/replace the outcome of ``call``."""
+        ...
+
+
+def _enter(chain: list[Interceptor], call: Call) -> tuple[list[Interceptor], Answer | None]:
+    entered: list[Interceptor] = []
+    for interceptor in chain:
+        entered.append(interceptor)
+        try:
+            answer = interceptor.before(call)
+        except BaseException as exc:  # fail-closed: a broken interceptor refuses the call
+            return entered, Answer(error=exc)
+        if answer is not None:
+            return entered, answer
+    return entered, None
+
+
+def _leave(entered: list[Interceptor], call: Call, outcome: CallOutcome) -> CallOutcome:
+    for interceptor in reversed(entered):
+        try:
+            outcome = interceptor.after(call, outcome)
+        except BaseException as exc:
+            outcome = CallOutcome(error=exc)
+    return outcome
+
+
+def run_call(chain: list[Interceptor], call: Call, fn: Callable[..., Any]) -> CallOutcome:
+    """Run ``fn(**call.args)`` through the chain; never raises, returns the outcome."""
+    entered, answer = _enter(chain, call)
+    if answer is not None:
+        outcome = CallOutcome(answer.result, answer.error)
+    else:
+        try:
+            outcome = CallOutcome(result=fn(**call.args))
+        except Exception as exc:
+            outcome = CallOutcome(error=exc)
+    return _leave(entered, call, outcome)
+
+
+async def run_call_async(chain: list[Interceptor], call: Call,
+                         fn: Callable[..., Awaitable[Any]]) -> CallOutcome:
+    """The async twin of :func:`run_call`."""
+    entered, answer = _enter(chain, call)
+    if answer is not None:
+        outcome = CallOutcome(answer.result, answer.error)
+    else:
+        try:
+            value = fn(**call.args)
+            outcome = CallOutcome(result=await value if inspect.isawaitable(value) else value)
+        except Exception as exc:
+            outcome = CallOutcome(error=exc)
+    return _leave(entered, call, outcome)

@@ -1,0 +1,364 @@
+"""The recorder: turns events of a run into steps, in order, and writes them as they happen.
+
+One :class:`Recorder` per run. It assigns step indices under a lock (so concurrent agents
+in threads get one total order), fills in the agent and inferred ``reads``, redacts
+secrets, writes each step to the trace file at once, and on exit records the ``end``
+step and seals the file. :class:`record` is the public entry: a context manager (sync and
+async) and a decorator (sync and async functions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from contextvars import Token
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from mattrace.errors import RecordingError
+from mattrace.recording.context import _recorder, current_agent
+from mattrace.recording.interceptors import Interceptor
+from mattrace.recording.jsonable import to_jsonable
+from mattrace.recording.provenance import OutputIndex
+from mattrace.recording.redact import Redactor
+from mattrace.trace import Outcome, OutcomeStatus, Source, Step, StepError, StepKind, Trace
+from mattrace.tracefile import TraceWriter
+
+__all__ = ["DEFAULT_DIR", "Recorder", "record"]
+
+DEFAULT_DIR = ".mattrace/traces"
+F = TypeVar("F", bound=Callable[..., Any])
+
+# steps whose inputs are searched for earlier outputs (see provenance.py)
+_INFER_READS = frozenset({StepKind.MESSAGE, StepKind.DELEGATE, StepKind.LLM, StepKind.TOOL,
+                          StepKind.MEMORY_WRITE})
+# steps whose outputs later steps may read
+_PRODUCES = frozenset({StepKind.MESSAGE, StepKind.DELEGATE, StepKind.LLM, StepKind.TOOL,
+                       StepKind.RETRIEVAL, StepKind.MEMORY_READ})
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:80] or "trace"
+
+
+class Recorder:
+    """Records one run into one trace file. Thread-safe; create it through :class:`record`.
+
+    Attributes:
+        trace_id: random id of this run.
+        path: the trace file.
+        redactor: applied to every step's args and attrs before it is written.
+    """
+
+    def __init__(self, name: str, *, config: dict[str, Any] | None = None,
+                 dir: str | Path = DEFAULT_DIR, fsync: bool = False,
+                 entrypoint: dict[str, Any] | None = None,
+                 governor: Interceptor | None = None, labels: dict[str, str] | None = None,
+                 redact: Redactor | None = None, path: str | Path | None = None) -> None:
+        if not isinstance(name, str) or not name:
+            raise RecordingError(f"record() needs a non-empty run name, got {name!r}")
+        self.trace_id = uuid.uuid4().hex
+        self.redactor = redact if redact is not None else Redactor()
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        self.path = Path(path) if path else Path(dir) / f"{_slug(name)}-{stamp}-{self.trace_id[:8]}.jsonl"
+        self._header = Trace(trace_id=self.trace_id, name=name,
+                             config=to_jsonable(config or {}), labels=dict(labels or {}),
+                             entrypoint=to_jsonable(entrypoint) if entrypoint else None)
+        self._lock = threading.RLock()
+        self._steps: list[Step] = []
+        self._outputs = OutputIndex()
+        self._tool_requests: dict[str, int] = {}
+        self._interceptors: list[Interceptor] = []
+        self._outcome: Outcome | None = None
+        self._closed = False
+        self._pending: dict[str, threading.Event] = {}
+        self._pending_owner: dict[str, tuple[int, int]] = {}
+        self._writer = TraceWriter(self.path, self._header, fsync=fsync)
+        if governor is not None:
+            self.add_interceptor(governor)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._header.name
+
+    @property
+    def steps(self) -> list[Step]:
+        """A snapshot of the steps recorded so far."""
+        with self._lock:
+            return list(self._steps)
+
+    @property
+    def trace(self) -> Trace:
+        """The trace as recorded so far (complete, with its outcome, once the run ended)."""
+        with self._lock:
+            return self._header.model_copy(update={"steps": list(self._steps),
+                                                   "outcome": self._outcome})
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- interceptors ----------------------------------------------------------------------
+
+    def add_interceptor(self, interceptor: Interceptor) -> None:
+        """Put ``interceptor`` into this run's boundary chain, at its ``order``."""
+        if not isinstance(interceptor, Interceptor):
+            raise RecordingError(f"{interceptor!r} is not an Interceptor (needs name, order, "
+                                 "before(call) and after(call, outcome))")
+        with self._lock:
+            self._interceptors.append(interceptor)
+            self._interceptors.sort(key=lambda i: i.order)
+
+    @property
+    def interceptors(self) -> list[Interceptor]:
+        with self._lock:
+            return list(self._interceptors)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def append(self, kind: StepKind | str, *, agent: str | None = None, target: str | None = None,
+               content: str | None = None, args: dict[str, Any] | None = None,
+               result: Any = None, error: BaseException | StepError | None = None,
+               sources: Iterable[Source] = (), reads: Iterable[int] = (),
+               side_effect: bool = False, attrs: dict[str, Any] | None = None,
+               t_start: int | None = None, t_end: int | None = None) -> Step:
+        """Record one step now and return it.
+
+        Fills the agent from the enclosing ``agent()`` block, adds inferred ``reads``,
+        redacts secrets, and writes the step to the file before returning.
+
+        Raises:
+            RecordingError: the run has ended, or a ``reads`` index is not an earlier step.
+        """
+        kind = StepKind(kind)
+        self._await_pending_llm_steps()
+        args_j = self.redactor(to_jsonable(args)) if args is not None else None
+        attrs_j = self.redactor(to_jsonable(attrs)) if attrs else {}
+        result_j = to_jsonable(result)
+        if isinstance(error, BaseException):
+            error = StepError(type=type(error).__name__, message=str(error))
+        now = time.time_ns()
+        with self._lock:
+            if self._closed:
+                raise RecordingError(f"{self.path}: a {kind.value} step was recorded after the "
+                                     "run ended; record steps inside the record() block")
+            index = len(self._steps)
+            edges = set(reads)
+            bad = [r for r in edges if not 0 <= r < index]
+            if bad:
+                raise RecordingError(f"step {index} ({kind.value}) reads {sorted(bad)}, which are "
+                                     f"not earlier steps (0..{index - 1})")
+            if kind in _INFER_READS:
+                edges.update(self._outputs.found_in(content, args_j))
+            if kind is StepKind.TOOL and target in self._tool_requests:
+                edges.add(self._tool_requests.pop(target))
+            step = Step(index=index, kind=kind, agent=agent or current_agent(), target=target,
+                        content=content, args=args_j, result=result_j, error=error,
+                        sources=tuple(sources), reads=tuple(sorted(edges)),
+                        side_effect=side_effect, attrs=attrs_j,
+                        t_start=t_start if t_start is not None else now,
+                        t_end=t_end if t_end is not None else now)
+            self._writer.write_step(step)
+            self._steps.append(step)
+            if kind in _PRODUCES:
+                self._outputs.add(index, content, result_j)
+            for name in attrs_j.get("tool_calls_requested", ()) if kind is StepKind.LLM else ():
+                self._tool_requests[name] = index
+            return step
+
+    # -- outcome and end -------------------------------------------------------------------
+
+    def set_outcome(self, status: OutcomeStatus | None = None, *, success: bool | None = None,
+                    output: Any = None, reason: str | None = None) -> Outcome:
+        """Declare how the run ended (per the caller's oracle); recorded in the ``end`` step.
+
+        Pass ``status`` or ``success`` (True → ``success``, False → ``failure``).
+        """
+        if status is None:
+            if success is None:
+                raise RecordingError("set_outcome() needs status=... or success=True/False")
+            status = "success" if success else "failure"
+        self._outcome = Outcome(status=status, output=to_jsonable(output), reason=reason)
+        return self._outcome
+
+    def close(self, error: BaseException | None = None) -> Trace:
+        """Record the ``end`` step and seal the file. Idempotent.
+
+        Without an explicit :meth:`set_outcome`, a run that returned normally ends as
+        ``success`` and one that raised as ``error`` (``timeout`` for timeouts).
+        """
+        if self._closed:
+            return self.trace
+        self._await_pending_llm_steps(everyone=True)
+        if error is not None and (self._outcome is None or self._outcome.status == "success"):
+            status: OutcomeStatus = "timeout" if isinstance(error, TimeoutError) else "error"
+            self._outcome = Outcome(status=status, reason=f"{type(error).__name__}: {error}",
+                                    output=self._outcome.output if self._outcome else None)
+        outcome = self._outcome or Outcome(status="success")
+        self._outcome = outcome
+        self.append(StepKind.END, agent="main", content=outcome.reason,
+                    result=outcome.model_dump(mode="json"), error=error)
+        with self._lock:
+            self._closed = True
+            self._writer.seal(outcome)
+        return self.trace
+
+    def abandon(self) -> None:
+        """Close the file without an ``end`` step or seal (it reads as an interrupted run)."""
+        with self._lock:
+            self._closed = True
+            self._writer.close()
+
+    # -- LLM callbacks that arrive on another thread ---------------------------------------
+
+    def expect_step(self, key: str) -> None:
+        """Announce a step that another thread will record (litellm's logging callbacks).
+
+        Steps recorded later by the same context wait for it, so the LLM step lands before
+        the tool call its answer caused, as it happened.
+        """
+        with self._lock:
+            self._pending[key] = threading.Event()
+            self._pending_owner[key] = _context_key()
+
+    def fulfil(self, key: str) -> None:
+        """Mark an expected step as recorded (or abandoned)."""
+        with self._lock:
+            event = self._pending.pop(key, None)
+            self._pending_owner.pop(key, None)
+        if event is not None:
+            event.set()
+
+    def _await_pending_llm_steps(self, everyone: bool = False, timeout: float = 5.0) -> None:
+        if not self._pending:
+            return
+        me = _context_key()
+        with self._lock:
+            waits = [(k, e) for k, e in self._pending.items()
+                     if everyone or self._pending_owner.get(k) == me]
+        deadline = time.monotonic() + timeout
+        for key, event in waits:
+            if not event.wait(max(0.0, deadline - time.monotonic())):
+                self.fulfil(key)  # the callback was dropped; never wait on it again
+
+
+def _context_key() -> tuple[int, int]:
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        task = None
+    return threading.get_ident(), id(task) if task is not None else 0
+
+
+class record:  # noqa: N801 - used as a function: `with mattrace.record(...)`, `@mattrace.record`
+    """Record a run: ``with record(name) as rec:``, ``async with``, or ``@record(name)``.
+
+    Args:
+        name: the run's name (e.g. the test's node id); a decorator defaults to the
+            function's qualified name.
+        config: what this run was configured with (model, seed, orchestration, ...).
+        dir: directory for the trace file (default ``.mattrace/traces``).
+        fsync: ``os.fsync`` every step (durable against power loss; much slower).
+        entrypoint: ``{"target": "module:function", "args": [...], "kwargs": {...}}`` so
+            the run can be re-run; the decorator fills it in when the arguments are JSON-able.
+        governor: an interceptor put in front of every boundary call.
+        labels: free-form string labels stored with the trace.
+        redact: the :class:`Redactor` for args and attrs (default redacts common secrets).
+
+    As a decorator each call of the function is one run in its own trace file; inside it,
+    ``mattrace.active_recorder()`` returns the recorder.
+    """
+
+    def __init__(self, name: str | Callable[..., Any] | None = None, *,
+                 config: dict[str, Any] | None = None, dir: str | Path = DEFAULT_DIR,
+                 fsync: bool = False, entrypoint: dict[str, Any] | None = None,
+                 governor: Interceptor | None = None, labels: dict[str, str] | None = None,
+                 redact: Redactor | None = None) -> None:
+        self._fn: Callable[..., Any] | None = None
+        if callable(name):  # bare @record
+            self._fn, name = name, None
+        self._options: dict[str, Any] = dict(config=config, dir=dir, fsync=fsync,
+                                             entrypoint=entrypoint, governor=governor,
+                                             labels=labels, redact=redact)
+        self._name = name
+        self._recorder: Recorder | None = None
+        self._token: Token[Recorder | None] | None = None
+        if self._fn is not None:
+            functools.update_wrapper(self, self._fn)
+
+    # -- context manager -------------------------------------------------------------------
+
+    def __enter__(self) -> Recorder:
+        if self._recorder is not None:
+            raise RecordingError("this record() block is already active; use a new record() per run")
+        if self._name is None:
+            raise RecordingError("record() used as a context manager needs a run name")
+        self._recorder = Recorder(self._name, **self._options)
+        self._token = _recorder.set(self._recorder)
+        return self._recorder
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        assert self._recorder is not None and self._token is not None
+        try:
+            self._recorder.close(error=exc)
+        finally:
+            _recorder.reset(self._token)
+
+    async def __aenter__(self) -> Recorder:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    # -- decorator -------------------------------------------------------------------------
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._fn is None:  # @record(name, ...) applied to a function
+            if len(args) != 1 or kwargs or not callable(args[0]):
+                raise RecordingError("record(...) as a decorator takes exactly one function")
+            return self._decorate(args[0])
+        return self._decorate(self._fn)(*args, **kwargs)
+
+    def _decorate(self, fn: F) -> F:
+        name = self._name or fn.__qualname__
+        options = self._options
+
+        def make(call_args: tuple[Any, ...], call_kwargs: dict[str, Any]) -> record:
+            entry = options["entrypoint"] or _entrypoint(fn, call_args, call_kwargs)
+            return record(name, **(options | {"entrypoint": entry}))
+
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def async_wrapper(*a: Any, **kw: Any) -> Any:
+                async with make(a, kw):
+                    return await fn(*a, **kw)
+            return cast(F, async_wrapper)
+
+        @functools.wraps(fn)
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            with make(a, kw):
+                return fn(*a, **kw)
+        return cast(F, wrapper)
+
+
+def _entrypoint(fn: Callable[..., Any], args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """``module:qualname`` plus arguments, when the arguments survive JSON unchanged."""
+    if "<locals>" in fn.__qualname__:
+        return None
+    try:
+        if json.loads(json.dumps([list(args), kwargs])) != [list(args), kwargs]:
+            return None
+    except (TypeError, ValueError):
+        return None
+    return {"target": f"{fn.__module__}:{fn.__qualname__}", "args": list(args), "kwargs": kwargs}

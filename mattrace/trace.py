@@ -1,0 +1,197 @@
+"""The Message-Action Trace (MAT): the one data model every other part of mattrace reads.
+
+A run of a multi-agent system is an ordered list of :class:`Step` s — messages between
+agents, LLM calls, and actions at boundaries (tools, retrieval, memory) — plus run
+metadata. Steps are immutable once recorded, so a contract verdict that names step 17
+names the same thing forever.
+
+Determinism matters more than convenience here: :func:`canonical_json` is the single
+serialisation used for hashing, fingerprints and replay comparison, and
+:meth:`Trace.fingerprint` deliberately ignores what differs between two faithful runs of
+the same program (wall-clock times, random ids).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "VOLATILE_ATTRS",
+    "Outcome",
+    "OutcomeStatus",
+    "Source",
+    "SourceKind",
+    "Step",
+    "StepError",
+    "StepKind",
+    "Trace",
+    "canonical_json",
+    "trace_json_schema",
+]
+
+
+class StepKind(StrEnum):
+    """What a step is: a message, an LLM call, or an action at a boundary."""
+
+    MESSAGE = "message"
+    DELEGATE = "delegate"
+    LLM = "llm"
+    TOOL = "tool"
+    RETRIEVAL = "retrieval"
+    MEMORY_READ = "memory_read"
+    MEMORY_WRITE = "memory_write"
+    GOVERNANCE = "governance"
+    FAULT = "fault"
+    END = "end"
+
+
+SourceKind = Literal["user", "agent", "tool", "retrieval", "memory"]
+OutcomeStatus = Literal["success", "failure", "error", "timeout", "max_steps"]
+
+# attrs keys that differ between two faithful runs of the same program (timings, random
+# ids minted by providers or OTel); the fingerprint leaves them out so replay can compare.
+VOLATILE_ATTRS: frozenset[str] = frozenset(
+    {"latency_ms", "response_id", "litellm_call_id", "span_id", "parent_span_id", "otel_trace_id"}
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Source(_Frozen):
+    """Where a step's content came from, and whether that origin is trusted.
+
+    Untrusted sources (a web page, a tool result from the outside world) are what the
+    taint contracts track into side effects.
+    """
+
+    kind: SourceKind
+    ref: str | None = None
+    trusted: bool = True
+
+
+class StepError(_Frozen):
+    """The exception a boundary call raised (its type name and message)."""
+
+    type: str
+    message: str
+
+
+class Step(_Frozen):
+    """One event of a run. Field meanings are fixed in DESIGN §2."""
+
+    index: int = Field(ge=0)
+    kind: StepKind
+    agent: str = "main"
+    target: str | None = None
+    content: str | None = None
+    args: dict[str, Any] | None = None
+    result: Any = None
+    error: StepError | None = None
+    sources: tuple[Source, ...] = ()
+    reads: tuple[int, ...] = ()
+    side_effect: bool = False
+    attrs: dict[str, Any] = Field(default_factory=dict)
+    t_start: int | None = None
+    t_end: int | None = None
+
+    @property
+    def untrusted(self) -> bool:
+        """True when any source of this step's content is untrusted."""
+        return any(not s.trusted for s in self.sources)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The step as JSON-able data, leaving out fields at their defaults (compact files)."""
+        return self.model_dump(mode="json", exclude_defaults=True, exclude={"index"}) | {
+            "index": self.index,
+            "kind": self.kind.value,
+        }
+
+    def deterministic_dict(self) -> dict[str, Any]:
+        """The step without wall-clock times and volatile attrs: what replay must reproduce."""
+        data = self.to_json_dict()
+        data.pop("t_start", None)
+        data.pop("t_end", None)
+        attrs = data.get("attrs")
+        if attrs:
+            kept = {k: v for k, v in attrs.items() if k not in VOLATILE_ATTRS}
+            if kept:
+                data["attrs"] = kept
+            else:
+                data.pop("attrs")
+        return data
+
+
+class Outcome(_Frozen):
+    """How a run ended, and its final output."""
+
+    status: OutcomeStatus
+    output: Any = None
+    reason: str | None = None
+
+    @property
+    def success(self) -> bool:
+        return self.status == "success"
+
+
+class Trace(BaseModel):
+    """A recorded run: metadata plus its steps in order.
+
+    ``outcome`` is ``None`` for a run that never finished (its file was not sealed).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    trace_id: str
+    name: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    entrypoint: dict[str, Any] | None = None
+    outcome: Outcome | None = None
+    steps: list[Step] = Field(default_factory=list)
+
+    def header_dict(self) -> dict[str, Any]:
+        """Run metadata without the steps (the trace file's header line)."""
+        return self.model_dump(mode="json", exclude={"steps", "outcome"}, exclude_none=True)
+
+    def fingerprint(self) -> str:
+        """A sha256 over everything a faithful re-run must reproduce.
+
+        Leaves out the trace id, wall-clock times and :data:`VOLATILE_ATTRS`, so two runs
+        of the same program under the same cassette have the same fingerprint.
+        """
+        body = {
+            "name": self.name,
+            "config": self.config,
+            "labels": self.labels,
+            "outcome": self.outcome.model_dump(mode="json") if self.outcome else None,
+            "steps": [s.deterministic_dict() for s in self.steps],
+        }
+        return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+    def step(self, index: int) -> Step:
+        """The step at ``index``; raises IndexError with the valid range otherwise."""
+        if not 0 <= index < len(self.steps):
+            raise IndexError(f"step {index} is out of range: trace has steps 0..{len(self.steps) - 1}")
+        return self.steps[index]
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise JSON-able data the one way mattrace hashes and compares it.
+
+    Sorted keys, no insignificant whitespace, UTF-8 kept as is, and NaN/Infinity refused
+    (they have no JSON form, so two writers would disagree on them). Python's float repr
+    is the shortest round-tripping form, so floats do not drift between runs.
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def trace_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a :class:`Trace` (what ``mattrace schema`` prints)."""
+    return Trace.model_json_schema()

@@ -1,0 +1,355 @@
+"""The on-disk trace format: append-only JSONL, hash-chained, sealed, crash-recoverable.
+
+Why this shape: the trace file is the source of truth for everything derived later (the
+DuckDB store, OTel export, reports), so it has to survive the recording process being
+killed at any instant and has to show when anyone edited it afterwards.
+
+* One line per record: a header, one line per step, a seal. Each line is written with a
+  single ``write(2)`` as soon as it exists (``fsync`` optional), so a crash loses at most
+  the line being written.
+* Every line ends with ``"h": H(previous h + the line's bytes without h)``; H is sha256, or
+  HMAC-SHA256 when ``MATTRACE_HMAC_KEY`` is set. The hash covers the raw bytes, not a
+  re-serialisation, so no byte can change unnoticed.
+* The seal records the step count and the last hash: a sealed file that lost lines at the
+  end is detected as truncated.
+* A partial last line (no newline) is the signature of a crash: readers recover every
+  complete line and warn (:class:`~mattrace.errors.TornTailWarning`). Anything else that
+  does not verify is a :class:`~mattrace.errors.TraceFormatError` naming file and line.
+
+Thread-safety: a :class:`TraceWriter` is not locked; the recorder serialises calls to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from mattrace.errors import RecordingError, TornTailWarning, TraceFormatError
+from mattrace.trace import Outcome, Step, Trace, canonical_json
+
+__all__ = [
+    "FORMAT",
+    "HMAC_ENV",
+    "VERSION",
+    "ReadResult",
+    "TraceWriter",
+    "VerifyReport",
+    "hmac_key_from_env",
+    "load",
+    "read_trace_file",
+    "verify",
+]
+
+FORMAT = "mattrace-trace"
+VERSION = 1
+HMAC_ENV = "MATTRACE_HMAC_KEY"
+_SHA = "sha256"
+_HMAC = "hmac-sha256"
+_HASH_PREFIX = b',"h":"'
+_HASH_SUFFIX_LEN = len(_HASH_PREFIX) + 64 + 2  # ,"h":"<64 hex>"}
+
+
+def hmac_key_from_env() -> bytes | None:
+    """The HMAC key from ``MATTRACE_HMAC_KEY``, or None when unset or empty."""
+    key = os.environ.get(HMAC_ENV)
+    return key.encode("utf-8") if key else None
+
+
+class _Chain:
+    """The running hash of a file: H(prev + body), sha256 or keyed HMAC-SHA256."""
+
+    def __init__(self, key: bytes | None, prev: str = "") -> None:
+        self.key = key
+        self.prev = prev
+        self.algorithm = _HMAC if key else _SHA
+
+    def digest(self, body: bytes) -> str:
+        data = self.prev.encode("ascii") + body
+        if self.key is not None:
+            return hmac.new(self.key, data, hashlib.sha256).hexdigest()
+        return hashlib.sha256(data).hexdigest()
+
+
+def _seal_line(body_obj: dict[str, Any], chain: _Chain) -> bytes:
+    body = canonical_json(body_obj).encode("utf-8")
+    h = chain.digest(body)
+    chain.prev = h
+    return body[:-1] + _HASH_PREFIX + h.encode("ascii") + b'"}\n'
+
+
+class TraceWriter:
+    """Appends records to one trace file, one ``write`` per line.
+
+    Args:
+        path: the file to create (must not exist) or, with :meth:`resume`, to continue.
+        fsync: call ``os.fsync`` after every line (durable against power loss, ~100x slower).
+        key: HMAC key; defaults to ``MATTRACE_HMAC_KEY``.
+    """
+
+    def __init__(self, path: str | Path, trace: Trace, *, fsync: bool = False,
+                 key: bytes | None = None) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        self._chain = _Chain(key if key is not None else hmac_key_from_env())
+        self.steps_written = 0
+        self.sealed = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        header = {"type": "header", "format": FORMAT, "version": VERSION,
+                  "alg": self._chain.algorithm, "trace": trace.header_dict()}
+        self._write(_seal_line(header, self._chain))
+
+    @classmethod
+    def resume(cls, path: str | Path, *, fsync: bool = False,
+               key: bytes | None = None) -> TraceWriter:
+        """Reopen an unsealed file to append more steps, cutting a torn tail first.
+
+        Cutting the tail is what keeps a half-written line from being glued to the next
+        record. Raises RecordingError if the file is already sealed.
+        """
+        key = key if key is not None else hmac_key_from_env()
+        result = read_trace_file(path, key=key)
+        if result.sealed:
+            raise RecordingError(f"{path}: trace file is sealed; a sealed trace cannot be appended to")
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        self.fsync = fsync
+        self._chain = _Chain(key, prev=result.last_hash)
+        self.steps_written = len(result.trace.steps)
+        self.sealed = False
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        os.truncate(self.path, result.valid_bytes)
+        return self
+
+    def _write(self, line: bytes) -> None:
+        view = memoryview(line)
+        while view:  # os.write may write less than asked (signals, full disks)
+            written = os.write(self._fd, view)
+            view = view[written:]
+        if self.fsync:
+            os.fsync(self._fd)
+
+    def write_step(self, step: Step) -> None:
+        """Append one step; its index must be the next one."""
+        if self.sealed:
+            raise RecordingError(f"{self.path}: step {step.index} recorded after the trace was sealed")
+        if step.index != self.steps_written:
+            raise RecordingError(
+                f"{self.path}: step index {step.index} out of order (expected {self.steps_written})")
+        self._write(_seal_line({"type": "step", "step": step.to_json_dict()}, self._chain))
+        self.steps_written += 1
+
+    def seal(self, outcome: Outcome | None) -> None:
+        """Write the seal (step count, final hash, outcome) and close the file."""
+        if self.sealed:
+            return
+        seal = {"type": "seal", "steps": self.steps_written, "final": self._chain.prev,
+                "outcome": outcome.model_dump(mode="json") if outcome else None}
+        self._write(_seal_line(seal, self._chain))
+        self.sealed = True
+        self.close()
+
+    def close(self) -> None:
+        """Close the file without sealing it (it then reads as an interrupted run)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+@dataclass
+class ReadResult:
+    """What reading a trace file found, beyond the trace itself."""
+
+    trace: Trace
+    sealed: bool
+    algorithm: str
+    last_hash: str
+    valid_bytes: int
+    torn_line: int | None = None
+    warnings: list[TornTailWarning] = field(default_factory=list)
+
+
+def _split_hash(path: Path, lineno: int, raw: bytes) -> tuple[bytes, str]:
+    if len(raw) < _HASH_SUFFIX_LEN or not raw.endswith(b'"}'):
+        raise TraceFormatError(path, lineno, "line has no hash; the file was altered or is not a trace")
+    cut = len(raw) - _HASH_SUFFIX_LEN
+    if raw[cut:cut + len(_HASH_PREFIX)] != _HASH_PREFIX:
+        raise TraceFormatError(path, lineno, "line has no hash; the file was altered or is not a trace")
+    h = raw[cut + len(_HASH_PREFIX):-2].decode("ascii", errors="replace")
+    return raw[:cut] + b"}", h
+
+
+def read_trace_file(path: str | Path, *, key: bytes | None = None) -> ReadResult:
+    """Read and verify a trace file line by line.
+
+    Returns every complete, verified step; a partial final line of an unsealed file is
+    reported in ``torn_line``. Raises TraceFormatError for anything that does not verify.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TraceFormatError(path, None, f"cannot read file: {exc.strerror or exc}") from exc
+    if not data:
+        raise TraceFormatError(path, None, "file is empty; no header was ever written")
+    key = key if key is not None else hmac_key_from_env()
+    lines = data.split(b"\n")
+    tail = lines.pop()  # b"" when the file ends with a newline, else a torn fragment
+    chain = _Chain(None)
+    trace: Trace | None = None
+    steps: list[Step] = []
+    outcome: Outcome | None = None
+    sealed = False
+    valid_bytes = 0
+    for lineno, raw in enumerate(lines, start=1):
+        if sealed:
+            raise TraceFormatError(path, lineno, "data after the seal; lines were appended to a sealed trace")
+        body, h = _split_hash(path, lineno, raw)
+        if lineno == 1:
+            chain = _header_chain(path, body, key)
+        if chain.digest(body) != h:
+            raise TraceFormatError(
+                path, lineno, "hash chain broken: this line or one before it was altered, "
+                "removed, reordered or inserted")
+        chain.prev = h
+        record = _parse(path, lineno, body)
+        kind = record.get("type")
+        if lineno == 1:
+            trace = _parse_header(path, record)
+        elif kind == "step":
+            steps.append(_parse_step(path, lineno, record, len(steps)))
+        elif kind == "seal":
+            outcome = _parse_seal(path, lineno, record, len(steps))
+            sealed = True
+        else:
+            raise TraceFormatError(path, lineno, f"unknown record type {kind!r}")
+        valid_bytes += len(raw) + 1
+    if trace is None:
+        raise TraceFormatError(path, 1, "the header line is incomplete; the recording died at once")
+    result = ReadResult(trace=trace, sealed=sealed, algorithm=chain.algorithm,
+                        last_hash=chain.prev, valid_bytes=valid_bytes)
+    if tail:
+        if sealed:
+            raise TraceFormatError(path, len(lines) + 1, "data after the seal; lines were appended to a sealed trace")
+        result.torn_line = len(lines) + 1
+    if not sealed:
+        result.warnings.append(TornTailWarning(path, result.torn_line or len(lines) + 1, len(steps)))
+    trace.steps = steps
+    trace.outcome = outcome
+    return result
+
+
+def _header_chain(path: Path, body: bytes, key: bytes | None) -> _Chain:
+    record = _parse(path, 1, body)
+    alg = record.get("alg")
+    if record.get("type") != "header" or record.get("format") != FORMAT:
+        raise TraceFormatError(path, 1, "not a mattrace trace file (no header line)")
+    if alg == _HMAC:
+        if key is None:
+            raise TraceFormatError(path, 1, f"file is HMAC-signed; set {HMAC_ENV} to the key to read it")
+        return _Chain(key)
+    if alg == _SHA:
+        return _Chain(None)
+    raise TraceFormatError(path, 1, f"unknown hash algorithm {alg!r}")
+
+
+def _parse(path: Path, lineno: int, body: bytes) -> dict[str, Any]:
+    try:
+        record = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TraceFormatError(path, lineno, f"line is not valid JSON ({exc})") from exc
+    if not isinstance(record, dict):
+        raise TraceFormatError(path, lineno, "line is not a JSON object")
+    return record
+
+
+def _parse_header(path: Path, record: dict[str, Any]) -> Trace:
+    if record.get("version") != VERSION:
+        raise TraceFormatError(path, 1, f"unsupported format version {record.get('version')!r} "
+                                        f"(this mattrace reads version {VERSION})")
+    try:
+        return Trace.model_validate(record.get("trace"))
+    except ValidationError as exc:
+        raise TraceFormatError(path, 1, f"invalid header: {_first_error(exc)}") from exc
+
+
+def _parse_step(path: Path, lineno: int, record: dict[str, Any], expected: int) -> Step:
+    try:
+        step = Step.model_validate(record.get("step"))
+    except ValidationError as exc:
+        raise TraceFormatError(path, lineno, f"invalid step: {_first_error(exc)}") from exc
+    if step.index != expected:
+        raise TraceFormatError(path, lineno, f"step index {step.index} where {expected} was expected")
+    return step
+
+
+def _parse_seal(path: Path, lineno: int, record: dict[str, Any], count: int) -> Outcome | None:
+    if record.get("steps") != count:
+        raise TraceFormatError(path, lineno, f"seal counts {record.get('steps')} steps but the file "
+                                             f"holds {count}: steps were removed or added")
+    raw = record.get("outcome")
+    try:
+        return Outcome.model_validate(raw) if raw is not None else None
+    except ValidationError as exc:
+        raise TraceFormatError(path, lineno, f"invalid outcome in seal: {_first_error(exc)}") from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    return f"{loc}: {err['msg']}" if loc else str(err["msg"])
+
+
+def load(path: str | Path) -> Trace:
+    """Read a trace file, verifying every line.
+
+    An unsealed file (the recording process died) loads with every complete step and a
+    :class:`~mattrace.errors.TornTailWarning`; a corrupt or tampered one raises
+    :class:`~mattrace.errors.TraceFormatError` naming the file and line.
+    """
+    result = read_trace_file(path)
+    for warning in result.warnings:
+        warnings.warn(warning, stacklevel=2)
+    return result.trace
+
+
+@dataclass
+class VerifyReport:
+    """The verdict of :func:`verify` on one file."""
+
+    path: str
+    ok: bool
+    steps: int = 0
+    algorithm: str | None = None
+    line: int | None = None
+    reason: str | None = None
+
+
+def verify(path: str | Path, *, key: bytes | None = None) -> VerifyReport:
+    """Check that a file is a complete, unaltered, sealed trace.
+
+    Stricter than :func:`load`: an unsealed file fails (it may have been truncated), and
+    with an HMAC key available a plain-sha256 file fails (anyone can recompute sha256).
+    """
+    key = key if key is not None else hmac_key_from_env()
+    try:
+        result = read_trace_file(path, key=key)
+    except TraceFormatError as exc:
+        return VerifyReport(str(path), ok=False, line=exc.line, reason=exc.reason)
+    steps = len(result.trace.steps)
+    if not result.sealed:
+        line = result.torn_line or (steps + 2)
+        return VerifyReport(str(path), False, steps, result.algorithm, line,
+                            "file is not sealed: it was truncated, or its recording never finished")
+    if key is not None and result.algorithm != _HMAC:
+        return VerifyReport(str(path), False, steps, result.algorithm, 1,
+                            f"{HMAC_ENV} is set but the file is not HMAC-signed")
+    return VerifyReport(str(path), True, steps, result.algorithm)
