@@ -5,6 +5,12 @@ replay it, stress it, govern it and measure it. This module re-exports the publi
 litellm is only imported by the LLM integration, on first use.
 """
 
+import os as _os
+
+# litellm fetches its model price map over the network at import unless told otherwise;
+# a recorded test run must never reach the network, so say so before anyone imports it.
+_os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
 from mattrace.errors import (
     BudgetExhausted,
     ContractError,

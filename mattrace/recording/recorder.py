@@ -9,11 +9,11 @@ async) and a decorator (sync and async functions).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import json
 import re
+import sys
 import threading
 import time
 import uuid
@@ -79,8 +79,6 @@ class Recorder:
         self._interceptors: list[Interceptor] = []
         self._outcome: Outcome | None = None
         self._closed = False
-        self._pending: dict[str, threading.Event] = {}
-        self._pending_owner: dict[str, tuple[int, int]] = {}
         self._writer = TraceWriter(self.path, self._header, fsync=fsync)
         if governor is not None:
             self.add_interceptor(governor)
@@ -141,7 +139,6 @@ class Recorder:
             RecordingError: the run has ended, or a ``reads`` index is not an earlier step.
         """
         kind = StepKind(kind)
-        self._await_pending_llm_steps()
         args_j = self.redactor(to_jsonable(args)) if args is not None else None
         attrs_j = self.redactor(to_jsonable(attrs)) if attrs else {}
         result_j = to_jsonable(result)
@@ -199,7 +196,6 @@ class Recorder:
         """
         if self._closed:
             return self.trace
-        self._await_pending_llm_steps(everyone=True)
         if error is not None and (self._outcome is None or self._outcome.status == "success"):
             status: OutcomeStatus = "timeout" if isinstance(error, TimeoutError) else "error"
             self._outcome = Outcome(status=status, reason=f"{type(error).__name__}: {error}",
@@ -218,46 +214,6 @@ class Recorder:
         with self._lock:
             self._closed = True
             self._writer.close()
-
-    # -- LLM callbacks that arrive on another thread ---------------------------------------
-
-    def expect_step(self, key: str) -> None:
-        """Announce a step that another thread will record (litellm's logging callbacks).
-
-        Steps recorded later by the same context wait for it, so the LLM step lands before
-        the tool call its answer caused, as it happened.
-        """
-        with self._lock:
-            self._pending[key] = threading.Event()
-            self._pending_owner[key] = _context_key()
-
-    def fulfil(self, key: str) -> None:
-        """Mark an expected step as recorded (or abandoned)."""
-        with self._lock:
-            event = self._pending.pop(key, None)
-            self._pending_owner.pop(key, None)
-        if event is not None:
-            event.set()
-
-    def _await_pending_llm_steps(self, everyone: bool = False, timeout: float = 5.0) -> None:
-        if not self._pending:
-            return
-        me = _context_key()
-        with self._lock:
-            waits = [(k, e) for k, e in self._pending.items()
-                     if everyone or self._pending_owner.get(k) == me]
-        deadline = time.monotonic() + timeout
-        for key, event in waits:
-            if not event.wait(max(0.0, deadline - time.monotonic())):
-                self.fulfil(key)  # the callback was dropped; never wait on it again
-
-
-def _context_key() -> tuple[int, int]:
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:
-        task = None
-    return threading.get_ident(), id(task) if task is not None else 0
 
 
 class record:  # noqa: N801 - used as a function: `with mattrace.record(...)`, `@mattrace.record`
@@ -303,6 +259,10 @@ class record:  # noqa: N801 - used as a function: `with mattrace.record(...)`, `
             raise RecordingError("this record() block is already active; use a new record() per run")
         if self._name is None:
             raise RecordingError("record() used as a context manager needs a run name")
+        if "litellm" in sys.modules:  # the program uses litellm: record its calls too
+            from mattrace.recording.llm import instrument
+
+            instrument()
         self._recorder = Recorder(self._name, **self._options)
         self._token = _recorder.set(self._recorder)
         return self._recorder

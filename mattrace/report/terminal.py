@@ -1,0 +1,268 @@
+"""The terminal view of a trace: a header panel, one table row per step, a detail panel.
+
+Why this layout: the question a reader brings to a trace is almost always "what happened
+around step N, and where did its input come from", so the table keeps one line per step
+(content or ``args → result``, ellipsized) and puts provenance in a *marks* column —
+untrusted sources, side effects, errors and ``reads`` edges — that reads as plain text
+without colour. Colour is decoration only: rich drops it when stdout is not a terminal,
+and nothing here forces it.
+
+Everything is built as rich renderables and returned, not printed, so the same view can
+go to a terminal, a captured test console or an exported HTML/SVG file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.highlighter import JSONHighlighter
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from mattrace.report._format import (
+    compact,
+    one_line,
+    pretty_json,
+    readable,
+    step_summary,
+    timestamp,
+)
+from mattrace.trace import Step, StepKind, Trace
+
+__all__ = ["KIND_STYLES", "print_trace", "render_trace"]
+
+KIND_STYLES: dict[StepKind, str] = {
+    StepKind.MESSAGE: "cyan",
+    StepKind.DELEGATE: "blue",
+    StepKind.LLM: "magenta",
+    StepKind.TOOL: "yellow",
+    StepKind.RETRIEVAL: "green",
+    StepKind.MEMORY_READ: "bright_blue",
+    StepKind.MEMORY_WRITE: "bright_blue",
+    StepKind.GOVERNANCE: "bright_magenta",
+    StepKind.FAULT: "red",
+    StepKind.END: "bold",
+}
+_MAX_DETAIL_LINES = 60  # per JSON field in the detail panel; `mattrace show --json` has all
+_MAX_READS_SHOWN = 6
+_OUTCOME_STYLES = {"success": "green", "failure": "red", "error": "bold red",
+                   "timeout": "red", "max_steps": "red"}
+
+
+def render_trace(trace: Trace, *, step: int | None = None, around: int = 3,
+                 width: int | None = None, path: str | Path | None = None,
+                 sealed: bool | None = None, torn_line: int | None = None) -> Group:
+    """The trace as rich renderables: header panel, step table, and a detail panel.
+
+    Args:
+        trace: the trace to show.
+        step: show only steps ``step-around .. step+around`` and a detail panel of
+            ``step``; ``None`` shows every step and no detail panel.
+        around: how many steps of context either side of ``step``.
+        width: the width to lay out to (default: the console's width).
+        path, sealed, torn_line: where the trace was read from and whether its file was
+            sealed (``sealed=False`` is shown as a warning); unknown when ``None``.
+
+    Raises:
+        IndexError: ``step`` is not an index of the trace (the message gives the range).
+    """
+    if around < 0:
+        raise ValueError(f"around must be >= 0, got {around}")
+    if step is not None:
+        trace.step(step)  # raises IndexError naming the valid range
+        lo, hi = max(0, step - around), min(len(trace.steps), step + around + 1)
+    else:
+        lo, hi = 0, len(trace.steps)
+    parts: list[RenderableType] = [_header(trace, path, sealed, torn_line, width)]
+    if trace.steps:
+        parts.append(_table(trace, lo, hi, step, width))
+    else:
+        parts.append(Text("(no steps recorded)", style="dim"))
+    if step is not None:
+        parts.append(_detail(trace, trace.steps[step], width))
+    return Group(*parts)
+
+
+def print_trace(trace: Trace, console: Console | None = None, **options: Any) -> None:
+    """Print :func:`render_trace` of ``trace`` to ``console`` (default: a new stdout console)."""
+    console = console or Console()
+    console.print(render_trace(trace, **options))
+
+
+# -- header ----------------------------------------------------------------------------------
+
+def _header(trace: Trace, path: str | Path | None, sealed: bool | None,
+            torn_line: int | None, width: int | None) -> Panel:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row("name", Text(trace.name))
+    grid.add_row("id", Text(trace.trace_id))
+    if trace.config:
+        grid.add_row("config", Text(readable(trace.config)))
+    if trace.labels:
+        grid.add_row("labels", Text(readable(trace.labels)))
+    grid.add_row("outcome", _outcome(trace))
+    grid.add_row("steps", Text(_step_stats(trace)))
+    if path is not None:
+        grid.add_row("file", Text(str(path)))
+    grid.add_row("status", _status(sealed, torn_line))
+    return Panel(grid, title="mattrace trace", title_align="left", width=width)
+
+
+def _outcome(trace: Trace) -> Text:
+    outcome = trace.outcome
+    if outcome is None:
+        return Text("none (the run did not finish)", style="yellow")
+    text = Text(outcome.status, style=_OUTCOME_STYLES.get(outcome.status, ""))
+    if outcome.reason:
+        text.append(f": {one_line(outcome.reason, 200)}")
+    if outcome.output is not None:
+        text.append(f" → {compact(outcome.output, 200)}")
+    return text
+
+
+def _step_stats(trace: Trace) -> str:
+    steps = trace.steps
+    text = str(len(steps))
+    agents = sorted({s.agent for s in steps})
+    if agents:
+        text += f" · agents: {', '.join(agents)}"
+    starts = [s.t_start for s in steps if s.t_start is not None]
+    ends = [s.t_end for s in steps if s.t_end is not None]
+    if starts and ends:
+        text += f" · {(max(ends) - min(starts)) / 1e9:.3f} s"
+    return text
+
+
+def _status(sealed: bool | None, torn_line: int | None) -> Text:
+    if sealed is None:
+        return Text("not read from a file", style="dim")
+    if sealed:
+        return Text("sealed ✓ (hash chain verified)", style="green")
+    text = Text("⚠ NOT SEALED: the recording stopped before the end", style="bold yellow")
+    if torn_line is not None:
+        text.append(f"; torn line {torn_line} ignored")
+    return text
+
+
+# -- step table ------------------------------------------------------------------------------
+
+def _table(trace: Trace, lo: int, hi: int, selected: int | None, width: int | None) -> Table:
+    total = len(trace.steps)
+    title = None if (lo, hi) == (0, total) else f"steps {lo}–{hi - 1} of {total}"
+    table = Table(title=title, title_justify="left", expand=True, width=width,
+                  pad_edge=False, show_edge=False, header_style="bold")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("agent", no_wrap=True, overflow="ellipsis", max_width=14)
+    table.add_column("kind", no_wrap=True, max_width=12)
+    table.add_column("target", no_wrap=True, overflow="ellipsis", max_width=16)
+    table.add_column("content", no_wrap=True, overflow="ellipsis", ratio=1, min_width=16)
+    table.add_column("marks", max_width=24)
+    used: set[str] = set()
+    for s in trace.steps[lo:hi]:
+        mark = s.index == selected
+        index = Text(f"▶ {s.index}" if mark else str(s.index), style="bold" if mark else "")
+        table.add_row(index, Text(s.agent), Text(s.kind.value, style=KIND_STYLES.get(s.kind, "")),
+                      Text(s.target or ""), Text(step_summary(s)), _marks(s, used),
+                      style="reverse" if mark else None)
+    table.caption = _legend(used)
+    table.caption_justify = "left"
+    return table
+
+
+def _marks(step: Step, used: set[str]) -> Text:
+    parts: list[tuple[str, str]] = []
+    if step.error is not None:
+        parts.append(("✗ error", "bold red"))
+    if step.untrusted:
+        parts.append(("⚠ untrusted", "red"))
+    if step.side_effect:
+        parts.append(("⚡ side effect", "yellow"))
+    if step.reads:
+        parts.append((f"← {_ranges(step.reads)}", "dim"))
+        used.add("reads")
+    used.update(label for label, _ in parts)
+    return Text(" ").join(Text(label, style=style) for label, style in parts)
+
+
+def _ranges(reads: Sequence[int]) -> str:
+    """``0,1,2,5`` → ``0-2,5``; more than a few runs end in ``…``."""
+    runs: list[str] = []
+    start = prev = reads[0]
+    for r in [*reads[1:], None]:
+        if r is not None and r == prev + 1:
+            prev = r
+            continue
+        runs.append(str(start) if start == prev else f"{start}-{prev}")
+        if r is not None:
+            start = prev = r
+    shown = ",".join(runs[:_MAX_READS_SHOWN])
+    return shown + (",…" if len(runs) > _MAX_READS_SHOWN else "")
+
+
+def _legend(used: set[str]) -> str | None:
+    notes = []
+    if "reads" in used:
+        notes.append("← n: reads step n's output")
+    if "⚠ untrusted" in used:
+        notes.append("⚠: content from an untrusted source")
+    if "⚡ side effect" in used:
+        notes.append("⚡: acts on the outside world")
+    return " · ".join(notes) or None
+
+
+# -- detail panel ----------------------------------------------------------------------------
+
+def _detail(trace: Trace, step: Step, width: int | None) -> Panel:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    none = Text("—", style="dim")
+    grid.add_row("kind", Text(step.kind.value, style=KIND_STYLES.get(step.kind, "")))
+    grid.add_row("agent", Text(step.agent))
+    grid.add_row("target", Text(step.target) if step.target else none)
+    grid.add_row("content", Text(step.content, overflow="fold") if step.content else none)
+    grid.add_row("args", _json(step.args) if step.args is not None else none)
+    grid.add_row("result", _json(step.result) if step.result is not None else none)
+    grid.add_row("error", Text(f"{step.error.type}: {step.error.message}", style="bold red")
+                 if step.error else none)
+    grid.add_row("sources", _json([s.model_dump(mode="json") for s in step.sources])
+                 if step.sources else none)
+    grid.add_row("reads", Text("\n".join(_describe_read(trace, r) for r in step.reads))
+                 if step.reads else none)
+    grid.add_row("side effect", Text("yes ⚡", style="yellow") if step.side_effect else Text("no"))
+    grid.add_row("untrusted", Text("yes ⚠", style="red") if step.untrusted else Text("no"))
+    grid.add_row("attrs", _json(step.attrs) if step.attrs else none)
+    grid.add_row("time", Text(_times(step)) if step.t_start is not None else none)
+    title = f"step {step.index} · {step.kind.value}" + (f" {step.target}" if step.target else "")
+    return Panel(grid, title=title, title_align="left", width=width)
+
+
+def _json(value: Any) -> Text:
+    lines = pretty_json(value).splitlines()
+    if len(lines) > _MAX_DETAIL_LINES:
+        hidden = len(lines) - _MAX_DETAIL_LINES
+        lines = [*lines[:_MAX_DETAIL_LINES], f"… {hidden} more line(s); see `mattrace show --json`"]
+    text = JSONHighlighter()(Text("\n".join(lines)))
+    text.overflow = "fold"
+    return text
+
+
+def _describe_read(trace: Trace, index: int) -> str:
+    if not 0 <= index < len(trace.steps):
+        return f"{index} (not in this trace)"
+    src = trace.steps[index]
+    target = f" {src.target}" if src.target else ""
+    return f"{index}: {src.kind.value}{target} by {src.agent} — {step_summary(src, 60)}"
+
+
+def _times(step: Step) -> str:
+    text = timestamp(step.t_start)
+    if step.t_end is not None and step.t_start is not None:
+        text += f" ({(step.t_end - step.t_start) / 1e6:.3f} ms)"
+    return text
