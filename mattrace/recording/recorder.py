@@ -49,12 +49,26 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:80] or "trace"
 
 
+class _NullWriter:
+    """Stands in for the trace file when a recorder keeps its trace in memory only."""
+
+    def write_step(self, step: Step) -> None:
+        pass
+
+    def seal(self, outcome: Outcome | None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class Recorder:
     """Records one run into one trace file. Thread-safe; create it through :class:`record`.
 
     Attributes:
         trace_id: random id of this run.
-        path: the trace file.
+        path: the trace file (not written when ``persist=False``, which keeps the trace
+            in memory only: for building traces in tests).
         redactor: applied to every step's args and attrs before it is written.
     """
 
@@ -62,7 +76,8 @@ class Recorder:
                  dir: str | Path = DEFAULT_DIR, fsync: bool = False,
                  entrypoint: dict[str, Any] | None = None,
                  governor: Interceptor | None = None, labels: dict[str, str] | None = None,
-                 redact: Redactor | None = None, path: str | Path | None = None) -> None:
+                 redact: Redactor | None = None, path: str | Path | None = None,
+                 persist: bool = True) -> None:
         if not isinstance(name, str) or not name:
             raise RecordingError(f"record() needs a non-empty run name, got {name!r}")
         self.trace_id = uuid.uuid4().hex
@@ -79,7 +94,8 @@ class Recorder:
         self._interceptors: list[Interceptor] = []
         self._outcome: Outcome | None = None
         self._closed = False
-        self._writer = TraceWriter(self.path, self._header, fsync=fsync)
+        self._writer: TraceWriter | _NullWriter = (
+            TraceWriter(self.path, self._header, fsync=fsync) if persist else _NullWriter())
         if governor is not None:
             self.add_interceptor(governor)
 

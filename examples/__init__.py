@@ -1,0 +1,1 @@
+"""Runnable example orchestrators for mattrace (offline by default)."""

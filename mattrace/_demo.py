@@ -1,0 +1,108 @@
+"""``mattrace demo``: run the support-desk example a few times and summarise the traces.
+
+The example lives in the source checkout (``examples/``), not in the installed package,
+so the demo finds it next to the package — which is where ``pip install -e .`` leaves it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+import mattrace
+from mattrace.errors import MatTraceError
+from mattrace.trace import StepKind, Trace
+
+__all__ = ["run_demo", "untrusted_actions"]
+
+
+def _load_example() -> Any:
+    try:
+        return importlib.import_module("examples.support_desk")
+    except ImportError:
+        checkout = Path(mattrace.__file__).resolve().parent.parent
+        if not (checkout / "examples" / "support_desk").is_dir():
+            raise MatTraceError("mattrace demo runs the example in the source checkout "
+                                "(examples/support_desk); install with `pip install -e .` "
+                                "from a clone of the repository") from None
+        sys.path.insert(0, str(checkout))
+        return importlib.import_module("examples.support_desk")
+
+
+def untrusted_actions(trace: Trace) -> list[int]:
+    """Side-effect steps that (transitively, along ``reads``) consumed untrusted content."""
+    tainted: set[int] = set()
+    hits = []
+    for step in trace.steps:
+        if step.untrusted or any(r in tainted for r in step.reads):
+            tainted.add(step.index)
+            if step.side_effect:
+                hits.append(step.index)
+    return hits
+
+
+def _customer(ticket: str) -> str:
+    match = re.search(r"-- (\S+@\S+)", ticket)
+    return match.group(1) if match else ""
+
+
+def run_demo(runs: int = 3, dir: str | Path = ".mattrace/traces",
+             console: Console | None = None) -> list[Trace]:
+    """Run ``runs`` tickets through the support desk, recording each; print a summary."""
+    console = console or Console()
+    desk = _load_example()
+    model = desk.model_name()
+    names = list(desk.TICKETS)
+    traces: list[Trace] = []
+    paths: list[Path] = []
+    for i in range(runs):
+        name = names[i % len(names)]
+        ticket = desk.TICKETS[name]
+        entry = {"target": "examples.support_desk.app:handle_ticket", "args": [ticket], "kwargs": {}}
+        with mattrace.record(f"support_desk/{name}", config={"model": model, "ticket": name, "run": i},
+                             dir=dir, entrypoint=entry) as rec:
+            result = desk.handle_ticket(ticket, model=model)
+            ok = bool(result.emails) and all(e["to"] == _customer(ticket) for e in result.emails)
+            if result.route == "refund":
+                ok = ok and bool(result.refunds)
+            rec.set_outcome(success=ok, output=result.reply,
+                            reason=None if ok else "an e-mail went to someone other than the customer"
+                            if result.emails else "no reply was sent")
+        traces.append(rec.trace)
+        paths.append(rec.path)
+    console.print(_summary(traces, model))
+    for t, path in zip(traces, paths, strict=True):
+        hits = untrusted_actions(t)
+        if hits:
+            console.print(f"[bold red]untrusted text reached an action[/] in {t.name}: "
+                          f"step {hits[0]} ({t.steps[hits[0]].target}). See it with:")
+            console.print(f"  mattrace show {path} --step {hits[0]}", soft_wrap=True, highlight=False)
+    console.print(f"[dim]{len(traces)} trace(s) in {dir}[/]")
+    return traces
+
+
+def _summary(traces: list[Trace], model: str) -> Table:
+    table = Table(title=f"mattrace demo — support desk on {model}", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("ticket", "steps", "llm", "tools", "actions", "tainted", "outcome"):
+        table.add_column(col, no_wrap=True)
+    table.caption = ("llm/tools: calls; actions: side effects; "
+                     "tainted: first action fed by untrusted text")
+    for t in traces:
+        kinds = [s.kind for s in t.steps]
+        effects = [s for s in t.steps if s.side_effect]
+        hits = untrusted_actions(t)
+        status = t.outcome.status if t.outcome else "unsealed"
+        table.add_row(t.name.rsplit("/", 1)[-1], str(len(t.steps)), str(kinds.count(StepKind.LLM)),
+                      str(sum(k in (StepKind.TOOL, StepKind.RETRIEVAL) for k in kinds)),
+                      str(len(effects)),
+                      f"[red]step {hits[0]}[/]" if hits else "none",
+                      f"[green]{status}[/]" if status == "success" else f"[red]{status}[/]")
+    return table
