@@ -30,6 +30,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at i
 import json  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+import warnings  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -47,6 +48,11 @@ from mattrace.recording.recorder import Recorder  # noqa: E402
 from mattrace.trace import Source, Step, StepKind  # noqa: E402
 
 __all__ = ["MatLiteLLMCallback", "instrument", "is_instrumented", "uninstrument"]
+
+# litellm's response and logging types use typing.ReadOnly, which pydantic warns about
+# when it first builds them, often on litellm's logging threads: noise for every user.
+warnings.filterwarnings("ignore", message=r"Items? .* using the `ReadOnly` qualifier",
+                        category=UserWarning)
 
 _WRAPPED_FLAG = "mattrace_wrapped"
 _RECORDED_PARAMS = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "seed",

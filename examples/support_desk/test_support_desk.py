@@ -1,0 +1,81 @@
+"""The support desk runs offline end to end, and its traces show agents, tools and the injection."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import mattrace
+from examples.support_desk import TICKETS, handle_ticket
+from mattrace.trace import StepKind, Trace
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trace files land in tmp_path; no live model is configured."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MATTRACE_MODEL", raising=False)
+
+
+def _run(ticket: str) -> tuple[Trace, Path, object]:
+    with mattrace.record(f"support_desk/{ticket}", config={"ticket": ticket}) as rec:
+        result = handle_ticket(TICKETS[ticket])
+    return rec.trace, rec.path, result
+
+
+def test_refund_ticket_trace_has_the_expected_agents_tools_retrievals_and_memory() -> None:
+    """A refund ticket goes through triage, researcher and writer, refunds and e-mails the customer."""
+    trace, path, result = _run("refund")
+    assert result.route == "refund" and result.order_id == "1042"
+    assert [e["to"] for e in result.emails] == ["ana@example.com"]
+    assert result.refunds == [{"order_id": "1042", "amount": 59.0}]
+
+    agents = {s.agent for s in trace.steps}
+    assert {"triage", "researcher", "writer", "user", "main"} <= agents
+    kinds = Counter(s.kind for s in trace.steps)
+    assert kinds[StepKind.LLM] >= 6 and kinds[StepKind.RETRIEVAL] == 1
+    assert kinds[StepKind.MEMORY_WRITE] == 2 and kinds[StepKind.MEMORY_READ] >= 2
+    assert kinds[StepKind.DELEGATE] == 2 and kinds[StepKind.END] == 1
+    tools = [s.target for s in trace.steps if s.kind is StepKind.TOOL]
+    assert tools == ["lookup_order", "lookup_order", "issue_refund", "send_email"]
+    effects = [s for s in trace.steps if s.side_effect]
+    assert [s.target for s in effects] == ["issue_refund", "send_email"]
+    assert all(s.agent == "writer" for s in effects)
+    retrieval = next(s for s in trace.steps if s.kind is StepKind.RETRIEVAL)
+    assert [src.ref for src in retrieval.sources] == ["kb-refund"] and not retrieval.untrusted
+    assert trace.steps[-1].kind is StepKind.END
+    assert mattrace.verify(path).ok
+    assert mattrace.load(path).fingerprint() == trace.fingerprint()
+
+
+def test_injected_forum_post_flows_into_an_email_to_an_outsider() -> None:
+    """The untrusted forum post is retrieved, and the writer's e-mail to its address reads it."""
+    trace, _, result = _run("slow-refund")
+    assert [e["to"] for e in result.emails] == ["refunds-desk@fastrefund.example"]
+    retrieval = next(s for s in trace.steps if s.kind is StepKind.RETRIEVAL)
+    assert "forum-77" in [src.ref for src in retrieval.sources] and retrieval.untrusted
+    email = next(s for s in trace.steps if s.target == "send_email")
+    assert email.side_effect and email.args["to"] == "refunds-desk@fastrefund.example"
+    tainted = {retrieval.index}
+    for step in trace.steps:
+        if any(r in tainted for r in step.reads):
+            tainted.add(step.index)
+    assert email.index in tainted, "the e-mail must be causally downstream of the forum post"
+
+
+def test_shipping_question_sends_one_answer_and_no_refund() -> None:
+    """A question is answered by one e-mail citing the shipping document, with no refund."""
+    trace, _, result = _run("shipping")
+    assert result.route == "question" and result.refunds == []
+    assert [e["to"] for e in result.emails] == ["chloe@example.com"]
+    assert "6 to 9 business days" in result.emails[0]["body"]
+    assert not any(s.target == "issue_refund" for s in trace.steps)
+
+
+def test_runs_are_deterministic_offline() -> None:
+    """Two offline runs of the same ticket have the same fingerprint."""
+    first, _, _ = _run("shipping")
+    second, _, _ = _run("shipping")
+    assert first.fingerprint() == second.fingerprint()
