@@ -21,7 +21,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
-    "VOLATILE_ATTRS",
     "Outcome",
     "OutcomeStatus",
     "Source",
@@ -30,6 +29,7 @@ __all__ = [
     "StepError",
     "StepKind",
     "Trace",
+    "VOLATILE_ATTRS",
     "canonical_json",
     "trace_json_schema",
 ]

@@ -24,7 +24,12 @@ from mattrace.recording.interceptors import Call, CallOutcome, run_call, run_cal
 from mattrace.recording.recorder import Recorder
 from mattrace.trace import Source, Step, StepKind
 
-__all__ = ["Doc", "Memory", "retriever", "tool"]
+__all__ = [
+    "Doc",
+    "Memory",
+    "retriever",
+    "tool",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _HIDDEN_PARAMS = frozenset({"self", "cls"})

@@ -25,8 +25,17 @@ from typing import Any, Protocol, runtime_checkable
 
 from mattrace.trace import StepKind
 
-__all__ = ["GOVERNANCE_ORDER", "FAULTS_ORDER", "REPLAY_ORDER", "Answer", "Call",
-           "CallOutcome", "Interceptor", "run_call", "run_call_async"]
+__all__ = [
+    "Answer",
+    "Call",
+    "CallOutcome",
+    "FAULTS_ORDER",
+    "GOVERNANCE_ORDER",
+    "Interceptor",
+    "REPLAY_ORDER",
+    "run_call",
+    "run_call_async",
+]
 
 GOVERNANCE_ORDER = 100
 FAULTS_ORDER = 200

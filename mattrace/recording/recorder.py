@@ -32,7 +32,11 @@ from mattrace.recording.redact import Redactor
 from mattrace.trace import Outcome, OutcomeStatus, Source, Step, StepError, StepKind, Trace
 from mattrace.tracefile import TraceWriter
 
-__all__ = ["DEFAULT_DIR", "Recorder", "record"]
+__all__ = [
+    "DEFAULT_DIR",
+    "Recorder",
+    "record",
+]
 
 DEFAULT_DIR = ".mattrace/traces"
 F = TypeVar("F", bound=Callable[..., Any])

@@ -12,7 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DEFAULT_SECRET_KEYS", "DEFAULT_SECRET_VALUES", "REDACTED", "Redactor"]
+__all__ = [
+    "DEFAULT_SECRET_KEYS",
+    "DEFAULT_SECRET_VALUES",
+    "REDACTED",
+    "Redactor",
+]
 
 REDACTED = "[REDACTED]"
 

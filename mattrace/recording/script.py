@@ -27,7 +27,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mattrace.errors import RecordingError
 
-__all__ = ["Reply", "Rule", "Script", "ToolCall", "get_script", "register_script", "use_script"]
+__all__ = [
+    "Reply",
+    "Rule",
+    "Script",
+    "ToolCall",
+    "get_script",
+    "register_script",
+    "use_script",
+]
 
 
 class ToolCall(BaseModel):
