@@ -25,7 +25,7 @@ from typing import Any
 from mattrace.recording.boundaries import Doc, _docs
 from mattrace.recording.recorder import Recorder
 from mattrace.recording.script import Reply, Rule, Script, ToolCall, register_script, use_script
-from mattrace.trace import Outcome, OutcomeStatus, Source, StepKind, Trace
+from mattrace.trace import Outcome, OutcomeStatus, Source, SourceKind, StepKind, Trace
 
 __all__ = [
     "Reply",
@@ -68,7 +68,7 @@ def message(agent: str, text: str, *, to: str | None = None, reads: Iterable[int
             claims: list[dict[str, Any]] | None = None,
             sources: Iterable[Source] | None = None) -> StepSpec:
     """Agent ``agent`` says ``text`` (optionally with claims for factuality contracts)."""
-    kind = "user" if agent == "user" else "agent"
+    kind: SourceKind = "user" if agent == "user" else "agent"
     return StepSpec(StepKind.MESSAGE, dict(
         agent=agent, target=to, content=text, reads=tuple(reads),
         sources=tuple(sources) if sources is not None else (Source(kind=kind, ref=agent),),

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "VOLATILE_ATTRS",
     "Outcome",
     "OutcomeStatus",
     "Source",
@@ -29,7 +30,6 @@ __all__ = [
     "StepError",
     "StepKind",
     "Trace",
-    "VOLATILE_ATTRS",
     "canonical_json",
     "trace_json_schema",
 ]

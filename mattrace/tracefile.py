@@ -38,9 +38,9 @@ from mattrace.trace import Outcome, Step, Trace, canonical_json
 __all__ = [
     "FORMAT",
     "HMAC_ENV",
+    "VERSION",
     "ReadResult",
     "TraceWriter",
-    "VERSION",
     "VerifyReport",
     "hmac_key_from_env",
     "load",

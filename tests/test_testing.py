@@ -96,7 +96,7 @@ def test_rules_match_on_agent_and_system_prompt() -> None:
 
 def test_unmatched_conversation_is_an_error_unless_there_is_a_default() -> None:
     """No matching rule raises a RecordingError naming the last message; a default answers instead."""
-    with pytest.raises(mattrace.RecordingError, match="no rule matches.*'hello'"):
+    with pytest.raises(mattrace.RecordingError, match=r"no rule matches.*'hello'"):
         Script(rules=[Rule(last="^bye$", reply="x")]).answer([{"role": "user", "content": "hello"}])
     assert Script(rules=[], default="fallback").answer([{"role": "user", "content": "x"}]).content == "fallback"
 

@@ -72,7 +72,7 @@ def _bind(sig: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any])
 def _invoker(fn: Callable[..., Any], sig: inspect.Signature) -> Callable[..., Any]:
     """Call ``fn`` from an arguments dict (interceptors may have rewritten it)."""
     def invoke(**arguments: Any) -> Any:
-        bound = inspect.BoundArguments(sig, arguments)  # type: ignore[arg-type]
+        bound = inspect.BoundArguments(sig, arguments)
         return fn(*bound.args, **bound.kwargs)
     return invoke
 

@@ -27,25 +27,25 @@ import os
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
 
-import json  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-from typing import Any  # noqa: E402
+import json
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
 
-import litellm  # noqa: E402
-from litellm.integrations.custom_logger import CustomLogger  # noqa: E402
+import litellm
+from litellm.integrations.custom_logger import CustomLogger
 
-from mattrace.recording.context import active_recorder, current_agent  # noqa: E402
-from mattrace.recording.interceptors import (  # noqa: E402
+from mattrace.recording.context import active_recorder, current_agent
+from mattrace.recording.interceptors import (
     Call,
     CallOutcome,
     run_call,
     run_call_async,
 )
-from mattrace.recording.recorder import Recorder  # noqa: E402
-from mattrace.trace import Source, Step, StepKind  # noqa: E402
+from mattrace.recording.recorder import Recorder
+from mattrace.trace import Source, Step, StepKind
 
 __all__ = ["MatLiteLLMCallback", "instrument", "is_instrumented", "uninstrument"]
 
@@ -150,7 +150,8 @@ def _record_llm(rec: Recorder, call: Call, outcome: CallOutcome, t_start: int,
 
 def _make_call(kwargs: dict[str, Any]) -> Call:
     meta = dict(_metadata(kwargs))
-    agent = meta.get("agent") if isinstance(meta.get("agent"), str) else current_agent()
+    named = meta.get("agent")
+    agent = named if isinstance(named, str) and named else current_agent()
     meta[_WRAPPED_FLAG] = True
     meta["agent"] = agent  # providers and callbacks see who asked
     return Call(StepKind.LLM, str(kwargs.get("model")), {**kwargs, "metadata": meta}, agent)
@@ -230,7 +231,7 @@ def _wrap_async(original: Callable[..., Any]) -> Callable[..., Any]:
     return acompletion
 
 
-class MatLiteLLMCallback(CustomLogger):  # type: ignore[misc]
+class MatLiteLLMCallback(CustomLogger):
     """Records litellm calls that bypassed the wrapper (see the module docstring)."""
 
     def _record(self, kwargs: dict[str, Any], response: Any, error: BaseException | None,
@@ -243,7 +244,8 @@ class MatLiteLLMCallback(CustomLogger):  # type: ignore[misc]
             return
         t_start = int(start.timestamp() * 1e9) if hasattr(start, "timestamp") else time.time_ns()
         t_end = int(end.timestamp() * 1e9) if hasattr(end, "timestamp") else time.time_ns()
-        agent = meta.get("agent") if isinstance(meta.get("agent"), str) else current_agent()
+        named = meta.get("agent")
+        agent = named if isinstance(named, str) and named else current_agent()
         call = Call(StepKind.LLM, str(kwargs.get("model")), {**kwargs, "metadata": meta}, agent)
         try:
             _record_llm(rec, call, CallOutcome(response, error), t_start, t_end, "callback")

@@ -236,7 +236,7 @@ class Recorder:
             self._writer.close()
 
 
-class record:  # noqa: N801 - used as a function: `with mattrace.record(...)`, `@mattrace.record`
+class record:
     """Record a run: ``with record(name) as rec:``, ``async with``, or ``@record(name)``.
 
     Args:
