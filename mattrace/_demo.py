@@ -20,7 +20,10 @@ import mattrace
 from mattrace.errors import MatTraceError
 from mattrace.trace import StepKind, Trace
 
-__all__ = ["run_demo", "untrusted_actions"]
+__all__ = [
+    "run_demo",
+    "untrusted_actions",
+]
 
 
 def _load_example() -> Any:

@@ -28,11 +28,6 @@ from mattrace.recording.script import Reply, Rule, Script, ToolCall, register_sc
 from mattrace.trace import Outcome, OutcomeStatus, Source, SourceKind, StepKind, Trace
 
 __all__ = [
-    "Reply",
-    "Rule",
-    "Script",
-    "StepSpec",
-    "ToolCall",
     "delegate",
     "doc",
     "end",
@@ -41,8 +36,13 @@ __all__ = [
     "memory_write",
     "message",
     "register_script",
+    "Reply",
     "retrieval",
+    "Rule",
+    "Script",
+    "StepSpec",
     "tool_call",
+    "ToolCall",
     "trace",
     "use_script",
     "user",

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
-    "VOLATILE_ATTRS",
+    "canonical_json",
     "Outcome",
     "OutcomeStatus",
     "Source",
@@ -30,8 +30,8 @@ __all__ = [
     "StepError",
     "StepKind",
     "Trace",
-    "canonical_json",
     "trace_json_schema",
+    "VOLATILE_ATTRS",
 ]
 
 

@@ -38,14 +38,14 @@ from mattrace.trace import Outcome, Step, Trace, canonical_json
 __all__ = [
     "FORMAT",
     "HMAC_ENV",
-    "VERSION",
-    "ReadResult",
-    "TraceWriter",
-    "VerifyReport",
     "hmac_key_from_env",
     "load",
     "read_trace_file",
+    "ReadResult",
+    "TraceWriter",
     "verify",
+    "VerifyReport",
+    "VERSION",
 ]
 
 FORMAT = "mattrace-trace"

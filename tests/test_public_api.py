@@ -17,10 +17,10 @@ PUBLIC_MODULES = ["mattrace", "mattrace.recording", "mattrace.testing", "mattrac
 
 @pytest.mark.parametrize("name", PUBLIC_MODULES)
 def test_all_is_sorted_and_every_name_exists(name: str) -> None:
-    """Each public module's __all__ is sorted, unique, and names things that exist."""
+    """Each public module's __all__ is sorted (case-insensitively), unique, and names things that exist."""
     module = importlib.import_module(name)
     exported = list(module.__all__)
-    assert exported == sorted(exported), f"{name}.__all__ is not sorted"
+    assert exported == sorted(exported, key=str.casefold), f"{name}.__all__ is not sorted"
     assert len(exported) == len(set(exported))
     missing = [n for n in exported if not hasattr(module, n)]
     assert not missing, f"{name}.__all__ names missing attributes: {missing}"

@@ -11,20 +11,20 @@ from mattrace.recording.recorder import Recorder, record
 from mattrace.recording.redact import Redactor
 
 __all__ = [
+    "active_recorder",
+    "agent",
     "Answer",
     "Call",
     "CallOutcome",
+    "current_agent",
+    "delegate",
     "Doc",
     "Interceptor",
     "Memory",
-    "Recorder",
-    "Redactor",
-    "active_recorder",
-    "agent",
-    "current_agent",
-    "delegate",
     "message",
     "record",
+    "Recorder",
+    "Redactor",
     "retriever",
     "tool",
 ]

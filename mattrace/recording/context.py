@@ -17,7 +17,13 @@ from mattrace.errors import RecordingError
 if TYPE_CHECKING:
     from mattrace.recording.recorder import Recorder
 
-__all__ = ["DEFAULT_AGENT", "active_recorder", "agent", "current_agent", "require_recorder"]
+__all__ = [
+    "active_recorder",
+    "agent",
+    "current_agent",
+    "DEFAULT_AGENT",
+    "require_recorder",
+]
 
 DEFAULT_AGENT = "main"
 

@@ -14,7 +14,10 @@ from mattrace.errors import RecordingError
 from mattrace.recording.context import active_recorder, current_agent
 from mattrace.trace import Source, Step, StepKind
 
-__all__ = ["delegate", "message"]
+__all__ = [
+    "delegate",
+    "message",
+]
 
 
 def _source_of(agent: str) -> Source:

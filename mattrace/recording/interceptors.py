@@ -26,13 +26,13 @@ from typing import Any, Protocol, runtime_checkable
 from mattrace.trace import StepKind
 
 __all__ = [
-    "FAULTS_ORDER",
-    "GOVERNANCE_ORDER",
-    "REPLAY_ORDER",
     "Answer",
     "Call",
     "CallOutcome",
+    "FAULTS_ORDER",
+    "GOVERNANCE_ORDER",
     "Interceptor",
+    "REPLAY_ORDER",
     "run_call",
     "run_call_async",
 ]

@@ -14,7 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ["to_jsonable"]
+__all__ = [
+    "to_jsonable",
+]
 
 
 def to_jsonable(value: Any, _depth: int = 0) -> Any:

@@ -47,7 +47,12 @@ from mattrace.recording.interceptors import (
 from mattrace.recording.recorder import Recorder
 from mattrace.trace import Source, Step, StepKind
 
-__all__ = ["MatLiteLLMCallback", "instrument", "is_instrumented", "uninstrument"]
+__all__ = [
+    "instrument",
+    "is_instrumented",
+    "MatLiteLLMCallback",
+    "uninstrument",
+]
 
 # litellm's response and logging types use typing.ReadOnly, which pydantic warns about
 # when it first builds them, often on litellm's logging threads: noise for every user.

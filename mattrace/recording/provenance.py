@@ -18,7 +18,12 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["MIN_FRAGMENT", "WINDOW", "OutputIndex", "text_leaves"]
+__all__ = [
+    "MIN_FRAGMENT",
+    "OutputIndex",
+    "text_leaves",
+    "WINDOW",
+]
 
 MIN_FRAGMENT = 12
 WINDOW = 512

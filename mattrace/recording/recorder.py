@@ -34,8 +34,8 @@ from mattrace.tracefile import TraceWriter
 
 __all__ = [
     "DEFAULT_DIR",
-    "Recorder",
     "record",
+    "Recorder",
 ]
 
 DEFAULT_DIR = ".mattrace/traces"

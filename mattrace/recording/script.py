@@ -28,12 +28,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from mattrace.errors import RecordingError
 
 __all__ = [
+    "get_script",
+    "register_script",
     "Reply",
     "Rule",
     "Script",
     "ToolCall",
-    "get_script",
-    "register_script",
     "use_script",
 ]
 

@@ -20,7 +20,11 @@ from litellm.types.utils import ChatCompletionMessageToolCall, Choices, Function
 from mattrace.errors import MatTraceError
 from mattrace.recording.script import get_script
 
-__all__ = ["PROVIDER", "ScriptedLLM", "register_provider"]
+__all__ = [
+    "PROVIDER",
+    "register_provider",
+    "ScriptedLLM",
+]
 
 PROVIDER = "mattrace"
 _lock = threading.Lock()
