@@ -25,7 +25,7 @@ _SPACE = re.compile(r"\s+")
 
 
 def one_line(text: str, limit: int = MAX_SUMMARY) -> str:
-    """``text`` with every run of whitespace (newlines too) collapsed to one space, cut to ``limit``."""
+    """``text`` with each run of whitespace (newlines too) made one space, cut to ``limit``."""
     flat = _SPACE.sub(" ", text[: limit * 4]).strip()
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
@@ -90,14 +90,35 @@ def _end(step: Step) -> str:
     return text
 
 
+def _llm(step: Step) -> str:
+    """An LLM call without text: the tool calls it asked for, not its (long) prompt."""
+    result = step.result if isinstance(step.result, dict) else {}
+    calls = result.get("tool_calls")
+    parts = []
+    for call in calls if isinstance(calls, list) else []:
+        if isinstance(call, dict):
+            arguments = call.get("arguments")
+            shown = _args(arguments) if isinstance(arguments, dict) else compact(arguments, 120)
+            parts.append(f"{call.get('name')}({shown})")
+    if step.error is not None:
+        return f"✗ {step.error.type}: {step.error.message}"
+    if parts:
+        return "→ " + "; ".join(parts)
+    messages = (step.args or {}).get("messages")
+    prompt = f"{len(messages)} message(s)" if isinstance(messages, list) else _args(step.args)
+    return f"{prompt} → {compact(step.result)}"
+
+
 def step_summary(step: Step, limit: int = MAX_SUMMARY) -> str:
     """What a step said or did, in one line: its content, or ``args → result``.
 
-    An LLM step with both text and an error shows both, so a failed call never reads
-    like a successful one.
+    An LLM call without text shows the tool calls it requested. A step with both text
+    and an error shows both, so a failed call never reads like a successful one.
     """
     if step.kind is StepKind.END:
         text = _end(step)
+    elif step.kind is StepKind.LLM and not step.content:
+        text = _llm(step)
     elif step.content:
         text = step.content
         if step.error is not None:

@@ -17,20 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console, Group, RenderableType
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.highlighter import JSONHighlighter
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from mattrace.report._format import (
-    compact,
-    one_line,
-    pretty_json,
-    readable,
-    step_summary,
-    timestamp,
-)
+from mattrace.report._format import compact, one_line, pretty_json, readable, step_summary, timestamp
 from mattrace.trace import Step, StepKind, Trace
 
 __all__ = ["KIND_STYLES", "print_trace", "render_trace"]
@@ -48,7 +42,8 @@ KIND_STYLES: dict[StepKind, str] = {
     StepKind.END: "bold",
 }
 _MAX_DETAIL_LINES = 60  # per JSON field in the detail panel; `mattrace show --json` has all
-_MAX_READS_SHOWN = 6
+_MIN_CONTENT = 30  # columns the content column keeps before it shrinks too
+_MAX_READS_SHOWN = 3  # runs of step indices; the rest are counted
 _OUTCOME_STYLES = {"success": "green", "failure": "red", "error": "bold red",
                    "timeout": "red", "max_steps": "red"}
 
@@ -69,6 +64,7 @@ def render_trace(trace: Trace, *, step: int | None = None, around: int = 3,
 
     Raises:
         IndexError: ``step`` is not an index of the trace (the message gives the range).
+        ValueError: ``around`` is negative.
     """
     if around < 0:
         raise ValueError(f"around must be >= 0, got {around}")
@@ -79,7 +75,7 @@ def render_trace(trace: Trace, *, step: int | None = None, around: int = 3,
         lo, hi = 0, len(trace.steps)
     parts: list[RenderableType] = [_header(trace, path, sealed, torn_line, width)]
     if trace.steps:
-        parts.append(_table(trace, lo, hi, step, width))
+        parts.append(_StepTable(trace, lo, hi, step, width))
     else:
         parts.append(Text("(no steps recorded)", style="dim"))
     if step is not None:
@@ -152,27 +148,63 @@ def _status(sealed: bool | None, torn_line: int | None) -> Text:
 
 # -- step table ------------------------------------------------------------------------------
 
-def _table(trace: Trace, lo: int, hi: int, selected: int | None, width: int | None) -> Table:
-    total = len(trace.steps)
-    title = None if (lo, hi) == (0, total) else f"steps {lo}–{hi - 1} of {total}"
-    table = Table(title=title, title_justify="left", expand=True, width=width,
-                  pad_edge=False, show_edge=False, header_style="bold")
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("agent", no_wrap=True, overflow="ellipsis", max_width=14)
-    table.add_column("kind", no_wrap=True, max_width=12)
-    table.add_column("target", no_wrap=True, overflow="ellipsis", max_width=16)
-    table.add_column("content", no_wrap=True, overflow="ellipsis", ratio=1, min_width=16)
-    table.add_column("marks", max_width=24)
-    used: set[str] = set()
-    for s in trace.steps[lo:hi]:
-        mark = s.index == selected
-        index = Text(f"▶ {s.index}" if mark else str(s.index), style="bold" if mark else "")
-        table.add_row(index, Text(s.agent), Text(s.kind.value, style=KIND_STYLES.get(s.kind, "")),
-                      Text(s.target or ""), Text(step_summary(s)), _marks(s, used),
-                      style="reverse" if mark else None)
-    table.caption = _legend(used)
-    table.caption_justify = "left"
-    return table
+class _StepTable:
+    """The step table, laid out when rendered, because only then is the width known.
+
+    The content column is what people read, so it gets whatever the other columns leave;
+    agent, target and marks give up characters (to an ellipsis) before it drops under
+    :data:`_MIN_CONTENT` columns.
+    """
+
+    def __init__(self, trace: Trace, lo: int, hi: int, selected: int | None,
+                 width: int | None) -> None:
+        self.trace, self.lo, self.hi, self.selected, self.width = trace, lo, hi, selected, width
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.build(min(self.width or options.max_width, options.max_width))
+
+    def build(self, width: int) -> Table:
+        """The table for ``width`` columns."""
+        steps = self.trace.steps[self.lo:self.hi]
+        used: set[str] = set()
+        rows = [(s, _marks(s, used)) for s in steps]
+        index_w = max(len(f"▶ {s.index}" if s.index == self.selected else str(s.index))
+                      for s in steps)
+        kind_w = max(len(s.kind.value) for s in steps)
+        caps = {"agent": min(14, max(cell_len(s.agent) for s in steps)),
+                "target": min(16, max(cell_len(s.target or "") for s in steps)),
+                "marks": min(20, max(m.cell_len for _, m in rows))}
+        floors = {"agent": min(caps["agent"], 6), "target": min(caps["target"], 6),
+                  "marks": min(caps["marks"], 8)}
+        overhead = 5 + 2 * 6 - 2  # separators between 6 columns, padding without the edges
+        while (width - overhead - index_w - kind_w - sum(caps.values()) < _MIN_CONTENT
+               and any(caps[k] > floors[k] for k in caps)):
+            widest = max((k for k in caps if caps[k] > floors[k]), key=lambda k: caps[k])
+            caps[widest] -= 1
+        total = len(self.trace.steps)
+        whole = (self.lo, self.hi) == (0, total)
+        table = Table(title=None if whole else f"steps {self.lo}..{self.hi - 1} of {total}",
+                      title_justify="left", caption=_legend(used), caption_justify="left",
+                      expand=True, width=width, pad_edge=False, show_edge=False,
+                      header_style="bold")
+        table.add_column("#", justify="right", no_wrap=True, width=index_w)
+        table.add_column("agent", no_wrap=True, width=caps["agent"])
+        table.add_column("kind", no_wrap=True, width=kind_w)
+        table.add_column("target", no_wrap=True, width=caps["target"])
+        table.add_column("content", no_wrap=True, ratio=1)
+        table.add_column("marks", width=caps["marks"])
+        for s, marks in rows:
+            mark = s.index == self.selected
+            index = Text(f"▶ {s.index}" if mark else str(s.index), style="bold" if mark else "")
+            table.add_row(index, _cell(s.agent),
+                          Text(s.kind.value, style=KIND_STYLES.get(s.kind, "")),
+                          _cell(s.target or ""), _cell(step_summary(s)), marks,
+                          style="reverse" if mark else None)
+        return table
+
+
+def _cell(text: str) -> Text:
+    return Text(text, no_wrap=True, overflow="ellipsis")
 
 
 def _marks(step: Step, used: set[str]) -> Text:
@@ -184,30 +216,31 @@ def _marks(step: Step, used: set[str]) -> Text:
     if step.side_effect:
         parts.append(("⚡ side effect", "yellow"))
     if step.reads:
-        parts.append((f"← {_ranges(step.reads)}", "dim"))
-        used.add("reads")
+        shown = _ranges(step.reads)
+        parts.append((f"← {shown}", "dim"))
+        used.add("reads+" if "+" in shown else "reads")
     used.update(label for label, _ in parts)
     return Text(" ").join(Text(label, style=style) for label, style in parts)
 
 
 def _ranges(reads: Sequence[int]) -> str:
-    """``0,1,2,5`` → ``0-2,5``; more than a few runs end in ``…``."""
-    runs: list[str] = []
-    start = prev = reads[0]
-    for r in [*reads[1:], None]:
-        if r is not None and r == prev + 1:
-            prev = r
-            continue
-        runs.append(str(start) if start == prev else f"{start}-{prev}")
-        if r is not None:
-            start = prev = r
-    shown = ",".join(runs[:_MAX_READS_SHOWN])
-    return shown + (",…" if len(runs) > _MAX_READS_SHOWN else "")
+    """``0,1,2,5`` → ``0-2,5``; past a few runs the rest is counted (``0-2,5,9,+4``)."""
+    runs: list[tuple[int, int]] = []
+    for r in reads:
+        if runs and r == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], r)
+        else:
+            runs.append((r, r))
+    shown = [str(a) if a == b else f"{a}-{b}" for a, b in runs[:_MAX_READS_SHOWN]]
+    hidden = sum(b - a + 1 for a, b in runs[_MAX_READS_SHOWN:])
+    return ",".join(shown) + (f",+{hidden}" if hidden else "")
 
 
 def _legend(used: set[str]) -> str | None:
     notes = []
-    if "reads" in used:
+    if "reads+" in used:
+        notes.append("← n: reads step n's output (+k: and k more)")
+    elif "reads" in used:
         notes.append("← n: reads step n's output")
     if "⚠ untrusted" in used:
         notes.append("⚠: content from an untrusted source")
