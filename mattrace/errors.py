@@ -13,7 +13,7 @@ because the person reading it is usually looking at a CI log, not a debugger::
     └── GovernanceError       a governance policy is malformed, or an action was refused
 
     MatTraceWarning (UserWarning)
-    └── TornTailWarning       a trace file ends in a partial line: the writer died mid-record
+    └── TornTailWarning       a trace file was never sealed: the writer died (maybe mid-line)
 """
 
 from __future__ import annotations
@@ -84,16 +84,18 @@ class MatTraceWarning(UserWarning):
 
 
 class TornTailWarning(MatTraceWarning):
-    """A trace file ends in a partial line, as it does when the recording process died.
+    """A trace file was never sealed: the recording process died, or is still running.
 
-    Every complete line before it was read and verified; only the torn tail is ignored.
+    Every complete line was read and verified. ``torn`` says whether the file also ends
+    in a partial line (ignored); ``line`` is that line, or where the seal is missing.
     """
 
-    def __init__(self, path: str | Path, line: int, steps: int) -> None:
+    def __init__(self, path: str | Path, line: int, steps: int, torn: bool = True) -> None:
         self.path = str(path)
         self.line = line
         self.steps = steps
-        super().__init__(
-            f"{self.path}:{line}: trace file is not sealed (the recording process stopped "
-            f"mid-write); recovered {steps} complete step(s), ignored the torn tail"
-        )
+        self.torn = torn
+        what = ("the recording process stopped mid-write; the partial last line was ignored"
+                if torn else "the recording stopped, or is still running, before its end was written")
+        super().__init__(f"{self.path}:{line}: trace file is not sealed ({what}); "
+                         f"recovered {steps} complete step(s)")

@@ -241,7 +241,8 @@ def read_trace_file(path: str | Path, *, key: bytes | None = None) -> ReadResult
             raise TraceFormatError(path, len(lines) + 1, "data after the seal; lines were appended to a sealed trace")
         result.torn_line = len(lines) + 1
     if not sealed:
-        result.warnings.append(TornTailWarning(path, result.torn_line or len(lines) + 1, len(steps)))
+        result.warnings.append(TornTailWarning(path, result.torn_line or len(lines) + 1, len(steps),
+                                               torn=result.torn_line is not None))
     trace.steps = steps
     trace.outcome = outcome
     return result

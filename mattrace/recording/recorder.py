@@ -153,15 +153,18 @@ class Recorder:
         """Record one step now and return it.
 
         Fills the agent from the enclosing ``agent()`` block, adds inferred ``reads``,
-        redacts secrets, and writes the step to the file before returning.
+        redacts secrets (in args, attrs, result and content), and writes the step to the
+        file before returning.
 
         Raises:
             RecordingError: the run has ended, or a ``reads`` index is not an earlier step.
         """
         kind = StepKind(kind)
-        args_j = self.redactor(to_jsonable(args)) if args is not None else None
-        attrs_j = self.redactor(to_jsonable(attrs)) if attrs else {}
-        result_j = to_jsonable(result)
+        redact = self.redactor
+        args_j = redact(to_jsonable(args)) if args is not None else None
+        attrs_j = redact(to_jsonable(attrs)) if attrs else {}
+        result_j = redact(to_jsonable(result))
+        content = redact(content) if content else content
         if isinstance(error, BaseException):
             error = StepError(type=type(error).__name__, message=str(error))
         now = time.time_ns()

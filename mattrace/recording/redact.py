@@ -1,8 +1,11 @@
-"""Redaction of secrets from recorded args and attrs, on by default.
+"""Redaction of secrets from everything a step records, on by default.
 
 Trace files get committed, attached to CI runs and shared in bug reports, so an API key
-passed through a tool argument must never reach one. Redaction happens before a step is
-written; what is redacted is replaced by a marker, never silently dropped.
+passed through a tool argument, returned by a tool or pasted into a message must never
+reach one. Secret *keys* are redacted in args, attrs and results; secret-shaped *values*
+(bearer tokens, provider keys) wherever they occur, message text included. Redaction
+happens before a step is written; what is redacted is replaced by a marker, never
+silently dropped.
 """
 
 from __future__ import annotations
