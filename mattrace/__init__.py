@@ -22,6 +22,7 @@ from mattrace.errors import (
     ReplayMismatch,
     TornTailWarning,
     TraceFormatError,
+    TraceWriteWarning,
 )
 from mattrace.recording import (
     Doc,
@@ -72,5 +73,6 @@ __all__ = [
     "TornTailWarning",
     "Trace",
     "TraceFormatError",
+    "TraceWriteWarning",
     "verify",
 ]

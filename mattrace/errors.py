@@ -13,7 +13,8 @@ because the person reading it is usually looking at a CI log, not a debugger::
     └── GovernanceError       a governance policy is malformed, or an action was refused
 
     MatTraceWarning (UserWarning)
-    └── TornTailWarning       a trace file was never sealed: the writer died (maybe mid-line)
+    ├── TornTailWarning       a trace file was never sealed: the writer died (maybe mid-line)
+    └── TraceWriteWarning     the trace file could not be written; the run goes on in memory
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "ReplayMismatch",
     "TornTailWarning",
     "TraceFormatError",
+    "TraceWriteWarning",
 ]
 
 
@@ -99,3 +101,18 @@ class TornTailWarning(MatTraceWarning):
                 if torn else "the recording stopped, or is still running, before its end was written")
         super().__init__(f"{self.path}:{line}: trace file is not sealed ({what}); "
                          f"recovered {steps} complete step(s)")
+
+
+class TraceWriteWarning(MatTraceWarning):
+    """The trace file could not be written (disk full, I/O error) from step ``index`` on.
+
+    The run is not interrupted for it: every step stays in the recorder's in-memory
+    trace, and the file keeps its complete lines up to that step (it reads as unsealed).
+    """
+
+    def __init__(self, path: str | Path, index: int, error: OSError) -> None:
+        self.path = str(path)
+        self.index = index
+        self.error = error
+        super().__init__(f"{self.path}: cannot write step {index} ({error}); the file stops "
+                         "there, the run goes on and keeps every step in memory (rec.trace)")

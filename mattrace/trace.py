@@ -61,7 +61,9 @@ VOLATILE_ATTRS: frozenset[str] = frozenset(
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # non-finite floats never turn silently into null: model_dump_json writes "NaN",
+    # and canonical_json refuses them (the recorder converts them to those strings first)
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="strings")
 
 
 class Source(_Frozen):
@@ -173,7 +175,7 @@ class Trace(BaseModel):
             "outcome": self.outcome.model_dump(mode="json") if self.outcome else None,
             "steps": [s.deterministic_dict() for s in self.steps],
         }
-        return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+        return hashlib.sha256(canonical_json(body).encode("utf-8", "surrogatepass")).hexdigest()
 
     def step(self, index: int) -> Step:
         """The step at ``index``; raises IndexError with the valid range otherwise."""
@@ -182,14 +184,16 @@ class Trace(BaseModel):
         return self.steps[index]
 
 
-def canonical_json(value: Any) -> str:
+def canonical_json(value: Any, *, ascii_only: bool = False) -> str:
     """Serialise JSON-able data the one way mattrace hashes and compares it.
 
-    Sorted keys, no insignificant whitespace, UTF-8 kept as is, and NaN/Infinity refused
-    (they have no JSON form, so two writers would disagree on them). Python's float repr
-    is the shortest round-tripping form, so floats do not drift between runs.
+    Sorted keys, no insignificant whitespace, UTF-8 kept as is (``ascii_only`` escapes it,
+    for text UTF-8 cannot encode), and NaN/Infinity refused (they have no JSON form, so two
+    writers would disagree on them). Python's float repr is the shortest round-tripping
+    form, so floats do not drift between runs.
     """
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=ascii_only,
+                      allow_nan=False)
 
 
 def trace_json_schema() -> dict[str, Any]:

@@ -78,11 +78,25 @@ class _Chain:
         return hashlib.sha256(data).hexdigest()
 
 
-def _seal_line(body_obj: dict[str, Any], chain: _Chain) -> bytes:
-    body = canonical_json(body_obj).encode("utf-8")
+def _encode(body_obj: dict[str, Any]) -> bytes:
+    """The canonical bytes of a record; ASCII-escaped when text holds lone surrogates.
+
+    Undecodable file names (``os.listdir`` on non-UTF-8 names) carry lone surrogates,
+    which UTF-8 cannot encode; ``\\udcxx`` escapes keep them exactly, so the record still
+    reads back as it was.
+    """
+    text = canonical_json(body_obj)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return canonical_json(body_obj, ascii_only=True).encode("ascii")
+
+
+def _seal_line(body_obj: dict[str, Any], chain: _Chain) -> tuple[bytes, str]:
+    """The line to write and its hash; the chain advances only once the line is written."""
+    body = _encode(body_obj)
     h = chain.digest(body)
-    chain.prev = h
-    return body[:-1] + _HASH_PREFIX + h.encode("ascii") + b'"}\n'
+    return body[:-1] + _HASH_PREFIX + h.encode("ascii") + b'"}\n', h
 
 
 class TraceWriter:
@@ -103,9 +117,10 @@ class TraceWriter:
         self.sealed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        self._size = 0
         header = {"type": "header", "format": FORMAT, "version": VERSION,
                   "alg": self._chain.algorithm, "trace": trace.header_dict()}
-        self._write(_seal_line(header, self._chain))
+        self._append(header)
 
     @classmethod
     def resume(cls, path: str | Path, *, fsync: bool = False,
@@ -122,20 +137,37 @@ class TraceWriter:
         self = cls.__new__(cls)
         self.path = Path(path)
         self.fsync = fsync
-        self._chain = _Chain(key, prev=result.last_hash)
+        # continue with the file's own algorithm, whatever the environment says now
+        self._chain = _Chain(key if result.algorithm == _HMAC else None, prev=result.last_hash)
         self.steps_written = len(result.trace.steps)
         self.sealed = False
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         os.truncate(self.path, result.valid_bytes)
+        self._size = result.valid_bytes
         return self
 
-    def _write(self, line: bytes) -> None:
+    def _append(self, record: dict[str, Any]) -> None:
+        """Write one record whole, or leave the file as it was and raise.
+
+        A failed write (disk full, I/O error) is cut back off the file, so the partial
+        bytes never glue onto the next record and the chain never covers a lost line.
+        """
+        line, h = _seal_line(record, self._chain)
         view = memoryview(line)
-        while view:  # os.write may write less than asked (signals, full disks)
-            written = os.write(self._fd, view)
-            view = view[written:]
-        if self.fsync:
-            os.fsync(self._fd)
+        try:
+            while view:  # os.write may write less than asked (signals, full disks)
+                written = os.write(self._fd, view)
+                view = view[written:]
+            if self.fsync:
+                os.fsync(self._fd)
+        except OSError:
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                pass  # the reader will see a torn tail, which it recovers from
+            raise
+        self._size += len(line)
+        self._chain.prev = h
 
     def write_step(self, step: Step) -> None:
         """Append one step; its index must be the next one."""
@@ -144,7 +176,11 @@ class TraceWriter:
         if step.index != self.steps_written:
             raise RecordingError(
                 f"{self.path}: step index {step.index} out of order (expected {self.steps_written})")
-        self._write(_seal_line({"type": "step", "step": step.to_json_dict()}, self._chain))
+        try:
+            self._append({"type": "step", "step": step.to_json_dict()})
+        except ValueError as exc:  # NaN/Infinity: JSON has no form for them
+            raise RecordingError(f"{self.path}: step {step.index} holds a value JSON cannot "
+                                 f"represent ({exc}); record NaN/Infinity as strings") from exc
         self.steps_written += 1
 
     def seal(self, outcome: Outcome | None) -> None:
@@ -153,7 +189,7 @@ class TraceWriter:
             return
         seal = {"type": "seal", "steps": self.steps_written, "final": self._chain.prev,
                 "outcome": outcome.model_dump(mode="json") if outcome else None}
-        self._write(_seal_line(seal, self._chain))
+        self._append(seal)
         self.sealed = True
         self.close()
 

@@ -20,6 +20,14 @@ __all__ = [
 ]
 
 
+def _check_text(**fields: object) -> None:
+    """Refuse non-text where text belongs: in a trace it would be unreadable later."""
+    for name, value in fields.items():
+        optional = name in ("agent", "to")
+        if not isinstance(value, str) and not (optional and value is None):
+            raise RecordingError(f"{name} must be text, got {type(value).__name__} {value!r}")
+
+
 def _source_of(agent: str) -> Source:
     return Source(kind="user", ref=agent) if agent == "user" else Source(kind="agent", ref=agent)
 
@@ -39,8 +47,7 @@ def message(agent: str | None, content: str, *, to: str | None = None,
     Returns:
         The recorded step, or None outside a ``record()`` block.
     """
-    if not isinstance(content, str):
-        raise RecordingError(f"message content must be text, got {type(content).__name__}")
+    _check_text(content=content, agent=agent, to=to)
     rec = active_recorder()
     if rec is None:
         return None
@@ -61,6 +68,7 @@ def delegate(agent: str | None, to: str, task: str, *, reads: Iterable[int] = ()
     """
     if not to:
         raise RecordingError("delegate() needs the agent the task is handed to (to=...)")
+    _check_text(task=task, agent=agent, to=to)
     rec = active_recorder()
     if rec is None:
         return None

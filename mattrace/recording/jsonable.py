@@ -26,7 +26,9 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
     if _depth > 64:
         return repr(value)
     if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
+        # the strings pydantic's ser_json_inf_nan="strings" uses, so both paths agree
+        return value if math.isfinite(value) else ("NaN" if math.isnan(value) else
+                                                   "Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
         return {str(k): to_jsonable(v, _depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):

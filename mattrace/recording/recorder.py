@@ -17,13 +17,16 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable
 from contextvars import Token
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 
-from mattrace.errors import RecordingError
+from pydantic import ValidationError
+
+from mattrace.errors import RecordingError, TraceWriteWarning
 from mattrace.recording.context import _recorder, current_agent
 from mattrace.recording.interceptors import Interceptor
 from mattrace.recording.jsonable import to_jsonable
@@ -47,6 +50,20 @@ _INFER_READS = frozenset({StepKind.MESSAGE, StepKind.DELEGATE, StepKind.LLM, Ste
 # steps whose outputs later steps may read
 _PRODUCES = frozenset({StepKind.MESSAGE, StepKind.DELEGATE, StepKind.LLM, StepKind.TOOL,
                        StepKind.RETRIEVAL, StepKind.MEMORY_READ})
+
+
+def _step_kind(kind: StepKind | str) -> StepKind:
+    try:
+        return StepKind(kind)
+    except ValueError:
+        known = ", ".join(k.value for k in StepKind)
+        raise RecordingError(f"unknown step kind {kind!r}; expected one of: {known}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    return f"{loc}: {err['msg']}" if loc else str(err["msg"])
 
 
 def _slug(name: str) -> str:
@@ -89,8 +106,8 @@ class Recorder:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         self.path = Path(path) if path else Path(dir) / f"{_slug(name)}-{stamp}-{self.trace_id[:8]}.jsonl"
         self._header = Trace(trace_id=self.trace_id, name=name,
-                             config=to_jsonable(config or {}), labels=dict(labels or {}),
-                             entrypoint=to_jsonable(entrypoint) if entrypoint else None)
+                             config=self.redactor(to_jsonable(config or {})), labels=dict(labels or {}),
+                             entrypoint=self.redactor(to_jsonable(entrypoint)) if entrypoint else None)
         self._lock = threading.RLock()
         self._steps: list[Step] = []
         self._outputs = OutputIndex()
@@ -98,6 +115,7 @@ class Recorder:
         self._interceptors: list[Interceptor] = []
         self._outcome: Outcome | None = None
         self._closed = False
+        self.write_error: OSError | None = None
         self._writer: TraceWriter | _NullWriter = (
             TraceWriter(self.path, self._header, fsync=fsync) if persist else _NullWriter())
         if governor is not None:
@@ -156,17 +174,22 @@ class Recorder:
         redacts secrets (in args, attrs, result and content), and writes the step to the
         file before returning.
 
+        If the trace file cannot be written (disk full, I/O error), the run goes on: the
+        step is kept in :attr:`trace`, and a :class:`~mattrace.errors.TraceWriteWarning`
+        says the file stops there (its complete lines still load).
+
         Raises:
-            RecordingError: the run has ended, or a ``reads`` index is not an earlier step.
+            RecordingError: the run has ended, the kind is unknown, a ``reads`` entry is not
+                an earlier step index, or a field has the wrong type.
         """
-        kind = StepKind(kind)
+        kind = _step_kind(kind)
         redact = self.redactor
         args_j = redact(to_jsonable(args)) if args is not None else None
         attrs_j = redact(to_jsonable(attrs)) if attrs else {}
         result_j = redact(to_jsonable(result))
         content = redact(content) if content else content
         if isinstance(error, BaseException):
-            error = StepError(type=type(error).__name__, message=str(error))
+            error = StepError(type=type(error).__name__, message=redact(str(error)))
         now = time.time_ns()
         with self._lock:
             if self._closed:
@@ -174,21 +197,28 @@ class Recorder:
                                      "run ended; record steps inside the record() block")
             index = len(self._steps)
             edges = set(reads)
-            bad = [r for r in edges if not 0 <= r < index]
+            bad = [r for r in edges if type(r) is not int or not 0 <= r < index]
             if bad:
-                raise RecordingError(f"step {index} ({kind.value}) reads {sorted(bad)}, which are "
-                                     f"not earlier steps (0..{index - 1})")
+                raise RecordingError(f"step {index} ({kind.value}) reads {sorted(map(repr, bad))}, "
+                                     f"which are not earlier steps (0..{index - 1})")
             if kind in _INFER_READS:
                 edges.update(self._outputs.found_in(content, args_j))
             if kind is StepKind.TOOL and target in self._tool_requests:
                 edges.add(self._tool_requests.pop(target))
-            step = Step(index=index, kind=kind, agent=agent or current_agent(), target=target,
-                        content=content, args=args_j, result=result_j, error=error,
-                        sources=tuple(sources), reads=tuple(sorted(edges)),
-                        side_effect=side_effect, attrs=attrs_j,
-                        t_start=t_start if t_start is not None else now,
-                        t_end=t_end if t_end is not None else now)
-            self._writer.write_step(step)
+            try:
+                step = Step(index=index, kind=kind, agent=agent or current_agent(), target=target,
+                            content=content, args=args_j, result=result_j, error=error,
+                            sources=tuple(sources), reads=tuple(sorted(edges)),
+                            side_effect=side_effect, attrs=attrs_j,
+                            t_start=t_start if t_start is not None else now,
+                            t_end=t_end if t_end is not None else now)
+            except ValidationError as exc:
+                raise RecordingError(f"step {index} ({kind.value}) is invalid: "
+                                     f"{_first_error(exc)}") from None
+            try:
+                self._writer.write_step(step)
+            except OSError as exc:
+                self._lose_file(exc, index)
             self._steps.append(step)
             if kind in _PRODUCES:
                 self._outputs.add(index, content, result_j)
@@ -208,7 +238,8 @@ class Recorder:
             if success is None:
                 raise RecordingError("set_outcome() needs status=... or success=True/False")
             status = "success" if success else "failure"
-        self._outcome = Outcome(status=status, output=to_jsonable(output), reason=reason)
+        self._outcome = Outcome(status=status, output=self.redactor(to_jsonable(output)),
+                                reason=self.redactor(reason) if reason else reason)
         return self._outcome
 
     def close(self, error: BaseException | None = None) -> Trace:
@@ -221,7 +252,7 @@ class Recorder:
             return self.trace
         if error is not None and (self._outcome is None or self._outcome.status == "success"):
             status: OutcomeStatus = "timeout" if isinstance(error, TimeoutError) else "error"
-            self._outcome = Outcome(status=status, reason=f"{type(error).__name__}: {error}",
+            self._outcome = Outcome(status=status, reason=self.redactor(f"{type(error).__name__}: {error}"),
                                     output=self._outcome.output if self._outcome else None)
         outcome = self._outcome or Outcome(status="success")
         self._outcome = outcome
@@ -229,8 +260,18 @@ class Recorder:
                     result=outcome.model_dump(mode="json"), error=error)
         with self._lock:
             self._closed = True
-            self._writer.seal(outcome)
+            try:
+                self._writer.seal(outcome)
+            except OSError as exc:
+                self._lose_file(exc, len(self._steps))
         return self.trace
+
+    def _lose_file(self, exc: OSError, index: int) -> None:
+        """Keep recording in memory after the file failed; say so once, loudly."""
+        self.write_error = exc
+        warnings.warn(TraceWriteWarning(self.path, index, exc), stacklevel=3)
+        self._writer.close()
+        self._writer = _NullWriter()
 
     def abandon(self) -> None:
         """Close the file without an ``end`` step or seal (it reads as an interrupted run)."""
@@ -239,41 +280,14 @@ class Recorder:
             self._writer.close()
 
 
-class record:
-    """Record a run: ``with record(name) as rec:``, ``async with``, or ``@record(name)``.
+class _Record:
+    """A ``record()`` block: context manager (sync and async) and decorator factory."""
 
-    Args:
-        name: the run's name (e.g. the test's node id); a decorator defaults to the
-            function's qualified name.
-        config: what this run was configured with (model, seed, orchestration, ...).
-        dir: directory for the trace file (default ``.mattrace/traces``).
-        fsync: ``os.fsync`` every step (durable against power loss; much slower).
-        entrypoint: ``{"target": "module:function", "args": [...], "kwargs": {...}}`` so
-            the run can be re-run; the decorator fills it in when the arguments are JSON-able.
-        governor: an interceptor put in front of every boundary call.
-        labels: free-form string labels stored with the trace.
-        redact: the :class:`Redactor` for args and attrs (default redacts common secrets).
-
-    As a decorator each call of the function is one run in its own trace file; inside it,
-    ``mattrace.active_recorder()`` returns the recorder.
-    """
-
-    def __init__(self, name: str | Callable[..., Any] | None = None, *,
-                 config: dict[str, Any] | None = None, dir: str | Path = DEFAULT_DIR,
-                 fsync: bool = False, entrypoint: dict[str, Any] | None = None,
-                 governor: Interceptor | None = None, labels: dict[str, str] | None = None,
-                 redact: Redactor | None = None) -> None:
-        self._fn: Callable[..., Any] | None = None
-        if callable(name):  # bare @record
-            self._fn, name = name, None
-        self._options: dict[str, Any] = dict(config=config, dir=dir, fsync=fsync,
-                                             entrypoint=entrypoint, governor=governor,
-                                             labels=labels, redact=redact)
+    def __init__(self, name: str | None, options: dict[str, Any]) -> None:
         self._name = name
+        self._options = options
         self._recorder: Recorder | None = None
         self._token: Token[Recorder | None] | None = None
-        if self._fn is not None:
-            functools.update_wrapper(self, self._fn)
 
     # -- context manager -------------------------------------------------------------------
 
@@ -305,20 +319,19 @@ class record:
 
     # -- decorator -------------------------------------------------------------------------
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self._fn is None:  # @record(name, ...) applied to a function
-            if len(args) != 1 or kwargs or not callable(args[0]):
-                raise RecordingError("record(...) as a decorator takes exactly one function")
-            return self._decorate(args[0])
-        return self._decorate(self._fn)(*args, **kwargs)
+    def __call__(self, *args: Any) -> Any:
+        if len(args) != 1 or not callable(args[0]):
+            raise RecordingError("record(...) as a decorator takes exactly one function, "
+                                 f"got {args!r}")
+        return self._decorate(args[0])
 
     def _decorate(self, fn: F) -> F:
         name = self._name or fn.__qualname__
         options = self._options
 
-        def make(call_args: tuple[Any, ...], call_kwargs: dict[str, Any]) -> record:
+        def make(call_args: tuple[Any, ...], call_kwargs: dict[str, Any]) -> _Record:
             entry = options["entrypoint"] or _entrypoint(fn, call_args, call_kwargs)
-            return record(name, **(options | {"entrypoint": entry}))
+            return _Record(name, options | {"entrypoint": entry})
 
         if inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
@@ -332,6 +345,43 @@ class record:
             with make(a, kw):
                 return fn(*a, **kw)
         return cast(F, wrapper)
+
+
+@overload
+def record(name: F, /) -> F: ...
+@overload
+def record(name: str | None = None, /, *, config: dict[str, Any] | None = None,
+           dir: str | Path = DEFAULT_DIR, fsync: bool = False,
+           entrypoint: dict[str, Any] | None = None, governor: Interceptor | None = None,
+           labels: dict[str, str] | None = None, redact: Redactor | None = None) -> _Record: ...
+def record(name: str | Callable[..., Any] | None = None, /, *,
+           config: dict[str, Any] | None = None, dir: str | Path = DEFAULT_DIR,
+           fsync: bool = False, entrypoint: dict[str, Any] | None = None,
+           governor: Interceptor | None = None, labels: dict[str, str] | None = None,
+           redact: Redactor | None = None) -> Any:
+    """Record a run: ``with record(name) as rec:``, ``async with``, ``@record(name)`` or ``@record``.
+
+    Args:
+        name: the run's name (e.g. the test's node id); a decorator defaults to the
+            function's qualified name.
+        config: what this run was configured with (model, seed, orchestration, ...).
+        dir: directory for the trace file (default ``.mattrace/traces``).
+        fsync: ``os.fsync`` every step (durable against power loss; much slower).
+        entrypoint: ``{"target": "module:function", "args": [...], "kwargs": {...}}`` so
+            the run can be re-run; the decorator fills it in when the arguments are JSON-able.
+        governor: an interceptor put in front of every boundary call.
+        labels: free-form string labels stored with the trace.
+        redact: the :class:`Redactor` for everything recorded (default redacts common secrets).
+
+    As a decorator each call of the function is one run in its own trace file; inside it,
+    ``mattrace.active_recorder()`` returns the recorder. The decorated function stays a
+    plain (or coroutine) function, so it works as a method and ``inspect`` sees it as async.
+    """
+    options: dict[str, Any] = dict(config=config, dir=dir, fsync=fsync, entrypoint=entrypoint,
+                                   governor=governor, labels=labels, redact=redact)
+    if callable(name):  # bare @record
+        return _Record(None, options)._decorate(name)
+    return _Record(name, options)
 
 
 def _entrypoint(fn: Callable[..., Any], args: tuple[Any, ...],

@@ -23,6 +23,7 @@ __all__ = [
 ]
 
 REDACTED = "[REDACTED]"
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 # names of keys whose values are secrets: a key matches when it is the name or ends with
 # it after a separator (``client_secret``, ``X-Api-Key``), case-insensitively; so
@@ -74,10 +75,16 @@ class Redactor:
             return value
         return self._walk(value)
 
+    def _secret_key(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        # camelCase keys (accessToken, clientSecret) match like their snake_case forms
+        return bool(self._key_re.search(_CAMEL.sub("_", key)))
+
     def _walk(self, value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: (REDACTED if isinstance(k, str) and self._key_re.search(k) and v is not None
-                        else self._walk(v)) for k, v in value.items()}
+            return {k: (REDACTED if v is not None and self._secret_key(k) else self._walk(v))
+                    for k, v in value.items()}
         if isinstance(value, list):
             return [self._walk(v) for v in value]
         if isinstance(value, str) and self._value_re is not None:

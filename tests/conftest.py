@@ -1,0 +1,58 @@
+"""Shared fixtures: every test runs in its own directory, with no HMAC key inherited."""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mattrace.tracefile import HMAC_ENV
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the default `.mattrace/traces` land in tmp_path and drop any HMAC key from the env."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(HMAC_ENV, raising=False)
+
+
+@pytest.fixture
+def trace_dir(tmp_path: Path) -> Path:
+    """A fresh directory for trace files."""
+    path = tmp_path / "traces"
+    path.mkdir()
+    return path
+
+
+def _preimport_hypothesis_patcher() -> None:
+    """Import hypothesis' patch writer now, with its import-time DeprecationWarning silenced.
+
+    Hypothesis imports it (and libcst, which warns at import) while it reports a failing
+    example; under ``filterwarnings = error`` that turned every hypothesis failure into an
+    INTERNALERROR that hid the falsifying example.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            importlib.import_module("hypothesis.extra._patching")
+        except ImportError:
+            pass
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Before a failure is reported (in the worker that ran it), make the patch writer importable."""
+    if call.excinfo is not None:
+        _preimport_hypothesis_patcher()
+    yield
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Same for the summary, which under xdist runs in the controller process."""
+    if terminalreporter.stats.get("failed"):
+        _preimport_hypothesis_patcher()
