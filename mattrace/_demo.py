@@ -27,16 +27,16 @@ __all__ = [
 
 
 def _load_example() -> Any:
+    """The support desk from the checkout this mattrace was installed from (editable)."""
+    checkout = Path(mattrace.__file__).resolve().parent.parent
+    if (checkout / "examples" / "support_desk").is_dir() and str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
     try:
         return importlib.import_module("examples.support_desk")
-    except ImportError:
-        checkout = Path(mattrace.__file__).resolve().parent.parent
-        if not (checkout / "examples" / "support_desk").is_dir():
-            raise MatTraceError("mattrace demo runs the example in the source checkout "
-                                "(examples/support_desk); install with `pip install -e .` "
-                                "from a clone of the repository") from None
-        sys.path.insert(0, str(checkout))
-        return importlib.import_module("examples.support_desk")
+    except ImportError as exc:
+        raise MatTraceError("mattrace demo runs the example in the source checkout "
+                            "(examples/support_desk); install with `pip install -e .` from a "
+                            f"clone of the repository ({exc})") from None
 
 
 def untrusted_actions(trace: Trace) -> list[int]:
