@@ -18,7 +18,7 @@ import json
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "canonical_json",
@@ -194,6 +194,13 @@ def canonical_json(value: Any, *, ascii_only: bool = False) -> str:
     """
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=ascii_only,
                       allow_nan=False)
+
+
+def validation_summary(exc: ValidationError) -> str:
+    """The first problem pydantic found, as ``field.path: message`` (for one-line errors)."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    return f"{loc}: {err['msg']}" if loc else str(err["msg"])
 
 
 def trace_json_schema() -> dict[str, Any]:

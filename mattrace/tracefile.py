@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mattrace.errors import RecordingError, TornTailWarning, TraceFormatError
-from mattrace.trace import Outcome, Step, Trace, canonical_json
+from mattrace.trace import Outcome, Step, Trace, canonical_json, validation_summary
 
 __all__ = [
     "FORMAT",
@@ -315,14 +315,14 @@ def _parse_header(path: Path, record: dict[str, Any]) -> Trace:
     try:
         return Trace.model_validate(record.get("trace"))
     except ValidationError as exc:
-        raise TraceFormatError(path, 1, f"invalid header: {_first_error(exc)}") from exc
+        raise TraceFormatError(path, 1, f"invalid header: {validation_summary(exc)}") from exc
 
 
 def _parse_step(path: Path, lineno: int, record: dict[str, Any], expected: int) -> Step:
     try:
         step = Step.model_validate(record.get("step"))
     except ValidationError as exc:
-        raise TraceFormatError(path, lineno, f"invalid step: {_first_error(exc)}") from exc
+        raise TraceFormatError(path, lineno, f"invalid step: {validation_summary(exc)}") from exc
     if step.index != expected:
         raise TraceFormatError(path, lineno, f"step index {step.index} where {expected} was expected")
     return step
@@ -336,13 +336,7 @@ def _parse_seal(path: Path, lineno: int, record: dict[str, Any], count: int) -> 
     try:
         return Outcome.model_validate(raw) if raw is not None else None
     except ValidationError as exc:
-        raise TraceFormatError(path, lineno, f"invalid outcome in seal: {_first_error(exc)}") from exc
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    return f"{loc}: {err['msg']}" if loc else str(err["msg"])
+        raise TraceFormatError(path, lineno, f"invalid outcome in seal: {validation_summary(exc)}") from exc
 
 
 def load(path: str | Path) -> Trace:

@@ -184,3 +184,29 @@ def test_uninstrument_restores_litellm_and_instrument_is_idempotent() -> None:
     finally:
         llm_recording.instrument()
     assert llm_recording.is_instrumented()
+
+
+def test_streamed_completion_is_recorded_once_consumed() -> None:
+    """A stream passes every chunk through and records one llm step with the joined text at its end."""
+    with mattrace.record("llm-stream") as rec:
+        stream = litellm.completion(model="gpt-4o-mini", mock_response="streamed answer here",
+                                    messages=[{"role": "user", "content": "hi"}], stream=True)
+        assert not rec.steps, "nothing is recorded before the stream is read"
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in stream)
+    assert text == "streamed answer here"
+    llm_steps = [s for s in rec.trace.steps if s.kind is StepKind.LLM]
+    assert len(llm_steps) == 1 and llm_steps[0].content == "streamed answer here"
+
+
+def test_async_streamed_completion_is_recorded_once_consumed() -> None:
+    """An async stream is recorded the same way when its last chunk has been read."""
+    async def run() -> tuple[str, mattrace.Trace]:
+        async with mattrace.record("llm-astream") as rec:
+            stream = await litellm.acompletion(model="gpt-4o-mini", mock_response="async stream",
+                                               messages=[{"role": "user", "content": "hi"}], stream=True)
+            parts = [chunk.choices[0].delta.content or "" async for chunk in stream]
+        return "".join(parts), rec.trace
+
+    text, trace = asyncio.run(run())
+    assert text == "async stream"
+    assert [s.content for s in trace.steps if s.kind is StepKind.LLM] == ["async stream"]

@@ -31,7 +31,7 @@ import json
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import litellm
@@ -169,7 +169,11 @@ def _normalise(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 class _RecordingStream:
-    """Passes a streamed response through and records the step when it is exhausted."""
+    """Passes a streamed response through, chunk by chunk, and records the step at its end.
+
+    Works as both a sync and an async iterator, like litellm's own stream wrapper, and
+    forwards every other attribute to it.
+    """
 
     def __init__(self, stream: Any, rec: Recorder, call: Call, t_start: int) -> None:
         self._stream, self._rec, self._call, self._t_start = stream, rec, call, t_start
@@ -186,18 +190,48 @@ class _RecordingStream:
         _record_llm(self._rec, self._call, CallOutcome(response, error), self._t_start,
                     time.time_ns(), "wrapper")
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> _RecordingStream:
+        return self
+
+    def __next__(self) -> Any:
         try:
-            for chunk in self._stream:
-                self._chunks.append(chunk)
-                yield chunk
+            chunk = next(self._stream)
+        except StopIteration:
+            self._finish()
+            raise
         except Exception as exc:
             self._finish(exc)
             raise
-        self._finish()
+        self._chunks.append(chunk)
+        return chunk
+
+    def __aiter__(self) -> _RecordingStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            chunk = await self._stream.__anext__()
+        except StopAsyncIteration:
+            self._finish()
+            raise
+        except Exception as exc:
+            self._finish(exc)
+            raise
+        self._chunks.append(chunk)
+        return chunk
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+def _finish(rec: Recorder, call: Call, outcome: CallOutcome, t_start: int) -> Any:
+    """Record the call (a stream: once it is consumed) and return or raise its outcome."""
+    if outcome.error is None and call.args.get("stream"):
+        return _RecordingStream(outcome.result, rec, call, t_start)
+    _record_llm(rec, call, outcome, t_start, time.time_ns(), "wrapper")
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.result
 
 
 def _wrap_sync(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -207,13 +241,7 @@ def _wrap_sync(original: Callable[..., Any]) -> Callable[..., Any]:
             return original(*args, **kwargs)
         call = _make_call(_normalise(args, kwargs))
         t_start = time.time_ns()
-        outcome = run_call(rec.interceptors, call, original)
-        if outcome.error is None and call.args.get("stream"):
-            return iter(_RecordingStream(outcome.result, rec, call, t_start))
-        _record_llm(rec, call, outcome, t_start, time.time_ns(), "wrapper")
-        if outcome.error is not None:
-            raise outcome.error
-        return outcome.result
+        return _finish(rec, call, run_call(rec.interceptors, call, original), t_start)
     completion.__wrapped__ = original  # type: ignore[attr-defined]
     completion.__doc__ = original.__doc__
     return completion
@@ -226,11 +254,7 @@ def _wrap_async(original: Callable[..., Any]) -> Callable[..., Any]:
             return await original(*args, **kwargs)
         call = _make_call(_normalise(args, kwargs))
         t_start = time.time_ns()
-        outcome = await run_call_async(rec.interceptors, call, original)
-        _record_llm(rec, call, outcome, t_start, time.time_ns(), "wrapper")
-        if outcome.error is not None:
-            raise outcome.error
-        return outcome.result
+        return _finish(rec, call, await run_call_async(rec.interceptors, call, original), t_start)
     acompletion.__wrapped__ = original  # type: ignore[attr-defined]
     acompletion.__doc__ = original.__doc__
     return acompletion

@@ -32,7 +32,16 @@ from mattrace.recording.interceptors import Interceptor
 from mattrace.recording.jsonable import to_jsonable
 from mattrace.recording.provenance import OutputIndex
 from mattrace.recording.redact import Redactor
-from mattrace.trace import Outcome, OutcomeStatus, Source, Step, StepError, StepKind, Trace
+from mattrace.trace import (
+    Outcome,
+    OutcomeStatus,
+    Source,
+    Step,
+    StepError,
+    StepKind,
+    Trace,
+    validation_summary,
+)
 from mattrace.tracefile import TraceWriter
 
 __all__ = [
@@ -58,12 +67,6 @@ def _step_kind(kind: StepKind | str) -> StepKind:
     except ValueError:
         known = ", ".join(k.value for k in StepKind)
         raise RecordingError(f"unknown step kind {kind!r}; expected one of: {known}") from None
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    return f"{loc}: {err['msg']}" if loc else str(err["msg"])
 
 
 def _slug(name: str) -> str:
@@ -214,7 +217,7 @@ class Recorder:
                             t_end=t_end if t_end is not None else now)
             except ValidationError as exc:
                 raise RecordingError(f"step {index} ({kind.value}) is invalid: "
-                                     f"{_first_error(exc)}") from None
+                                     f"{validation_summary(exc)}") from None
             try:
                 self._writer.write_step(step)
             except OSError as exc:
