@@ -31,6 +31,7 @@ __all__ = [
     "StepKind",
     "Trace",
     "trace_json_schema",
+    "validation_summary",
     "VOLATILE_ATTRS",
 ]
 
