@@ -99,3 +99,14 @@ def test_text_with_lone_surrogates_round_trips_exactly(trace_dir: Path) -> None:
     assert loaded.steps[0].content == f"found {name}"
     assert loaded.fingerprint() == rec.trace.fingerprint()
     assert mattrace.verify(rec.path).ok
+
+
+def test_invalid_run_metadata_is_a_recording_error(trace_dir: Path) -> None:
+    """Labels that are not text, or a config that is not a mapping, fail with a RecordingError naming the run."""
+    with pytest.raises(mattrace.RecordingError, match=r"record\('labels'\): invalid run metadata: labels"):
+        with mattrace.record("labels", dir=trace_dir, labels={"seed": 3}):  # type: ignore[dict-item]
+            pass
+    with pytest.raises(mattrace.RecordingError, match="invalid run metadata"):
+        with mattrace.record("config", dir=trace_dir, config=["not", "a", "mapping"]):  # type: ignore[arg-type]
+            pass
+    assert mattrace.active_recorder() is None

@@ -87,13 +87,15 @@ class _NullWriter:
 
 
 class Recorder:
-    """Records one run into one trace file. Thread-safe; create it through :class:`record`.
+    """Records one run into one trace file. Thread-safe; create it through :func:`record`.
 
     Attributes:
         trace_id: random id of this run.
         path: the trace file (not written when ``persist=False``, which keeps the trace
             in memory only: for building traces in tests).
-        redactor: applied to every step's args and attrs before it is written.
+        redactor: applied to everything recorded (args, attrs, results, text, config)
+            before it is written.
+        write_error: the OSError that stopped the file being written, if one did.
     """
 
     def __init__(self, name: str, *, config: dict[str, Any] | None = None,
@@ -108,9 +110,13 @@ class Recorder:
         self.redactor = redact if redact is not None else Redactor()
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         self.path = Path(path) if path else Path(dir) / f"{_slug(name)}-{stamp}-{self.trace_id[:8]}.jsonl"
-        self._header = Trace(trace_id=self.trace_id, name=name,
-                             config=self.redactor(to_jsonable(config or {})), labels=dict(labels or {}),
-                             entrypoint=self.redactor(to_jsonable(entrypoint)) if entrypoint else None)
+        try:
+            self._header = Trace(trace_id=self.trace_id, name=name,
+                                 config=self.redactor(to_jsonable(config or {})), labels=dict(labels or {}),
+                                 entrypoint=self.redactor(to_jsonable(entrypoint)) if entrypoint else None)
+        except (ValidationError, TypeError, ValueError) as exc:
+            summary = validation_summary(exc) if isinstance(exc, ValidationError) else str(exc)
+            raise RecordingError(f"record({name!r}): invalid run metadata: {summary}") from None
         self._lock = threading.RLock()
         self._steps: list[Step] = []
         self._outputs = OutputIndex()
