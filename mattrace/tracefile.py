@@ -249,14 +249,16 @@ def read_trace_file(path: str | Path, *, key: bytes | None = None) -> ReadResult
         if sealed:
             raise TraceFormatError(path, lineno, "data after the seal; lines were appended to a sealed trace")
         body, h = _split_hash(path, lineno, raw)
-        if lineno == 1:
-            chain = _header_chain(path, body, key)
+        if lineno == 1:  # the header names the hash algorithm, so it is read before its hash
+            record = _parse(path, lineno, body)
+            chain = _header_chain(path, record, key)
         if chain.digest(body) != h:
             raise TraceFormatError(
                 path, lineno, "hash chain broken: this line or one before it was altered, "
                 "removed, reordered or inserted")
         chain.prev = h
-        record = _parse(path, lineno, body)
+        if lineno > 1:
+            record = _parse(path, lineno, body)
         kind = record.get("type")
         if lineno == 1:
             trace = _parse_header(path, record)
@@ -284,8 +286,7 @@ def read_trace_file(path: str | Path, *, key: bytes | None = None) -> ReadResult
     return result
 
 
-def _header_chain(path: Path, body: bytes, key: bytes | None) -> _Chain:
-    record = _parse(path, 1, body)
+def _header_chain(path: Path, record: dict[str, Any], key: bytes | None) -> _Chain:
     alg = record.get("alg")
     if record.get("type") != "header" or record.get("format") != FORMAT:
         raise TraceFormatError(path, 1, "not a mattrace trace file (no header line)")
