@@ -106,6 +106,24 @@ def _parser() -> _Parser:
     demo.add_argument("--runs", type=_positive, metavar="N", help="how many runs to record")
     demo.add_argument("--dir", metavar="DIR", help="where to write the demo's trace files")
     demo.set_defaults(func=_cmd_demo)
+
+    imp = sub.add_parser(
+        "import", help="turn agent logs (OpenAI chat format) into trace files",
+        description="Read chat logs in OpenAI message format (a JSON list of messages, an "
+        "object with a 'messages' list, or JSONL with one run per line) and write each run "
+        "as a sealed trace file. No file is written unless every input reads.",
+        epilog="exit status: 0 when every run was written, 2 on bad usage or a file that is "
+        "not a chat log (path:line: message N: reason).")
+    imp.add_argument("format", choices=["openai"], metavar="FORMAT",
+                     help="the log format: openai (chat-completion messages)")
+    imp.add_argument("files", nargs="+", metavar="FILE", help="log files (.json or .jsonl)")
+    imp.add_argument("--out", default=".mattrace/traces", metavar="DIR",
+                     help="where to write the trace files (default .mattrace/traces)")
+    imp.add_argument("--untrusted-tools", action="append", default=[], metavar="NAMES",
+                     help="comma-separated tools whose results are untrusted ('*': all tools)")
+    imp.add_argument("--side-effect-tools", action="append", default=[], metavar="NAMES",
+                     help="comma-separated tools that change the outside world ('*': all tools)")
+    imp.set_defaults(func=_cmd_import)
     return parser
 
 
@@ -195,6 +213,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         options["dir"] = args.dir
     code = demo.run_demo(**options)
     return code if isinstance(code, int) else EXIT_OK
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from mattrace.recording.importers import import_openai, write_trace
+
+    def names(values: list[str]) -> list[str]:
+        return [n.strip() for v in values for n in v.split(",") if n.strip()]
+
+    untrusted, side_effects = names(args.untrusted_tools), names(args.side_effect_tools)
+    # every file is read before anything is written: a bad input leaves no partial import
+    runs = [(path, trace) for path in args.files
+            for trace in import_openai(path, untrusted_tools=untrusted, side_effect_tools=side_effects)]
+    for path, trace in runs:
+        try:
+            written = write_trace(trace, args.out)
+        except OSError as exc:
+            raise _CliError(f"{args.out}: cannot write a trace file: {exc.strerror or exc}") from exc
+        line = trace.config.get("import", {}).get("line")
+        origin = f"{path}:{line}" if line is not None else path
+        sys.stdout.write(f"{written}  ({len(trace.steps)} steps from {origin})\n")
+    return EXIT_OK
 
 
 # -- plumbing ----------------------------------------------------------------------------------
