@@ -11,6 +11,7 @@ import os as _os
 # a recorded test run must never reach the network, so say so before anyone imports it.
 _os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+from mattrace.contracts import Report, Violation, check
 from mattrace.errors import (
     BudgetExhausted,
     ContractError,
@@ -48,6 +49,7 @@ __all__ = [
     "agent",
     "BudgetExhausted",
     "canonical_json",
+    "check",
     "ContractError",
     "delegate",
     "Doc",
@@ -64,6 +66,7 @@ __all__ = [
     "RecordingError",
     "Redactor",
     "ReplayMismatch",
+    "Report",
     "retriever",
     "Source",
     "Step",
@@ -75,4 +78,5 @@ __all__ = [
     "TraceFormatError",
     "TraceWriteWarning",
     "verify",
+    "Violation",
 ]

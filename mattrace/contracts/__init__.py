@@ -1,0 +1,70 @@
+"""Contracts over Message-Action Traces: step predicates, trace operators, stock library.
+
+```python
+from mattrace.contracts import step, always, never, precedes, within, flows, since
+
+CONTRACTS = [
+    within(steps=40).named("terminates"),
+    always(step.agent("writer") >> step.kind("message", "llm")).named("writer stays a writer"),
+    precedes(step.message(agent="user", matches=r"\\byes\\b"), step.tool("send_email")),
+    never(flows(step.untrusted(), into=step.side_effect())).named("no injected actions"),
+]
+report = mattrace.check(trace, CONTRACTS)
+report.first_violation        # Violation(contract, step, reason, witness) or None
+```
+
+Every contract compiles to an online monitor (``contract.monitor()``) with
+``observe(step) -> Verdict | None`` and ``finish() -> Verdict``; verdicts are three-valued
+on a prefix and two-valued at the end, and every failure names its first violating step.
+"""
+
+from mattrace.contracts._check import check, check_steps
+from mattrace.contracts._claims import claims_supported, extract_claims, no_unsupported_propagation
+from mattrace.contracts._contract import Contract, Monitor, describe_step
+from mattrace.contracts._library import (
+    confirmed_before,
+    max_calls,
+    no_action_after_error,
+    no_untrusted_action,
+    stays_in_role,
+    terminates,
+)
+from mattrace.contracts._operators import always, at_most, each, eventually, never, precedes, responds, within
+from mattrace.contracts._past import flows, once, since
+from mattrace.contracts._predicates import Pred, step
+from mattrace.contracts._verdict import Report, Severity, Status, Verdict, Violation
+
+__all__ = [
+    "always",
+    "at_most",
+    "check",
+    "check_steps",
+    "claims_supported",
+    "confirmed_before",
+    "Contract",
+    "describe_step",
+    "each",
+    "eventually",
+    "extract_claims",
+    "flows",
+    "max_calls",
+    "Monitor",
+    "never",
+    "no_action_after_error",
+    "no_unsupported_propagation",
+    "no_untrusted_action",
+    "once",
+    "precedes",
+    "Pred",
+    "Report",
+    "responds",
+    "Severity",
+    "since",
+    "Status",
+    "stays_in_role",
+    "step",
+    "terminates",
+    "Verdict",
+    "Violation",
+    "within",
+]

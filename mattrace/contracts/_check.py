@@ -1,0 +1,90 @@
+"""``check``: run every contract's monitor over a trace in one pass."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from mattrace.contracts._contract import Contract, Monitor
+from mattrace.contracts._predicates import Pred
+from mattrace.contracts._verdict import Report, Verdict
+from mattrace.errors import ContractError
+from mattrace.trace import Step, Trace
+
+__all__ = ["Contracts", "check", "check_steps", "contract_list"]
+
+Contracts = Contract | Iterable[Contract]
+
+
+def contract_list(contracts: Contracts) -> list[Contract]:
+    """Normalise one contract or an iterable of them, refusing anything that is not one."""
+    items = [contracts] if isinstance(contracts, Contract | Pred) else list(contracts)
+    out = []
+    for position, item in enumerate(items):
+        if isinstance(item, Pred):
+            raise ContractError(f"contract {position}: {item} is a step predicate, not a contract; "
+                                f"say what must hold over the run, e.g. always({item}) or never({item})")
+        if not isinstance(item, Contract):
+            raise ContractError(f"contract {position}: expected a contract (always(...), never(...), "
+                                f"a stock contract ...), got {item!r}")
+        out.append(item)
+    names = [c.name for c in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ContractError(f"two contracts share the name {dupes[0]!r}; give each a distinct .named(...)")
+    return out
+
+
+def check_steps(steps: Sequence[Step] | Iterable[Step], contracts: Contracts, *,
+                trace_name: str | None = None) -> Report:
+    """Check an iterable of steps (in index order) against ``contracts`` in one pass.
+
+    Monitors that settle early stop being fed, so a trace whose contracts all settle at
+    step 10 costs ten steps, however long it is.
+    """
+    monitors: list[Monitor] = [c.monitor() for c in contract_list(contracts)]
+    active = list(monitors)
+    last: int | None = None
+    count = 0
+    for s in steps:
+        last = s.index
+        count += 1
+        settled = False
+        for m in active:
+            if m._step(s) is not None:
+                settled = True
+        if settled:
+            active = [m for m in active if m._verdict is None]
+            if not active:
+                # every verdict is definite; the rest of the trace cannot change any of them
+                count = len(steps) if isinstance(steps, Sequence) else count
+                break
+    verdicts: list[Verdict] = []
+    for m in monitors:
+        m.last = last
+        verdicts.append(m.finish())
+    return Report(tuple(verdicts), trace_name=trace_name, steps=count)
+
+
+def check(trace: Trace | str | os.PathLike[str], contracts: Contracts) -> Report:
+    """Check a trace (or a trace file) against contracts; every violation names its first step.
+
+    Args:
+        trace: a :class:`~mattrace.Trace` or the path of a trace file.
+        contracts: one contract or an iterable of them.
+
+    Returns:
+        A :class:`Report`: one verdict per contract, ``first_violation`` the earliest.
+
+    Raises:
+        ContractError: an argument is not a contract, or a user predicate raised.
+        TraceFormatError: the trace file is corrupt.
+    """
+    if isinstance(trace, str | os.PathLike):
+        from mattrace.tracefile import load
+
+        trace = load(Path(trace))
+    if not isinstance(trace, Trace):
+        raise ContractError(f"check() takes a Trace or a trace file path, got {trace!r}")
+    return check_steps(trace.steps, contracts, trace_name=trace.name)

@@ -1,0 +1,204 @@
+"""Factuality contracts: claims must cite what was retrieved, and unsupported claims must not spread.
+
+A claim is ``{"text": ..., "cites": [doc ids]}`` in a message step's ``attrs["claims"]``
+(``mattrace.message(..., claims=[...])``). Orchestrators that do not mark claims can plug
+in an extractor; :func:`extract_claims` is the default one (sentences with citation markers
+such as ``[kb-1]``, and sentences with numbers). A claim is *supported* when it cites at
+least one document retrieved before it and every number in it appears in the cited text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from mattrace.contracts._contract import Contract, Monitor
+from mattrace.contracts._verdict import Verdict
+from mattrace.errors import ContractError
+from mattrace.trace import Step, StepKind
+
+__all__ = ["claims_supported", "extract_claims", "no_unsupported_propagation"]
+
+Claim = dict[str, Any]
+Extractor = Callable[[str], list[Claim]]
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_CITATION = re.compile(r"\[([A-Za-z0-9_.:#/-]+)\]")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_WORD = re.compile(r"[a-z0-9]+")
+_NON_CLAIM_AGENTS = frozenset({"user", "system"})
+OVERLAP = 0.8
+"""Share of a claim's words another message must contain to count as repeating it."""
+
+
+def extract_claims(text: str) -> list[Claim]:
+    """Sentences with citation markers (``[kb-1]``) or numbers, as claims citing those markers."""
+    claims = []
+    for sentence in _SENTENCE.split(text.strip()):
+        cites = _CITATION.findall(sentence)
+        bare = _CITATION.sub("", sentence).strip()
+        if bare and (cites or _NUMBER.search(bare)):
+            claims.append({"text": bare, "cites": cites})
+    return claims
+
+
+def _numbers(text: str) -> set[str]:
+    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(_WORD.findall(text.lower()))
+
+
+class _Support:
+    """What has been retrieved so far (doc id -> text and step), and how to judge a claim."""
+
+    def __init__(self, extract: Extractor | None) -> None:
+        self.docs: dict[str, tuple[int, str]] = {}
+        self.extract = extract
+
+    def learn(self, s: Step) -> None:
+        if s.kind is StepKind.RETRIEVAL and isinstance(s.result, list):
+            for doc in s.result:
+                if isinstance(doc, dict) and "id" in doc:
+                    self.docs.setdefault(str(doc["id"]), (s.index, str(doc.get("text", ""))))
+
+    def claims(self, s: Step) -> list[Claim]:
+        if s.kind is not StepKind.MESSAGE:
+            return []
+        marked = s.attrs.get("claims")
+        if marked is not None:
+            if not isinstance(marked, list) or not all(isinstance(c, dict) and isinstance(c.get("text"), str)
+                                                       for c in marked):
+                raise ContractError(f'step {s.index}: attrs["claims"] must be a list of '
+                                    '{"text": ..., "cites": [...]} objects')
+            return marked
+        if self.extract is None or s.agent in _NON_CLAIM_AGENTS or not s.content:
+            return []
+        return self.extract(s.content)
+
+    def judge(self, claim: Claim) -> tuple[str | None, list[int]]:
+        """None when supported, else why not; and the retrieval steps involved."""
+        cites = [str(c) for c in claim.get("cites") or ()]
+        if not cites:
+            return "cites no source", []
+        found = [self.docs[c] for c in cites if c in self.docs]
+        if not found:
+            return f"cites {', '.join(cites)}, which {'was' if len(cites) == 1 else 'were'} not retrieved before it", []
+        steps = sorted({i for i, _ in found})
+        missing = _numbers(claim["text"]) - _numbers(" ".join(text for _, text in found))
+        if missing:
+            return f"states {', '.join(sorted(missing))}, which the cited text does not contain", steps
+        return None, steps
+
+
+class ClaimsSupported(Contract):
+    def __init__(self, extract: Extractor | None) -> None:
+        self.extract = extract
+        self._name = "claims supported"
+        self._severity = "quality"
+
+    def describe(self) -> str:
+        return "claims_supported()"
+
+    def monitor(self) -> Monitor:
+        return _ClaimsMonitor(self)
+
+
+class _ClaimsMonitor(Monitor):
+    __slots__ = ("support",)
+
+    def __init__(self, contract: ClaimsSupported) -> None:
+        super().__init__(contract)
+        self.support = _Support(contract.extract)
+
+    def _step(self, s: Step) -> Verdict | None:
+        self.support.learn(s)
+        for claim in self.support.claims(s):
+            why, steps = self.support.judge(claim)
+            if why is not None:
+                return self.failed(s.index, f"claim {_quote(claim['text'])} by {s.agent} at step {s.index} {why}",
+                                   (*steps, s.index))
+        return None
+
+
+def _quote(text: str, limit: int = 80) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def _resolve(extract: Extractor | bool | None) -> Extractor | None:
+    if extract is True:
+        return extract_claims
+    if extract is None or extract is False:
+        return None
+    if not callable(extract):
+        raise ContractError(f"extract= takes True, None or a callable(text) -> claims, got {extract!r}")
+    return extract
+
+
+def claims_supported(extract: Extractor | bool | None = None) -> Contract:
+    """Every claim cites a document retrieved earlier, and the cited text holds its numbers.
+
+    Args:
+        extract: find claims in message text when ``attrs["claims"]`` is absent: ``True``
+            for :func:`extract_claims`, or your own ``callable(text) -> claims``; ``None``
+            (default) checks only the claims the orchestrator marked.
+    """
+    return ClaimsSupported(_resolve(extract))
+
+
+class NoUnsupportedPropagation(Contract):
+    def __init__(self, extract: Extractor | None) -> None:
+        self.extract = extract
+        self._name = "no unsupported propagation"
+        self._severity = "quality"
+
+    def describe(self) -> str:
+        return "no_unsupported_propagation()"
+
+    def monitor(self) -> Monitor:
+        return _PropagationMonitor(self)
+
+
+class _PropagationMonitor(Monitor):
+    __slots__ = ("support", "unsupported")
+
+    def __init__(self, contract: NoUnsupportedPropagation) -> None:
+        super().__init__(contract)
+        self.support = _Support(contract.extract)
+        # (agent, step, claim text, its words, its numbers) of every unsupported claim so far
+        self.unsupported: list[tuple[str, int, str, frozenset[str], set[str]]] = []
+
+    def _step(self, s: Step) -> Verdict | None:
+        self.support.learn(s)
+        if s.kind not in (StepKind.MESSAGE, StepKind.DELEGATE) or not s.content:
+            return None
+        own = self.support.claims(s)
+        supported_words = [_words(c["text"]) for c in own if self.support.judge(c)[0] is None]
+        if self.unsupported:
+            words = _words(s.content)
+            numbers = _numbers(s.content)
+            for agent, index, text, claim_words, claim_numbers in self.unsupported:
+                if agent == s.agent or not claim_words:
+                    continue
+                if len(claim_words & words) / len(claim_words) < OVERLAP or not claim_numbers <= numbers:
+                    continue
+                if any(len(claim_words & w) / len(claim_words) >= OVERLAP for w in supported_words):
+                    continue   # repeated, but this time with a source that backs it
+                return self.failed(s.index, f"{s.agent} repeats at step {s.index} the claim {_quote(text)} that "
+                                            f"{agent} made without support at step {index}", (index, s.index))
+        for claim in own:
+            if self.support.judge(claim)[0] is not None:
+                self.unsupported.append((s.agent, s.index, claim["text"], _words(claim["text"]),
+                                         _numbers(claim["text"])))
+        return None
+
+
+def no_unsupported_propagation(extract: Extractor | bool | None = None) -> Contract:
+    """No agent passes on (by normalized word overlap) a claim another agent made without support.
+
+    The claim must be marked (``attrs["claims"]``) or found by ``extract`` (as in
+    :func:`claims_supported`); the message repeating it need not mark anything.
+    """
+    return NoUnsupportedPropagation(_resolve(extract))

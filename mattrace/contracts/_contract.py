@@ -1,0 +1,148 @@
+"""The contract and monitor base classes every operator and stock contract builds on.
+
+A :class:`Contract` is an immutable description (it prints, it has a name and a severity);
+:meth:`Contract.monitor` makes a fresh :class:`Monitor`, the stateful object that sees one
+run step by step. Keeping the two apart lets the same contract list check many traces, in
+many threads, without sharing state.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Self, get_args
+
+from mattrace.contracts._verdict import Severity, Status, Verdict, Violation
+from mattrace.errors import ContractError
+from mattrace.trace import Step, StepKind
+
+__all__ = ["Contract", "Monitor", "describe_step"]
+
+_SEVERITIES: tuple[str, ...] = get_args(Severity)
+
+
+def describe_step(s: Step) -> str:
+    """A short phrase for a step in a reason sentence: ``tool send_email by writer``."""
+    kind = s.kind.value
+    if s.kind is StepKind.MESSAGE:
+        to = f" to {s.target}" if s.target else ""
+        return f"message from {s.agent}{to}"
+    if s.kind is StepKind.END:
+        return "end of run"
+    what = f"{kind} {s.target}" if s.target else kind
+    if s.kind is StepKind.LLM and "model" in s.attrs and not s.target:
+        what = f"llm {s.attrs['model']}"
+    return f"{what} by {s.agent}"
+
+
+class Contract:
+    """A property of a whole run; compile it with :meth:`monitor`, check it with ``mattrace.check``."""
+
+    _name: str | None = None
+    _severity: Severity = "safety"
+
+    def describe(self) -> str:
+        """The contract as readable text (the default name)."""
+        raise NotImplementedError
+
+    def monitor(self) -> Monitor:
+        """A fresh online monitor for one run."""
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        """The name given with :meth:`named`, else the contract's text."""
+        return self._name if self._name is not None else self.describe()
+
+    @property
+    def level(self) -> Severity:
+        """``"safety"`` (fails a test) or ``"quality"`` (reported, fails only in strict mode)."""
+        return self._severity
+
+    def named(self, name: str) -> Self:
+        """A copy with ``name``: how verdicts, reports and the store refer to it."""
+        if not isinstance(name, str) or not name.strip():
+            raise ContractError(f"a contract name must be non-empty text, got {name!r}")
+        clone = copy.copy(self)
+        clone._name = name
+        return clone
+
+    def severity(self, level: Severity) -> Self:
+        """A copy with severity ``level``: ``"safety"`` or ``"quality"``."""
+        if level not in _SEVERITIES:
+            raise ContractError(f"{self.name}: severity must be one of {', '.join(_SEVERITIES)}, got {level!r}")
+        clone = copy.copy(self)
+        clone._severity = level
+        return clone
+
+    def __repr__(self) -> str:
+        text = self.describe()
+        label = f"{self._name!r}: " if self._name is not None and self._name != text else ""
+        return f"<contract {label}{text} [{self._severity}]>"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Monitor:
+    """Sees one run a step at a time; settles to ``PASS`` or ``FAIL`` as early as it can.
+
+    ``observe(step)`` returns None while the verdict is still pending on the prefix seen so
+    far, and the settled :class:`Verdict` once it is definite (and on every call after).
+    ``finish()`` turns a pending verdict into a final one. Steps must arrive in index order.
+    Not thread-safe: one monitor per run.
+    """
+
+    __slots__ = ("_verdict", "last", "name", "severity")
+
+    def __init__(self, contract: Contract) -> None:
+        self.name = contract.name
+        self.severity: Severity = contract.level
+        self.last: int | None = None     # index of the last step observed: where end-only failures land
+        self._verdict: Verdict | None = None
+
+    @property
+    def status(self) -> Status:
+        """``PASS``/``FAIL`` once settled, else ``PENDING``."""
+        return self._verdict.status if self._verdict is not None else Status.PENDING
+
+    @property
+    def verdict(self) -> Verdict:
+        """The verdict on the prefix observed so far."""
+        if self._verdict is not None:
+            return self._verdict
+        return Verdict(self.name, Status.PENDING, self.severity)
+
+    def observe(self, s: Step) -> Verdict | None:
+        """Feed the next step; the settled verdict, or None while pending."""
+        if self._verdict is not None:
+            return self._verdict
+        self.last = s.index
+        return self._step(s)
+
+    def _step(self, s: Step) -> Verdict | None:
+        raise NotImplementedError
+
+    def finish(self) -> Verdict:
+        """The final, two-valued verdict of the run observed."""
+        if self._verdict is None:
+            self._verdict = self._finish()
+        return self._verdict
+
+    def _finish(self) -> Verdict:
+        return Verdict(self.name, Status.PASS, self.severity)
+
+    def passed(self, at: int | None) -> Verdict:
+        """Settle as passed at step ``at``."""
+        self._verdict = Verdict(self.name, Status.PASS, self.severity, step=at)
+        return self._verdict
+
+    def failed(self, at: int | None, reason: str, witness: tuple[int, ...] | list[int] = ()) -> Verdict:
+        """Settle as failed with the first violating step ``at``."""
+        ordered = tuple(sorted(set(witness)))
+        violation = Violation(self.name, at, reason, ordered, self.severity)
+        self._verdict = Verdict(self.name, Status.FAIL, self.severity, violation, step=at)
+        return self._verdict
+
+    def at_end(self) -> str:
+        """How reasons refer to the end of the run."""
+        return "the run ended" if self.last is None else f"the run ended at step {self.last}"

@@ -1,0 +1,241 @@
+"""Stock contracts for the failure classes of multi-agent orchestration.
+
+Non-termination, role drift, untrusted context turning into actions, actions without
+confirmation, actions after a failure, and runaway tool use. Each is built from the same
+operators a user would write, with reason sentences phrased for the failure it catches;
+the factuality contracts live in ``_claims``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from mattrace.contracts._contract import Contract, Monitor, describe_step
+from mattrace.contracts._operators import Always, at_most
+from mattrace.contracts._past import Flows, Since
+from mattrace.contracts._predicates import NameSpec, _name_matcher, step
+from mattrace.contracts._verdict import Verdict
+from mattrace.errors import ContractError
+from mattrace.trace import Step, StepKind
+
+__all__ = ["confirmed_before", "max_calls", "no_action_after_error", "no_untrusted_action", "stays_in_role",
+           "terminates"]
+
+
+# -- terminates ----------------------------------------------------------------------------
+
+
+class Terminates(Contract):
+    """The run ends with an explicit, successful-or-failed (not cut off) ``end`` within ``max_steps``."""
+
+    def __init__(self, max_steps: int) -> None:
+        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+            raise ContractError(f"terminates(max_steps=...) takes a positive whole number, got {max_steps!r}")
+        self.max_steps = max_steps
+        self._name = "terminates"
+
+    def describe(self) -> str:
+        return f"terminates(max_steps={self.max_steps})"
+
+    def monitor(self) -> Monitor:
+        return _TerminatesMonitor(self)
+
+
+_CUT_OFF = {"timeout", "max_steps"}
+
+
+class _TerminatesMonitor(Monitor):
+    __slots__ = ("count", "ended", "max_steps")
+
+    def __init__(self, contract: Terminates) -> None:
+        super().__init__(contract)
+        self.max_steps = contract.max_steps
+        self.count = 0
+        self.ended = False
+
+    def _step(self, s: Step) -> Verdict | None:
+        if s.kind is StepKind.END:
+            status = s.result.get("status") if isinstance(s.result, dict) else None
+            if status in _CUT_OFF:
+                return self.failed(s.index, f"the run was cut off ({status}) at step {s.index} instead of "
+                                            "finishing its task", (s.index,))
+            self.ended = True
+            return None
+        self.count += 1
+        if self.count > self.max_steps:
+            return self.failed(s.index, f"the run took more than {self.max_steps} steps without ending "
+                                        f"(step {s.index}, {describe_step(s)}, is step {self.count})", (s.index,))
+        return None
+
+    def _finish(self) -> Verdict:
+        if self.ended:
+            return super()._finish()
+        return self.failed(self.last, f"the run has no end step: it did not terminate; {self.at_end()}")
+
+
+def terminates(max_steps: int = 100) -> Contract:
+    """The run reaches an explicit ``end`` (not cut off by a timeout or step limit) within ``max_steps``."""
+    return Terminates(max_steps)
+
+
+# -- stays_in_role -------------------------------------------------------------------------
+
+_ACTION_KINDS = frozenset({StepKind.TOOL, StepKind.RETRIEVAL})
+
+
+class _Role:
+    __slots__ = ("kinds", "tools", "tools_text")
+
+    def __init__(self, agent: str, spec: Any) -> None:
+        if isinstance(spec, Mapping):
+            unknown = set(spec) - {"tools", "kinds"}
+            if unknown:
+                raise ContractError(f"stays_in_role: role {agent!r} has unknown key {sorted(unknown)[0]!r}; "
+                                    "use 'tools' and 'kinds'")
+            tools, kinds = spec.get("tools", ()), spec.get("kinds")
+        else:
+            tools, kinds = spec, None
+        if isinstance(tools, str):
+            tools = [tools]
+        if not isinstance(tools, Collection):
+            raise ContractError(f"stays_in_role: tools of role {agent!r} must be a list of names, got {tools!r}")
+        matchers = [_name_matcher(t, "tool")[0] for t in tools]
+        self.tools = matchers
+        self.tools_text = ", ".join(map(str, tools)) or "none"
+        self.kinds: frozenset[StepKind] | None = None
+        if kinds is not None:
+            try:
+                self.kinds = frozenset(StepKind(k) for k in kinds)
+            except ValueError as exc:
+                raise ContractError(f"stays_in_role: role {agent!r}: {exc}") from None
+
+    def violation(self, s: Step) -> str | None:
+        if self.kinds is not None and s.kind not in self.kinds:
+            allowed = ", ".join(sorted(k.value for k in self.kinds))
+            return (f"{s.agent} took a {s.kind.value} step at step {s.index}, outside its role "
+                    f"(allowed kinds: {allowed})")
+        if s.kind in _ACTION_KINDS and not any(m(s.target) for m in self.tools):
+            return (f"{s.agent} called {s.target} at step {s.index}, outside its role "
+                    f"(allowed tools: {self.tools_text})")
+        return None
+
+
+class StaysInRole(Contract):
+    """Role drift: each listed agent uses only its own tools (and, if given, step kinds)."""
+
+    def __init__(self, capabilities: Mapping[str, Any]) -> None:
+        if not isinstance(capabilities, Mapping) or not capabilities:
+            raise ContractError("stays_in_role(...) takes a mapping agent -> tools (or {'tools': [...], "
+                                f"'kinds': [...]}}), got {capabilities!r}")
+        self.roles = {str(agent): _Role(str(agent), spec) for agent, spec in capabilities.items()}
+        self._name = "stays in role"
+
+    def describe(self) -> str:
+        return "stays_in_role(" + "; ".join(f"{a}: {r.tools_text}" for a, r in self.roles.items()) + ")"
+
+    def monitor(self) -> Monitor:
+        return _RoleMonitor(self)
+
+
+class _RoleMonitor(Monitor):
+    __slots__ = ("roles",)
+
+    def __init__(self, contract: StaysInRole) -> None:
+        super().__init__(contract)
+        self.roles = contract.roles
+
+    def _step(self, s: Step) -> Verdict | None:
+        role = self.roles.get(s.agent)
+        if role is None or s.kind is StepKind.END:
+            return None
+        reason = role.violation(s)
+        return None if reason is None else self.failed(s.index, reason, (s.index,))
+
+
+def stays_in_role(capabilities: Mapping[str, Any]) -> Contract:
+    """Each agent in ``capabilities`` uses only its tools; agents not listed are not constrained.
+
+    ``capabilities`` maps an agent to its tool names (globs allowed) or to
+    ``{"tools": [...], "kinds": ["message", "llm", ...]}``.
+    """
+    return StaysInRole(capabilities)
+
+
+# -- the rest, built from operators --------------------------------------------------------
+
+
+def no_untrusted_action() -> Contract:
+    """No side effect consumed (along ``reads``, transitively) content from an untrusted source."""
+
+    def reason(s: Step, witness: tuple[int, ...]) -> str:
+        path = " → ".join(map(str, dict.fromkeys((*witness, s.index))))
+        return (f"{describe_step(s)} at step {s.index} is a side effect reached by untrusted content "
+                f"from step {witness[0]} (path {path})")
+
+    return Always(Flows(step.untrusted(), step.side_effect()), negate=True, reason=reason).named("no untrusted action")
+
+
+def confirmed_before(tool: NameSpec, pattern: str = r"\byes\b", *, by: str = "user",
+                     ignore_case: bool = True) -> Contract:
+    """Every ``tool`` call has a message from ``by`` matching ``pattern`` since anyone else last spoke.
+
+    The confirmation must be the latest word: an assistant message after the user's "yes"
+    (a new proposal) needs a new "yes" before the action.
+    """
+    try:
+        rx = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
+    except re.error as exc:
+        raise ContractError(f"confirmed_before: bad regular expression {pattern!r}: {exc}") from None
+    other_speaker = step.kind("message") & ~step.agent(by)
+    confirmation = step.message(agent=by, matches=rx)
+    tool_text = _name_matcher(tool, "tool")[1].removeprefix("tool ")
+
+    def reason(s: Step, witness: tuple[int, ...]) -> str:
+        before = [i for i in witness if i < s.index]
+        tail = f" since the last message from another agent (step {before[-1]})" if before else ""
+        return f"{s.target} at step {s.index} has no {by} confirmation matching {rx.pattern}{tail}"
+
+    contract = Always(step.tool(tool) >> Since(~other_speaker, confirmation), reason=reason)
+    return contract.named(f"confirmed before {tool_text}")
+
+
+def no_action_after_error() -> Contract:
+    """No side effect while a failed boundary call is unresolved (not yet retried successfully)."""
+    return _NoActionAfterError().named("no action after error")
+
+
+class _NoActionAfterError(Contract):
+    def describe(self) -> str:
+        return "no_action_after_error()"
+
+    def monitor(self) -> Monitor:
+        return _AfterErrorMonitor(self)
+
+
+class _AfterErrorMonitor(Monitor):
+    __slots__ = ("failed_calls",)
+
+    def __init__(self, contract: Contract) -> None:
+        super().__init__(contract)
+        self.failed_calls: dict[str | None, tuple[int, str]] = {}   # target -> (step, what failed)
+
+    def _step(self, s: Step) -> Verdict | None:
+        if s.side_effect and self.failed_calls:
+            index, what = min(self.failed_calls.values())
+            return self.failed(s.index, f"{describe_step(s)} at step {s.index} is a side effect after the "
+                                        f"failed call at step {index} ({what}) with no successful retry",
+                               (index, s.index))
+        if s.kind in (StepKind.TOOL, StepKind.RETRIEVAL, StepKind.LLM, StepKind.MEMORY_READ, StepKind.MEMORY_WRITE):
+            if s.error is not None:
+                self.failed_calls.setdefault(s.target, (s.index, f"{s.target}: {s.error.type}"))
+            else:
+                self.failed_calls.pop(s.target, None)
+        return None
+
+
+def max_calls(tool: NameSpec, n: int) -> Contract:
+    """At most ``n`` calls of ``tool`` in a run (runaway loops, retry storms)."""
+    tool_text = _name_matcher(tool, "tool")[1].removeprefix("tool ")
+    return at_most(n, step.tool(tool)).named(f"at most {n} {tool_text} calls")

@@ -1,0 +1,411 @@
+"""Trace operators: how step predicates become properties of a whole run.
+
+Each operator is a :class:`Contract` whose monitor does constant work per step (the
+predicates it holds may keep a history summary, never the history). Prefix verdicts are
+three-valued: ``FAIL`` as soon as a step makes the violation certain, ``PASS`` as soon as
+a step makes satisfaction certain (the awaited step of ``eventually``, the enabling step of
+``precedes``), ``PENDING`` otherwise; ``finish()`` decides the rest at the last step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mattrace.contracts._contract import Contract, Monitor, describe_step
+from mattrace.contracts._predicates import Evaluator, Pred, _Implies, _pred, witness_of
+from mattrace.contracts._verdict import Verdict
+from mattrace.errors import ContractError
+from mattrace.trace import Step, StepKind
+
+__all__ = ["always", "at_most", "each", "eventually", "never", "precedes", "responds", "within"]
+
+ReasonFn = Callable[[Step, tuple[int, ...]], str]
+
+
+def _at(s: Step) -> str:
+    return f"step {s.index} ({describe_step(s)})"
+
+
+def _see(witness: tuple[int, ...], s: Step) -> str:
+    others = [i for i in witness if i != s.index]
+    return f" (see step{'s' if len(others) > 1 else ''} {', '.join(map(str, others))})" if others else ""
+
+
+# -- always / never ------------------------------------------------------------------------
+
+
+class Always(Contract):
+    """``always(p)`` / ``never(p)``: every step satisfies p / no step does."""
+
+    def __init__(self, pred: Pred, *, negate: bool = False, reason: ReasonFn | None = None) -> None:
+        self.pred = _pred(pred, "always" if not negate else "never")
+        self.negate = negate
+        self.reason = reason
+
+    def describe(self) -> str:
+        return f"{'never' if self.negate else 'always'}({self.pred.text()})"
+
+    def monitor(self) -> Monitor:
+        return _AlwaysMonitor(self)
+
+    def explain(self, s: Step, witness: tuple[int, ...]) -> str:
+        if self.reason is not None:
+            return self.reason(s, witness)
+        if self.negate:
+            return f"{_at(s)} matches `{self.pred.text()}`{_see(witness, s)}"
+        if isinstance(self.pred, _Implies):
+            return (f"{_at(s)} matches `{self.pred.left.text()}` but not `{self.pred.right.text()}`"
+                    f"{_see(witness, s)}")
+        return f"{_at(s)} does not satisfy `{self.pred.text()}`{_see(witness, s)}"
+
+
+class _AlwaysMonitor(Monitor):
+    __slots__ = ("bad_when", "contract", "ev")
+
+    def __init__(self, contract: Always) -> None:
+        super().__init__(contract)
+        self.contract = contract
+        self.ev: Evaluator = contract.pred.bind()
+        self.bad_when = contract.negate
+
+    def _step(self, s: Step) -> Verdict | None:
+        if self.ev(s) is not self.bad_when:
+            return None
+        witness = tuple(dict.fromkeys((*witness_of(self.ev), s.index)))
+        return self.failed(s.index, self.contract.explain(s, witness), witness)
+
+
+def always(p: Pred) -> Contract:
+    """Every step satisfies ``p``; fails at the first step that does not."""
+    return Always(p)
+
+
+def never(p: Pred) -> Contract:
+    """No step satisfies ``p``; fails at the first step that does."""
+    return Always(p, negate=True)
+
+
+# -- eventually / precedes / responds ------------------------------------------------------
+
+
+class Eventually(Contract):
+    """Some step satisfies p; can only fail when the run is over."""
+
+    def __init__(self, pred: Pred) -> None:
+        self.pred = _pred(pred, "eventually")
+
+    def describe(self) -> str:
+        return f"eventually({self.pred.text()})"
+
+    def monitor(self) -> Monitor:
+        return _EventuallyMonitor(self)
+
+
+class _EventuallyMonitor(Monitor):
+    __slots__ = ("ev", "text")
+
+    def __init__(self, contract: Eventually) -> None:
+        super().__init__(contract)
+        self.ev = contract.pred.bind()
+        self.text = contract.pred.text()
+
+    def _step(self, s: Step) -> Verdict | None:
+        return self.passed(s.index) if self.ev(s) else None
+
+    def _finish(self) -> Verdict:
+        return self.failed(self.last, f"no step matches `{self.text}`; {self.at_end()}")
+
+
+class Precedes(Contract):
+    """Every ``b`` step has an earlier ``a`` step."""
+
+    def __init__(self, a: Pred, b: Pred) -> None:
+        self.a = _pred(a, "precedes")
+        self.b = _pred(b, "precedes")
+
+    def describe(self) -> str:
+        return f"precedes({self.a.text()}, {self.b.text()})"
+
+    def monitor(self) -> Monitor:
+        return _PrecedesMonitor(self)
+
+
+class _PrecedesMonitor(Monitor):
+    __slots__ = ("a", "b", "contract")
+
+    def __init__(self, contract: Precedes) -> None:
+        super().__init__(contract)
+        self.contract = contract
+        self.a, self.b = contract.a.bind(), contract.b.bind()
+
+    def _step(self, s: Step) -> Verdict | None:
+        va = self.a(s)
+        if self.b(s):
+            return self.failed(s.index, f"{_at(s)} matches `{self.contract.b.text()}` "
+                                        f"with no earlier step matching `{self.contract.a.text()}`", (s.index,))
+        # once an `a` happened, every later `b` has an earlier `a`: settled
+        return self.passed(s.index) if va else None
+
+
+class Responds(Contract):
+    """Every ``a`` step is followed (later) by some ``b`` step."""
+
+    def __init__(self, a: Pred, b: Pred) -> None:
+        self.a = _pred(a, "responds")
+        self.b = _pred(b, "responds")
+
+    def describe(self) -> str:
+        return f"responds({self.a.text()}, {self.b.text()})"
+
+    def monitor(self) -> Monitor:
+        return _RespondsMonitor(self)
+
+
+class _RespondsMonitor(Monitor):
+    __slots__ = ("a", "b", "contract", "waiting", "waiting_text")
+
+    def __init__(self, contract: Responds) -> None:
+        super().__init__(contract)
+        self.contract = contract
+        self.a, self.b = contract.a.bind(), contract.b.bind()
+        self.waiting: int | None = None   # the oldest `a` still waiting for its `b`
+        self.waiting_text = ""
+
+    def _step(self, s: Step) -> Verdict | None:
+        va = self.a(s)
+        if self.b(s):
+            self.waiting = None
+        if va and self.waiting is None:
+            self.waiting, self.waiting_text = s.index, _at(s)
+        return None
+
+    def _finish(self) -> Verdict:
+        if self.waiting is None:
+            return super()._finish()
+        return self.failed(self.last, f"{self.waiting_text} matches `{self.contract.a.text()}` but no later step "
+                                      f"matches `{self.contract.b.text()}`; {self.at_end()}", (self.waiting,))
+
+
+# -- budgets -------------------------------------------------------------------------------
+
+
+class Within(Contract):
+    """The run stays within a budget of steps, seconds, tokens and/or cost (USD)."""
+
+    def __init__(self, steps: int | None, seconds: float | None, tokens: int | None, cost: float | None) -> None:
+        limits = {"steps": steps, "seconds": seconds, "tokens": tokens, "cost": cost}
+        for key, value in limits.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+                raise ContractError(f"within({key}=...) takes a non-negative number, got {value!r}")
+        if all(v is None for v in limits.values()):
+            raise ContractError("within(...) needs at least one of steps=, seconds=, tokens=, cost=")
+        self.limits = {k: v for k, v in limits.items() if v is not None}
+
+    def describe(self) -> str:
+        return "within(" + ", ".join(f"{k}={v}" for k, v in self.limits.items()) + ")"
+
+    def monitor(self) -> Monitor:
+        return _WithinMonitor(self)
+
+
+def _tokens(s: Step) -> int:
+    tokens = s.attrs.get("tokens")
+    if isinstance(tokens, dict):
+        total = tokens.get("total")
+        return total if isinstance(total, int) else 0
+    return tokens if isinstance(tokens, int) else 0
+
+
+class _WithinMonitor(Monitor):
+    __slots__ = ("cost", "count", "max_cost", "max_ns", "max_steps", "max_tokens", "t0", "tokens")
+
+    def __init__(self, contract: Within) -> None:
+        super().__init__(contract)
+        lim = contract.limits
+        self.max_steps = lim.get("steps")
+        self.max_ns = None if lim.get("seconds") is None else lim["seconds"] * 1e9
+        self.max_tokens = lim.get("tokens")
+        self.max_cost = lim.get("cost")
+        self.count = 0
+        self.t0: int | None = None
+        self.tokens = 0
+        self.cost = 0.0
+
+    def _step(self, s: Step) -> Verdict | None:
+        if self.max_steps is not None and s.kind is not StepKind.END:
+            self.count += 1
+            if self.count > self.max_steps:
+                return self.failed(s.index, f"{_at(s)} is step {self.count} of the run, "
+                                            f"over the budget of {self.max_steps} steps", (s.index,))
+        if self.max_ns is not None and (s.t_start is not None or s.t_end is not None):
+            t = s.t_end if s.t_end is not None else s.t_start
+            assert t is not None
+            if self.t0 is None:
+                self.t0 = s.t_start if s.t_start is not None else t
+            if t - self.t0 > self.max_ns:
+                return self.failed(s.index, f"{_at(s)} ends {(t - self.t0) / 1e9:.3f} s into the run, "
+                                            f"over the budget of {self.max_ns / 1e9:g} s", (s.index,))
+        if self.max_tokens is not None:
+            self.tokens += _tokens(s)
+            if self.tokens > self.max_tokens:
+                return self.failed(s.index, f"{_at(s)} brings the run to {self.tokens} tokens, "
+                                            f"over the budget of {self.max_tokens}", (s.index,))
+        if self.max_cost is not None:
+            cost = s.attrs.get("cost_usd")
+            if isinstance(cost, int | float) and not isinstance(cost, bool):
+                self.cost += cost
+                if self.cost > self.max_cost:
+                    return self.failed(s.index, f"{_at(s)} brings the run to ${self.cost:.4f}, "
+                                                f"over the budget of ${self.max_cost:g}", (s.index,))
+        return None
+
+
+def within(*, steps: int | None = None, seconds: float | None = None, tokens: int | None = None,
+           cost: float | None = None) -> Contract:
+    """The run stays within every budget given (``end`` steps do not count as steps)."""
+    return Within(steps, seconds, tokens, cost)
+
+
+class AtMost(Contract):
+    """At most ``n`` steps satisfy p."""
+
+    def __init__(self, n: int, pred: Pred) -> None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ContractError(f"at_most(n, ...) takes a non-negative whole number, got {n!r}")
+        self.n = n
+        self.pred = _pred(pred, "at_most")
+
+    def describe(self) -> str:
+        return f"at_most({self.n}, {self.pred.text()})"
+
+    def monitor(self) -> Monitor:
+        return _AtMostMonitor(self)
+
+
+class _AtMostMonitor(Monitor):
+    __slots__ = ("ev", "n", "seen", "text")
+
+    def __init__(self, contract: AtMost) -> None:
+        super().__init__(contract)
+        self.ev = contract.pred.bind()
+        self.n = contract.n
+        self.text = contract.pred.text()
+        self.seen: list[int] = []
+
+    def _step(self, s: Step) -> Verdict | None:
+        if not self.ev(s):
+            return None
+        self.seen.append(s.index)
+        if len(self.seen) <= self.n:
+            return None
+        return self.failed(s.index, f"{_at(s)} is step number {len(self.seen)} matching `{self.text}`; "
+                                    f"at most {self.n} allowed", self.seen)
+
+
+def at_most(n: int, p: Pred) -> Contract:
+    """At most ``n`` steps satisfy ``p``; fails at the (n+1)-th."""
+    return AtMost(n, p)
+
+
+# -- each(p).must(q) -----------------------------------------------------------------------
+
+Obligation = Pred | Callable[[Step, Sequence[Step]], Any]
+
+
+class Each(Contract):
+    """Every ``p`` step meets the obligation ``q`` (a predicate, or a check on the history)."""
+
+    def __init__(self, pred: Pred, obligation: Obligation, reason: str | None) -> None:
+        self.pred = pred
+        if not isinstance(obligation, Pred) and not callable(obligation):
+            raise ContractError(f"each(...).must(...) takes a step predicate or a callable(step, history), "
+                                f"got {obligation!r}")
+        self.obligation = obligation
+        self.reason = reason
+
+    def obligation_text(self) -> str:
+        if isinstance(self.obligation, Pred):
+            return self.obligation.text()
+        return getattr(self.obligation, "__name__", repr(self.obligation))
+
+    def describe(self) -> str:
+        return f"each({self.pred.text()}).must({self.obligation_text()})"
+
+    def monitor(self) -> Monitor:
+        return _EachMonitor(self)
+
+
+class _EachMonitor(Monitor):
+    __slots__ = ("check", "contract", "eager", "history", "p", "q")
+
+    def __init__(self, contract: Each) -> None:
+        super().__init__(contract)
+        self.contract = contract
+        self.p = contract.pred.bind()
+        ob = contract.obligation
+        self.q: Evaluator | None = ob.bind() if isinstance(ob, Pred) else None
+        self.eager = isinstance(ob, Pred) and ob.stateful
+        self.check = None if isinstance(ob, Pred) else ob
+        self.history: list[Step] | None = None if self.check is None else []
+
+    def _step(self, s: Step) -> Verdict | None:
+        vp = self.p(s)
+        witness: tuple[int, ...] = ()
+        if self.q is not None:
+            if not (vp or self.eager):
+                return None
+            ok = self.q(s)
+            witness = witness_of(self.q)
+        else:
+            assert self.history is not None and self.check is not None
+            ok = True
+            if vp:
+                try:
+                    ok = bool(self.check(s, self.history))
+                except Exception as exc:
+                    raise ContractError(f"{self.name}: {self.contract.obligation_text()} raised "
+                                        f"{type(exc).__name__}: {exc} at step {s.index}") from exc
+            self.history.append(s)
+        if not vp or ok:
+            return None
+        c = self.contract
+        reason = (c.reason.format(index=s.index, step=describe_step(s)) if c.reason
+                  else f"{_at(s)} matches `{c.pred.text()}` but not `{c.obligation_text()}`{_see(witness, s)}")
+        return self.failed(s.index, reason, (*witness, s.index))
+
+
+class EachBuilder:
+    """``each(p)``: say what every ``p`` step must satisfy with :meth:`must`."""
+
+    def __init__(self, pred: Pred) -> None:
+        self.pred = _pred(pred, "each")
+
+    def must(self, obligation: Obligation, *, reason: str | None = None) -> Contract:
+        """Every ``p`` step satisfies ``obligation``.
+
+        ``obligation`` is a step predicate (past-time operators give it the history), or a
+        callable ``(step, history) -> bool`` where ``history`` is the read-only sequence of
+        the steps before it. ``reason`` may use ``{index}`` and ``{step}``.
+        """
+        return Each(self.pred, obligation, reason)
+
+
+def each(p: Pred) -> EachBuilder:
+    """A step-local obligation: ``each(step.kind("message")).must(cites_a_source)``."""
+    return EachBuilder(p)
+
+
+def eventually(p: Pred) -> Contract:
+    """Some step satisfies ``p``; fails at the last step of a run where none did."""
+    return Eventually(p)
+
+
+def precedes(a: Pred, b: Pred) -> Contract:
+    """Every ``b`` step has an earlier ``a`` step; fails at the first ``b`` without one."""
+    return Precedes(a, b)
+
+
+def responds(a: Pred, b: Pred) -> Contract:
+    """Every ``a`` step is followed by a later ``b`` step; fails at the end if one is not."""
+    return Responds(a, b)

@@ -1,0 +1,206 @@
+"""Past-time step predicates: conditions on the history up to the current step.
+
+``once``, ``since`` and ``flows`` answer at step *i* from a constant-size summary of steps
+``0..i`` (``flows`` keeps the set of tainted steps), updated as each step arrives, so they
+nest inside ``always``/``never``/``>>`` without ever re-reading the trace. Each bound
+evaluator also remembers *which* steps decided its last answer: that is the witness a
+violation reports (the user's "yes", the untrusted document an e-mail came from).
+"""
+
+from __future__ import annotations
+
+from mattrace.contracts._predicates import Evaluator, Pred, _paren, _pred
+from mattrace.trace import Step
+
+__all__ = ["Earlier", "Flows", "once", "since", "flows"]
+
+
+class _Unary(Pred):
+    __slots__ = ("inner",)
+
+    def __init__(self, inner: Pred) -> None:
+        self.inner = _pred(inner, type(self).__name__.lower())
+
+    @property
+    def stateful(self) -> bool:
+        return True
+
+
+class Once(_Unary):
+    """``once(p)``: p held at some step so far (this one included)."""
+
+    __slots__ = ()
+
+    def text(self) -> str:
+        return f"once({self.inner.text()})"
+
+    def bind(self) -> Evaluator:
+        return _BoundOnce(self.inner.bind(), self.inner.stateful)
+
+
+class _BoundOnce:
+    __slots__ = ("inner", "keep_feeding", "seen")
+
+    def __init__(self, inner: Evaluator, keep_feeding: bool) -> None:
+        self.inner = inner
+        self.keep_feeding = keep_feeding
+        self.seen: int | None = None
+
+    def __call__(self, s: Step) -> bool:
+        if self.seen is not None and not self.keep_feeding:
+            return True
+        if self.inner(s) and self.seen is None:
+            self.seen = s.index
+        return self.seen is not None
+
+    def witness(self) -> tuple[int, ...]:
+        return () if self.seen is None else (self.seen,)
+
+
+class Earlier(_Unary):
+    """p held at some step strictly before this one (precedes, action-after-error)."""
+
+    __slots__ = ()
+
+    def text(self) -> str:
+        return f"earlier({self.inner.text()})"
+
+    def bind(self) -> Evaluator:
+        return _BoundEarlier(self.inner.bind())
+
+
+class _BoundEarlier(_BoundOnce):
+    __slots__ = ()
+
+    def __init__(self, inner: Evaluator) -> None:
+        super().__init__(inner, keep_feeding=True)
+
+    def __call__(self, s: Step) -> bool:
+        before = self.seen is not None
+        if self.inner(s) and self.seen is None:
+            self.seen = s.index
+        return before
+
+
+class Since(Pred):
+    """``since(a, b)``: b held at some step j <= now and a held at every step after j."""
+
+    __slots__ = ("a", "b")
+    compound = True
+
+    def __init__(self, a: Pred, b: Pred) -> None:
+        self.a = _pred(a, "since")
+        self.b = _pred(b, "since")
+
+    @property
+    def stateful(self) -> bool:
+        return True
+
+    def text(self) -> str:
+        return f"{_paren(self.a)} since {_paren(self.b)}"
+
+    def bind(self) -> Evaluator:
+        return _BoundSince(self.a.bind(), self.b.bind())
+
+
+class _BoundSince:
+    __slots__ = ("a", "anchor", "b", "last_not_a")
+
+    def __init__(self, a: Evaluator, b: Evaluator) -> None:
+        self.a, self.b = a, b
+        self.anchor: int | None = None       # the b-step the current run of a's hangs from
+        self.last_not_a: int | None = None   # the latest step where a failed: what broke it
+
+    def __call__(self, s: Step) -> bool:
+        va = self.a(s)
+        vb = self.b(s)
+        if not va:
+            self.last_not_a = s.index
+        if vb:
+            self.anchor = s.index
+        elif not va:
+            self.anchor = None
+        return self.anchor is not None
+
+    def witness(self) -> tuple[int, ...]:
+        if self.anchor is not None:
+            return (self.anchor,)
+        return () if self.last_not_a is None else (self.last_not_a,)
+
+
+class Flows(Pred):
+    """``flows(src, into=dst)``: a ``dst`` step reached along ``reads`` edges from a ``src`` step.
+
+    Taint is transitive and strict: the ``dst`` step must have read (directly or through
+    other steps) the output of an earlier ``src`` step; a step is not tainted by itself.
+    """
+
+    __slots__ = ("dst", "src")
+    compound = True
+
+    def __init__(self, src: Pred, dst: Pred) -> None:
+        self.src = _pred(src, "flows")
+        self.dst = _pred(dst, "flows")
+
+    @property
+    def stateful(self) -> bool:
+        return True
+
+    def text(self) -> str:
+        return f"{_paren(self.dst)} reached from {_paren(self.src)}"
+
+    def bind(self) -> Evaluator:
+        return _BoundFlows(self.src.bind(), self.dst.bind())
+
+
+class _BoundFlows:
+    __slots__ = ("dst", "parent", "path_end", "src")
+
+    def __init__(self, src: Evaluator, dst: Evaluator) -> None:
+        self.src, self.dst = src, dst
+        # tainted step -> the tainted step it read (-1 for a source): enough to rebuild a path.
+        self.parent: dict[int, int] = {}
+        self.path_end: int | None = None
+
+    def __call__(self, s: Step) -> bool:
+        is_src = self.src(s)
+        is_dst = self.dst(s)
+        parent = self.parent
+        via = -1
+        for r in s.reads:
+            if r in parent:
+                via = r
+                break
+        if via >= 0:
+            parent[s.index] = via
+        elif is_src:
+            parent[s.index] = -1
+        hit = is_dst and via >= 0
+        self.path_end = s.index if hit else None
+        return hit
+
+    def witness(self) -> tuple[int, ...]:
+        """The path from the untrusted source to the last hit, oldest first."""
+        if self.path_end is None:
+            return ()
+        path = [self.path_end]
+        node = self.parent[self.path_end]
+        while node >= 0:
+            path.append(node)
+            node = self.parent[node]
+        return tuple(reversed(path))
+
+
+def once(p: Pred) -> Pred:
+    """p held at some step so far (the current one included)."""
+    return Once(p)
+
+
+def since(a: Pred, b: Pred) -> Pred:
+    """*a S b*: b held at some step j <= now, and a at every step after j up to now."""
+    return Since(a, b)
+
+
+def flows(src: Pred, *, into: Pred) -> Pred:
+    """A step matching ``into`` that consumed, along ``reads`` edges, output of a ``src`` step."""
+    return Flows(src, into)

@@ -1,0 +1,460 @@
+"""Step predicates: what one step must look like, composable and printable.
+
+A predicate is a small immutable tree (``step.tool("send_email") & ~step.untrusted()``) that
+prints as the text every error message and report uses. Checking compiles it once with
+:meth:`Pred.bind` into a plain callable, so the per-step cost is a few attribute reads, not
+a walk over the tree. Predicates that depend on history (``once``, ``since``, ``flows``)
+keep their state in the bound evaluator: a fresh ``bind()`` is a fresh run.
+
+A bound evaluator is called exactly once per step, in order. Combinators therefore never
+short-circuit past a stateful operand: skipping it would leave its history one step behind.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Callable, Collection, Iterable
+from typing import Any, ClassVar
+
+from mattrace.errors import ContractError
+from mattrace.trace import Step, StepKind
+
+__all__ = ["Evaluator", "Pred", "StepNamespace", "step", "witness_of"]
+
+Evaluator = Callable[[Step], bool]
+"""A bound predicate: called once per step in order; may carry ``witness()``."""
+
+
+def witness_of(evaluator: Evaluator) -> tuple[int, ...]:
+    """Indices of the steps that decided the evaluator's last answer (empty when none)."""
+    explain = getattr(evaluator, "witness", None)
+    return explain() if explain is not None else ()
+
+
+class Pred:
+    """A predicate over one step (and, for the past-time operators, its history)."""
+
+    __slots__ = ()
+    compound: ClassVar[bool] = False
+
+    @property
+    def stateful(self) -> bool:
+        """True when the answer at a step depends on earlier steps (once, since, flows)."""
+        return False
+
+    def bind(self) -> Evaluator:
+        """A fresh evaluator for one run over a trace."""
+        raise NotImplementedError
+
+    def text(self) -> str:
+        """The predicate as readable text, used in every verdict and report."""
+        raise NotImplementedError
+
+    def __call__(self, s: Step) -> bool:
+        if self.stateful:
+            raise ContractError(f"{self} depends on the steps before it; use it inside a trace "
+                                "operator such as always(...) or never(...), not on a single step")
+        return self.bind()(s)
+
+    def __and__(self, other: Pred) -> Pred:
+        return _And(self, _pred(other, "&"))
+
+    def __or__(self, other: Pred) -> Pred:
+        return _Or(self, _pred(other, "|"))
+
+    def __invert__(self) -> Pred:
+        return _Not(self)
+
+    def __rshift__(self, other: Pred) -> Pred:
+        return _Implies(self, _pred(other, ">>"))
+
+    def __bool__(self) -> bool:
+        # `a and b` instead of `a & b` would silently drop `a`; refuse loudly instead.
+        raise ContractError(f"{self}: combine predicates with &, |, ~ and >>, not and/or/not")
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def __str__(self) -> str:
+        return self.text()
+
+
+def _pred(value: object, op: str) -> Pred:
+    if not isinstance(value, Pred):
+        raise ContractError(f"cannot combine a step predicate with {value!r} using {op}; "
+                            "both sides must be step predicates (step.tool(...), step.kind(...), ...)")
+    return value
+
+
+def _paren(p: Pred) -> str:
+    return f"({p.text()})" if p.compound or isinstance(p, _Not) else p.text()
+
+
+# -- leaves --------------------------------------------------------------------------------
+
+
+class _Leaf(Pred):
+    __slots__ = ("_fn", "_text")
+
+    def __init__(self, fn: Callable[[Step], bool], text: str) -> None:
+        self._fn = fn
+        self._text = text
+
+    def bind(self) -> Evaluator:
+        return self._fn
+
+    def text(self) -> str:
+        return self._text
+
+    def __call__(self, s: Step) -> bool:
+        return self._fn(s)
+
+
+class _Where(_Leaf):
+    """A user callable: errors it raises name the predicate and the step."""
+
+    __slots__ = ()
+
+    def bind(self) -> Evaluator:
+        fn, text = self._fn, self._text
+
+        def where(s: Step) -> bool:
+            try:
+                return bool(fn(s))
+            except Exception as exc:
+                raise ContractError(f"{text} raised {type(exc).__name__}: {exc} at step {s.index}") from exc
+
+        return where
+
+    def __call__(self, s: Step) -> bool:
+        return self.bind()(s)
+
+
+NameSpec = str | Collection[str] | re.Pattern[str]
+
+
+def _compile_regex(pattern: str | re.Pattern[str], what: str) -> re.Pattern[str]:
+    if isinstance(pattern, re.Pattern):
+        return pattern
+    if not isinstance(pattern, str):
+        raise ContractError(f"{what}: expected a regular expression, got {pattern!r}")
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ContractError(f"{what}: bad regular expression {pattern!r}: {exc}") from exc
+
+
+def _name_matcher(spec: NameSpec, what: str) -> tuple[Callable[[str | None], bool], str]:
+    """Match a name exactly, by glob (``send_*``), from a set, or by regex (re.search)."""
+    if isinstance(spec, re.Pattern):
+        rx = spec
+        return (lambda v: v is not None and rx.search(v) is not None), f"{what} matching /{rx.pattern}/"
+    if isinstance(spec, str):
+        if any(c in spec for c in "*?["):
+            rx = re.compile(fnmatch.translate(spec))
+            return (lambda v: v is not None and rx.match(v) is not None), f"{what} {spec}"
+        name = spec
+        return (lambda v: v == name), f"{what} {name}"
+    if isinstance(spec, Collection) and all(isinstance(x, str) for x in spec) and spec:
+        names = frozenset(spec)
+        return (lambda v: v in names), f"{what} in {{{', '.join(sorted(names))}}}"
+    raise ContractError(f"step.{what}(...) takes a name, a non-empty set of names or a compiled regex; got {spec!r}")
+
+
+def _text_of(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+
+
+class _Arg:
+    """``step.arg(name)``: constraints on one argument of a call."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise ContractError(f"step.arg(...) takes an argument name, got {name!r}")
+        self._name = name
+
+    def _leaf(self, test: Callable[[Any], bool], text: str, missing: bool = False) -> Pred:
+        name = self._name
+
+        def check(s: Step) -> bool:
+            args = s.args
+            if args is None or name not in args:
+                return missing
+            return test(args[name])
+
+        return _Leaf(check, f"arg {name} {text}")
+
+    def eq(self, value: Any) -> Pred:
+        """The argument equals ``value``."""
+        return self._leaf(lambda v: bool(v == value), f"== {value!r}")
+
+    def matches(self, pattern: str | re.Pattern[str]) -> Pred:
+        """The argument's text (JSON for non-strings) contains a match of ``pattern``."""
+        rx = _compile_regex(pattern, f"step.arg({self._name!r}).matches")
+        return self._leaf(lambda v: rx.search(_text_of(v)) is not None, f"matching /{rx.pattern}/")
+
+    def not_matches(self, pattern: str | re.Pattern[str]) -> Pred:
+        """The argument is absent or its text has no match of ``pattern``."""
+        rx = _compile_regex(pattern, f"step.arg({self._name!r}).not_matches")
+        return self._leaf(lambda v: rx.search(_text_of(v)) is None, f"not matching /{rx.pattern}/", missing=True)
+
+    def in_(self, values: Iterable[Any]) -> Pred:
+        """The argument is one of ``values``."""
+        allowed = list(values)
+        return self._leaf(lambda v: v in allowed, f"in {allowed!r}")
+
+
+class _Text:
+    """``step.content`` / ``step.result``: regex over a step's text."""
+
+    __slots__ = ("_field",)
+
+    def __init__(self, field: str) -> None:
+        self._field = field
+
+    def matches(self, pattern: str | re.Pattern[str]) -> Pred:
+        """The field's text (JSON for structured results) contains a match of ``pattern``."""
+        rx = _compile_regex(pattern, f"step.{self._field}.matches")
+        field = self._field
+
+        def check(s: Step) -> bool:
+            value = getattr(s, field)
+            return value is not None and rx.search(_text_of(value)) is not None
+
+        return _Leaf(check, f"{field} matching /{rx.pattern}/")
+
+
+def _kinds(kinds: Iterable[str | StepKind]) -> frozenset[StepKind]:
+    out = set()
+    for k in kinds:
+        try:
+            out.add(StepKind(k))
+        except ValueError:
+            known = ", ".join(m.value for m in StepKind)
+            raise ContractError(f"unknown step kind {k!r}; known kinds: {known}") from None
+    if not out:
+        raise ContractError("step.kind(...) needs at least one kind")
+    return frozenset(out)
+
+
+class StepNamespace:
+    """The ``step`` object: builds predicates over one step."""
+
+    __slots__ = ()
+
+    content = _Text("content")
+    result = _Text("result")
+
+    def kind(self, *kinds: str | StepKind) -> Pred:
+        """The step is of one of ``kinds`` (``"tool"``, ``StepKind.MESSAGE``, ...)."""
+        wanted = _kinds(kinds)
+        names = sorted(k.value for k in wanted)
+        text = f"kind {names[0]}" if len(names) == 1 else f"kind in {{{', '.join(names)}}}"
+        return _Leaf(lambda s: s.kind in wanted, text)
+
+    def agent(self, spec: NameSpec) -> Pred:
+        """The step was taken by an agent matching ``spec`` (name, glob, set or regex)."""
+        match, text = _name_matcher(spec, "agent")
+        return _Leaf(lambda s: match(s.agent), text)
+
+    def target(self, spec: NameSpec) -> Pred:
+        """The step's target (tool, index, memory key, recipient) matches ``spec``."""
+        match, text = _name_matcher(spec, "target")
+        return _Leaf(lambda s: match(s.target), text)
+
+    def tool(self, spec: NameSpec) -> Pred:
+        """A tool call whose tool name matches ``spec``."""
+        match, text = _name_matcher(spec, "tool")
+        tool_kind = StepKind.TOOL
+        return _Leaf(lambda s: s.kind == tool_kind and match(s.target), text)
+
+    def arg(self, name: str) -> _Arg:
+        """Constraints on the call argument ``name``: ``.eq``, ``.matches``, ``.in_``, ``.not_matches``."""
+        return _Arg(name)
+
+    def untrusted(self) -> Pred:
+        """The step's content has an untrusted source (a web page, an untrusted tool)."""
+        return _Leaf(lambda s: any(not src.trusted for src in s.sources), "untrusted content")
+
+    def side_effect(self) -> Pred:
+        """The step changes the outside world (send, write, pay, delete)."""
+        return _Leaf(lambda s: s.side_effect, "side effect")
+
+    def error(self) -> Pred:
+        """The boundary call of this step failed."""
+        return _Leaf(lambda s: s.error is not None, "failed call")
+
+    def message(self, agent: NameSpec | None = None, matches: str | re.Pattern[str] | None = None,
+                to: NameSpec | None = None) -> Pred:
+        """A message step, optionally from ``agent``, to ``to``, with content matching ``matches``."""
+        tests: list[Callable[[Step], bool]] = []
+        text = "message"
+        if agent is not None:
+            by, by_text = _name_matcher(agent, "agent")
+            tests.append(lambda s: by(s.agent))
+            text += " from " + by_text.removeprefix("agent ")
+        if to is not None:
+            rcpt, to_text = _name_matcher(to, "to")
+            tests.append(lambda s: rcpt(s.target))
+            text += " " + to_text
+        if matches is not None:
+            rx = _compile_regex(matches, "step.message(matches=...)")
+            tests.append(lambda s: s.content is not None and rx.search(s.content) is not None)
+            text += f" matching /{rx.pattern}/"
+        message_kind = StepKind.MESSAGE
+
+        def check(s: Step) -> bool:
+            return s.kind == message_kind and all(t(s) for t in tests)
+
+        return _Leaf(check, text)
+
+    def where(self, fn: Callable[[Step], bool], description: str | None = None) -> Pred:
+        """Anything else: ``fn(step) -> bool``; ``description`` is how it prints."""
+        if not callable(fn):
+            raise ContractError(f"step.where(...) takes a callable, got {fn!r}")
+        name = description or getattr(fn, "__name__", None) or repr(fn)
+        return _Where(fn, f"where({name})")
+
+    def any(self) -> Pred:
+        """Every step."""
+        return _Leaf(lambda s: True, "any step")
+
+
+step = StepNamespace()
+"""Builds step predicates: ``step.tool("send_email") & step.arg("to").not_matches(r"@ourco\\.com$")``."""
+
+
+# -- combinators ---------------------------------------------------------------------------
+
+
+class _Binary(Pred):
+    __slots__ = ("left", "right")
+    compound = True
+    symbol: ClassVar[str] = ""
+
+    def __init__(self, left: Pred, right: Pred) -> None:
+        self.left = left
+        self.right = right
+
+    @property
+    def stateful(self) -> bool:
+        return self.left.stateful or self.right.stateful
+
+    def text(self) -> str:
+        return f"{_paren(self.left)} {self.symbol} {_paren(self.right)}"
+
+    def bind(self) -> Evaluator:
+        return _BoundBinary(self.left.bind(), self.right.bind(), self.combine, eager=self.stateful,
+                            short=self.short_circuit)
+
+    @staticmethod
+    def combine(a: bool, b: bool) -> bool:
+        raise NotImplementedError
+
+    @staticmethod
+    def short_circuit(a: bool) -> bool | None:
+        """The result when ``a`` alone decides it, else None."""
+        raise NotImplementedError
+
+
+class _BoundBinary:
+    __slots__ = ("_used_b", "a", "b", "combine", "eager", "short")
+
+    def __init__(self, a: Evaluator, b: Evaluator, combine: Callable[[bool, bool], bool], *, eager: bool,
+                 short: Callable[[bool], bool | None]) -> None:
+        self.a, self.b, self.combine, self.eager, self.short = a, b, combine, eager, short
+        self._used_b = True
+
+    def __call__(self, s: Step) -> bool:
+        va = self.a(s)
+        if not self.eager:
+            decided = self.short(va)
+            if decided is not None:
+                self._used_b = False
+                return decided
+        self._used_b = True
+        return self.combine(va, self.b(s))
+
+    def witness(self) -> tuple[int, ...]:
+        left = witness_of(self.a)
+        right = witness_of(self.b) if self._used_b else ()
+        return tuple(sorted(set(left) | set(right)))
+
+
+class _And(_Binary):
+    __slots__ = ()
+    symbol = "and"
+
+    @staticmethod
+    def combine(a: bool, b: bool) -> bool:
+        return a and b
+
+    @staticmethod
+    def short_circuit(a: bool) -> bool | None:
+        return False if not a else None
+
+
+class _Or(_Binary):
+    __slots__ = ()
+    symbol = "or"
+
+    @staticmethod
+    def combine(a: bool, b: bool) -> bool:
+        return a or b
+
+    @staticmethod
+    def short_circuit(a: bool) -> bool | None:
+        return True if a else None
+
+
+class _Implies(_Binary):
+    __slots__ = ()
+    symbol = "implies"
+
+    @staticmethod
+    def combine(a: bool, b: bool) -> bool:
+        return (not a) or b
+
+    @staticmethod
+    def short_circuit(a: bool) -> bool | None:
+        return True if not a else None
+
+
+class _Not(Pred):
+    __slots__ = ("inner",)
+
+    def __init__(self, inner: Pred) -> None:
+        self.inner = inner
+
+    @property
+    def stateful(self) -> bool:
+        return self.inner.stateful
+
+    def text(self) -> str:
+        return f"not {_paren(self.inner)}"
+
+    def bind(self) -> Evaluator:
+        inner = self.inner.bind()
+        if not hasattr(inner, "witness"):
+            return lambda s: not inner(s)
+        return _BoundNot(inner)
+
+    def __invert__(self) -> Pred:
+        return self.inner
+
+
+class _BoundNot:
+    __slots__ = ("inner",)
+
+    def __init__(self, inner: Evaluator) -> None:
+        self.inner = inner
+
+    def __call__(self, s: Step) -> bool:
+        return not self.inner(s)
+
+    def witness(self) -> tuple[int, ...]:
+        return witness_of(self.inner)
