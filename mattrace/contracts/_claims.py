@@ -25,6 +25,7 @@ Extractor = Callable[[str], list[Claim]]
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _CITATION = re.compile(r"\[([A-Za-z0-9_.:#/-]+)\]")
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"[a-z0-9]+")
 _NON_CLAIM_AGENTS = frozenset({"user", "system"})
@@ -37,7 +38,7 @@ def extract_claims(text: str) -> list[Claim]:
     claims = []
     for sentence in _SENTENCE.split(text.strip()):
         cites = _CITATION.findall(sentence)
-        bare = _CITATION.sub("", sentence).strip()
+        bare = _SPACE_BEFORE_PUNCT.sub(r"\1", _CITATION.sub("", sentence)).strip()
         if bare and (cites or _NUMBER.search(bare)):
             claims.append({"text": bare, "cites": cites})
     return claims
