@@ -79,3 +79,32 @@ def test_runs_are_deterministic_offline() -> None:
     first, _, _ = _run("shipping")
     second, _, _ = _run("shipping")
     assert first.fingerprint() == second.fingerprint()
+
+
+def test_contracts_catch_the_injected_email_at_the_email_step() -> None:
+    """no_untrusted_action fails at the writer's e-mail, witnessing the path from the forum post."""
+    from examples.support_desk.contracts import CONTRACTS
+
+    trace, _, _ = _run("slow-refund")
+    report = mattrace.check(trace, CONTRACTS)
+    email = next(s for s in trace.steps if s.target == "send_email")
+    forum = next(s for s in trace.steps if s.kind is StepKind.RETRIEVAL and s.untrusted)
+    first = report.first_violation
+    assert first is not None and first.contract == "no untrusted action"
+    assert first.step == email.index
+    assert first.witness[0] == forum.index and first.witness[-1] == email.index
+    for earlier, later in zip(first.witness, first.witness[1:], strict=False):
+        assert earlier in trace.steps[later].reads, "the witness is a path along reads edges"
+    assert report["e-mail only customers"].violation.step == email.index
+    failing = {v.contract for v in report.violations}
+    assert failing == {"no untrusted action", "e-mail only customers"}
+
+
+@pytest.mark.parametrize("ticket", ["refund", "shipping"])
+def test_contracts_pass_on_the_clean_tickets(ticket: str) -> None:
+    """The tickets without an injection satisfy every support-desk contract."""
+    from examples.support_desk.contracts import CONTRACTS
+
+    trace, _, _ = _run(ticket)
+    report = mattrace.check(trace, CONTRACTS)
+    assert report.ok, [v.reason for v in report.violations]
