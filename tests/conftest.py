@@ -9,8 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from mattrace.tracefile import HMAC_ENV
+
+# Tests run in parallel on shared two-core machines: a generated example that is slow to
+# build under load says nothing about the code, so hypothesis' timing checks stay off.
+settings.register_profile("mattrace", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("mattrace")
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from mattrace.recording import import_openai
 from mattrace.recording.importers import trace_from_messages, write_trace
 from mattrace.trace import Source, Step, StepKind, Trace
 
-TAUBENCH = Path(os.environ.get("MATTRACE_TAUBENCH_DIR", "/work/shared/data/taubench"))
+TAUBENCH = Path(__file__).parent / "data" / "taubench"
 WRITE_TOOLS = ["book_reservation", "cancel_reservation", "send_certificate", "update_reservation_baggages",
                "update_reservation_flights", "update_reservation_passengers"]
 USER = (Source(kind="user", ref="user"),)
@@ -360,9 +359,9 @@ def test_trace_from_messages_refuses_a_non_list() -> None:
 # -- real data: tau-bench ----------------------------------------------------------------------
 
 def _taubench_files() -> list[Path]:
-    if not TAUBENCH.is_dir():
-        pytest.skip(f"tau-bench data not found at {TAUBENCH} (set MATTRACE_TAUBENCH_DIR)")
-    return sorted(TAUBENCH.glob("airline-*.json"))
+    files = sorted(TAUBENCH.glob("airline-*.json"))
+    assert len(files) == 60, f"expected the 60 tau-bench trajectories in {TAUBENCH}"
+    return files
 
 
 def _content_value(content: Any) -> Any:
