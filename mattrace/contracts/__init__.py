@@ -21,6 +21,7 @@ on a prefix and two-valued at the end, and every failure names its first violati
 from mattrace.contracts._check import check, check_steps
 from mattrace.contracts._claims import claims_supported, extract_claims, no_unsupported_propagation
 from mattrace.contracts._contract import Contract, Monitor, describe_step
+from mattrace.contracts._files import load_contracts, resolve_contracts
 from mattrace.contracts._library import (
     confirmed_before,
     max_calls,
@@ -47,6 +48,7 @@ __all__ = [
     "eventually",
     "extract_claims",
     "flows",
+    "load_contracts",
     "max_calls",
     "Monitor",
     "never",
@@ -57,6 +59,7 @@ __all__ = [
     "precedes",
     "Pred",
     "Report",
+    "resolve_contracts",
     "responds",
     "Severity",
     "since",

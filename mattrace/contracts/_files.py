@@ -1,0 +1,778 @@
+"""Contract files: stock contracts and operators configured in TOML, for CI without Python.
+
+```toml
+[[contract]]
+use = "confirmed_before"
+tool = ["book_reservation", "update_reservation_*"]
+
+[[contract]]
+use = "never"
+name = "no mail outside the company"
+step = { tool = "send_email", args = { to = { not_matches = '@ourco\\.com$' } } }
+```
+
+:func:`load_contracts` turns each ``[[contract]]`` entry into the same :class:`Contract`
+the Python call would build (``use`` names a stock contract or an operator, the other keys
+are its arguments, step patterns map key by key onto ``step.*``), so a file and its Python
+twin give the same verdicts. Every mistake is a :class:`~mattrace.errors.ContractError`
+whose message starts ``file:line:`` and names the key; the error also carries ``path`` and
+``line``. tomllib reports no positions for values, so :class:`_LineMap` re-reads the
+(already valid) text to find the line of every key and array element.
+:func:`resolve_contracts` adds ``module:NAME`` for contracts written in Python.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import functools
+import importlib
+import operator
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_args
+
+from mattrace.contracts._claims import claims_supported, no_unsupported_propagation
+from mattrace.contracts._contract import Contract
+from mattrace.contracts._library import (
+    confirmed_before,
+    max_calls,
+    no_action_after_error,
+    no_untrusted_action,
+    stays_in_role,
+    terminates,
+)
+from mattrace.contracts._operators import always, at_most, each, eventually, never, precedes, responds, within
+from mattrace.contracts._past import flows, once, since
+from mattrace.contracts._predicates import NameSpec, Pred, step
+from mattrace.contracts._verdict import Severity
+from mattrace.errors import ContractError
+from mattrace.trace import StepKind
+
+__all__ = ["load_contracts", "resolve_contracts"]
+
+Key = tuple[str | int, ...]
+"""Where a value sits in the document: ``("contract", 2, "step", "args", "to")``."""
+
+_SEVERITIES: tuple[str, ...] = get_args(Severity)
+_KINDS = tuple(k.value for k in StepKind)
+
+
+def load_contracts(path: str | os.PathLike[str]) -> list[Contract]:
+    """The contracts of a TOML contract file, one per ``[[contract]]`` entry, in file order.
+
+    Raises:
+        ContractError: the file is missing, unreadable or not TOML, has no entries, or an
+            entry is wrong (unknown contract or key, missing key, wrong type, bad regular
+            expression). The message starts ``path:line:``; ``path`` and ``line``
+            attributes hold the same (``line`` is None when no line applies).
+    """
+    file = os.fspath(path)
+    try:
+        data = Path(file).read_bytes()
+    except FileNotFoundError:
+        raise _error(file, None, "contract file not found") from None
+    except OSError as exc:
+        raise _error(file, None, f"cannot read contract file: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _error(file, data[:exc.start].count(b"\n") + 1,
+                     f"contract file is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line, message = _toml_error(text, str(exc))
+        raise _error(file, line, f"invalid TOML: {message}") from None
+    return _Loader(file, text).document(doc)
+
+
+def resolve_contracts(spec: str) -> list[Contract]:
+    """Contracts from ``spec``: a TOML contract file, or ``module:NAME`` for contracts in Python.
+
+    ``module:NAME`` imports ``module`` (it must be importable: on ``sys.path``) and takes
+    its attribute ``NAME`` (dots reach further in: ``module:Suite.CONTRACTS``), which must be
+    a contract or an iterable of contracts. Anything that ends in ``.toml``, or is an
+    existing file, is read with :func:`load_contracts`.
+
+    Raises:
+        ContractError: the file is wrong (see :func:`load_contracts`), or the module cannot
+            be imported, lacks the attribute, or the attribute holds something else; the
+            message names ``spec``.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ContractError(f"contracts {spec!r}: expected a .toml contract file or module:NAME")
+    if spec.lower().endswith(".toml") or os.path.isfile(spec):
+        return load_contracts(spec)
+    module_name, colon, attr = spec.rpartition(":")
+    if not colon or not module_name or not attr:
+        raise ContractError(f"contracts {spec!r}: no such file, and not module:NAME; give a .toml contract "
+                            "file or a module attribute holding contracts, e.g. myproject.checks:CONTRACTS")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and (module_name == missing or module_name.startswith(missing + ".")):
+            raise ContractError(f"contracts {spec!r}: no module named {missing!r}; is the directory that "
+                                "holds it on sys.path (run from the project root, or set PYTHONPATH)?") from None
+        raise ContractError(f"contracts {spec!r}: importing {module_name} failed: {exc}") from exc
+    except Exception as exc:
+        raise ContractError(f"contracts {spec!r}: importing {module_name} raised "
+                            f"{type(exc).__name__}: {exc}") from exc
+    value: Any = module
+    for part in attr.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            names = [n for n in dir(value) if not n.startswith("_")]
+            raise ContractError(f"contracts {spec!r}: {module_name} has no attribute {attr!r}"
+                                f"{_did_you_mean(part, names)}") from None
+    return _contracts_in(spec, value)
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+def _error(file: str, line: int | None, message: str) -> ContractError:
+    where = f"{file}:{line}" if line is not None else file
+    err = ContractError(f"{where}: {message}")
+    vars(err).update(path=file, line=line)
+    return err
+
+
+_TOML_POSITION = re.compile(r"^(?P<msg>.*) \(at (?:line (?P<line>\d+), column (?P<col>\d+)|end of document)\)$",
+                            re.DOTALL)
+
+
+def _toml_error(text: str, message: str) -> tuple[int | None, str]:
+    """tomllib's "... (at line X, column Y)" as (X, "... (column Y)"); the end of the document is its last line."""
+    m = _TOML_POSITION.match(message)
+    if m is None:
+        return None, message
+    if m["line"] is None:
+        return max(1, len(text.rstrip().splitlines())), f"{m['msg']} (at the end of the file)"
+    return int(m["line"]), f"{m['msg']} (column {m['col']})"
+
+
+def _did_you_mean(word: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown_key(key: str, what: str, known: Iterable[str]) -> str:
+    known = list(known)
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown key {key!r} {what} (known: {', '.join(known)}){hint}"
+
+
+def _got(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({'true' if value else 'false'})"
+    if isinstance(value, int):
+        return f"an integer ({value})"
+    if isinstance(value, float):
+        return f"a float ({value})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__} ({value})"
+
+
+def _contracts_in(spec: str, value: Any) -> list[Contract]:
+    if isinstance(value, Contract):
+        return [value]
+    what = f"contracts {spec!r}"
+    if isinstance(value, Pred):
+        raise ContractError(f"{what}: {value} is a step predicate, not a contract; wrap it, e.g. never({value})")
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise ContractError(f"{what}: holds a {type(value).__name__}, not a contract or a list of contracts")
+    items = list(value)
+    if not items:
+        raise ContractError(f"{what}: holds no contracts")
+    for position, item in enumerate(items):
+        if isinstance(item, Pred):
+            raise ContractError(f"{what}: item {position} ({item}) is a step predicate, not a contract; "
+                                f"wrap it, e.g. never({item})")
+        if not isinstance(item, Contract):
+            raise ContractError(f"{what}: item {position} is {item!r}, not a contract")
+    return items
+
+
+# -- where each key is: a scanner over text tomllib has already accepted -------------------
+
+
+class _ScanError(Exception):
+    pass
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_SCALAR = re.compile(r"[^,\]}\n#]+")
+
+
+class _LineMap:
+    """The 1-based line of every key, table header and array element of a valid TOML text.
+
+    Keys are document paths with array indices, as tomllib's result nests them:
+    ``("contract", 0)`` is the first ``[[contract]]`` header, ``("contract", 0, "step",
+    "any_of", 1)`` the second element of its ``any_of`` array. The text is known to be
+    valid, so the scanner only tells constructs apart; if it meets anything it does not
+    expect it stops, keeping the lines found so far (errors then fall back to an
+    enclosing key's line).
+    """
+
+    def __init__(self, text: str) -> None:
+        self.s = text
+        self.i = 0
+        self.line = 1
+        self.lines: dict[Key, int] = {}
+        self.arrays: dict[Key, int] = {}   # array-of-tables path -> entries so far
+        try:
+            self._document()
+        except (_ScanError, IndexError, tomllib.TOMLDecodeError):
+            pass
+
+    def get(self, where: Key) -> int | None:
+        """The line of ``where``, else of the nearest enclosing key that has one."""
+        for end in range(len(where), 0, -1):
+            line = self.lines.get(where[:end])
+            if line is not None:
+                return line
+        return None
+
+    # scanning
+    def _at(self, token: str) -> bool:
+        return self.s.startswith(token, self.i)
+
+    def _take(self, n: int) -> None:
+        self.line += self.s.count("\n", self.i, self.i + n)
+        self.i += n
+
+    def _expect(self, token: str) -> None:
+        if not self._at(token):
+            raise _ScanError(token)
+        self._take(len(token))
+
+    def _blank(self, newlines: bool) -> None:
+        s = self.s
+        while self.i < len(s):
+            c = s[self.i]
+            if c in " \t\r" or (newlines and c == "\n"):
+                self._take(1)
+            elif c == "#":
+                end = s.find("\n", self.i)
+                self.i = len(s) if end < 0 else end
+            else:
+                return
+
+    def _document(self) -> None:
+        prefix: Key = ()
+        while True:
+            self._blank(True)
+            if self.i >= len(self.s):
+                return
+            line = self.line
+            if self._at("[["):
+                self._take(2)
+                path = self._table(self._key())
+                self._blank(False)
+                self._expect("]]")
+                n = self.arrays.get(path, 0)
+                self.arrays[path] = n + 1
+                self.lines.setdefault(path, line)
+                prefix = (*path, n)
+                self.lines[prefix] = line
+            elif self._at("["):
+                self._take(1)
+                prefix = self._table(self._key())
+                self._blank(False)
+                self._expect("]")
+                self.lines.setdefault(prefix, line)
+            else:
+                self._keyval(prefix)
+
+    def _table(self, key: tuple[str, ...]) -> Key:
+        """A header's path: array-of-tables parts it passes through mean their latest entry."""
+        path: Key = ()
+        for j, part in enumerate(key):
+            path = (*path, part)
+            if j < len(key) - 1:
+                self.lines.setdefault(path, self.line)
+                if path in self.arrays:
+                    path = (*path, self.arrays[path] - 1)
+        return path
+
+    def _key(self) -> tuple[str, ...]:
+        parts = []
+        while True:
+            self._blank(False)
+            if self._at('"') or self._at("'"):
+                start = self.i
+                self._string()
+                parts.append(str(tomllib.loads(f"k = {self.s[start:self.i]}")["k"]))
+            else:
+                m = _BARE_KEY.match(self.s, self.i)
+                if m is None:
+                    raise _ScanError("key")
+                parts.append(m.group())
+                self._take(len(m.group()))
+            self._blank(False)
+            if not self._at("."):
+                return tuple(parts)
+            self._take(1)
+
+    def _keyval(self, prefix: Key) -> None:
+        line = self.line
+        key = self._key()
+        self._blank(False)
+        self._expect("=")
+        self._blank(False)
+        for j in range(1, len(key)):
+            self.lines.setdefault((*prefix, *key[:j]), line)
+        path = (*prefix, *key)
+        self.lines[path] = line
+        self._value(path)
+
+    def _value(self, path: Key) -> None:
+        if self._at("{"):
+            self._take(1)
+            while True:
+                self._blank(True)
+                if self._at("}"):
+                    self._take(1)
+                    return
+                self._keyval(path)
+                self._blank(True)
+                if self._at(","):
+                    self._take(1)
+        elif self._at("["):
+            self._take(1)
+            n = 0
+            while True:
+                self._blank(True)
+                if self._at("]"):
+                    self._take(1)
+                    return
+                self.lines[(*path, n)] = self.line
+                self._value((*path, n))
+                n += 1
+                self._blank(True)
+                if self._at(","):
+                    self._take(1)
+        elif self._at('"') or self._at("'"):
+            self._string()
+        else:
+            m = _SCALAR.match(self.s, self.i)
+            if m is None:
+                raise _ScanError("value")
+            self._take(len(m.group()))
+
+    def _string(self) -> None:
+        s, i = self.s, self.i
+        quote = s[i]
+        if s.startswith(quote * 3, i):
+            j = i + 3
+            while not s.startswith(quote * 3, j):
+                j += 2 if quote == '"' and s[j] == "\\" else 1
+                if j >= len(s):
+                    raise _ScanError("string")
+            run = 3
+            while run < 5 and j + run < len(s) and s[j + run] == quote:
+                run += 1
+            self._take(j + run - i)
+            return
+        j = i + 1
+        while s[j] != quote:
+            j += 2 if quote == '"' and s[j] == "\\" else 1
+        self._take(j + 1 - i)
+
+
+# -- building contracts --------------------------------------------------------------------
+
+_COMMON = ("name", "severity", "use")
+
+
+@dataclass(frozen=True)
+class _Use:
+    """What an entry with ``use = ...`` takes, and how it becomes a contract."""
+
+    build: Callable[[_Loader, Key, dict[str, Any]], Contract]
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+
+
+_NEEDS = {
+    "step": 'a step pattern, e.g. step = { tool = "send_email" }',
+    "a": 'a step pattern, e.g. a = { message = { agent = "user" } }',
+    "b": 'a step pattern, e.g. b = { tool = "send_email" }',
+    "must": 'a step pattern, e.g. must = { once = { kind = "retrieval" } }',
+    "n": "a whole number",
+    "tool": 'a tool name, a glob such as "update_*", or a list of them',
+    "roles": 'a table of agent = [tools], e.g. roles = { writer = ["send_email"] }',
+}
+
+_PATTERN_KEYS = ("agent", "all_of", "any_of", "args", "content", "error", "flows", "kind", "message", "not",
+                 "once", "result", "side_effect", "since", "target", "tool", "untrusted")
+_ARG_TESTS = ("eq", "in", "matches", "not_matches")
+
+
+def _globbed(names: list[str]) -> bool:
+    return any(c in n for n in names for c in "*?[")
+
+
+class _Loader:
+    """Turns a parsed contract file into contracts; ``fail`` places every error on its line."""
+
+    def __init__(self, file: str, text: str) -> None:
+        self.file = file
+        self.lines = _LineMap(text)
+
+    def fail(self, where: Key, message: str) -> ContractError:
+        return _error(self.file, self.lines.get(where), message)
+
+    def document(self, doc: dict[str, Any]) -> list[Contract]:
+        for key in doc:
+            if key != "contract":
+                raise self.fail((key,), f"unknown top-level key {key!r}; a contract file holds only "
+                                        "[[contract]] entries")
+        entries = doc.get("contract")
+        if entries is None or entries == []:
+            raise self.fail(("contract",), 'no [[contract]] entries; add one, e.g. [[contract]] then '
+                                           'use = "terminates" on the next line')
+        if not isinstance(entries, list):
+            raise self.fail(("contract",), "'contract' must be an array of tables: write [[contract]] "
+                                           "(double brackets) above each entry")
+        contracts = [self.entry(("contract", k), raw) for k, raw in enumerate(entries)]
+        first: dict[str, int] = {}
+        for k, c in enumerate(contracts):
+            if c.name in first:
+                other = self.lines.get(("contract", first[c.name]))
+                also = f" (also by the entry at line {other})" if other is not None else ""
+                raise self.fail(("contract", k, "name"), f"two contracts are named {c.name!r}{also}; "
+                                                         'give each a distinct name = "..."')
+            first[c.name] = k
+        return contracts
+
+    def entry(self, at: Key, raw: Any) -> Contract:
+        if not isinstance(raw, dict):
+            raise self.fail(at, f"each contract entry must be a table ([[contract]]), got {_got(raw)}")
+        if "use" not in raw:
+            raise self.fail(at, "contract entry has no 'use' key; name a stock contract or an operator, "
+                                'e.g. use = "terminates"')
+        use = raw["use"]
+        if not isinstance(use, str):
+            raise self.fail((*at, "use"), f"'use' must be the name of a contract, got {_got(use)}")
+        spec = _USES.get(use)
+        if spec is None:
+            hint = _did_you_mean(use, _USES) or f" (known: {', '.join(sorted(_USES))})"
+            raise self.fail((*at, "use"), f"unknown contract {use!r}{hint}")
+        known = sorted({*_COMMON, *spec.required, *spec.optional})
+        for key in raw:
+            if key not in known:
+                raise self.fail((*at, key), _unknown_key(key, f"for {use}", known))
+        for key in spec.required:
+            if key not in raw:
+                raise self.fail(at, f"{use} needs {key!r}: {_NEEDS.get(key, 'a value')}")
+        try:
+            contract = spec.build(self, at, raw)
+        except ContractError as exc:
+            if "path" in vars(exc):
+                raise
+            raise self.fail((*at, "use"), str(exc)) from None
+        if "name" in raw:
+            name = raw["name"]
+            if not isinstance(name, str) or not name.strip():
+                raise self.fail((*at, "name"), f"'name' must be non-empty text, got {_got(name)}")
+            contract = contract.named(name)
+        if "severity" in raw:
+            level = raw["severity"]
+            if level not in _SEVERITIES:
+                raise self.fail((*at, "severity"), f"'severity' must be one of {', '.join(_SEVERITIES)}, "
+                                                   f"got {_got(level)}")
+            contract = contract.severity(level)
+        return contract
+
+    # -- typed values ----------------------------------------------------------------------
+
+    def whole(self, at: Key, value: Any, *, minimum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            least = "non-negative" if minimum == 0 else f"at least {minimum}"
+            raise self.fail(at, f"{at[-1]!r} must be a whole number ({least}), got {_got(value)}")
+        return value
+
+    def number(self, at: Key, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise self.fail(at, f"{at[-1]!r} must be a non-negative number, got {_got(value)}")
+        return value
+
+    def flag(self, at: Key, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(at, f"{at[-1]!r} must be true or false, got {_got(value)}")
+        return value
+
+    def text(self, at: Key, value: Any) -> str:
+        if not isinstance(value, str):
+            raise self.fail(at, f"{at[-1]!r} must be text, got {_got(value)}")
+        return value
+
+    def regex(self, at: Key, value: Any, flags: int = 0) -> re.Pattern[str]:
+        pattern = self.text(at, value)
+        try:
+            return re.compile(pattern, flags)
+        except re.error as exc:
+            raise self.fail(at, f"bad regular expression {pattern!r} in {at[-1]!r}: {exc}") from None
+
+    def names(self, at: Key, value: Any) -> list[str]:
+        """A name, a glob or a non-empty list of them, as a list."""
+        if isinstance(value, str) and value:
+            return [value]
+        if isinstance(value, list) and value:
+            for n, item in enumerate(value):
+                if not isinstance(item, str) or not item:
+                    raise self.fail((*at, n), f"{at[-1]!r} must list names, got {_got(item)}")
+            return value
+        raise self.fail(at, f"{at[-1]!r} must be a name, a glob such as \"send_*\", or a non-empty list "
+                            f"of them, got {_got(value)}")
+
+    def name_spec(self, at: Key, value: Any) -> NameSpec:
+        """``names`` as the DSL takes them: a list holding globs becomes one anchored regex."""
+        names = self.names(at, value)
+        if len(names) == 1:
+            return names[0]
+        if not _globbed(names):
+            return names
+        return re.compile(r"\A(?:" + "|".join(fnmatch.translate(n) for n in names) + ")")
+
+    def table(self, at: Key, value: Any, what: str, keys: tuple[str, ...],
+              required: tuple[str, ...] = ()) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(at, f"{at[-1]!r} must be a table, got {_got(value)}")
+        for key in value:
+            if key not in keys:
+                raise self.fail((*at, key), _unknown_key(key, f"in {what}", keys))
+        for key in required:
+            if key not in value:
+                raise self.fail(at, f"{what} needs {key!r} (a step pattern)")
+        return value
+
+    # -- step patterns ---------------------------------------------------------------------
+
+    def pattern(self, at: Key, value: Any) -> Pred:
+        """A step pattern: a table whose keys are ANDed, in the order written (empty: any step)."""
+        where = f"entries of {at[-2]!r}" if isinstance(at[-1], int) else repr(at[-1])
+        if not isinstance(value, dict):
+            raise self.fail(at, f"{where} must be a step pattern (a table such as {{ tool = \"send_email\" }}), "
+                                f"got {_got(value)}")
+        self.table(at, value, "step pattern", _PATTERN_KEYS)
+        preds = [self.pattern_key((*at, key), key, v) for key, v in value.items()]
+        if not preds:
+            return step.any()
+        return functools.reduce(operator.and_, preds)
+
+    def patterns(self, at: Key, value: Any) -> list[Pred]:
+        if not isinstance(value, list) or not value:
+            raise self.fail(at, f"{at[-1]!r} must be a non-empty array of step patterns, got {_got(value)}")
+        return [self.pattern((*at, n), item) for n, item in enumerate(value)]
+
+    def name_pred(self, at: Key, key: str, value: Any) -> Pred:
+        build: Callable[[NameSpec], Pred] = getattr(step, key)
+        names = self.names(at, value)
+        if len(names) == 1:
+            return build(names[0])
+        if not _globbed(names):
+            return build(names)
+        exact = [n for n in names if not _globbed([n])]
+        parts = ([build(exact if len(exact) > 1 else exact[0])] if exact else [])
+        parts += [build(n) for n in names if _globbed([n])]
+        return functools.reduce(operator.or_, parts)
+
+    def pattern_key(self, at: Key, key: str, value: Any) -> Pred:
+        if key == "kind":
+            return step.kind(*self.kinds(at, value))
+        if key in ("agent", "target", "tool"):
+            return self.name_pred(at, key, value)
+        if key == "content":
+            return step.content.matches(self.regex(at, value))
+        if key == "result":
+            return step.result.matches(self.regex(at, value))
+        if key in ("untrusted", "side_effect", "error"):
+            pred: Pred = getattr(step, key)()
+            return pred if self.flag(at, value) else ~pred
+        if key == "message":
+            spec = self.table(at, value, "'message'", ("agent", "matches", "to"))
+            return step.message(
+                agent=self.name_spec((*at, "agent"), spec["agent"]) if "agent" in spec else None,
+                matches=self.regex((*at, "matches"), spec["matches"]) if "matches" in spec else None,
+                to=self.name_spec((*at, "to"), spec["to"]) if "to" in spec else None)
+        if key == "args":
+            return self.args(at, value)
+        if key == "not":
+            return ~self.pattern(at, value)
+        if key == "any_of":
+            return functools.reduce(operator.or_, self.patterns(at, value))
+        if key == "all_of":
+            return functools.reduce(operator.and_, self.patterns(at, value))
+        if key == "once":
+            return once(self.pattern(at, value))
+        if key == "since":
+            spec = self.table(at, value, "'since'", ("a", "b"), ("a", "b"))
+            return since(self.pattern((*at, "a"), spec["a"]), self.pattern((*at, "b"), spec["b"]))
+        assert key == "flows", key
+        spec = self.table(at, value, "'flows'", ("from", "into"), ("from", "into"))
+        return flows(self.pattern((*at, "from"), spec["from"]), into=self.pattern((*at, "into"), spec["into"]))
+
+    def kinds(self, at: Key, value: Any) -> list[str]:
+        items = value if isinstance(value, list) else [value]
+        if not items:
+            raise self.fail(at, "'kind' must name at least one step kind")
+        for n, k in enumerate(items):
+            where = (*at, n) if isinstance(value, list) else at
+            if not isinstance(k, str):
+                raise self.fail(where, f"'kind' must be a step kind or a list of them, got {_got(k)}")
+            if k not in _KINDS:
+                hint = _did_you_mean(k, _KINDS) or f" (known: {', '.join(_KINDS)})"
+                raise self.fail(where, f"unknown step kind {k!r}{hint}")
+        return items
+
+    def args(self, at: Key, value: Any) -> Pred:
+        if not isinstance(value, dict) or not value:
+            raise self.fail(at, "'args' must be a table of argument = value (or = { eq | matches | "
+                                f"not_matches | in = ... }}), got {_got(value)}")
+        preds: list[Pred] = []
+        for name, test in value.items():
+            where = (*at, name)
+            arg = step.arg(name)
+            if not isinstance(test, dict):
+                preds.append(arg.eq(test))
+                continue
+            self.table(where, test, f"the test of argument {name!r}", _ARG_TESTS)
+            if not test:
+                raise self.fail(where, f"test of argument {name!r} is empty; use eq, matches, not_matches or in "
+                                       "(to compare with a table, write { eq = { ... } })")
+            for op, operand in test.items():
+                if op == "eq":
+                    preds.append(arg.eq(operand))
+                elif op == "matches":
+                    preds.append(arg.matches(self.regex((*where, op), operand)))
+                elif op == "not_matches":
+                    preds.append(arg.not_matches(self.regex((*where, op), operand)))
+                else:
+                    if not isinstance(operand, list):
+                        raise self.fail((*where, op), f"'in' must be an array of values, got {_got(operand)}")
+                    preds.append(arg.in_(operand))
+        return functools.reduce(operator.and_, preds)
+
+    # -- stock contracts -------------------------------------------------------------------
+
+    def roles(self, at: Key, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict) or not value:
+            raise self.fail(at, f"'roles' must be a non-empty table of agent = [tools], got {_got(value)}")
+        roles: dict[str, Any] = {}
+        for agent, spec in value.items():
+            where = (*at, agent)
+            if isinstance(spec, dict):
+                self.table(where, spec, f"the role of {agent!r}", ("kinds", "tools"))
+                role: dict[str, Any] = {"tools": self.tool_list((*where, "tools"), spec.get("tools", []))}
+                if "kinds" in spec:
+                    role["kinds"] = self.kinds((*where, "kinds"), spec["kinds"])
+                roles[agent] = role
+            else:
+                roles[agent] = self.tool_list(where, spec)
+        return roles
+
+    def tool_list(self, at: Key, value: Any) -> list[str]:
+        if value == []:
+            return []
+        return self.names(at, value)
+
+
+def _always(ld: _Loader, at: Key, raw: dict[str, Any]) -> Contract:
+    if "step" in raw:
+        extra = next((k for k in ("if", "then") if k in raw), None)
+        if extra is not None:
+            raise ld.fail((*at, extra), "always takes either 'step' or 'if' and 'then', not both")
+        return always(ld.pattern((*at, "step"), raw["step"]))
+    if "if" in raw and "then" in raw:
+        return always(ld.pattern((*at, "if"), raw["if"]) >> ld.pattern((*at, "then"), raw["then"]))
+    if "if" in raw or "then" in raw:
+        has, lacks = ("if", "then") if "if" in raw else ("then", "if")
+        raise ld.fail((*at, has), f"always has {has!r} but no {lacks!r}: every step matching 'if' "
+                                  "must match 'then'")
+    raise ld.fail(at, "always needs 'step' (every step matches it), or 'if' and 'then' "
+                      "(every step matching 'if' matches 'then')")
+
+
+def _within(ld: _Loader, at: Key, raw: dict[str, Any]) -> Contract:
+    if not any(k in raw for k in ("steps", "seconds", "tokens", "cost")):
+        raise ld.fail(at, "within needs at least one budget: steps, seconds, tokens or cost")
+    return within(
+        steps=ld.whole((*at, "steps"), raw["steps"], minimum=0) if "steps" in raw else None,
+        seconds=ld.number((*at, "seconds"), raw["seconds"]) if "seconds" in raw else None,
+        tokens=ld.whole((*at, "tokens"), raw["tokens"], minimum=0) if "tokens" in raw else None,
+        cost=ld.number((*at, "cost"), raw["cost"]) if "cost" in raw else None)
+
+
+def _each(ld: _Loader, at: Key, raw: dict[str, Any]) -> Contract:
+    reason = ld.text((*at, "reason"), raw["reason"]) if "reason" in raw else None
+    return each(ld.pattern((*at, "step"), raw["step"])).must(ld.pattern((*at, "must"), raw["must"]), reason=reason)
+
+
+def _confirmed_before(ld: _Loader, at: Key, raw: dict[str, Any]) -> Contract:
+    ignore_case = ld.flag((*at, "ignore_case"), raw["ignore_case"]) if "ignore_case" in raw else True
+    pattern = r"\byes\b"
+    if "pattern" in raw:
+        pattern = ld.regex((*at, "pattern"), raw["pattern"], re.IGNORECASE if ignore_case else 0).pattern
+    by = ld.text((*at, "by"), raw["by"]) if "by" in raw else "user"
+    names = ld.names((*at, "tool"), raw["tool"])
+    contract = confirmed_before(ld.name_spec((*at, "tool"), raw["tool"]), pattern, by=by, ignore_case=ignore_case)
+    return contract.named(f"confirmed before {', '.join(names)}") if _globbed(names) and len(names) > 1 else contract
+
+
+def _max_calls(ld: _Loader, at: Key, raw: dict[str, Any]) -> Contract:
+    n = ld.whole((*at, "n"), raw["n"], minimum=0)
+    names = ld.names((*at, "tool"), raw["tool"])
+    if len(names) > 1 and _globbed(names):
+        return at_most(n, ld.name_pred((*at, "tool"), "tool", names)).named(f"at most {n} {', '.join(names)} calls")
+    return max_calls(ld.name_spec((*at, "tool"), raw["tool"]), n)
+
+
+def _extract(ld: _Loader, at: Key, raw: dict[str, Any]) -> bool:
+    return ld.flag((*at, "extract"), raw["extract"]) if "extract" in raw else False
+
+
+def _pattern_of(key: str) -> Callable[[_Loader, Key, dict[str, Any]], Pred]:
+    return lambda ld, at, raw: ld.pattern((*at, key), raw[key])
+
+
+_step, _a, _b = _pattern_of("step"), _pattern_of("a"), _pattern_of("b")
+
+_USES: dict[str, _Use] = {
+    # operators
+    "always": _Use(_always, optional=("step", "if", "then")),
+    "never": _Use(lambda ld, at, raw: never(_step(ld, at, raw)), ("step",)),
+    "eventually": _Use(lambda ld, at, raw: eventually(_step(ld, at, raw)), ("step",)),
+    "precedes": _Use(lambda ld, at, raw: precedes(_a(ld, at, raw), _b(ld, at, raw)), ("a", "b")),
+    "responds": _Use(lambda ld, at, raw: responds(_a(ld, at, raw), _b(ld, at, raw)), ("a", "b")),
+    "within": _Use(_within, optional=("steps", "seconds", "tokens", "cost")),
+    "at_most": _Use(lambda ld, at, raw: at_most(ld.whole((*at, "n"), raw["n"], minimum=0), _step(ld, at, raw)),
+                    ("n", "step")),
+    "each": _Use(_each, ("step", "must"), ("reason",)),
+    # stock contracts
+    "terminates": _Use(lambda ld, at, raw: terminates(ld.whole((*at, "max_steps"), raw["max_steps"], minimum=1)
+                                                      if "max_steps" in raw else 100), optional=("max_steps",)),
+    "stays_in_role": _Use(lambda ld, at, raw: stays_in_role(ld.roles((*at, "roles"), raw["roles"])), ("roles",)),
+    "claims_supported": _Use(lambda ld, at, raw: claims_supported(_extract(ld, at, raw)), optional=("extract",)),
+    "no_unsupported_propagation": _Use(lambda ld, at, raw: no_unsupported_propagation(_extract(ld, at, raw)),
+                                       optional=("extract",)),
+    "no_untrusted_action": _Use(lambda ld, at, raw: no_untrusted_action()),
+    "confirmed_before": _Use(_confirmed_before, ("tool",), ("pattern", "by", "ignore_case")),
+    "no_action_after_error": _Use(lambda ld, at, raw: no_action_after_error()),
+    "max_calls": _Use(_max_calls, ("tool", "n")),
+}
