@@ -521,6 +521,22 @@ ERRORS: list[tuple[str, str, int, str]] = [
         use = "never"
         step = { "toll" = "x" }
      ''', 11, "unknown key 'toll' in step pattern"),
+    ("a key after escaped quotes in strings and a spaced header", r'''
+        [[contract]]
+        use = "never"
+        name = """a \""" b
+        [[contract]]
+        """
+        step = { kind = "tool" }
+        [[ contract ]]
+        use = "never"
+        step = { "tool" = "a\"b", toll = 1 }
+     ''', 9, "unknown key 'toll' in step pattern"),
+    ("empty args", """
+        [[contract]]
+        use = "never"
+        step = { args = {} }
+     """, 3, "'args' is empty; name at least one argument"),
 ]
 
 

@@ -642,9 +642,11 @@ class _Loader:
         return items
 
     def args(self, at: Key, value: Any) -> Pred:
-        if not isinstance(value, dict) or not value:
+        if not isinstance(value, dict):
             raise self.fail(at, "'args' must be a table of argument = value (or = { eq | matches | "
                                 f"not_matches | in = ... }}), got {_got(value)}")
+        if not value:
+            raise self.fail(at, "'args' is empty; name at least one argument, e.g. args = { to = 'x' }")
         preds: list[Pred] = []
         for name, test in value.items():
             where = (*at, name)
