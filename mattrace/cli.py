@@ -1,4 +1,4 @@
-"""The ``mattrace`` command: show, verify, schema and demo (more subcommands join later).
+"""The ``mattrace`` command: show, verify, check, import, schema and demo.
 
 Two rules shape this module:
 
@@ -10,7 +10,8 @@ Two rules shape this module:
   traceback here would mean a bug in mattrace, not in the user's input.
 
 Exit codes: 0 success; 1 a verdict went against the files (``verify`` found a file that
-is missing, unreadable, unsealed or tampered with: a judgement, not a usage error);
+is missing, unreadable, unsealed or tampered with; ``check`` found a contract violated: a
+judgement, not a usage error);
 2 usage error or a file that cannot be shown; 130 interrupted.
 """
 
@@ -65,8 +66,9 @@ def _parser() -> _Parser:
     from mattrace import __version__
 
     parser = _Parser(prog="mattrace", description="Message-Action Traces for multi-agent "
-                     "LLM systems: show, verify and explore recorded runs.",
-                     epilog="exit status: 0 ok; 1 verify found a bad file; 2 bad usage, or "
+                     "LLM systems: show, verify, check and import recorded runs.",
+                     epilog="exit status: 0 ok; 1 verify found a bad file or check a violated "
+                     "contract; 2 bad usage, or "
                      "a file that cannot be read or is corrupt.")
     parser.add_argument("--version", action="version", version=f"mattrace {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -106,6 +108,23 @@ def _parser() -> _Parser:
     demo.add_argument("--runs", type=_positive, metavar="N", help="how many runs to record")
     demo.add_argument("--dir", metavar="DIR", help="where to write the demo's trace files")
     demo.set_defaults(func=_cmd_demo)
+
+    chk = sub.add_parser(
+        "check", help="check trace files against contracts",
+        description="Check each trace against the contracts and show every failing contract "
+        "with its first violating step in context. Contracts come from a TOML contract file "
+        "or a Python object `module:NAME` (a contract or a list of them).",
+        epilog="exit status: 0 when every contract passes on every trace, 1 when any "
+        "contract fails, 2 on bad usage, a bad contract file or an unreadable trace.")
+    chk.add_argument("files", nargs="+", metavar="TRACE", help="trace files (.jsonl)")
+    chk.add_argument("--contracts", "-c", action="append", required=True, metavar="FILE|module:NAME",
+                     help="a contract file (.toml) or module:NAME; repeat to combine")
+    chk.add_argument("--around", type=_non_negative, default=2, metavar="K",
+                     help="steps of context either side of a first violating step (default 2)")
+    chk.add_argument("--failures-only", action="store_true", help="do not list the contracts that passed")
+    chk.add_argument("--width", type=_positive, metavar="COLS", help="lay out to COLS columns")
+    chk.add_argument("--json", action="store_true", help="print a JSON list of reports, one per trace")
+    chk.set_defaults(func=_cmd_check)
 
     imp = sub.add_parser(
         "import", help="turn agent logs (OpenAI chat format) into trace files",
@@ -213,6 +232,34 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         options["dir"] = args.dir
     code = demo.run_demo(**options)
     return code if isinstance(code, int) else EXIT_OK
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from mattrace.contracts import check, resolve_contracts
+    from mattrace.tracefile import read_trace_file
+
+    contracts = [c for spec in args.contracts for c in resolve_contracts(spec)]
+    # every trace is read first: a corrupt file is a usage error (2), not half a report
+    loaded = []
+    for path in args.files:
+        result = read_trace_file(path)
+        for warning in result.warnings:
+            _stderr(f"mattrace: warning: {warning}")
+        loaded.append((path, result.trace))
+    reports = [(path, trace, check(trace, contracts)) for path, trace in loaded]
+    failed = sum(not report.ok for _, _, report in reports)
+    if args.json:
+        _print_json([{"path": path} | report.to_json_dict() for path, _, report in reports])
+        return EXIT_FAILED if failed else EXIT_OK
+    from mattrace.report.verdicts import render_report
+
+    console = _console(args.width)
+    for path, trace, report in reports:
+        console.print(render_report(report, trace, path=path, around=args.around,
+                                    passed=not args.failures_only))
+    if len(reports) > 1:
+        console.print(f"{len(reports) - failed} of {len(reports)} traces passed every contract", soft_wrap=True)
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _cmd_import(args: argparse.Namespace) -> int:

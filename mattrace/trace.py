@@ -146,7 +146,8 @@ class Outcome(_Frozen):
 class Trace(BaseModel):
     """A recorded run: metadata plus its steps in order.
 
-    ``outcome`` is ``None`` for a run that never finished (its file was not sealed).
+    ``outcome`` is ``None`` for a run that never finished (its file was not sealed), and
+    for runs imported from logs that do not say how they ended.
     """
 
     model_config = ConfigDict(extra="forbid")

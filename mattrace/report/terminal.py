@@ -113,7 +113,10 @@ def _header(trace: Trace, path: str | Path | None, sealed: bool | None,
 def _outcome(trace: Trace) -> Text:
     outcome = trace.outcome
     if outcome is None:
-        return Text("none (the run did not finish)", style="yellow")
+        if trace.steps and trace.steps[-1].kind is StepKind.END:
+            return Text("none recorded", style="yellow")
+        # imported logs are complete but say nothing of how the run ended
+        return Text("none recorded (no end step: unfinished, or imported from a log)", style="yellow")
     text = Text(outcome.status, style=_OUTCOME_STYLES.get(outcome.status, ""))
     if outcome.reason:
         text.append(f": {one_line(outcome.reason, 200)}")

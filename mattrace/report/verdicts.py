@@ -1,0 +1,102 @@
+"""The terminal view of a contract check: each failure with its first violating step in context.
+
+A reader of a failed check asks "which step, why, and where did its input come from", so
+each failing contract shows its one-sentence reason, then the steps around the first
+violating step *plus* every witness step (the untrusted document an e-mail came from may
+be far back), and the exact command that opens the trace there. The markers ``▶`` (the
+violating step) and ``◆`` (a witness) carry the meaning; colour only decorates, and rich
+drops it when output is not a terminal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from mattrace.contracts import Report, Status, Violation
+from mattrace.report._format import step_summary
+from mattrace.report.terminal import KIND_STYLES, _cell, _marks
+from mattrace.trace import Trace
+
+__all__ = ["render_report", "show_command"]
+
+_STATUS_STYLES = {Status.PASS: "green", Status.FAIL: "bold red", Status.PENDING: "yellow"}
+
+
+def show_command(path: str | Path | None, step: int | None) -> str | None:
+    """The command that opens the trace at the violating step (None without a file)."""
+    if path is None:
+        return None
+    return f"mattrace show {path}" + (f" --step {step}" if step is not None else "")
+
+
+def render_report(report: Report, trace: Trace, *, path: str | Path | None = None, around: int = 2,
+                  passed: bool = True) -> Group:
+    """A check report as rich renderables: a headline, then one block per contract.
+
+    Args:
+        report: what :func:`mattrace.check` returned for ``trace``.
+        trace: the checked trace (the steps shown in context come from it).
+        path: the trace file, for the ``mattrace show`` command line.
+        around: steps of context either side of the first violating step.
+        passed: also list the contracts that passed (one line each).
+    """
+    failed = [v for v in report.verdicts if v.status is Status.FAIL]
+    mark = Text("✗ ", style="bold red") if failed else Text("✓ ", style="bold green")
+    where = f"  {path}" if path is not None else ""
+    head = Text.assemble(mark, (trace.name, "bold"), f"  {len(trace.steps)} steps  ",
+                         (f"{len(failed)} of {len(report.verdicts)} contracts failed" if failed
+                          else f"all {len(report.verdicts)} contracts passed"), (where, "dim"))
+    parts: list[RenderableType] = [head]
+    for verdict in report.verdicts:
+        if verdict.violation is not None:
+            parts.append(_failure(verdict.violation, trace, path, around))
+        elif passed:
+            parts.append(Text.assemble("  ", (verdict.status.value.upper(), _STATUS_STYLES[verdict.status]),
+                                       f"  {verdict.contract}", (f"  [{verdict.severity}]", "dim")))
+    return Group(*parts)
+
+
+def _failure(v: Violation, trace: Trace, path: str | Path | None, around: int) -> RenderableType:
+    at = "" if v.step is None else f"  first violation at step {v.step}"
+    title = Text.assemble("  ", ("FAIL", "bold red"), f"  {v.contract}", (f"  [{v.severity}]", "dim"), (at, "bold"))
+    lines: list[RenderableType] = [title, Text(f"    {v.reason}", overflow="fold")]
+    if v.step is not None and trace.steps:
+        lines.append(_context(trace, v, around))
+    command = show_command(path, v.step)
+    if command:
+        lines.append(Text.assemble("    see: ", (command, "bold")))
+    return Group(*lines)
+
+
+def _context(trace: Trace, v: Violation, around: int) -> Table:
+    assert v.step is not None
+    last = len(trace.steps) - 1
+    shown = set(range(max(0, v.step - around), min(last, v.step + around) + 1))
+    shown.update(i for i in v.witness if 0 <= i <= last)
+    steps = [trace.steps[i] for i in shown]
+    marks = {s.index: _marks(s, set()) for s in steps}
+    widths = {"mark": 5, "index": len(str(max(shown))), "agent": min(12, max(len(s.agent) for s in steps)),
+              "kind": max(len(s.kind.value) for s in steps),
+              "target": min(16, max(len(s.target or "") for s in steps)),
+              "marks": min(16, max(m.cell_len for m in marks.values()))}
+    table = Table(show_header=False, show_edge=False, pad_edge=False, box=None, padding=(0, 1), expand=True)
+    for column in ("mark", "index", "agent", "kind", "target", "content", "marks"):
+        table.add_column(column, no_wrap=True, overflow="ellipsis", justify="right" if column == "index" else "left",
+                         width=widths.get(column), ratio=1 if column == "content" else None)
+    witness = set(v.witness)
+    previous = None
+    for i in sorted(shown):
+        if previous is not None and i > previous + 1:
+            table.add_row("", "…", "", "", "", Text(f"{i - previous - 1} steps", style="dim"), "")
+        s = trace.steps[i]
+        marker = "▶" if i == v.step else "◆" if i in witness else ""
+        style = "bold" if i == v.step else None
+        table.add_row(Text(f"    {marker}", style="bold red" if marker == "▶" else "yellow"), str(i),
+                      _cell(s.agent), Text(s.kind.value, style=KIND_STYLES.get(s.kind, "")),
+                      _cell(s.target or ""), _cell(step_summary(s)), marks[i], style=style)
+        previous = i
+    return table
