@@ -250,18 +250,21 @@ def test_subprocess_corrupt_file_exit_code_no_traceback(trace_file: Path) -> Non
 
 @pytest.mark.slow
 def test_cli_does_not_import_heavy_dependencies(trace_file: Path) -> None:
-    """--help, show, verify and schema run without importing litellm, duckdb, OTel or hypothesis."""
+    """--help, show, verify, schema and check run without importing litellm, duckdb, OTel or hypothesis."""
+    rules = trace_file.parent / "rules.toml"
+    rules.write_text("[[contract]]\nuse = \"within\"\nsteps = 100000\n")
     code = f"""
 import contextlib, io, json, sys
 from mattrace.cli import main
 path = {str(trace_file)!r}
 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
     codes = [main(a) for a in (["--help"], ["show", path, "--step", "4"], ["show", path],
-                                ["verify", path], ["schema"])]
+                                ["verify", path], ["schema"],
+                                ["check", path, "-c", {str(rules)!r}])]
 heavy = sorted({{m.split(".")[0] for m in sys.modules}} & set({HEAVY!r}))
 print(json.dumps({{"codes": codes, "heavy": heavy}}))
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert result == {"codes": [0, 0, 0, 0, 0], "heavy": []}
+    assert result == {"codes": [0, 0, 0, 0, 0, 0], "heavy": []}
