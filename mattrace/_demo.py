@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 import mattrace
+from mattrace.contracts import no_untrusted_action
 from mattrace.errors import MatTraceError
 from mattrace.trace import StepKind, Trace
 
@@ -40,15 +41,9 @@ def _load_example() -> Any:
 
 
 def untrusted_actions(trace: Trace) -> list[int]:
-    """Side-effect steps that (transitively, along ``reads``) consumed untrusted content."""
-    tainted: set[int] = set()
-    hits = []
-    for step in trace.steps:
-        if step.untrusted or any(r in tainted for r in step.reads):
-            tainted.add(step.index)
-            if step.side_effect:
-                hits.append(step.index)
-    return hits
+    """The first side-effect step reached from untrusted content, if any (the stock contract)."""
+    violation = mattrace.check(trace, [no_untrusted_action()]).first_violation
+    return [] if violation is None or violation.step is None else [violation.step]
 
 
 def _customer(ticket: str) -> str:
@@ -87,7 +82,12 @@ def run_demo(runs: int = 3, dir: str | Path = ".mattrace/traces",
             console.print(f"[bold red]untrusted text reached an action[/] in {t.name}: "
                           f"step {hits[0]} ({t.steps[hits[0]].target}). See it with:")
             console.print(f"  mattrace show {path} --step {hits[0]}", soft_wrap=True, highlight=False)
-    console.print(f"[dim]{len(traces)} trace(s) in {dir}[/]")
+    console.print(f"[dim]{len(traces)} trace(s) in {dir}; check them against the desk's contracts with[/]")
+    checkout = Path(mattrace.__file__).resolve().parent.parent
+    # the contracts live in the example package, importable from the checkout
+    prefix = "" if Path.cwd().resolve() == checkout else f"PYTHONPATH={checkout} "
+    console.print(f"  {prefix}mattrace check {dir}/*.jsonl --contracts examples.support_desk.contracts:CONTRACTS",
+                  soft_wrap=True, highlight=False)
     return traces
 
 
@@ -97,7 +97,7 @@ def _summary(traces: list[Trace], model: str) -> Table:
     for col in ("ticket", "steps", "llm", "tools", "actions", "tainted", "outcome"):
         table.add_column(col, no_wrap=True)
     table.caption = ("llm/tools: calls; actions: side effects; "
-                     "tainted: first action fed by untrusted text")
+                     "tainted: first action fed by untrusted text (no_untrusted_action)")
     for t in traces:
         kinds = [s.kind for s in t.steps]
         effects = [s for s in t.steps if s.side_effect]

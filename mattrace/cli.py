@@ -238,6 +238,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from mattrace.contracts import check, resolve_contracts
     from mattrace.tracefile import read_trace_file
 
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())   # as `python -m` does: module:NAME resolves from here
     contracts = [c for spec in args.contracts for c in resolve_contracts(spec)]
     # every trace is read first: a corrupt file is a usage error (2), not half a report
     loaded = []
