@@ -511,7 +511,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="100,1000,2000", help="comma-separated trace lengths (messages)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--budget", type=float, default=120.0, help="seconds allowed for one policy at one size")
-    ap.add_argument("--tracemalloc", action="store_true", help="also one run under tracemalloc for its peak")
+    ap.add_argument(
+        "--tracemalloc", action="store_true", help="also one run under tracemalloc (an extra run, inside the budget)"
+    )
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
 
