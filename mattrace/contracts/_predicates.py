@@ -163,8 +163,29 @@ def _name_matcher(spec: NameSpec, what: str) -> tuple[Callable[[str | None], boo
     raise ContractError(f"step.{what}(...) takes a name, a non-empty set of names or a compiled regex; got {spec!r}")
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, check_circular=False, default=str)
+
+
 def _text_of(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    """An argument as text: strings as they are, anything else as (non-ASCII-escaping) JSON."""
+    return value if isinstance(value, str) else _JSON.encode(value)
+
+
+def _search_leaves(rx: re.Pattern[str], value: Any) -> bool:
+    """True when some text inside ``value`` (a string, number, or one nested in lists and dicts) matches.
+
+    Searching the leaves rather than a JSON dump is faster and matches what people mean by
+    "the tool output says …": no JSON escaping of quotes, newlines or non-ASCII text.
+    """
+    if isinstance(value, str):
+        return rx.search(value) is not None
+    if isinstance(value, dict):
+        return any(_search_leaves(rx, v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_search_leaves(rx, v) for v in value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return rx.search(str(value)) is not None
+    return False
 
 
 class _Arg:
@@ -217,13 +238,12 @@ class _Text:
         self._field = field
 
     def matches(self, pattern: str | re.Pattern[str]) -> Pred:
-        """The field's text (JSON for structured results) contains a match of ``pattern``."""
+        """Some text of the field (for structured results: any string or number in it) matches ``pattern``."""
         rx = _compile_regex(pattern, f"step.{self._field}.matches")
         field = self._field
 
         def check(s: Step) -> bool:
-            value = getattr(s, field)
-            return value is not None and rx.search(_text_of(value)) is not None
+            return _search_leaves(rx, getattr(s, field))
 
         return _Leaf(check, f"{field} matching /{rx.pattern}/")
 
