@@ -156,8 +156,8 @@ def part_one(sizes: list[int]) -> None:
         del steps
         per_step = seconds / n * 1e6
         base = base or per_step
-        peak = _peak_monitor_memory(n) if n <= 100_000 else None
-        mib = f"{peak / 2**20:9.2f}" if peak is not None else f"{'—':>9}"
+        peak = _peak_monitor_memory(n)
+        mib = f"{peak / 2**20:9.2f}"
         print(f"{n:>9,} {n / seconds:>10,.0f} {per_step:>8.2f} {per_step / base:>6.2f} {mib}")
 
 

@@ -279,3 +279,16 @@ def test_stock_contracts_have_names_and_severities():
     assert claims_supported().level == "quality"
     assert claims_supported().severity("safety").level == "safety"
     assert max_calls("search", 3).named("few searches").name == "few searches"
+
+
+def test_max_calls_witness_stays_bounded_for_a_large_budget():
+    """With a budget above the witness limit, the witness keeps the first and latest calls only."""
+    from mattrace.contracts._operators import WITNESS_LIMIT
+
+    t = trace(*[tool_call("search") for _ in range(WITNESS_LIMIT * 3)])
+    n = WITNESS_LIMIT * 2
+    v = verdict_of(t, max_calls("search", n)).violation
+    assert v is not None and v.step == n
+    assert len(v.witness) == WITNESS_LIMIT
+    assert v.witness[: WITNESS_LIMIT // 2] == tuple(range(WITNESS_LIMIT // 2))
+    assert v.witness[-1] == n and v.witness[-2] == n - 1

@@ -9,6 +9,7 @@ a step makes satisfaction certain (the awaited step of ``eventually``, the enabl
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +22,8 @@ from mattrace.trace import Step, StepKind
 __all__ = ["always", "at_most", "each", "eventually", "never", "precedes", "responds", "within"]
 
 ReasonFn = Callable[[Step, tuple[int, ...]], str]
+WITNESS_LIMIT = 100
+"""Most step indices an ``at_most`` witness lists (all of them when ``n`` is below it)."""
 
 
 def _at(s: Step) -> str:
@@ -284,23 +287,36 @@ class AtMost(Contract):
 
 
 class _AtMostMonitor(Monitor):
-    __slots__ = ("ev", "n", "seen", "text")
+    """Counts matches; keeps their indices as the witness, bounded for large ``n``.
+
+    With ``n`` up to :data:`WITNESS_LIMIT` every match is kept (the witness is all n+1
+    of them); beyond that the first and the latest half-limit are, so memory stays flat
+    however long a run with a generous budget gets.
+    """
+
+    __slots__ = ("count", "ev", "first", "latest", "n", "text")
 
     def __init__(self, contract: AtMost) -> None:
         super().__init__(contract)
         self.ev = contract.pred.bind()
         self.n = contract.n
         self.text = contract.pred.text()
-        self.seen: list[int] = []
+        self.count = 0
+        self.first: list[int] = []
+        self.latest: deque[int] = deque(maxlen=WITNESS_LIMIT // 2)
 
     def _step(self, s: Step) -> Verdict | None:
         if not self.ev(s):
             return None
-        self.seen.append(s.index)
-        if len(self.seen) <= self.n:
+        self.count += 1
+        if len(self.first) < (WITNESS_LIMIT if self.n < WITNESS_LIMIT else WITNESS_LIMIT // 2):
+            self.first.append(s.index)
+        else:
+            self.latest.append(s.index)
+        if self.count <= self.n:
             return None
-        return self.failed(s.index, f"{_at(s)} is step number {len(self.seen)} matching `{self.text}`; "
-                                    f"at most {self.n} allowed", self.seen)
+        return self.failed(s.index, f"{_at(s)} is step number {self.count} matching `{self.text}`; "
+                                    f"at most {self.n} allowed", (*self.first, *self.latest, s.index))
 
 
 def at_most(n: int, p: Pred) -> Contract:
