@@ -253,12 +253,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([{"path": path} | report.to_json_dict() for path, _, report in reports])
         return EXIT_FAILED if failed else EXIT_OK
-    from mattrace.report.verdicts import render_report
+    from mattrace.report.verdicts import print_report
 
     console = _console(args.width)
     for path, trace, report in reports:
-        console.print(render_report(report, trace, path=path, around=args.around,
-                                    passed=not args.failures_only))
+        print_report(console, report, trace, path=path, around=args.around, passed=not args.failures_only)
     if len(reports) > 1:
         console.print(f"{len(reports) - failed} of {len(reports)} traces passed every contract", soft_wrap=True)
     return EXIT_FAILED if failed else EXIT_OK

@@ -138,3 +138,11 @@ def test_check_runs_confirmed_before_over_imported_taubench(tmp_path: Path, caps
         assert v["status"] in ("pass", "fail")
         if v["violation"]:
             assert "has no user confirmation matching" in v["violation"]["reason"]
+
+
+def test_check_keeps_the_show_command_on_one_line_in_a_narrow_terminal(
+        tainted: Path, contracts_module: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The `mattrace show` command is never wrapped, so it can be copied from any terminal."""
+    assert main(["check", str(tainted), "-c", contracts_module, "--width", "40"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.strip() == f"see: mattrace show {tainted} --step 4" for line in lines)

@@ -11,8 +11,9 @@ drops it when output is not a terminal.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -21,7 +22,7 @@ from mattrace.report._format import step_summary
 from mattrace.report.terminal import KIND_STYLES, _cell, _marks
 from mattrace.trace import Trace
 
-__all__ = ["render_report", "show_command"]
+__all__ = ["CommandLine", "print_report", "render_report", "report_parts", "show_command"]
 
 _STATUS_STYLES = {Status.PASS: "green", Status.FAIL: "bold red", Status.PENDING: "yellow"}
 
@@ -33,9 +34,25 @@ def show_command(path: str | Path | None, step: int | None) -> str | None:
     return f"mattrace show {path}" + (f" --step {step}" if step is not None else "")
 
 
+class CommandLine(Text):
+    """A command to copy: printed on one line however narrow the terminal (see :func:`print_report`)."""
+
+
 def render_report(report: Report, trace: Trace, *, path: str | Path | None = None, around: int = 2,
                   passed: bool = True) -> Group:
-    """A check report as rich renderables: a headline, then one block per contract.
+    """A check report as one rich renderable (commands wrap at the console width)."""
+    return Group(*report_parts(report, trace, path=path, around=around, passed=passed))
+
+
+def print_report(console: Console, report: Report, trace: Trace, **options: Any) -> None:
+    """Print a check report; command lines stay whole so they can be copied from any terminal."""
+    for part in report_parts(report, trace, **options):
+        console.print(part, soft_wrap=isinstance(part, CommandLine))
+
+
+def report_parts(report: Report, trace: Trace, *, path: str | Path | None = None, around: int = 2,
+                 passed: bool = True) -> list[RenderableType]:
+    """A check report as rich renderables: a headline, then the lines of each contract.
 
     Args:
         report: what :func:`mattrace.check` returned for ``trace``.
@@ -53,14 +70,14 @@ def render_report(report: Report, trace: Trace, *, path: str | Path | None = Non
     parts: list[RenderableType] = [head]
     for verdict in report.verdicts:
         if verdict.violation is not None:
-            parts.append(_failure(verdict.violation, trace, path, around))
+            parts.extend(_failure(verdict.violation, trace, path, around))
         elif passed:
             parts.append(Text.assemble("  ", (verdict.status.value.upper(), _STATUS_STYLES[verdict.status]),
                                        f"  {verdict.contract}", (f"  [{verdict.severity}]", "dim")))
-    return Group(*parts)
+    return parts
 
 
-def _failure(v: Violation, trace: Trace, path: str | Path | None, around: int) -> RenderableType:
+def _failure(v: Violation, trace: Trace, path: str | Path | None, around: int) -> list[RenderableType]:
     at = "" if v.step is None else f"  first violation at step {v.step}"
     title = Text.assemble("  ", ("FAIL", "bold red"), f"  {v.contract}", (f"  [{v.severity}]", "dim"), (at, "bold"))
     lines: list[RenderableType] = [title, Text(f"    {v.reason}", overflow="fold")]
@@ -68,8 +85,10 @@ def _failure(v: Violation, trace: Trace, path: str | Path | None, around: int) -
         lines.append(_context(trace, v, around))
     command = show_command(path, v.step)
     if command:
-        lines.append(Text.assemble("    see: ", (command, "bold")))
-    return Group(*lines)
+        see = CommandLine("    see: ")
+        see.append(command, style="bold")
+        lines.append(see)
+    return lines
 
 
 def _context(trace: Trace, v: Violation, around: int) -> Table:
