@@ -46,6 +46,7 @@ __all__ = [
     "Implies",
     "Kind",
     "Message",
+    "NameSpec",
     "Never",
     "Not",
     "Once",
@@ -61,6 +62,7 @@ __all__ = [
     "Untrusted",
     "Within",
     "is_stateful",
+    "step_holds",
 ]
 
 PASS, FAIL, PENDING = "pass", "fail", "pending"
@@ -396,6 +398,8 @@ class Reference:
         if isinstance(c, Eventually):
             return PASS if any(self.holds(c.pred, i) for i in positions) else PENDING
         if isinstance(c, Precedes):
+            # a violating b has no a strictly before it (an a at its own position does not count);
+            # "not already settled as PASS" needs no separate test: that would take an earlier a
             bad = [i for i in positions
                    if self.holds(c.b, i) and not any(self.holds(c.a, j) for j in range(i))]
             if bad:

@@ -23,6 +23,7 @@ __all__ = [
     "OPERATORS",
     "TOOLS",
     "contract_asts",
+    "guarded_past_asts",
     "operator_asts",
     "pred_asts",
     "stateful_pred_asts",
@@ -127,26 +128,48 @@ _leaves: st.SearchStrategy[r.PredAst] = st.one_of(
 )
 
 
+_BOOLEAN_OPS = ("leaf", "and", "or", "implies", "not", "leaf")
+_OPS = {False: st.sampled_from(_BOOLEAN_OPS), True: st.sampled_from((*_BOOLEAN_OPS, "once", "since", "flows"))}
+
+
+@st.composite
+def _pred_tree(draw: st.DrawFn, depth: int, past: bool) -> r.PredAst:
+    # the operator is drawn first, so leaves do not crowd out the combinators (a one_of over
+    # the eleven leaf strategies and eight operators would be mostly leaves); "leaf" comes
+    # first so that shrinking simplifies trees
+    op = "leaf" if depth == 0 else draw(_OPS[past])
+    if op == "leaf":
+        return draw(_leaves)
+    sub = pred_asts(depth - 1, past)
+    if op == "not":
+        return r.Not(draw(sub))
+    if op == "once":
+        return r.Once(draw(sub))
+    node = {"and": r.And, "or": r.Or, "implies": r.Implies, "since": r.Since, "flows": r.Flows}[op]
+    return node(draw(sub), draw(sub))
+
+
+@functools.cache
 def pred_asts(depth: int = 3, past: bool = True) -> st.SearchStrategy[r.PredAst]:
     """Predicate ASTs nested up to ``depth`` operators deep (past-time ones only if ``past``)."""
-    if depth == 0:
-        return _leaves
-    sub = st.deferred(lambda: pred_asts(depth - 1, past))
-    options = [
-        _leaves,
-        st.builds(r.And, sub, sub),
-        st.builds(r.Or, sub, sub),
-        st.builds(r.Implies, sub, sub),
-        st.builds(r.Not, sub),
-    ]
-    if past:
-        options += [st.builds(r.Once, sub), st.builds(r.Since, sub, sub), st.builds(r.Flows, sub, sub)]
-    return st.one_of(*options)
+    return _pred_tree(depth, past)
 
 
 def stateless_pred_asts(depth: int = 3) -> st.SearchStrategy[r.PredAst]:
     """Predicate ASTs without past-time operators."""
     return pred_asts(depth, past=False)
+
+
+def guarded_past_asts() -> st.SearchStrategy[r.PredAst]:
+    """``leaf op past(leaves)`` for op in and/or/implies.
+
+    The step-local left side alone decides many steps; the past-time right side must still
+    see every one of them, or its history falls behind.
+    """
+    past = st.one_of(st.builds(r.Once, _leaves), st.builds(r.Since, _leaves, _leaves),
+                     st.builds(r.Flows, _leaves, _leaves))
+    return st.builds(lambda op, left, right: op(left, right), st.sampled_from([r.And, r.Or, r.Implies]),
+                     _leaves, past)
 
 
 def stateful_pred_asts(depth: int = 2) -> st.SearchStrategy[r.PredAst]:

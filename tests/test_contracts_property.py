@@ -13,6 +13,7 @@ from tests import contract_reference as r
 from tests.contract_strategies import (
     OPERATORS,
     contract_asts,
+    guarded_past_asts,
     operator_asts,
     pred_asts,
     stateful_pred_asts,
@@ -70,6 +71,15 @@ def test_bound_predicates_agree_with_the_reference_at_every_step(steps: list[Ste
     evaluate = to_pred(p).bind()
     for i, s in enumerate(steps):
         assert evaluate(s) is ref.holds(p, i), f"at step {i}"
+
+
+@MAIN
+@given(step_lists(), guarded_past_asts())
+def test_combinators_feed_past_time_operands_every_step(steps: list[Step], p: r.PredAst) -> None:
+    """`a & once(b)` and the like: when `a` alone decides a step, the past-time side still sees it."""
+    ref = r.Reference(steps)
+    evaluate = to_pred(p).bind()
+    assert [evaluate(s) for s in steps] == [ref.holds(p, i) for i in range(len(steps))]
 
 
 @FAST
