@@ -176,7 +176,9 @@ class _PropagationMonitor(Monitor):
         if s.kind not in (StepKind.MESSAGE, StepKind.DELEGATE) or not s.content:
             return None
         own = self.support.claims(s)
-        supported_words = [_words(c["text"]) for c in own if self.support.judge(c)[0] is None]
+        # each claim is judged once: the verdict decides both "backed here" and "unsupported"
+        backed = [self.support.judge(c)[0] is None for c in own]
+        supported_words = [_words(c["text"]) for c, ok in zip(own, backed, strict=True) if ok]
         if self.unsupported:
             words = _words(s.content)
             numbers = _numbers(s.content)
@@ -189,8 +191,8 @@ class _PropagationMonitor(Monitor):
                     continue   # repeated, but this time with a source that backs it
                 return self.failed(s.index, f"{s.agent} repeats at step {s.index} the claim {_quote(text)} that "
                                             f"{agent} made without support at step {index}", (index, s.index))
-        for claim in own:
-            if self.support.judge(claim)[0] is not None:
+        for claim, ok in zip(own, backed, strict=True):
+            if not ok:
                 self.unsupported.append((s.agent, s.index, claim["text"], _words(claim["text"]),
                                          _numbers(claim["text"])))
         return None

@@ -170,7 +170,7 @@ def no_untrusted_action() -> Contract:
     """No side effect consumed (along ``reads``, transitively) content from an untrusted source."""
 
     def reason(s: Step, witness: tuple[int, ...]) -> str:
-        path = " → ".join(map(str, dict.fromkeys((*witness, s.index))))
+        path = " → ".join(map(str, witness))   # the taint path, ending at this step
         return (f"{describe_step(s)} at step {s.index} is a side effect reached by untrusted content "
                 f"from step {witness[0]} (path {path})")
 
