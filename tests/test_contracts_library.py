@@ -10,6 +10,7 @@ from mattrace.contracts import (
     claims_supported,
     confirmed_before,
     extract_claims,
+    factuality_counts,
     max_calls,
     no_action_after_error,
     no_unsupported_propagation,
@@ -269,6 +270,30 @@ def test_no_unsupported_propagation_passes_for_supported_or_unrepeated_claims():
               message("researcher", "Again: the refund limit is 500 EUR per order."),
               message("writer", "The refund limit is 900 EUR per order."))      # other number: not a repeat
     assert verdict_of(t, no_unsupported_propagation()).status is Status.PASS
+
+
+def test_factuality_counts_counts_every_claim_past_the_first_bad_one():
+    """Counts go on past the first unsupported claim; each spread claim counts once."""
+    good = "Refunds take 14 days."
+    bad = "The refund limit is 500 EUR per order."
+    t = trace(kb(), message("researcher", bad, claims=[{"text": bad, "cites": []}]),
+              message("researcher", good, claims=[{"text": good, "cites": ["kb-1"]}]),
+              message("writer", "Note: the refund limit is 500 EUR per order."),
+              message("planner", "Again, the refund limit is 500 EUR per order."))
+    assert factuality_counts(t.steps) == {"claims": 2, "supported": 1, "propagated": 1}
+    assert factuality_counts(trace(kb()).steps) == {"claims": 0, "supported": 0, "propagated": 0}
+
+
+def test_factuality_counts_agree_with_the_propagation_contract():
+    """A repeat the contract forgives (backed where it is repeated) is not counted as propagated."""
+    bad = "The refund limit is 14 days."
+    t = trace(kb(), message("researcher", bad, claims=[{"text": bad, "cites": []}]),
+              message("writer", "the refund limit is 14 days",
+                      claims=[{"text": "the refund limit is 14 days", "cites": ["kb-1"]}]))
+    assert verdict_of(t, no_unsupported_propagation()).status is Status.PASS
+    assert factuality_counts(t.steps) == {"claims": 2, "supported": 1, "propagated": 0}
+    t2 = trace(kb(), message("writer", "Refunds take 14 days [kb-1]. It costs 30 EUR."))
+    assert factuality_counts(t2.steps, extract=True) == {"claims": 2, "supported": 1, "propagated": 0}
 
 
 def test_stock_contracts_have_names_and_severities():

@@ -19,7 +19,12 @@ on a prefix and two-valued at the end, and every failure names its first violati
 """
 
 from mattrace.contracts._check import check, check_steps
-from mattrace.contracts._claims import claims_supported, extract_claims, no_unsupported_propagation
+from mattrace.contracts._claims import (
+    claims_supported,
+    extract_claims,
+    factuality_counts,
+    no_unsupported_propagation,
+)
 from mattrace.contracts._contract import Contract, Monitor, describe_step
 from mattrace.contracts._files import load_contracts, resolve_contracts
 from mattrace.contracts._library import (
@@ -47,6 +52,7 @@ __all__ = [
     "each",
     "eventually",
     "extract_claims",
+    "factuality_counts",
     "flows",
     "load_contracts",
     "max_calls",

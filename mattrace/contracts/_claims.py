@@ -10,7 +10,7 @@ least one document retrieved before it and every number in it appears in the cit
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from mattrace.contracts._contract import Contract, Monitor
@@ -18,7 +18,7 @@ from mattrace.contracts._verdict import Verdict
 from mattrace.errors import ContractError
 from mattrace.trace import Step, StepKind
 
-__all__ = ["claims_supported", "extract_claims", "no_unsupported_propagation"]
+__all__ = ["claims_supported", "extract_claims", "factuality_counts", "no_unsupported_propagation"]
 
 Claim = dict[str, Any]
 Extractor = Callable[[str], list[Claim]]
@@ -205,3 +205,43 @@ def no_unsupported_propagation(extract: Extractor | bool | None = None) -> Contr
     :func:`claims_supported`); the message repeating it need not mark anything.
     """
     return NoUnsupportedPropagation(_resolve(extract))
+
+
+def _repeats(claim_words: frozenset[str], claim_numbers: set[str], words: frozenset[str],
+             numbers: set[str]) -> bool:
+    return bool(claim_words) and len(claim_words & words) / len(claim_words) >= OVERLAP \
+        and claim_numbers <= numbers
+
+
+def factuality_counts(steps: Iterable[Step], extract: Extractor | bool | None = None) -> dict[str, int]:
+    """How many claims a run made, how many were supported, how many unsupported ones spread.
+
+    The contracts stop at the first bad claim (that is their verdict); the factuality
+    metrics need the whole run, so this counts every claim. ``propagated`` counts the
+    unsupported claims that another agent repeated later (by the rule of
+    :func:`no_unsupported_propagation`), each claim once.
+    """
+    support = _Support(_resolve(extract))
+    claims = supported = 0
+    open_claims: list[tuple[str, frozenset[str], set[str]]] = []
+    propagated = 0
+    for s in steps:
+        support.learn(s)
+        if s.kind not in (StepKind.MESSAGE, StepKind.DELEGATE) or not s.content:
+            continue
+        own = support.claims(s)
+        backed = [support.judge(c)[0] is None for c in own]
+        if open_claims:
+            words, numbers = _words(s.content), _numbers(s.content)
+            backed_words = [_words(c["text"]) for c, ok in zip(own, backed, strict=True) if ok]
+            spread = [c for c in open_claims
+                      if c[0] != s.agent and _repeats(c[1], c[2], words, numbers)
+                      and not any(_repeats(c[1], set(), w, set()) for w in backed_words)]
+            if spread:
+                propagated += len(spread)
+                open_claims = [c for c in open_claims if c not in spread]
+        claims += len(own)
+        supported += sum(backed)
+        open_claims += [(s.agent, _words(c["text"]), _numbers(c["text"]))
+                        for c, ok in zip(own, backed, strict=True) if not ok]
+    return {"claims": claims, "supported": supported, "propagated": propagated}
