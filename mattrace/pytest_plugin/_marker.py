@@ -1,0 +1,111 @@
+"""The ``@pytest.mark.mattrace(...)`` marker: its arguments, checked once at collection.
+
+A typo in a marker (``trails=5``, a contract file with a bad rule) must fail where the
+test is collected, naming the test and the file and line, not halfway through a CI run
+after the expensive trials of other tests already ran.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mattrace.contracts import Contract, Pred, resolve_contracts
+from mattrace.contracts._check import contract_list
+from mattrace.errors import ContractError
+
+__all__ = ["MARKER", "MarkerSpec", "marker_spec"]
+
+MARKER = "mattrace"
+_KEYS = ("concurrency", "config", "contracts", "oracle", "trials")
+
+
+class MarkerError(Exception):
+    """A marker argument is wrong; the message says which test and which argument."""
+
+
+@dataclass(frozen=True)
+class MarkerSpec:
+    """What the marker asks for (defaults when a test uses ``mat`` without a marker)."""
+
+    contracts: tuple[Contract, ...] = ()
+    trials: int = 1
+    config: dict[str, Any] = field(default_factory=dict)
+    oracle: Callable[[Any], Any] | None = None
+    concurrency: int | None = None
+
+
+def _whole(where: str, key: str, value: Any) -> int:
+    if type(value) is not int or value < 1:
+        raise MarkerError(f"{where}: {key}= must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def _contract_file(spec: str, base: Path) -> str:
+    """A contract file relative to the test file's directory, else as given (cwd, module:NAME)."""
+    if ":" in spec and not spec.lower().endswith(".toml") and not os.path.isabs(spec):
+        return spec
+    near = base / spec
+    return str(near) if near.exists() else spec
+
+
+def _contracts(where: str, value: Any, base: Path) -> tuple[Contract, ...]:
+    items: Iterable[Any] = [value] if isinstance(value, (str, os.PathLike, Contract, Pred)) else value
+    if not isinstance(items, Iterable):
+        raise MarkerError(f"{where}: contracts= takes contracts, a contract file path or module:NAME, "
+                          f"or a list of them; got {value!r}")
+    found: list[Contract] = []
+    for item in items:
+        if isinstance(item, (str, os.PathLike)):
+            try:
+                found.extend(resolve_contracts(_contract_file(os.fspath(item), base)))
+            except ContractError as exc:
+                raise MarkerError(f"{where}: {exc}") from None
+        else:
+            try:
+                found.extend(contract_list([item]))
+            except ContractError as exc:
+                raise MarkerError(f"{where}: contracts=: {exc}") from None
+    try:
+        return tuple(contract_list(found))
+    except ContractError as exc:
+        raise MarkerError(f"{where}: contracts=: {exc}") from None
+
+
+def marker_spec(node: pytest.Item | Any, path: Path) -> MarkerSpec:
+    """The marker's arguments on ``node`` (a test item or function definition), validated.
+
+    Raises:
+        MarkerError: an unknown or positional argument, a wrong type, or a contract file
+            that does not load (its message keeps the file and line).
+    """
+    mark = node.get_closest_marker(MARKER)
+    if mark is None:
+        return MarkerSpec()
+    where = f"{node.nodeid}: @pytest.mark.mattrace"
+    if mark.args:
+        raise MarkerError(f"{where} takes keyword arguments only ({', '.join(_KEYS)}), got {mark.args!r}")
+    unknown = sorted(set(mark.kwargs) - set(_KEYS))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], _KEYS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise MarkerError(f"{where}: unknown argument {', '.join(map(repr, unknown))}{hint}; "
+                          f"it takes {', '.join(_KEYS)}")
+    kw = mark.kwargs
+    config = kw.get("config", {})
+    if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
+        raise MarkerError(f"{where}: config= must be a dict with string keys, got {config!r}")
+    oracle = kw.get("oracle")
+    if oracle is not None and not callable(oracle):
+        raise MarkerError(f"{where}: oracle= must be a callable(run) -> bool, got {oracle!r}")
+    return MarkerSpec(
+        contracts=_contracts(where, kw.get("contracts", ()), path.parent),
+        trials=_whole(where, "trials", kw.get("trials", 1)),
+        config=dict(config), oracle=oracle,
+        concurrency=_whole(where, "concurrency", kw["concurrency"]) if "concurrency" in kw else None)

@@ -1,0 +1,197 @@
+"""The ``mat`` fixture: record runs of the code under test, judge them, remember the verdicts.
+
+One :class:`Mat` per trial. Each ``with mat.run():`` block is one recorded run (one trace
+file); when the block ends, the oracle decides task success (unless the test said so with
+:meth:`MatRun.outcome`), the contracts are checked, and the verdicts go to the results
+file. Failing the test is left to the end of the test body (or an explicit
+:meth:`Mat.check`), so a test sees every run's verdicts, and k trials are judged alike.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from mattrace.contracts import Report, check, factuality_counts
+from mattrace.contracts._claims import ClaimsSupported, NoUnsupportedPropagation
+from mattrace.errors import RecordingError
+from mattrace.recording import record
+from mattrace.recording.recorder import Recorder
+from mattrace.trace import OutcomeStatus, Trace
+
+if TYPE_CHECKING:
+    from mattrace.pytest_plugin._marker import MarkerSpec
+    from mattrace.pytest_plugin._session import MatSession
+
+__all__ = ["ContractFailure", "Mat", "MatRun"]
+
+_UNSET: Any = object()
+
+
+class ContractFailure(AssertionError):
+    """Raised by :meth:`Mat.check`: a contract failed on a run of this test."""
+
+
+class MatRun:
+    """One recorded run inside a test: ``with mat.run(config=...) as run:``.
+
+    Attributes (after the block): ``trace``, ``path`` (its file), ``report`` (the check).
+    """
+
+    def __init__(self, mat: Mat, config: dict[str, Any], name: str) -> None:
+        self.mat = mat
+        self.config = config
+        self.name = name
+        self.output: Any = None
+        self.recorder: Recorder | None = None
+        self.trace: Trace | None = None
+        self.path: Path | None = None
+        self.report: Report | None = None
+        self._explicit: dict[str, Any] | None = None
+        self._block: Any = None
+
+    @property
+    def seed(self) -> int:
+        return self.mat.seed
+
+    def outcome(self, success: bool | None = None, *, output: Any = _UNSET,
+                status: OutcomeStatus | None = None, reason: str | None = None) -> None:
+        """Say how the run went (this overrides the marker's oracle) and what it produced.
+
+        ``outcome(output=x)`` alone only records the output; the oracle, if any, still
+        judges success from it.
+        """
+        if output is not _UNSET:
+            self.output = output
+        if success is not None or status is not None:
+            self._explicit = {"success": success, "status": status, "reason": reason}
+
+    def __enter__(self) -> MatRun:
+        if self._block is not None:
+            raise RecordingError("this mat.run() block is already active; use a new mat.run() per run")
+        mat = self.mat
+        self._block = record(self.name, config=self.config, dir=mat.session.traces_dir,
+                             labels=mat.session.labels(mat.test, mat.trial))
+        self.recorder = self._block.__enter__()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        assert self.recorder is not None
+        try:
+            if exc is None:
+                self._decide()
+        finally:
+            self._block.__exit__(exc_type, exc, tb)
+        self.trace, self.path = self.recorder.trace, self.recorder.path
+        if self.recorder.write_error is not None:
+            self.path = None
+        self.mat._judge(self)
+
+    def _decide(self) -> None:
+        assert self.recorder is not None
+        if self._explicit is not None:
+            self.recorder.set_outcome(self._explicit["status"], success=self._explicit["success"],
+                                      output=self.output, reason=self._explicit["reason"])
+            return
+        oracle = self.mat.spec.oracle
+        if oracle is None:
+            if self.output is not None:
+                self.recorder.set_outcome("success", output=self.output)
+            return
+        verdict = oracle(self)
+        if not isinstance(verdict, bool):
+            raise RecordingError(f"the oracle {getattr(oracle, '__name__', oracle)!r} returned {verdict!r}; "
+                                 "it must return True (task succeeded) or False")
+        self.recorder.set_outcome(success=verdict, output=self.output,
+                                  reason=None if verdict else "the oracle judged the task failed")
+
+
+class Mat:
+    """The ``mat`` fixture of one trial of one test.
+
+    Attributes:
+        seed: this trial's seed (``--mattrace-seed`` + trial index); also in each run's config.
+        trial: the trial index, 0..trials-1.
+        random: a ``random.Random`` seeded with ``seed``, private to this trial (the global
+            ``random`` is shared by concurrent trials, so it cannot be reproducible).
+        runs: the runs recorded so far, in order.
+    """
+
+    def __init__(self, session: MatSession, spec: MarkerSpec, test: str, trial: int, seed: int) -> None:
+        self.session = session
+        self.spec = spec
+        self.test = test
+        self.trial = trial
+        self.seed = seed
+        self.random = random.Random(seed)
+        self.runs: list[MatRun] = []
+        self._lock = threading.Lock()
+        self._checked = 0
+
+    @property
+    def contracts(self) -> tuple[Any, ...]:
+        return self.spec.contracts
+
+    def run(self, config: dict[str, Any] | None = None, *, name: str | None = None) -> MatRun:
+        """A ``with`` block recording one run of the code under test.
+
+        Args:
+            config: what this run is configured with; merged over the marker's ``config``,
+                with ``seed`` added. Metrics are grouped by it.
+            name: the trace name (default: the test's node id).
+        """
+        if config is not None and not isinstance(config, dict):
+            raise RecordingError(f"mat.run(config=...) takes a dict, got {config!r}")
+        merged = {**self.spec.config, **(config or {}), "seed": self.seed}
+        return MatRun(self, merged, name or self.test)
+
+    def _judge(self, run: MatRun) -> None:
+        assert run.trace is not None
+        run.report = check(run.trace, self.spec.contracts)
+        with self._lock:
+            self.runs.append(run)
+        self.session.record_check(trace_id=run.trace.trace_id, trace_file=run.path, report=run.report,
+                                  test=self.test, trial=self.trial, seed=self.seed,
+                                  factuality=self._factuality(run.trace))
+
+    def _factuality(self, trace: Trace) -> dict[str, int] | None:
+        for contract in self.spec.contracts:
+            if isinstance(contract, (ClaimsSupported, NoUnsupportedPropagation)):
+                return factuality_counts(trace.steps, contract.extract)
+        return None
+
+    def failures(self, strict: bool | None = None) -> list[MatRun]:
+        """Runs with a violation that fails the test (safety; quality too when strict)."""
+        strict = self.session.settings.strict if strict is None else strict
+        return [r for r in self.runs if r.report is not None and any(
+            v.severity == "safety" or strict for v in r.report.violations)]
+
+    def check(self) -> list[Report]:
+        """Fail now if a run so far broke a contract that fails tests; return every report.
+
+        Runs already judged by an earlier ``check()`` are not reported twice; the check
+        after the test body covers the rest.
+
+        Raises:
+            ContractFailure: with the first violating step of each failing run.
+        """
+        from mattrace.pytest_plugin._failure import failure_message
+
+        with self._lock:
+            fresh = self.runs[self._checked:]
+            self._checked = len(self.runs)
+        failing = [r for r in self.failures() if r in fresh]
+        if failing:
+            raise ContractFailure(failure_message(self, failing))
+        return [r.report for r in self.runs if r.report is not None]
+
+    def unchecked_failures(self) -> list[MatRun]:
+        """Failing runs an explicit :meth:`check` has not already reported."""
+        with self._lock:
+            fresh = self.runs[self._checked:]
+            self._checked = len(self.runs)
+        return [r for r in self.failures() if r in fresh]

@@ -1,0 +1,86 @@
+"""Command-line options and ini keys of the plugin, resolved once into :class:`Settings`.
+
+Every option has an ini key of the same meaning (``--mattrace-seed`` ↔ ``mattrace_seed``)
+so a project sets its defaults in ``pyproject.toml`` and CI overrides them per job; the
+command line wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+__all__ = ["add_options", "Settings"]
+
+DEFAULT_STORE = ".mattrace"
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mattrace", "mattrace: contracts, trials and metrics of recorded runs")
+    group.addoption("--mattrace-store", metavar="DIR", default=None,
+                    help="directory for trace files, results and the DuckDB store "
+                         f"(default {DEFAULT_STORE}/ under the rootdir; ini: mattrace_store)")
+    group.addoption("--mattrace-seed", metavar="N", default=None,
+                    help="seed of trial 0; trial i uses N+i (default 0; ini: mattrace_seed)")
+    group.addoption("--mattrace-strict", action="store_true", default=None,
+                    help="quality contract violations fail tests too (ini: mattrace_strict)")
+    group.addoption("--mattrace-no-store", action="store_true", default=None,
+                    help="write nothing under the store: traces go to a temporary directory and "
+                         "metrics are computed in memory (ini: mattrace_no_store)")
+    group.addoption("--mattrace-concurrency", metavar="N", default=None,
+                    help="trials of one test run in up to N threads (default 1; the marker's "
+                         "concurrency= wins; ini: mattrace_concurrency)")
+    parser.addini("mattrace_store", "directory for trace files, results and the DuckDB store",
+                  default=DEFAULT_STORE)
+    parser.addini("mattrace_seed", "seed of trial 0", default="0")
+    parser.addini("mattrace_strict", "quality contract violations fail tests too", type="bool", default=False)
+    parser.addini("mattrace_no_store", "write nothing under the store directory", type="bool", default=False)
+    parser.addini("mattrace_concurrency", "threads for the trials of one test", default="1")
+
+
+def _whole(config: pytest.Config, option: str, ini: str, low: int) -> int:
+    raw = config.getoption(option)
+    source = f"--{option.replace('_', '-')}"
+    if raw is None:
+        raw, source = config.getini(ini), f"ini {ini}"
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise pytest.UsageError(f"mattrace: {source} expects a whole number, got {raw!r}") from None
+    if value < low:
+        raise pytest.UsageError(f"mattrace: {source} must be >= {low}, got {value}")
+    return value
+
+
+def _flag(config: pytest.Config, option: str, ini: str) -> bool:
+    raw = config.getoption(option)
+    return bool(raw) if raw is not None else bool(config.getini(ini))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The plugin's options for this session, command line over ini over defaults."""
+
+    store: Path
+    seed: int
+    strict: bool
+    no_store: bool
+    concurrency: int
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        """Read and validate the options; a bad value is a usage error naming the option."""
+        raw_store = config.getoption("mattrace_store") or config.getini("mattrace_store") or DEFAULT_STORE
+        store = Path(str(raw_store)).expanduser()
+        if not store.is_absolute():
+            store = config.rootpath / store
+        return cls(store=store, seed=_whole(config, "mattrace_seed", "mattrace_seed", 0),
+                   strict=_flag(config, "mattrace_strict", "mattrace_strict"),
+                   no_store=_flag(config, "mattrace_no_store", "mattrace_no_store"),
+                   concurrency=_whole(config, "mattrace_concurrency", "mattrace_concurrency", 1))
+
+    @property
+    def database(self) -> Path:
+        return self.store / "mattrace.duckdb"

@@ -1,0 +1,135 @@
+"""One pytest session's mattrace state: its run id, where files go, and the ingest at the end.
+
+The division of labour follows from DuckDB allowing one writer per file: every process
+(the controller and each xdist worker) writes trace files and its own results file, and
+never opens the database; the controller alone ingests the whole run once, at the end,
+holding the database only for that. With ``--mattrace-no-store`` the same ingest runs into
+an in-memory database, so the summary means the same thing either way.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from mattrace.errors import MatTraceError
+from mattrace.pytest_plugin._options import Settings
+
+if TYPE_CHECKING:
+    from mattrace.contracts import Report
+    from mattrace.store.results import ResultsWriter
+
+__all__ = ["MatSession", "QualityNote", "SESSION_KEY"]
+
+SESSION_KEY = pytest.StashKey["MatSession"]()
+_RUN_ID, _BASE = "mattrace_run_id", "mattrace_base"
+
+
+def _new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+@dataclass(frozen=True)
+class QualityNote:
+    """A quality violation that did not fail its test, for the summary."""
+
+    test: str
+    trial: int
+    contract: str
+    step: int | None
+    reason: str
+    command: str | None
+
+
+@dataclass
+class Outcome:
+    """What the controller learned at the end: ingest figures, metrics, problems."""
+
+    database: str | None = None
+    ingest: Any = None
+    metrics: list[Any] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+class MatSession:
+    """Paths, run id and the results writer of this process; the ingest if it is the controller.
+
+    Thread-safe: trials of one test may record and check in parallel threads.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.settings = Settings.from_config(config)
+        workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+        if workerinput is not None and _RUN_ID in workerinput:
+            self.run_id: str = workerinput[_RUN_ID]
+            self.base = Path(workerinput[_BASE])
+            self.worker: str = str(workerinput.get("workerid", "worker"))
+        else:
+            self.run_id = _new_run_id()
+            self.base = (Path(tempfile.mkdtemp(prefix="mattrace-")) if self.settings.no_store
+                         else self.settings.store)
+            self.worker = "main"
+        self.is_controller = workerinput is None
+        self.traces_dir = self.base / "traces" / self.run_id
+        self.results_dir = self.base / "results" / self.run_id
+        self.quality: list[QualityNote] = []
+        self.outcome = Outcome()
+        self._lock = threading.Lock()
+        self._writer: ResultsWriter | None = None
+
+    def worker_input(self) -> dict[str, str]:
+        """What an xdist worker needs to write into this run."""
+        return {_RUN_ID: self.run_id, _BASE: str(self.base)}
+
+    def labels(self, test: str, trial: int) -> dict[str, str]:
+        return {"mattrace.run": self.run_id, "mattrace.test": test, "mattrace.trial": str(trial)}
+
+    def record_check(self, *, trace_id: str, trace_file: Path | None, report: Report, test: str,
+                     trial: int, seed: int, factuality: dict[str, int] | None) -> None:
+        """Append one trace's verdicts to this process's results file (created on first use)."""
+        from mattrace.store.results import ResultsWriter, new_run
+
+        with self._lock:
+            if self._writer is None:
+                run = new_run(self.run_id, argv=list(sys.argv), worker=self.worker)
+                self._writer = ResultsWriter(self.results_dir / f"{self.worker}.jsonl", run)
+            writer = self._writer
+        writer.write_check(trace_id=trace_id, trace_file=trace_file, report=report, test=test,
+                           trial=trial, seed=seed, factuality=factuality)
+
+    def note_quality(self, note: QualityNote) -> None:
+        with self._lock:
+            self.quality.append(note)
+
+    def finish(self) -> None:
+        """Close this process's results file; the controller then ingests the run."""
+        with self._lock:
+            if self._writer is not None:
+                self._writer.close()
+        if not self.is_controller or not (self.results_dir.exists() or self.traces_dir.exists()):
+            return
+        database = ":memory:" if self.settings.no_store else str(self.settings.database)
+        self.outcome.database = database
+        try:
+            self._ingest(database)
+        except MatTraceError as exc:
+            self.outcome.problems.append(str(exc))
+        except Exception as exc:  # the run's tests are done; a store bug must not hide their results
+            self.outcome.problems.append(f"ingest into {database} failed: {type(exc).__name__}: {exc}")
+
+    def _ingest(self, database: str) -> None:
+        from mattrace.store import Store
+
+        paths = [p for p in (self.traces_dir, self.results_dir) if p.exists()]
+        with Store.open(database) as store:
+            self.outcome.ingest = store.ingest(paths)
+            self.outcome.metrics = store.metrics(by=("config",), run_id=self.run_id)

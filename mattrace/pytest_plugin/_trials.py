@@ -1,0 +1,73 @@
+"""Running a test body k times (one trial per seed), in sequence or in threads, and judging it.
+
+Trials run inside one pytest item rather than as k parametrized items because pass^k is a
+property of the k trials together, and because live LLM calls are I/O-bound: k trials in
+threads take about as long as one. Each trial runs in its own copy of the context, so its
+``record()`` blocks, agent names and recorder never leak into another trial, and the
+traces equal those of a sequential run. Fixtures other than ``mat`` are shared by the trials.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from mattrace.pytest_plugin._failure import failure_message, junit_properties, quality_notes
+from mattrace.pytest_plugin._marker import MarkerSpec
+from mattrace.pytest_plugin._mat import Mat, MatRun
+from mattrace.pytest_plugin._session import MatSession
+
+__all__ = ["QUALITY_KEY", "run_trials"]
+
+QUALITY_KEY = pytest.StashKey[list[dict[str, Any]]]()
+
+
+def _call(fn: Any, args: dict[str, Any], mat: Mat) -> BaseException | None:
+    if "mat" in args:
+        args = {**args, "mat": mat}
+    try:
+        fn(**args)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # pytest.fail/skip too: judged after every trial ran
+        return exc
+    return None
+
+
+def run_trials(item: pytest.Function, session: MatSession, spec: MarkerSpec, first: Mat) -> None:
+    """Call the test function once per trial, then fail it as its trials and contracts say."""
+    fn = item.obj
+    if inspect.iscoroutinefunction(fn):
+        raise pytest.UsageError(f"{item.nodeid}: mattrace trials call the test function directly; "
+                                "make it a plain function that runs its coroutine with asyncio.run()")
+    argnames = item._fixtureinfo.argnames
+    args = {name: item.funcargs[name] for name in argnames}
+    mats = [first] + [Mat(session, spec, item.nodeid, trial, first.seed - first.trial + trial)
+                      for trial in range(1, spec.trials)]
+    workers = min(spec.concurrency or session.settings.concurrency, len(mats))
+    if workers <= 1:
+        errors = [contextvars.copy_context().run(_call, fn, args, mat) for mat in mats]
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mattrace-trial") as pool:
+            futures = [pool.submit(contextvars.copy_context().run, _call, fn, args, mat) for mat in mats]
+            errors = [f.result() for f in futures]
+
+    item.user_properties.extend(junit_properties(mats))
+    if not session.settings.strict:
+        item.stash[QUALITY_KEY] = [note for mat in mats for note in quality_notes(mat)]
+    failing: list[tuple[Mat, list[MatRun]]] = [(m, runs) for m in mats if (runs := m.unchecked_failures())]
+    raised = [(mat, exc) for mat, exc in zip(mats, errors, strict=True) if exc is not None]
+    if raised:
+        mat, exc = raised[0]
+        if len(mats) > 1:
+            exc.add_note(f"mattrace: trial {mat.trial} of 0..{len(mats) - 1} (seed {mat.seed}) raised this; "
+                         f"{len(raised)} of {len(mats)} trials raised")
+        for m, runs in failing:
+            exc.add_note(failure_message(m, runs))
+        raise exc
+    if failing:
+        pytest.fail("\n\n".join(failure_message(m, runs) for m, runs in failing), pytrace=False)
