@@ -327,3 +327,22 @@ def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(["*--mattrace-seed expects a whole number, got 'x'*"])
     pytester.makeini("[pytest]\nmattrace_concurrency = 0\n")
     run(pytester).stderr.fnmatch_lines(["*ini mattrace_concurrency must be >= 1, got 0*"])
+
+
+def test_further_failing_trials_are_summarised_in_a_line_each(pytester: pytest.Pytester) -> None:
+    """The first failing trial is shown in full; later ones get one line per violation with its command."""
+    pytester.makepyfile(test_many=TOOLS + """
+@pytest.mark.mattrace(contracts=[NO_EVIL], trials=3)
+def test_many(mat):
+    with mat.run():
+        send("ok@example.com")
+        send("evil@example.com" if mat.trial else "fine@example.com")
+""")
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert out.count("first violation at step 1") == 1
+    assert "mattrace: 1 contract violation in test_many.py::test_many (trial 1 of 0..2, seed 1)" in out
+    result.stdout.fnmatch_lines(["mattrace: also failed in trial 2 of 0..2, seed 2:",
+                                 "  no evil ?safety? at step 1; see: mattrace show *.jsonl --step 1"])
+    assert not any(line != line.rstrip() for line in out.splitlines() if "▶" in line)

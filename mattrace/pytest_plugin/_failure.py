@@ -19,7 +19,7 @@ from mattrace.report.verdicts import print_report, show_command
 if TYPE_CHECKING:
     from mattrace.pytest_plugin._mat import Mat, MatRun
 
-__all__ = ["failure_message", "junit_properties", "pass_hat_k", "quality_notes"]
+__all__ = ["failure_message", "failure_summary", "junit_properties", "pass_hat_k", "quality_notes"]
 
 WIDTH = 110
 
@@ -48,7 +48,19 @@ def failure_message(mat: Mat, runs: list[MatRun], *, width: int = WIDTH) -> str:
         print_report(console, run.report, run.trace, path=run.path, passed=False)
         if run.path is not None:
             console.print(f"    trace: {run.path}", soft_wrap=True)
-    return out.getvalue().rstrip()
+    return "\n".join(line.rstrip() for line in out.getvalue().rstrip().splitlines())
+
+
+def failure_summary(mat: Mat, runs: list[MatRun]) -> str:
+    """One line per violation of a further failing trial (the first one is shown in full)."""
+    lines = [f"mattrace: also failed in {_trial(mat)}:"]
+    for run in runs:
+        assert run.report is not None
+        for v in run.report.violations:
+            at = f" at step {v.step}" if v.step is not None else ""
+            command = show_command(run.path, v.step)
+            lines.append(f"  {v.contract} [{v.severity}]{at}" + (f"; see: {command}" if command else ""))
+    return "\n".join(lines)
 
 
 def junit_properties(mats: list[Mat]) -> list[tuple[str, str]]:

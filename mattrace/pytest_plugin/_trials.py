@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from mattrace.pytest_plugin._failure import failure_message, junit_properties, quality_notes
+from mattrace.pytest_plugin._failure import failure_message, failure_summary, junit_properties, quality_notes
 from mattrace.pytest_plugin._marker import MarkerSpec
 from mattrace.pytest_plugin._mat import Mat, MatRun
 from mattrace.pytest_plugin._session import MatSession
@@ -66,8 +66,14 @@ def run_trials(item: pytest.Function, session: MatSession, spec: MarkerSpec, fir
         if len(mats) > 1:
             exc.add_note(f"mattrace: trial {mat.trial} of 0..{len(mats) - 1} (seed {mat.seed}) raised this; "
                          f"{len(raised)} of {len(mats)} trials raised")
-        for m, runs in failing:
-            exc.add_note(failure_message(m, runs))
+        if failing:
+            exc.add_note(_describe(failing))
         raise exc
     if failing:
-        pytest.fail("\n\n".join(failure_message(m, runs) for m, runs in failing), pytrace=False)
+        pytest.fail(_describe(failing), pytrace=False)
+
+
+def _describe(failing: list[tuple[Mat, list[MatRun]]]) -> str:
+    """The first failing trial in full, each further one in a line per violation."""
+    (first, runs), *rest = failing
+    return "\n\n".join([failure_message(first, runs), *(failure_summary(m, r) for m, r in rest)])
