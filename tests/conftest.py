@@ -8,6 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+# Imported once, before any pytester run: pytester removes the modules an in-process run
+# imported when it ends, and importing duckdb's native extension a second time aborts
+# the interpreter (the plugin's end-of-session ingest imports it inside those runs).
+import duckdb  # noqa: F401
 import pytest
 from hypothesis import HealthCheck, settings
 
