@@ -17,6 +17,7 @@ from mattrace.pytest_plugin._session import MatSession
 __all__ = ["write_summary"]
 
 QUALITY_SHOWN = 20
+LOG_WIDTH = 160
 
 
 def write_summary(terminalreporter: Any, session: MatSession) -> None:
@@ -34,12 +35,14 @@ def write_summary(terminalreporter: Any, session: MatSession) -> None:
     if outcome.metrics:
         from mattrace.report.metrics import metrics_table
 
-        width = tr._tw.fullwidth if hasattr(tr, "_tw") else 120
+        # a CI log does not wrap: draw for a wide page there rather than squeeze into 80 columns
+        width = tr._tw.fullwidth if tr.hasmarkup else max(tr._tw.fullwidth, LOG_WIDTH)
         out = io.StringIO()
         console = Console(file=out, width=width, force_terminal=tr.hasmarkup, no_color=not tr.hasmarkup,
                           highlight=False, emoji=False)
         console.print(metrics_table(outcome.metrics))
-        tr.write(out.getvalue())
+        for line in out.getvalue().rstrip().splitlines():
+            tr.write_line(line.rstrip())
     if session.quality:
         tr.write_line(f"quality violations ({len(session.quality)}; they fail tests only with --mattrace-strict):")
         for note in session.quality[:QUALITY_SHOWN]:
