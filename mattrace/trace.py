@@ -33,6 +33,7 @@ __all__ = [
     "trace_json_schema",
     "validation_summary",
     "VOLATILE_ATTRS",
+    "VOLATILE_LABELS",
 ]
 
 
@@ -59,6 +60,10 @@ OutcomeStatus = Literal["success", "failure", "error", "timeout", "max_steps"]
 VOLATILE_ATTRS: frozenset[str] = frozenset(
     {"latency_ms", "response_id", "litellm_call_id", "span_id", "parent_span_id", "otel_trace_id"}
 )
+
+# labels that name the session a run was recorded in (the pytest plugin's run id): like the
+# trace id, they differ between two faithful runs of the same program.
+VOLATILE_LABELS: frozenset[str] = frozenset({"mattrace.run"})
 
 
 class _Frozen(BaseModel):
@@ -167,13 +172,14 @@ class Trace(BaseModel):
     def fingerprint(self) -> str:
         """A sha256 over everything a faithful re-run must reproduce.
 
-        Leaves out the trace id, wall-clock times and :data:`VOLATILE_ATTRS`, so two runs
-        of the same program under the same cassette have the same fingerprint.
+        Leaves out the trace id, wall-clock times, :data:`VOLATILE_ATTRS` and
+        :data:`VOLATILE_LABELS`, so two runs of the same program under the same cassette
+        (in two test sessions) have the same fingerprint.
         """
         body = {
             "name": self.name,
             "config": self.config,
-            "labels": self.labels,
+            "labels": {k: v for k, v in self.labels.items() if k not in VOLATILE_LABELS},
             "outcome": self.outcome.model_dump(mode="json") if self.outcome else None,
             "steps": [s.deterministic_dict() for s in self.steps],
         }

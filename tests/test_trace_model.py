@@ -66,7 +66,7 @@ def test_canonical_json_ignores_key_order_and_round_trips(value: Any, rnd: rando
 @settings(max_examples=20)
 @given(trace=traces(min_steps=1, max_steps=3), data=st.data())
 def test_fingerprint_ignores_times_ids_and_volatile_attrs(trace: Trace, data: st.DataObject) -> None:
-    """Wall-clock times, the trace id and VOLATILE_ATTRS do not change the fingerprint."""
+    """Wall-clock times, the trace id, VOLATILE_ATTRS and the session label do not change the fingerprint."""
     volatile = data.draw(st.dictionaries(st.sampled_from(sorted(VOLATILE_ATTRS)), json_values,
                                          min_size=1))
     times = st.none() | st.integers(min_value=0, max_value=2**63)
@@ -75,8 +75,11 @@ def test_fingerprint_ignores_times_ids_and_volatile_attrs(trace: Trace, data: st
                              "attrs": s.attrs | volatile})
         for s in trace.steps
     ]
-    other = trace.model_copy(update={"steps": changed, "trace_id": trace.trace_id + "f"})
+    other = trace.model_copy(update={"steps": changed, "trace_id": trace.trace_id + "f",
+                                     "labels": trace.labels | {"mattrace.run": "another-session"}})
     assert other.fingerprint() == trace.fingerprint()
+    relabelled = trace.model_copy(update={"labels": trace.labels | {"mattrace.test": "another"}})
+    assert relabelled.fingerprint() != trace.fingerprint(), "other labels are part of the run"
 
 
 @settings(max_examples=20)
