@@ -10,7 +10,8 @@ because the person reading it is usually looking at a CI log, not a debugger::
     ├── ReplayMismatch        a replayed call differs from the recording (step, expected vs got)
     ├── BudgetExhausted       a search or campaign ran out of budget
     ├── FaultSpecError        a fault specification is malformed or unknown
-    └── GovernanceError       a governance policy is malformed, or an action was refused
+    ├── GovernanceError       a governance policy is malformed, or an action was refused
+    └── StoreError            the DuckDB store cannot be opened, is locked, has another schema, or a query failed
 
     MatTraceWarning (UserWarning)
     ├── TornTailWarning       a trace file was never sealed: the writer died (maybe mid-line)
@@ -30,6 +31,7 @@ __all__ = [
     "MatTraceWarning",
     "RecordingError",
     "ReplayMismatch",
+    "StoreError",
     "TornTailWarning",
     "TraceFormatError",
     "TraceWriteWarning",
@@ -79,6 +81,14 @@ class FaultSpecError(MatTraceError):
 
 class GovernanceError(MatTraceError):
     """A governance policy is malformed, or a blocked action was configured to raise."""
+
+
+class StoreError(MatTraceError):
+    """The metrics store cannot do what was asked; the message names the store file.
+
+    Raised when the DuckDB file is held by another process past the timeout, was written
+    by a newer (or too old) mattrace, is not a DuckDB file, or a query fails.
+    """
 
 
 class MatTraceWarning(UserWarning):

@@ -12,7 +12,8 @@ import pytest
 PUBLIC_MODULES = ["mattrace", "mattrace.recording", "mattrace.testing", "mattrace.errors",
                   "mattrace.trace", "mattrace.tracefile", "mattrace.recording.interceptors",
                   "mattrace.recording.script", "mattrace.recording.boundaries",
-                  "mattrace.recording.redact", "mattrace.recording.recorder", "mattrace.contracts"]
+                  "mattrace.recording.redact", "mattrace.recording.recorder", "mattrace.contracts",
+                  "mattrace.store"]
 
 
 @pytest.mark.parametrize("name", PUBLIC_MODULES)

@@ -1,0 +1,146 @@
+"""Metric tables for the terminal: ``mattrace metrics``, ``mattrace runs`` and the pytest summary.
+
+Every rate is printed with its Wilson 95 % interval, ``83% [64-93]``: with the handful of
+trials a test suite runs, the interval is the finding as much as the rate is. Tables use a
+light box and no colour that carries meaning, so they read the same in a plain CI log.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from rich import box
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.table import Table
+
+from mattrace.report._format import compact
+from mattrace.store import ComplianceRow, MetricsRow, Rate, RunInfo
+
+__all__ = ["compliance_table", "format_rate", "metrics_table", "runs_table"]
+
+_NONE = "\u2013"  # en dash: nothing measured
+
+
+def format_rate(rate: Rate) -> str:
+    """``83% [64-93]`` (value and Wilson 95 % interval; an en dash in the output), or a dash when
+    nothing was measured."""
+    return str(rate)
+
+
+def _value(value: Any) -> str:
+    return _NONE if value is None else str(value)
+
+
+def _group_value(key: str, value: Any) -> str:
+    """A group's label; a whole config reads as ``model=gpt-4o temperature=0`` (it wraps at spaces)."""
+    if key == "config" and isinstance(value, str) and value.startswith("{"):
+        try:
+            config = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(config, dict):
+            return " ".join(f"{k}={v if isinstance(v, str) else compact(v)}" for k, v in config.items()) or "{}"
+    return _value(value)
+
+
+def _group_columns(table: Table, rows: Sequence[MetricsRow] | Sequence[ComplianceRow]) -> list[str]:
+    keys = list(rows[0].group) if rows else []
+    for key in keys:  # wide enough that a config reads as a few lines, not a column of fragments
+        longest = max(len(_group_value(key, r.group[key])) for r in rows)
+        table.add_column(key, overflow="fold", min_width=min(longest, 6))
+    return keys
+
+
+class _NarrowingTable(Table):
+    """A table that switches to short headers when the console is too narrow for the long ones.
+
+    An 80-column CI log cannot hold eight columns headed ``terminated`` or ``compliance``
+    and still show every rate's interval; renaming at render time is the only moment the
+    width is known.
+    """
+
+    short_headers: dict[str, str]
+    narrow_below: int = 0
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if options.max_width < self.narrow_below:
+            for column in self.columns:
+                if isinstance(column.header, str) and column.header in self.short_headers:
+                    column.header = self.short_headers[column.header]
+                    column.min_width = 8
+        yield from super().__rich_console__(console, options)
+
+
+_SHORT = {"terminated": "ends ok", "compliance": "complies", "factuality": "factual"}
+
+
+def metrics_table(rows: Sequence[MetricsRow], *, title: str | None = "mattrace metrics") -> Table:
+    """One row per group: traces, task success, termination, compliance, factuality, pass^k, flip rate.
+
+    pass^k's column is headed with its k when every group uses the same one; otherwise each
+    cell says its own k.
+    """
+    ks = {r.k for r in rows}
+    same_k = len(ks) == 1 and None not in ks
+    # the box's column separators are the only spacing: an 80-column CI log fits every column
+    table = _NarrowingTable(
+        title=title, box=box.SIMPLE_HEAD, title_justify="left", show_edge=False, padding=0,
+        caption="rates with Wilson 95% intervals; pass^k: unbiased estimator over tasks "
+                "(same test and config, any seed)", caption_justify="left")
+    table.short_headers = _SHORT
+    table.narrow_below = 100
+    keys = _group_columns(table, rows)
+    table.add_column("traces", justify="right", no_wrap=True)
+    # a narrow terminal wraps a rate between its value and its interval, never inside either
+    for header in ("success", "terminated", "compliance", "factuality",
+                   f"pass^{next(iter(ks))}" if same_k else "pass^k", "flip rate"):
+        table.add_column(header, justify="right", min_width=8 if " " in header else max(8, len(header)))
+    for r in rows:
+        pass_k = format_rate(r.pass_k)
+        if not same_k and r.k is not None and r.pass_k.value is not None:
+            pass_k += f" k={r.k}"
+        factuality = format_rate(r.factuality)
+        if r.claims_propagated:
+            factuality += f" ({r.claims_propagated} propagated)"
+        table.add_row(*(_group_value(k, r.group[k]) for k in keys), str(r.traces), format_rate(r.success),
+                      format_rate(r.termination), format_rate(r.compliance), factuality, pass_k,
+                      format_rate(r.flip))
+    return table
+
+
+def compliance_table(rows: Sequence[ComplianceRow], *, per: str = "contract",
+                     title: str | None = "contract compliance") -> Table:
+    """PASS verdicts / verdicts per contract (or per trace), failing ones first within a group."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    keys = _group_columns(table, rows)
+    table.add_column(per, overflow="fold")
+    if per == "trace":
+        table.add_column("test", overflow="fold")
+    else:
+        table.add_column("severity")
+    for header in ("checked", "failed", "compliance"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for r in rows:
+        extra = _value(r.test) if per == "trace" else _value(r.severity)
+        table.add_row(*(_group_value(k, r.group[k]) for k in keys), r.subject, extra, str(r.rate.total),
+                      str(r.failed), format_rate(r.rate))
+    return table
+
+
+def runs_table(runs: Sequence[RunInfo], *, title: str | None = "runs") -> Table:
+    """The runs, newest first: when, where, how many traces, success, failed verdicts."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("run", overflow="fold")
+    table.add_column("started (UTC)", no_wrap=True)
+    table.add_column("source")
+    table.add_column("host", overflow="fold")
+    for header in ("traces", "steps", "success", "failed verdicts"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for r in runs:
+        started = r.started.strftime("%Y-%m-%d %H:%M:%S") if r.started else _NONE
+        traces = str(r.traces) + (f" ({r.unsealed} unsealed)" if r.unsealed else "")
+        table.add_row(r.run_id, started, _value(r.source), _value(r.host), traces, str(r.steps),
+                      format_rate(r.success), str(r.failed_verdicts))
+    return table

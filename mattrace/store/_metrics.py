@@ -1,0 +1,218 @@
+"""The metric queries: one SQL builder behind the ``metrics`` view, ``Store.metrics`` and the CLI.
+
+Every rate carries a Wilson 95 % interval (the ``wilson_low``/``wilson_high`` macros):
+unlike the normal approximation it stays inside [0, 1] and stays honest for the small
+counts a test suite produces (3 successes of 3 trials is "100% [44-100]", not "100% ± 0").
+
+pass^k is the unbiased estimator of "k trials of a task all succeed": per task (same
+test, same config but for the seed, same run) with n trials and c successes,
+C(c, k)/C(n, k), averaged over the tasks with n >= k. Its interval treats the average as a
+proportion over those tasks (Wilson with total = tasks, hits = pass^k * tasks): the tasks
+are the independent units, the trials of one task are not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mattrace.errors import StoreError
+from mattrace.store._sql import json_path, literal
+
+__all__ = ["GROUP_KEYS", "ComplianceRow", "MetricsRow", "Rate", "compliance_sql", "group_expr", "metrics_sql"]
+
+_FIXED = {"config": "config_key", "model": "model", "orchestration": "orchestration", "run": "run_id",
+          "seed": "seed", "test": "test", "trial": "trial"}
+_DASH = "\u2013"  # en dash: a range, and readable in plain CI logs
+GROUP_KEYS: tuple[str, ...] = (*sorted(_FIXED), "config.<key>", "label.<key>")
+
+
+def group_expr(item: str) -> str:
+    """The SQL expression (over ``trace_metrics``) that groups by ``item``.
+
+    Raises:
+        StoreError: ``item`` is not one of :data:`GROUP_KEYS`.
+    """
+    if item in _FIXED:
+        return _FIXED[item]
+    if item.startswith("config.") and len(item) > len("config."):
+        return f"json_extract_string(config, {literal(json_path(item[len('config.'):].split('.')))})"
+    if item.startswith("label.") and len(item) > len("label."):
+        return f"json_extract_string(labels, {literal(json_path([item[len('label.'):]]))})"
+    raise StoreError(f"cannot group metrics by {item!r}; valid: {', '.join(GROUP_KEYS)}")
+
+
+def _groups(by: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
+    seen: dict[str, str] = {}
+    for item in by:
+        seen.setdefault(item, group_expr(item))
+    return [(f"g{i}", expr) for i, expr in enumerate(seen.values())]
+
+
+def _where(run_id: str | None) -> str:
+    return f"WHERE run_id = {literal(run_id)}" if run_id is not None else ""
+
+
+def metrics_sql(by: tuple[str, ...] | list[str], *, run_id: str | None = None, k: int | None = None,
+                names: tuple[str, ...] | None = None) -> str:
+    """The metrics query: one row per group of ``by``, columns as in docs/store.md.
+
+    ``names`` renames the group columns (default ``g0``, ``g1``, …).
+    """
+    groups = _groups(by)
+    labels = names or tuple(g for g, _ in groups)
+    g_sel = "".join(f"{expr} AS {g}, " for g, expr in groups)
+    g_list = "".join(f"{g}, " for g, _ in groups)
+    partition = f"PARTITION BY {', '.join(g for g, _ in groups)}" if groups else ""
+    group_by = f"GROUP BY {', '.join(g for g, _ in groups)}" if groups else ""
+    outer = "".join(f'{g} AS "{label}", ' for (g, _), label in zip(groups, labels, strict=True))
+    order = f"ORDER BY {', '.join(f'{g} NULLS LAST' for g, _ in groups)}" if groups else ""
+    k_sql = "NULL" if k is None else str(int(k))
+    return f"""
+    WITH t AS (SELECT {g_sel}* FROM trace_metrics {_where(run_id)}),
+    tasks AS (
+        SELECT {g_list}run_id, test, config_key, count(*) AS n, count(*) FILTER (WHERE success) AS c,
+               count(*) FILTER (WHERE terminated) AS term, sum(verdicts) AS verdicts, sum(passed) AS passed,
+               sum(claims) AS claims, sum(claims_supported) AS supported,
+               sum(claims_propagated) AS propagated, sum(n_steps) AS steps, sum(tokens) AS tokens,
+               sum(cost_usd) AS cost_usd
+        FROM t GROUP BY {g_list}run_id, test, config_key),
+    tk AS (SELECT *, coalesce({k_sql}::BIGINT, min(n) OVER ({partition})) AS k FROM tasks),
+    agg AS (
+        SELECT {g_list}count(DISTINCT run_id) AS runs, count(*) AS tasks, sum(n) AS traces,
+               sum(steps) AS steps, sum(c) AS successes, sum(term) AS terminated,
+               sum(verdicts) AS verdicts, sum(passed) AS passed, coalesce(sum(claims), 0) AS claims,
+               coalesce(sum(supported), 0) AS claims_supported, sum(propagated) AS claims_propagated,
+               any_value(k) AS k, count(*) FILTER (WHERE n >= k) AS pass_k_tasks,
+               avg(pass_hat_k(c, n, k)) FILTER (WHERE n >= k) AS pass_k,
+               count(*) FILTER (WHERE n >= 2) AS multi_trial_tasks,
+               count(*) FILTER (WHERE n >= 2 AND c > 0 AND c < n) AS flipped_tasks,
+               sum(tokens) AS tokens, sum(cost_usd) AS cost_usd
+        FROM tk {group_by})
+    SELECT {outer}runs, tasks, traces, steps,
+        successes, successes / traces AS success_rate,
+        wilson_low(successes, traces) AS success_low, wilson_high(successes, traces) AS success_high,
+        terminated, terminated / traces AS termination_rate,
+        wilson_low(terminated, traces) AS termination_low, wilson_high(terminated, traces) AS termination_high,
+        verdicts, passed, CASE WHEN verdicts > 0 THEN passed / verdicts END AS compliance,
+        wilson_low(passed, verdicts) AS compliance_low, wilson_high(passed, verdicts) AS compliance_high,
+        claims, claims_supported, CASE WHEN claims > 0 THEN claims_supported / claims END AS factuality,
+        wilson_low(claims_supported, claims) AS factuality_low,
+        wilson_high(claims_supported, claims) AS factuality_high, claims_propagated,
+        k, pass_k_tasks, pass_k, wilson_low(pass_k * pass_k_tasks, pass_k_tasks) AS pass_k_low,
+        wilson_high(pass_k * pass_k_tasks, pass_k_tasks) AS pass_k_high,
+        multi_trial_tasks, flipped_tasks,
+        CASE WHEN multi_trial_tasks > 0 THEN flipped_tasks / multi_trial_tasks END AS flip_rate,
+        wilson_low(flipped_tasks, multi_trial_tasks) AS flip_low,
+        wilson_high(flipped_tasks, multi_trial_tasks) AS flip_high, tokens, cost_usd
+    FROM agg WHERE traces > 0 {order}"""
+
+
+def compliance_sql(by: tuple[str, ...] | list[str], per: str, *, run_id: str | None = None) -> str:
+    """PASS verdicts / verdicts per contract (or per trace), within each group of ``by``."""
+    if per not in ("contract", "trace"):
+        raise StoreError(f"compliance is computed per 'contract' or per 'trace', not {per!r}")
+    groups = _groups(by)
+    subject = "v.contract" if per == "contract" else "t.trace_id"
+    g_sel = "".join(f"{expr} AS {g}, " for g, expr in groups)
+    g_list = "".join(f"{g}, " for g, _ in groups)
+    return f"""
+    WITH t AS (SELECT {g_sel}* FROM trace_metrics {_where(run_id)})
+    SELECT {g_list}{subject} AS subject, any_value(t.test) AS test,
+           CASE WHEN count(DISTINCT v.severity) = 1 THEN any_value(v.severity) END AS severity,
+           count(*) AS total, count(*) FILTER (WHERE v.status = 'pass') AS passed,
+           count(*) FILTER (WHERE v.status = 'fail') AS failed,
+           count(*) FILTER (WHERE v.status = 'pass') / count(*) AS rate,
+           wilson_low(count(*) FILTER (WHERE v.status = 'pass'), count(*)) AS low,
+           wilson_high(count(*) FILTER (WHERE v.status = 'pass'), count(*)) AS high
+    FROM verdicts v JOIN t USING (trace_id)
+    GROUP BY {g_list}{subject} ORDER BY {g_list}{subject}"""
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``hits`` of ``total``, with its Wilson 95 % interval; ``value`` is None when ``total`` is 0."""
+
+    hits: float
+    total: int
+    value: float | None
+    low: float | None
+    high: float | None
+
+    def __str__(self) -> str:
+        """``83% [64-93]`` (an en dash between the bounds), or a dash when there is nothing to measure."""
+        if self.value is None or self.low is None or self.high is None:
+            return _DASH
+        return f"{self.value * 100:.0f}% [{self.low * 100:.0f}{_DASH}{self.high * 100:.0f}]"
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return asdict(self)
+
+
+def _rate(hits: Any, total: Any, value: Any, low: Any, high: Any) -> Rate:
+    return Rate(float(hits or 0), int(total or 0), None if value is None else float(value),
+                None if low is None else float(low), None if high is None else float(high))
+
+
+@dataclass(frozen=True)
+class MetricsRow:
+    """The metrics of one group of traces (see docs/store.md for each definition)."""
+
+    group: dict[str, Any]
+    runs: int
+    tasks: int
+    traces: int
+    steps: int
+    success: Rate
+    termination: Rate
+    compliance: Rate
+    factuality: Rate
+    claims_propagated: int | None
+    k: int | None
+    pass_k: Rate
+    flip: Rate
+    tokens: int | None
+    cost_usd: float | None
+
+    @classmethod
+    def from_row(cls, group: dict[str, Any], r: dict[str, Any]) -> MetricsRow:
+        """Build from one row of :func:`metrics_sql` (a dict by column name)."""
+        pass_hits = (r["pass_k"] or 0.0) * (r["pass_k_tasks"] or 0)
+        return cls(
+            group=group, runs=int(r["runs"]), tasks=int(r["tasks"]), traces=int(r["traces"]),
+            steps=int(r["steps"] or 0),
+            success=_rate(r["successes"], r["traces"], r["success_rate"], r["success_low"], r["success_high"]),
+            termination=_rate(r["terminated"], r["traces"], r["termination_rate"], r["termination_low"],
+                              r["termination_high"]),
+            compliance=_rate(r["passed"], r["verdicts"], r["compliance"], r["compliance_low"],
+                             r["compliance_high"]),
+            factuality=_rate(r["claims_supported"], r["claims"], r["factuality"], r["factuality_low"],
+                             r["factuality_high"]),
+            claims_propagated=None if r["claims_propagated"] is None else int(r["claims_propagated"]),
+            k=None if r["k"] is None else int(r["k"]),
+            pass_k=_rate(pass_hits, r["pass_k_tasks"], r["pass_k"], r["pass_k_low"], r["pass_k_high"]),
+            flip=_rate(r["flipped_tasks"], r["multi_trial_tasks"], r["flip_rate"], r["flip_low"], r["flip_high"]),
+            tokens=None if r["tokens"] is None else int(r["tokens"]),
+            cost_usd=None if r["cost_usd"] is None else float(r["cost_usd"]))
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """JSON-able form for ``mattrace metrics --json``."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ComplianceRow:
+    """PASS verdicts / verdicts for one contract (or one trace) within a group."""
+
+    group: dict[str, Any]
+    subject: str
+    test: str | None
+    severity: str | None
+    passed: int
+    failed: int
+    rate: Rate
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """JSON-able form for ``mattrace metrics --per-contract --json``."""
+        return asdict(self)
