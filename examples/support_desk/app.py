@@ -52,7 +52,15 @@ def model_name() -> str:
 def handle_ticket(ticket: str, model: str | None = None) -> TicketResult:
     """Run one ticket through the desk and return what it did."""
     model = model or model_name()
-    sent_before, refunds_before = len(tools.OUTBOX), len(tools.REFUNDS)
+    state, token = tools.open_desk()
+    try:
+        return _handle(ticket, model, state)
+    finally:
+        tools.close_desk(token)
+
+
+def _handle(ticket: str, model: str, state: tools.Desk) -> TicketResult:
+    memory = state.memory
     mattrace.message("user", ticket, to="triage")
 
     route_line = run_agent("triage", TRIAGE, ticket, model=model,
@@ -63,21 +71,21 @@ def handle_ticket(ticket: str, model: str | None = None) -> TicketResult:
     mattrace.message("triage", route_line, to="main")
     if order_id:
         try:
-            tools.memory[f"customer:{order_id}"] = tools.lookup_order(order_id)
+            memory[f"customer:{order_id}"] = tools.lookup_order(order_id)
         except KeyError:
             order_id = None
 
     mattrace.delegate("main", "researcher", ticket)
     findings = run_agent("researcher", RESEARCHER, ticket, model=model,
                          tools=tools.RESEARCH_TOOLS, specs=tools.RESEARCH_SPECS)
-    tools.memory["findings"] = findings
+    memory["findings"] = findings
 
-    record = tools.memory[f"customer:{order_id}"] if order_id else "none"
+    record = memory[f"customer:{order_id}"] if order_id else "none"
     brief = (f"Ticket: {ticket}\nRoute: {route} {order_id or '-'}\n"
-             f"Customer record: {record}\nFindings: {tools.memory['findings']}\n")
+             f"Customer record: {record}\nFindings: {memory['findings']}\n")
     mattrace.delegate("main", "writer", brief)
     reply = run_agent("writer", WRITER, brief, model=model,
                       tools=tools.WRITER_TOOLS, specs=tools.WRITER_SPECS)
     mattrace.message("writer", reply, to="user")
     return TicketResult(route=route, order_id=order_id, reply=reply,
-                        emails=tools.OUTBOX[sent_before:], refunds=tools.REFUNDS[refunds_before:])
+                        emails=list(state.outbox), refunds=list(state.refunds))

@@ -130,9 +130,10 @@ def question_answered(run: MatRun) -> bool:
     return result.refunds == [] and len(result.emails) == 1 and result.emails[0]["to"].endswith("@example.com")
 
 
-@pytest.mark.mattrace(contracts=CONTRACTS, trials=5, config={"ticket": "refund"}, oracle=refund_done)
+@pytest.mark.mattrace(contracts=CONTRACTS, trials=5, concurrency=5, config={"ticket": "refund"},
+                      oracle=refund_done)
 def test_refund_ticket_is_resolved_within_the_contracts(mat) -> None:
-    """Five seeded runs of the refund ticket succeed and keep every desk contract."""
+    """Five seeded runs of the refund ticket, at once in threads, succeed and keep every desk contract."""
     with mat.run(config={"model": model_name()}) as run:
         run.outcome(output=handle_ticket(TICKETS["refund"]))
     assert run.trace is not None and run.trace.outcome.success

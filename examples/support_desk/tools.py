@@ -1,21 +1,53 @@
 """The desk's boundaries: order lookup, knowledge-base search, refunds, e-mail, memory.
 
 Each is wrapped by mattrace, so every call is a step in the run's trace; refunds and
-e-mails are marked as side effects because they change the outside world.
+e-mails are marked as side effects because they change the outside world. What a ticket
+changes (e-mails sent, refunds paid, the shared memory) lives in a :class:`Desk` held in a
+ContextVar, one per ticket, so tickets handled at once in threads never see each other's.
 """
 
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 import mattrace
 from examples.support_desk.data import KNOWLEDGE_BASE, ORDERS
 
 MIN_SCORE = 2  # keyword hits a document needs to be returned
-OUTBOX: list[dict[str, str]] = []
-REFUNDS: list[dict[str, Any]] = []
-memory = mattrace.Memory("desk")
+
+
+@dataclass
+class Desk:
+    """The state one ticket works on: its outbox, its refunds, the agents' shared memory."""
+
+    outbox: list[dict[str, str]] = field(default_factory=list)
+    refunds: list[dict[str, Any]] = field(default_factory=list)
+    memory: mattrace.Memory = field(default_factory=lambda: mattrace.Memory("desk"))
+
+
+_desk: ContextVar[Desk] = ContextVar("support_desk")
+
+
+def desk() -> Desk:
+    """The desk of the ticket being handled (a fresh one outside any ticket)."""
+    current = _desk.get(None)
+    if current is None:
+        current = Desk()
+        _desk.set(current)
+    return current
+
+
+def open_desk() -> tuple[Desk, Any]:
+    """Start a ticket on a fresh desk; pass the token to ``close_desk``."""
+    fresh = Desk()
+    return fresh, _desk.set(fresh)
+
+
+def close_desk(token: Any) -> None:
+    _desk.reset(token)
 
 
 @mattrace.tool
@@ -45,14 +77,14 @@ def search_kb(query: str, k: int = 2) -> list[mattrace.Doc]:
 def issue_refund(order_id: str, amount: float) -> dict[str, Any]:
     """Refund ``amount`` on the order (a real payment in production)."""
     refund = {"order_id": str(order_id), "amount": float(amount)}
-    REFUNDS.append(refund)
+    desk().refunds.append(refund)
     return {"status": "refunded", **refund}
 
 
 @mattrace.tool(side_effect=True)
 def send_email(to: str, subject: str, body: str) -> str:
-    """Send an e-mail (appended to OUTBOX here)."""
-    OUTBOX.append({"to": to, "subject": subject, "body": body})
+    """Send an e-mail (appended to the desk's outbox here)."""
+    desk().outbox.append({"to": to, "subject": subject, "body": body})
     return f"sent to {to}"
 
 
