@@ -1,17 +1,20 @@
-"""The ``mattrace`` command: show, verify, check, import, schema and demo.
+"""The ``mattrace`` command: show, verify, check, import, schema, demo, and the store's
+ingest, query, metrics and runs.
 
 Two rules shape this module:
 
 * **Fast start.** ``mattrace --help``, ``show``, ``verify`` and ``schema`` are run by
   people and CI scripts many times a day, so nothing here imports litellm, duckdb,
-  OpenTelemetry or hypothesis; subcommand bodies import what they need when they run.
+  OpenTelemetry or hypothesis; subcommand bodies import what they need when they run
+  (the store commands import duckdb only once they open the store).
 * **Errors are one line, never a traceback.** A bad argument, a missing file or a corrupt
   trace prints ``mattrace: error: <path>:<line>: <reason>`` on stderr and exits 2. A
   traceback here would mean a bug in mattrace, not in the user's input.
 
 Exit codes: 0 success; 1 a verdict went against the files (``verify`` found a file that
-is missing, unreadable, unsealed or tampered with; ``check`` found a contract violated: a
-judgement, not a usage error);
+is missing, unreadable, unsealed or tampered with; ``check`` found a contract violated;
+``ingest`` skipped a file it could not read, after ingesting the others: a judgement, not
+a usage error);
 2 usage error or a file that cannot be shown; 130 interrupted.
 """
 
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_STORE = ".mattrace/mattrace.duckdb"  # = mattrace.store.DEFAULT_STORE (not imported: fast start)
 
 
 class _CliError(Exception):
@@ -66,10 +70,11 @@ def _parser() -> _Parser:
     from mattrace import __version__
 
     parser = _Parser(prog="mattrace", description="Message-Action Traces for multi-agent "
-                     "LLM systems: show, verify, check and import recorded runs.",
-                     epilog="exit status: 0 ok; 1 verify found a bad file or check a violated "
-                     "contract; 2 bad usage, or "
-                     "a file that cannot be read or is corrupt.")
+                     "LLM systems: show, verify, check and import recorded runs; ingest them into "
+                     "a DuckDB store and measure them with metrics and SQL.",
+                     epilog="exit status: 0 ok; 1 verify found a bad file, check a violated "
+                     "contract or ingest a file it skipped; 2 bad usage, "
+                     "a file that cannot be read or is corrupt, or a store that cannot be opened.")
     parser.add_argument("--version", action="version", version=f"mattrace {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -143,7 +148,67 @@ def _parser() -> _Parser:
     imp.add_argument("--side-effect-tools", action="append", default=[], metavar="NAMES",
                      help="comma-separated tools that change the outside world ('*': all tools)")
     imp.set_defaults(func=_cmd_import)
+    _store_parsers(sub)
     return parser
+
+
+def _store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default=DEFAULT_STORE, metavar="FILE",
+                        help=f"the DuckDB store (default {DEFAULT_STORE})")
+
+
+def _store_parsers(sub: Any) -> None:
+    ing = sub.add_parser(
+        "ingest", help="index trace and results files in the DuckDB store",
+        description="Index trace files and results files (or every *.jsonl under a directory) in "
+        "the store, in bulk. Unchanged files are not read again; a file that grew replaces its rows; "
+        "a file that cannot be read is skipped and reported as path:line: reason. With --contracts, "
+        "every newly ingested trace is checked and its verdicts stored (and written to a results "
+        "file next to the store).",
+        epilog="exit status: 0 when every file was ingested (or already was), 1 when a file was "
+        "skipped (the others are ingested), 2 on bad usage, a bad contract file or a store that "
+        "cannot be opened.")
+    ing.add_argument("paths", nargs="+", metavar="PATH", help="trace or results files, or directories")
+    _store_option(ing)
+    ing.add_argument("--contracts", "-c", action="append", metavar="FILE|module:NAME",
+                     help="check new traces against these contracts; repeat to combine")
+    ing.add_argument("--json", action="store_true", help="print the ingest report as JSON")
+    ing.set_defaults(func=_cmd_ingest)
+
+    query = sub.add_parser("query", help="run SQL on the store",
+                           description="Run one SQL statement on the store (read-only) and print "
+                           "the result. Tables: runs, traces, steps, checks, verdicts, violations, "
+                           "files; views: trace_metrics, task_metrics, metrics, compliance_by_contract "
+                           "(docs/store.md).")
+    query.add_argument("sql", metavar="SQL", help="the statement")
+    _store_option(query)
+    fmt = query.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print a JSON list of rows (objects)")
+    fmt.add_argument("--csv", action="store_true", help="print CSV with a header line")
+    query.set_defaults(func=_cmd_query)
+
+    met = sub.add_parser(
+        "metrics", help="task success, termination, compliance, factuality, pass^k, flip rate",
+        description="Print the metrics of the stored traces per group, each rate with its "
+        "Wilson 95%% interval. Group by test, model, seed, orchestration, run, trial, config "
+        "(all of it but the seed), config.KEY or label.KEY.")
+    _store_option(met)
+    met.add_argument("--by", action="append", metavar="KEYS",
+                     help="comma-separated group keys (default: config)")
+    met.add_argument("--run", metavar="ID", help="only this run ('latest': the newest one)")
+    met.add_argument("--k", type=_positive, metavar="K",
+                     help="the k of pass^k (default: each group's smallest trial count)")
+    met.add_argument("--per-contract", action="store_true", help="also show compliance per contract")
+    met.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    met.set_defaults(func=_cmd_metrics)
+
+    runs = sub.add_parser("runs", help="list the runs in the store, newest first",
+                          description="List the runs (pytest sessions, ingests) in the store, "
+                          "newest first, with their trace counts and success rates.")
+    _store_option(runs)
+    runs.add_argument("--limit", type=_positive, default=20, metavar="N", help="how many (default 20)")
+    runs.add_argument("--json", action="store_true", help="print the runs as JSON")
+    runs.set_defaults(func=_cmd_runs)
 
 
 def _console(width: int | None = None) -> Console:
@@ -284,10 +349,149 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from mattrace.store import Store, new_run_id
+    from mattrace.store.results import new_run
+
+    contracts = _contracts(args.contracts) if args.contracts else None   # bad contracts: exit 2 first
+    run = new_run(new_run_id(), source="ingest", argv=["mattrace", *args.argv], worker="cli")
+    with Store.open(args.store) as store:
+        report = store.ingest(args.paths, run=run)
+        if contracts is not None and report.added_files:
+            _check_ingested(store, report, contracts, run)
+    if args.json:
+        _print_json(report.to_json_dict())
+    else:
+        sys.stdout.write(str(report) + "\n")
+    return EXIT_FAILED if report.errors else EXIT_OK
+
+
+def _contracts(specs: list[str]) -> list[Any]:
+    from mattrace.contracts import resolve_contracts
+
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())   # as `python -m` does: module:NAME resolves from here
+    return [c for spec in specs for c in resolve_contracts(spec)]
+
+
+def _check_ingested(store: Any, report: Any, contracts: list[Any], run: dict[str, Any]) -> None:
+    """Check each newly ingested trace; the verdicts go to a results file, which is then ingested.
+
+    Writing the file first keeps the files the source of truth: a store rebuilt from them
+    has these verdicts too.
+    """
+    from pathlib import Path
+
+    from mattrace.contracts import check, factuality_counts
+    from mattrace.contracts._claims import ClaimsSupported, NoUnsupportedPropagation
+    from mattrace.errors import TraceFormatError
+    from mattrace.store.results import ResultsWriter
+    from mattrace.tracefile import read_trace_file
+
+    base = Path(store.path).parent if store.path != ":memory:" else Path(".mattrace")
+    results = base / "results" / run["run_id"] / "cli.jsonl"
+    claims = next((c for c in contracts if isinstance(c, (ClaimsSupported, NoUnsupportedPropagation))), None)
+    with ResultsWriter(results, run) as writer:
+        for file in report.added_files:
+            try:
+                trace = read_trace_file(file).trace
+            except TraceFormatError as exc:   # ingested, but its hash chain does not verify
+                report.errors.append(f"{exc} (stored, but not checked)")
+                continue
+            trial = trace.labels.get("mattrace.trial")
+            seed = trace.config.get("seed")
+            writer.write_check(trace_id=trace.trace_id, trace_file=file, report=check(trace, contracts),
+                               test=trace.labels.get("mattrace.test") or trace.name,
+                               trial=int(trial) if trial is not None and trial.isdigit() else None,
+                               seed=seed if isinstance(seed, int) else None,
+                               factuality=factuality_counts(trace.steps, claims.extract) if claims else None)
+    checked = store.ingest([results], run=run)
+    report.results_files += checked.results_files
+    report.verdicts_added += checked.verdicts_added
+    report.errors += checked.errors
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    from mattrace.store import Store
+
+    with Store.open(args.store, read_only=True) as store:
+        columns, rows = store.query(args.sql)
+    if args.json:
+        _print_json([dict(zip(columns, row, strict=True)) for row in rows], default=str)
+    elif args.csv:
+        import csv
+
+        out = csv.writer(sys.stdout, lineterminator="\n")
+        out.writerow(columns)
+        out.writerows(["" if v is None else v for v in row] for row in rows)
+    else:
+        from rich import box
+        from rich.table import Table
+
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+        for name in columns:
+            table.add_column(name, overflow="fold")
+        for row in rows:
+            table.add_row(*("NULL" if v is None else str(v) for v in row))
+        console = _console()
+        console.print(table)
+        console.print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}", soft_wrap=True)
+    return EXIT_OK
+
+
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    from mattrace.store import Store
+
+    by = [k.strip() for v in (args.by or ["config"]) for k in v.split(",") if k.strip()]
+    with Store.open(args.store, read_only=True) as store:
+        run_id = args.run
+        if run_id == "latest":
+            latest = store.runs(limit=1)
+            if not latest:
+                raise _CliError(f"{args.store}: the store holds no runs yet")
+            run_id = latest[0].run_id
+        rows = store.metrics(by=by, run_id=run_id, k=args.k)
+        compliance = store.compliance(by=by, per="contract", run_id=run_id) if args.per_contract else None
+    if args.json:
+        data: dict[str, Any] = {"by": by, "run": run_id, "k": args.k, "metrics": [r.to_json_dict() for r in rows]}
+        if compliance is not None:
+            data["compliance"] = [c.to_json_dict() for c in compliance]
+        _print_json(data)
+        return EXIT_OK
+    from mattrace.report.metrics import compliance_table, metrics_table
+
+    console = _console()
+    if not rows:
+        console.print("no traces in the store" + (f" for run {run_id}" if run_id else ""), soft_wrap=True)
+        return EXIT_OK
+    console.print(metrics_table(rows, title="mattrace metrics" + (f" (run {run_id})" if run_id else "")))
+    if compliance is not None:
+        console.print(compliance_table(compliance))
+    return EXIT_OK
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from mattrace.store import Store
+
+    with Store.open(args.store, read_only=True) as store:
+        runs = store.runs(limit=args.limit)
+    if args.json:
+        _print_json([r.to_json_dict() for r in runs])
+        return EXIT_OK
+    from mattrace.report.metrics import runs_table
+
+    console = _console()
+    if not runs:
+        console.print("no runs in the store", soft_wrap=True)
+    else:
+        console.print(runs_table(runs))
+    return EXIT_OK
+
+
 # -- plumbing ----------------------------------------------------------------------------------
 
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+def _print_json(data: Any, default: Callable[[Any], Any] | None = None) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=default) + "\n")
 
 
 def _stderr(line: str) -> None:
@@ -308,6 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help and --version print and "exit" with 0
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     func: Callable[[argparse.Namespace], int] = args.func
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         return func(args)
     except (_CliError, MatTraceError) as exc:

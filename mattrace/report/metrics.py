@@ -113,15 +113,16 @@ def metrics_table(rows: Sequence[MetricsRow], *, title: str | None = "mattrace m
 def compliance_table(rows: Sequence[ComplianceRow], *, per: str = "contract",
                      title: str | None = "contract compliance") -> Table:
     """PASS verdicts / verdicts per contract (or per trace), failing ones first within a group."""
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", show_edge=False, padding=0)
     keys = _group_columns(table, rows)
-    table.add_column(per, overflow="fold")
+    table.add_column(per, overflow="fold", min_width=12)
     if per == "trace":
         table.add_column("test", overflow="fold")
     else:
         table.add_column("severity")
-    for header in ("checked", "failed", "compliance"):
-        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("checked", justify="right", no_wrap=True)
+    table.add_column("failed", justify="right", no_wrap=True)
+    table.add_column("compliance", justify="right", min_width=10)
     for r in rows:
         extra = _value(r.test) if per == "trace" else _value(r.severity)
         table.add_row(*(_group_value(k, r.group[k]) for k in keys), r.subject, extra, str(r.rate.total),
@@ -130,17 +131,18 @@ def compliance_table(rows: Sequence[ComplianceRow], *, per: str = "contract",
 
 
 def runs_table(runs: Sequence[RunInfo], *, title: str | None = "runs") -> Table:
-    """The runs, newest first: when, where, how many traces, success, failed verdicts."""
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
-    table.add_column("run", overflow="fold")
-    table.add_column("started (UTC)", no_wrap=True)
-    table.add_column("source")
-    table.add_column("host", overflow="fold")
-    for header in ("traces", "steps", "success", "failed verdicts"):
-        table.add_column(header, justify="right", no_wrap=True)
+    """The runs, newest first: when, how started, how many traces, success, failed verdicts."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", show_edge=False, padding=0)
+    table.add_column("run", overflow="fold", min_width=12)
+    table.add_column("started (UTC)", min_width=10)
+    table.add_column("source", overflow="fold")
+    table.add_column("traces", justify="right", min_width=6)
+    table.add_column("steps", justify="right", no_wrap=True)
+    table.add_column("success", justify="right", min_width=8)
+    table.add_column("failed verdicts", justify="right", min_width=7)
     for r in runs:
         started = r.started.strftime("%Y-%m-%d %H:%M:%S") if r.started else _NONE
         traces = str(r.traces) + (f" ({r.unsealed} unsealed)" if r.unsealed else "")
-        table.add_row(r.run_id, started, _value(r.source), _value(r.host), traces, str(r.steps),
-                      format_rate(r.success), str(r.failed_verdicts))
+        table.add_row(r.run_id, started, _value(r.source), traces, str(r.steps), format_rate(r.success),
+                      str(r.failed_verdicts))
     return table

@@ -86,7 +86,8 @@ def run_batch(con: DuckDBPyConnection, paths: list[str | os.PathLike[str]], run:
     report.trace_files, report.results_files = len(traces), len(results)
     con.execute("SET preserve_insertion_order = false")  # the bulk read runs in parallel; no order is used
     try:
-        referenced = load_traces(con, traces, report, run["run_id"]) if traces else []
+        checked_in = {trace_id: res.run["run_id"] for res, _, _ in results for trace_id in res.checks}
+        referenced = load_traces(con, traces, report, run["run_id"], checked_in) if traces else []
         con.execute("BEGIN TRANSACTION")
         try:
             if traces:
@@ -96,8 +97,8 @@ def run_batch(con: DuckDBPyConnection, paths: list[str | os.PathLike[str]], run:
                 con.execute("INSERT OR REPLACE INTO files VALUES (?, 'results', ?, ?, NULL, ?)",
                             [res.path, size, mtime, now])
             headers = [res.run | {"finished": res.finished} for res, _, _ in results]
-            if not run.get("_generated") or run["run_id"] in referenced:
-                headers.append({k: v for k, v in run.items() if k != "_generated"})
+            if run["run_id"] in referenced:   # a run no trace belongs to is not worth a row
+                headers.append(run)
             write_runs(con, headers, referenced, now)
             con.execute("COMMIT")
         except BaseException:

@@ -187,7 +187,8 @@ _INSERT_STEPS = """
     FROM l"""
 
 
-def _stage(con: DuckDBPyConnection, files: list[TraceFile], report: IngestReport, tmp: Path) -> None:
+def _stage(con: DuckDBPyConnection, files: list[TraceFile], report: IngestReport, tmp: Path,
+           checked_in: dict[str, str]) -> None:
     """Read every file into ``_lines`` and describe it in ``_heads``; bad files go to ``report.errors``."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE _lines (filename VARCHAR, r {sql_type(_RECORD)})")
     heads: list[dict[str, Any]] = []
@@ -204,7 +205,8 @@ def _stage(con: DuckDBPyConnection, files: list[TraceFile], report: IngestReport
             report.warnings.extend(str(w) for w in result.warnings)
         h = tf.header
         heads.append({"filename": filename, "file": str(tf.path), "size": tf.size, "mtime_ns": tf.mtime_ns,
-                      "torn": tf.torn, "trace_id": h.trace_id, "name": h.name, "run_id": h.run_label,
+                      "torn": tf.torn, "trace_id": h.trace_id, "name": h.name,
+                      "run_id": h.run_label or checked_in.get(h.trace_id),
                       "test": h.test, "trial": h.trial, "seed": h.seed, "model": h.model,
                       "orchestration": h.orchestration, "config": h.config, "config_key": h.config_key,
                       "labels": h.labels, "entrypoint": h.entrypoint})
@@ -232,13 +234,15 @@ def _reason(path: Path, fallback: str) -> str:
 
 
 def load_traces(con: DuckDBPyConnection, files: list[TraceFile], report: IngestReport,
-                batch_run: str) -> list[str]:
+                batch_run: str, checked_in: dict[str, str]) -> list[str]:
     """Stage ``files`` and decide what each adds; return the run ids the new traces use.
 
+    A trace's run is its ``mattrace.run`` label, else the run of a results file that
+    checked it (``checked_in``: trace id -> run id), else the run it had, else ``batch_run``.
     Leaves the writes to :func:`write_traces` so that they share the caller's transaction.
     """
     with tempfile.TemporaryDirectory(prefix="mattrace-ingest-") as tmp:
-        _stage(con, files, report, Path(tmp))
+        _stage(con, files, report, Path(tmp), checked_in)
     _decide(con)
     for file, n in con.execute("SELECT file, n FROM _cand WHERE NOT sealed AND NOT torn").fetchall():
         report.warnings.append(f"{file}:{n + 2}: trace file is not sealed (the recording stopped, or is still "

@@ -136,7 +136,8 @@ class Store:
             paths: files and directories.
             run: the run that traces without a ``mattrace.run`` label belong to (a results
                 header's ``run`` object: ``run_id``, ``started``, ``source``, ``argv``, ``host``,
-                ``worker``); without it they go under a new ``ingest-…`` run.
+                ``worker``); without it they go under a new ``ingest-…`` run. The run gets a
+                row in ``runs`` only if some trace belongs to it.
 
         Raises:
             StoreError: the store is read-only, or DuckDB failed unexpectedly.
@@ -151,7 +152,7 @@ class Store:
             paths = [paths]  # type: ignore[list-item]
         if run is None:
             run = {"run_id": new_run_id(), "source": "ingest", "host": socket.gethostname(),
-                   "started": datetime.now(UTC).isoformat(), "_generated": True}
+                   "started": datetime.now(UTC).isoformat()}
         elif not isinstance(run.get("run_id"), str) or not run["run_id"]:
             raise StoreError("ingest(run=...) needs a non-empty 'run_id'")
         try:
@@ -176,7 +177,7 @@ class Store:
             columns = [str(d[0]) for d in cur.description]
             return columns, cur.fetchall()
         except duckdb.Error as exc:
-            raise StoreError(f"query failed: {str(exc).strip()}") from None
+            raise StoreError(f"query failed: {str(exc).strip().splitlines()[0]}") from None
 
     def _dicts(self, sql: str) -> list[dict[str, Any]]:
         columns, rows = self.query(sql)
