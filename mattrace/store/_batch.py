@@ -1,9 +1,10 @@
-"""One ingest call: sort the files, stage the traces, then write everything in one transaction.
+"""One ingest call: sort the files, ingest the traces in chunks, then store what results files say.
 
-Staging (reading, checking, deciding) happens outside the transaction because a DuckDB
-error inside one aborts it, and the bulk read is *expected* to fail when a file is bad
-(the batch is then split to find it). The writes that follow are all-or-nothing: an
-interrupted ingest leaves the store as it was.
+Reading and checking happen outside any transaction because a DuckDB error inside one
+aborts it, and the bulk read is *expected* to fail when a file is bad (the batch is then
+split to find it). Each chunk of traces is then written in one transaction, and the
+results and runs in a last one: an interrupted ingest leaves the store consistent, with
+the chunks it finished (their files are recorded, so the next ingest reads only the rest).
 """
 
 from __future__ import annotations
@@ -15,56 +16,52 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mattrace.store._checks import write_checks, write_runs
-from mattrace.store._ingest import TraceFile, load_traces, write_traces
+from mattrace.store._ingest import TraceFile, ingest_traces
 from mattrace.store._report import IngestReport
-from mattrace.store._scan import FileProblem, Header, Results, classify, expand, parse_results
+from mattrace.store._scan import FileProblem, Found, Results, classify, expand, parse_results
 
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
 
 __all__ = ["run_batch"]
 
+_TEMP = ("_raw", "_files", "_checked", "_heads", "_lite", "_bad", "_cand", "_agg", "_checks", "_verdicts",
+         "_violations")
 
-def _known(con: DuckDBPyConnection, paths: list[Path]) -> dict[str, tuple[str, int, int]]:
+
+def _known(con: DuckDBPyConnection, found: list[Found]) -> dict[str, tuple[str, int, int]]:
     rows = con.execute("SELECT path, kind, size, mtime_ns FROM files WHERE path IN (SELECT unnest(?::VARCHAR[]))",
-                       [[str(p) for p in paths]]).fetchall()
+                       [[str(f.path) for f in found]]).fetchall()
     return {str(r[0]): (str(r[1]), int(r[2]), int(r[3])) for r in rows}
 
 
-def _sort(con: DuckDBPyConnection, paths: list[Path], report: IngestReport,
-          traces: list[TraceFile], results: list[tuple[Results, int, int]]) -> list[Path]:
-    """Put each changed file in ``traces`` or ``results``; return trace files results name that were not given."""
-    known = _known(con, paths)
-    named: list[Path] = []
-    for path in paths:
+def _sort(con: DuckDBPyConnection, found: list[Found], report: IngestReport,
+          traces: list[TraceFile], results: list[tuple[Results, int, int]]) -> list[str]:
+    """Put each new or changed file in ``traces`` or ``results``; return the trace files results name."""
+    known = _known(con, found)
+    named: list[str] = []
+    for f in found:
         report.files_seen += 1
-        try:
-            st = path.stat()
-        except OSError as exc:
-            report.errors.append(f"{path}: cannot read file: {exc.strerror or exc}")
-            continue
-        before = known.get(str(path))
-        if before is not None and before[1:] == (st.st_size, st.st_mtime_ns):
+        before = known.get(str(f.path))
+        if before is not None and before[1:] == (f.size, f.mtime_ns):
             report.traces_unchanged += before[0] == "trace"
             continue
         try:
-            kind, info, torn = classify(path)
+            kind, header, torn = classify(f.path, f.size)
             if kind == "trace":
-                assert isinstance(info, Header)
-                traces.append(TraceFile(path, st.st_size, st.st_mtime_ns, info, torn))
+                traces.append(TraceFile(f.path, f.size, f.mtime_ns, torn))
                 continue
-            assert isinstance(info, dict)
-            res = parse_results(path, info, torn)
+            res = parse_results(f.path, header, torn)
         except FileProblem as problem:
             report.errors.append(str(problem))
             continue
-        results.append((res, st.st_size, st.st_mtime_ns))
+        results.append((res, f.size, f.mtime_ns))
         if res.warning:
             report.warnings.append(res.warning)
         for check in res.checks.values():
             file = check.get("trace_file")
             if isinstance(file, str) and file and os.path.isfile(file):
-                named.append(Path(file).resolve())
+                named.append(file)
     return named
 
 
@@ -73,25 +70,23 @@ def run_batch(con: DuckDBPyConnection, paths: list[str | os.PathLike[str]], run:
     started = time.perf_counter()
     report = IngestReport(run_id=run["run_id"])
     now = datetime.now(UTC).replace(tzinfo=None)
-    files, missing = expand(paths)
+    found, missing = expand(paths)
     report.errors += missing
     traces: list[TraceFile] = []
     results: list[tuple[Results, int, int]] = []
-    seen = set(files)
-    todo = files
-    while todo:  # results files name their trace files: ingest those too
-        named = _sort(con, todo, report, traces, results)
-        todo = [p for p in dict.fromkeys(named) if p not in seen]
-        seen.update(todo)
+    seen = {f.path for f in found}
+    while found:  # results files name their trace files: ingest those too
+        named = _sort(con, found, report, traces, results)
+        more, _ = expand([p for p in dict.fromkeys(named) if Path(p).resolve() not in seen])
+        found = [f for f in more if f.path not in seen]
+        seen.update(f.path for f in found)
     report.trace_files, report.results_files = len(traces), len(results)
     con.execute("SET preserve_insertion_order = false")  # the bulk read runs in parallel; no order is used
     try:
         checked_in = {trace_id: res.run["run_id"] for res, _, _ in results for trace_id in res.checks}
-        referenced = load_traces(con, traces, report, run["run_id"], checked_in) if traces else []
+        referenced = ingest_traces(con, traces, report, run["run_id"], checked_in, now) if traces else set()
         con.execute("BEGIN TRANSACTION")
         try:
-            if traces:
-                write_traces(con, report, run["run_id"], now)
             write_checks(con, [r for r, _, _ in results], report)
             for res, size, mtime in results:
                 con.execute("INSERT OR REPLACE INTO files VALUES (?, 'results', ?, ?, NULL, ?)",
@@ -99,14 +94,14 @@ def run_batch(con: DuckDBPyConnection, paths: list[str | os.PathLike[str]], run:
             headers = [res.run | {"finished": res.finished} for res, _, _ in results]
             if run["run_id"] in referenced:   # a run no trace belongs to is not worth a row
                 headers.append(run)
-            write_runs(con, headers, referenced, now)
+            write_runs(con, headers, sorted(referenced), now)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
     finally:
         con.execute("SET preserve_insertion_order = true")
-        for table in ("_lines", "_agg", "_heads", "_cand", "_checks", "_verdicts", "_violations"):
+        for table in _TEMP:
             con.execute(f"DROP TABLE IF EXISTS {table}")
     report.seconds = time.perf_counter() - started
     return report

@@ -1,9 +1,9 @@
 """Finding the files to ingest and reading what Python must read: headers and results files.
 
-Trace *steps* are read in bulk by DuckDB (see ``_ingest``); everything here is per file
-and small: the first line of each file (it says whether the file is a trace, a results
-file or something else, and carries the trace's run metadata), whether the file ends in
-a torn line, and the results files, whose few lines decide verdicts.
+Trace files are read in bulk by DuckDB (see ``_ingest``); everything here is per file
+and small: the listing (one ``stat`` per file), the first line of each file (is it a
+trace, a results file or something else?), whether the file ends in a torn line, and the
+results files, whose few lines decide verdicts.
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mattrace.trace import canonical_json
 from mattrace.tracefile import FORMAT as TRACE_FORMAT
-from mattrace.tracefile import VERSION as TRACE_VERSION
 
-__all__ = ["RESULTS_FORMAT", "FileProblem", "Header", "Results", "classify", "expand", "parse_results",
+__all__ = ["RESULTS_FORMAT", "FileProblem", "Found", "Results", "classify", "expand", "parse_results",
            "parse_time"]
 
 RESULTS_FORMAT = "mattrace-results"
@@ -36,97 +34,92 @@ class FileProblem(Exception):
         super().__init__(f"{path}:{line}: {reason}" if line is not None else f"{path}: {reason}")
 
 
-def expand(paths: list[str | os.PathLike[str]]) -> tuple[list[Path], list[str]]:
+@dataclass(frozen=True)
+class Found:
+    """A file to consider: its absolute path and its size and mtime when it was listed."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+def _walk(root: str, out: dict[str, Found]) -> None:
+    """Every ``*.jsonl`` file under ``root`` (already absolute), stat'ed once."""
+    stack = [root]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=True):
+                    stack.append(entry.path)
+                elif entry.name.endswith(".jsonl") and entry.is_file(follow_symlinks=True):
+                    st = entry.stat()
+                    out[entry.path] = Found(Path(entry.path), st.st_size, st.st_mtime_ns)
+
+
+def expand(paths: list[str | os.PathLike[str]]) -> tuple[list[Found], list[str]]:
     """Files named, and ``*.jsonl`` files found under directories named (sorted, absolute).
 
+    A named path is resolved once (symlinks, ``..``); files found under it keep that
+    prefix, which spares one ``realpath`` per file when a directory holds thousands.
     Returns the files and one error per path that does not exist.
     """
-    found: dict[Path, None] = {}
+    found: dict[str, Found] = {}
     errors: list[str] = []
     for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            for sub in sorted(path.rglob("*.jsonl")):
-                if sub.is_file():
-                    found[sub.resolve()] = None
-        elif path.is_file():
-            found[path.resolve()] = None
-        else:
-            errors.append(f"{raw}: no such file or directory")
-    return list(found), errors
+        path = Path(raw).resolve()
+        try:
+            if path.is_dir():
+                _walk(str(path), found)
+            elif path.is_file():
+                st = path.stat()
+                found[str(path)] = Found(path, st.st_size, st.st_mtime_ns)
+            else:
+                errors.append(f"{raw}: no such file or directory")
+        except OSError as exc:
+            errors.append(f"{raw}: cannot read: {exc.strerror or exc}")
+    return [found[k] for k in sorted(found)], errors
 
 
-@dataclass
-class Header:
-    """What a trace file's header line says, flattened into the ``traces`` columns."""
-
-    trace_id: str
-    name: str
-    run_label: str | None
-    test: str
-    trial: int | None
-    seed: int | None
-    model: str | None
-    orchestration: str | None
-    config: str
-    config_key: str
-    labels: str
-    entrypoint: str | None
+_TRACE_MARKS = (b'"format":"mattrace-trace"', b'"type":"header"')
 
 
-def _scalar(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else canonical_json(value)
+def _first_line(path: Path, size: int) -> tuple[bytes, bool]:
+    """The first line of ``path`` and whether the file ends without a newline (torn).
+
+    ``os.pread`` rather than a file object: this runs once per file, and with thousands
+    of small trace files the buffered-IO machinery costs more than the reads.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        head = os.pread(fd, 8192, 0)
+        while b"\n" not in head and len(head) < size:   # a long header line (large entrypoint args)
+            more = os.pread(fd, 1 << 20, len(head))
+            if not more:
+                break
+            head += more
+        torn = bool(size) and os.pread(fd, 1, size - 1) != b"\n"
+    finally:
+        os.close(fd)
+    return head.split(b"\n", 1)[0] + (b"\n" if b"\n" in head else b""), torn
 
 
-def _header(path: str, record: dict[str, Any]) -> Header:
-    if record.get("version") != TRACE_VERSION:
-        raise FileProblem(path, 1, f"unsupported trace format version {record.get('version')!r} "
-                                   f"(this mattrace reads version {TRACE_VERSION})")
-    trace = record.get("trace")
-    if not isinstance(trace, dict):
-        raise FileProblem(path, 1, "the header has no 'trace' object")
-    trace_id, name = trace.get("trace_id"), trace.get("name")
-    config, labels = trace.get("config", {}), trace.get("labels", {})
-    if not isinstance(trace_id, str) or not trace_id or not isinstance(name, str):
-        raise FileProblem(path, 1, "the header has no trace_id or name")
-    if not isinstance(config, dict) or not isinstance(labels, dict) or \
-            not all(isinstance(v, str) for v in labels.values()):
-        raise FileProblem(path, 1, "the header's config must be an object and its labels strings")
-    trial_label = labels.get("mattrace.trial")
-    seed = config.get("seed")
-    return Header(
-        trace_id=trace_id, name=name, run_label=labels.get("mattrace.run"),
-        test=labels.get("mattrace.test") or name,
-        trial=int(trial_label) if trial_label is not None and trial_label.lstrip("-").isdigit() else None,
-        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
-        model=_scalar(config.get("model")), orchestration=_scalar(config.get("orchestration")),
-        config=canonical_json(config),
-        config_key=canonical_json({k: v for k, v in config.items() if k != "seed"}),
-        labels=canonical_json(labels),
-        entrypoint=canonical_json(trace["entrypoint"]) if trace.get("entrypoint") is not None else None)
-
-
-def classify(path: Path) -> tuple[str, Header | dict[str, Any], bool]:
-    """Read the first line: ``("trace", Header, torn)`` or ``("results", header record, torn)``.
+def classify(path: Path, size: int) -> tuple[str, dict[str, Any], bool]:
+    """Read the first line: ``("trace" | "results", header record, torn)``.
 
     ``torn`` is True when the file does not end with a newline (a writer died mid-line).
+    Only the format is checked here; a trace header's fields are read in bulk by SQL (for
+    a trace the returned record is empty: canonical JSON says what it is without parsing).
 
     Raises:
         FileProblem: the file is empty, unreadable, or neither a trace nor a results file.
     """
     name = str(path)
     try:
-        with open(path, "rb") as fh:
-            first = fh.readline()
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            if size:
-                fh.seek(-1, os.SEEK_END)
-            torn = bool(size) and fh.read(1) != b"\n"
+        first, torn = _first_line(path, size)
     except OSError as exc:
         raise FileProblem(name, None, f"cannot read file: {exc.strerror or exc}") from None
+    if all(mark in first for mark in _TRACE_MARKS):
+        return "trace", {}, torn
     if not first.strip():
         raise FileProblem(name, 1, "file is empty; it is neither a trace nor a results file")
     try:
@@ -138,7 +131,7 @@ def classify(path: Path) -> tuple[str, Header | dict[str, Any], bool]:
     if not isinstance(record, dict) or record.get("type") != "header":
         raise FileProblem(name, 1, "not a mattrace trace or results file (the first line is not a header)")
     if record.get("format") == TRACE_FORMAT:
-        return "trace", _header(name, record), torn
+        return "trace", record, torn
     if record.get("format") == RESULTS_FORMAT:
         return "results", record, torn
     raise FileProblem(name, 1, f"not a mattrace trace or results file (format {record.get('format')!r})")
