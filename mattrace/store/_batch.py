@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mattrace.store._checks import write_checks, write_runs
@@ -25,8 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = ["run_batch"]
 
-_TEMP = ("_raw", "_files", "_checked", "_heads", "_lite", "_bad", "_cand", "_agg", "_checks", "_verdicts",
-         "_violations")
+_TEMP = ("_raw", "_files", "_checked", "_heads", "_lite", "_bad", "_cand", "_agg", "_lines_in", "_checked_lines",
+         "_verdicts_in")
 
 
 def _known(con: DuckDBPyConnection, found: list[Found]) -> dict[str, tuple[str, int, int]]:
@@ -58,9 +57,8 @@ def _sort(con: DuckDBPyConnection, found: list[Found], report: IngestReport,
         results.append((res, f.size, f.mtime_ns))
         if res.warning:
             report.warnings.append(res.warning)
-        for check in res.checks.values():
-            file = check.get("trace_file")
-            if isinstance(file, str) and file and os.path.isfile(file):
+        for _, _, file in res.checks.values():
+            if file and os.path.isfile(file):
                 named.append(file)
     return named
 
@@ -74,12 +72,12 @@ def run_batch(con: DuckDBPyConnection, paths: list[str | os.PathLike[str]], run:
     report.errors += missing
     traces: list[TraceFile] = []
     results: list[tuple[Results, int, int]] = []
-    seen = {f.path for f in found}
+    seen = {str(f.path) for f in found}
     while found:  # results files name their trace files: ingest those too
         named = _sort(con, found, report, traces, results)
-        more, _ = expand([p for p in dict.fromkeys(named) if Path(p).resolve() not in seen])
-        found = [f for f in more if f.path not in seen]
-        seen.update(f.path for f in found)
+        more, _ = expand([p for p in dict.fromkeys(named) if p not in seen])   # results name resolved paths
+        found = [f for f in more if str(f.path) not in seen]
+        seen.update(str(f.path) for f in found)
     report.trace_files, report.results_files = len(traces), len(results)
     con.execute("SET preserve_insertion_order = false")  # the bulk read runs in parallel; no order is used
     try:
@@ -87,7 +85,8 @@ def run_batch(con: DuckDBPyConnection, paths: list[str | os.PathLike[str]], run:
         referenced = ingest_traces(con, traces, report, run["run_id"], checked_in, now) if traces else set()
         con.execute("BEGIN TRANSACTION")
         try:
-            write_checks(con, [r for r, _, _ in results], report)
+            stored = write_checks(con, [r for r, _, _ in results], report)
+            results = [r for r in results if r[0].path in stored]
             for res, size, mtime in results:
                 con.execute("INSERT OR REPLACE INTO files VALUES (?, 'results', ?, ?, NULL, ?)",
                             [res.path, size, mtime, now])

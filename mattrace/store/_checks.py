@@ -3,68 +3,76 @@
 A results line belongs to a trace by ``trace_id`` only, so verdicts can arrive before or
 after their trace file; the views join them when both are there. A trace checked again
 (a later line, a later file, a second ``ingest --contracts``) replaces its earlier verdicts.
+The check lines are typed by DuckDB (``json_transform``), not in Python: a CI run with
+thousands of traces has tens of thousands of verdicts.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mattrace.store._report import IngestReport
 from mattrace.store._scan import Results, parse_time
-from mattrace.store._sql import load_rows
+from mattrace.store._sql import literal, load_rows
 
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
 
 __all__ = ["write_checks", "write_runs"]
 
-_CHECKS: dict[str, Any] = {
-    "trace_id": "VARCHAR", "run_id": "VARCHAR", "test": "VARCHAR", "trial": "INTEGER", "seed": "BIGINT",
-    "trace_file": "VARCHAR", "claims": "INTEGER", "claims_supported": "INTEGER",
-    "claims_propagated": "INTEGER", "results_file": "VARCHAR", "line": "INTEGER"}
-_VERDICTS: dict[str, Any] = {
-    "trace_id": "VARCHAR", "contract": "VARCHAR", "status": "VARCHAR", "severity": "VARCHAR", "step": "INTEGER"}
-_VIOLATIONS: dict[str, Any] = {
-    "trace_id": "VARCHAR", "contract": "VARCHAR", "step": "INTEGER", "reason": "VARCHAR",
-    "witness": ["INTEGER"], "severity": "VARCHAR"}
+_LINES: dict[str, Any] = {"file": "VARCHAR", "line": "INTEGER", "trace_id": "VARCHAR", "run_id": "VARCHAR",
+                          "raw": "VARCHAR"}
+_CHECK = json.dumps({
+    "test": "VARCHAR", "trial": "BIGINT", "seed": "BIGINT", "trace_file": "VARCHAR",
+    "factuality": {"claims": "BIGINT", "supported": "BIGINT", "propagated": "BIGINT"},
+    "verdicts": [{"contract": "VARCHAR", "status": "VARCHAR", "severity": "VARCHAR", "step": "BIGINT",
+                  "violation": {"contract": "VARCHAR", "step": "BIGINT", "reason": "VARCHAR", "witness": ["BIGINT"],
+                                "severity": "VARCHAR"}}]})
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def write_checks(con: DuckDBPyConnection, results: list[Results], report: IngestReport) -> set[str]:
+    """Replace the checks, verdicts and violations of every trace the results files mention.
 
-
-def write_checks(con: DuckDBPyConnection, results: list[Results], report: IngestReport) -> None:
-    """Replace the checks, verdicts and violations of every trace the results files mention."""
-    checks: dict[str, dict[str, Any]] = {}
-    verdicts: dict[str, list[dict[str, Any]]] = {}
-    violations: dict[str, list[dict[str, Any]]] = {}
+    A file with a malformed verdict is rejected whole (``path:line: reason`` in
+    ``report.errors``). Returns the results files that were stored.
+    """
+    rows: dict[str, dict[str, Any]] = {}
     for res in results:
-        for trace_id, line in res.checks.items():
-            fact = line.get("factuality") or {}
-            checks[trace_id] = {
-                "trace_id": trace_id, "run_id": res.run["run_id"], "test": line.get("test"),
-                "trial": _int(line.get("trial")), "seed": _int(line.get("seed")),
-                "trace_file": line.get("trace_file"), "claims": fact.get("claims"),
-                "claims_supported": fact.get("supported"), "claims_propagated": _int(fact.get("propagated")),
-                "results_file": res.path, "line": line["line"]}
-            verdicts[trace_id] = [{"trace_id": trace_id, "contract": v["contract"], "status": v["status"],
-                                   "severity": v.get("severity", "safety"), "step": _int(v.get("step"))}
-                                  for v in line["verdicts"]]
-            violations[trace_id] = [
-                {"trace_id": trace_id, "contract": x.get("contract", v["contract"]), "step": _int(x.get("step")),
-                 "reason": x.get("reason"), "witness": [w for w in x.get("witness") or [] if _int(w) is not None],
-                 "severity": x.get("severity", v.get("severity", "safety"))}
-                for v in line["verdicts"] if (x := v.get("violation")) is not None]
-    if not checks:
-        return
-    load_rows(con, "_checks", _CHECKS, list(checks.values()))
-    load_rows(con, "_verdicts", _VERDICTS, [v for vs in verdicts.values() for v in vs])
-    load_rows(con, "_violations", _VIOLATIONS, [v for vs in violations.values() for v in vs])
+        for trace_id, (line, raw, _) in res.checks.items():
+            rows[trace_id] = {"file": res.path, "line": line, "trace_id": trace_id, "run_id": res.run["run_id"],
+                              "raw": raw}
+    load_rows(con, "_lines_in", _LINES, list(rows.values()))
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _checked_lines AS
+                    SELECT file, line, trace_id, run_id, json_transform(raw, {literal(_CHECK)}) AS r FROM _lines_in""")
+    bad = con.execute("""
+        SELECT file, min(line) FROM (SELECT file, line, unnest(r.verdicts) AS v FROM _checked_lines)
+        WHERE v.contract IS NULL OR v.status IS NULL OR v.status NOT IN ('pass', 'fail', 'pending')
+           OR coalesce(v.severity, 'safety') NOT IN ('safety', 'quality')
+        GROUP BY file ORDER BY file""").fetchall()
+    for file, line in bad:
+        report.errors.append(f"{file}:{line}: a verdict needs a contract name, a status (pass/fail/pending) "
+                             "and a severity (safety/quality)")
+    if bad:
+        con.execute("DELETE FROM _checked_lines WHERE file IN (SELECT unnest(?::VARCHAR[]))", [[f for f, _ in bad]])
+    con.execute("CREATE OR REPLACE TEMP TABLE _verdicts_in AS SELECT trace_id, unnest(r.verdicts) AS v "
+                "FROM _checked_lines")
     for table in ("checks", "verdicts", "violations"):
-        con.execute(f"DELETE FROM {table} WHERE trace_id IN (SELECT trace_id FROM _checks)")
-        con.execute(f"INSERT INTO {table} SELECT * FROM _{table}")
-    report.verdicts_added += sum(len(vs) for vs in verdicts.values())
+        con.execute(f"DELETE FROM {table} WHERE trace_id IN (SELECT trace_id FROM _checked_lines)")
+    con.execute("""INSERT INTO checks SELECT trace_id, run_id, r.test, r.trial, r.seed, r.trace_file,
+                          r.factuality.claims, r.factuality.supported, r.factuality.propagated, file, line
+                   FROM _checked_lines""")
+    con.execute("""INSERT INTO verdicts
+                   SELECT trace_id, v.contract, v.status, coalesce(v.severity, 'safety'), v.step FROM _verdicts_in""")
+    con.execute("""INSERT INTO violations
+                   SELECT trace_id, coalesce(v.violation.contract, v.contract), v.violation.step, v.violation.reason,
+                          coalesce(v.violation.witness, []), coalesce(v.violation.severity, v.severity, 'safety')
+                   FROM _verdicts_in WHERE v.violation IS NOT NULL""")
+    count = con.execute("SELECT count(*) FROM _verdicts_in").fetchone()
+    report.verdicts_added += int(count[0]) if count else 0
+    rejected = {str(f) for f, _ in bad}
+    return {res.path for res in results if res.path not in rejected}
 
 
 def write_runs(con: DuckDBPyConnection, runs: list[dict[str, Any]], referenced: list[str],

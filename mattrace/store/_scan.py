@@ -22,8 +22,6 @@ __all__ = ["RESULTS_FORMAT", "FileProblem", "Found", "Results", "classify", "exp
 
 RESULTS_FORMAT = "mattrace-results"
 RESULTS_VERSION = 1
-_STATUSES = {"pass", "fail", "pending"}
-_SEVERITIES = {"safety", "quality"}
 
 
 class FileProblem(Exception):
@@ -152,36 +150,17 @@ def parse_time(value: Any) -> datetime | None:
 
 @dataclass
 class Results:
-    """One results file, read: its run, and the last check line of each trace."""
+    """One results file, read: its run, and the last check line of each trace.
+
+    ``checks`` maps a trace id to ``(line number, the line's text, trace_file)``; the
+    lines' verdicts are typed and checked in SQL, which is where they are stored.
+    """
 
     path: str
     run: dict[str, Any]
-    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checks: dict[str, tuple[int, str, str | None]] = field(default_factory=dict)
     finished: datetime | None = None
     warning: str | None = None
-
-
-def _check_line(path: str, lineno: int, record: dict[str, Any]) -> dict[str, Any]:
-    trace_id = record.get("trace_id")
-    if not isinstance(trace_id, str) or not trace_id:
-        raise FileProblem(path, lineno, "a check line has no trace_id")
-    verdicts = record.get("verdicts")
-    if not isinstance(verdicts, list):
-        raise FileProblem(path, lineno, "a check line has no 'verdicts' list")
-    for v in verdicts:
-        if not isinstance(v, dict) or not isinstance(v.get("contract"), str) \
-                or v.get("status") not in _STATUSES or v.get("severity", "safety") not in _SEVERITIES:
-            raise FileProblem(path, lineno, "a verdict needs a contract name, a status "
-                                            "(pass/fail/pending) and a severity (safety/quality)")
-        violation = v.get("violation")
-        if violation is not None and not isinstance(violation, dict):
-            raise FileProblem(path, lineno, f"the violation of {v['contract']!r} is not an object")
-    fact = record.get("factuality")
-    if fact is not None and not (isinstance(fact, dict) and
-                                 all(isinstance(fact.get(k), int) for k in ("claims", "supported"))):
-        raise FileProblem(path, lineno, "factuality needs integer 'claims' and 'supported'")
-    record["line"] = lineno
-    return record
 
 
 def parse_results(path: Path, header: dict[str, Any], torn: bool) -> Results:
@@ -191,7 +170,7 @@ def parse_results(path: Path, header: dict[str, Any], torn: bool) -> Results:
     rejects the file.
 
     Raises:
-        FileProblem: a line is not JSON, or a check line is malformed.
+        FileProblem: a line is not JSON, or a check line has no trace_id or verdicts list.
     """
     name = str(path)
     if header.get("version") != RESULTS_VERSION:
@@ -216,8 +195,10 @@ def parse_results(path: Path, header: dict[str, Any], torn: bool) -> Results:
             raise FileProblem(name, lineno, f"line is not valid JSON ({exc})") from None
         kind = record.get("type") if isinstance(record, dict) else None
         if kind == "check":
-            check = _check_line(name, lineno, record)
-            results.checks[check["trace_id"]] = check
+            trace_id, file = record.get("trace_id"), record.get("trace_file")
+            if not isinstance(trace_id, str) or not trace_id or not isinstance(record.get("verdicts"), list):
+                raise FileProblem(name, lineno, "a check line needs a trace_id and a 'verdicts' list")
+            results.checks[trace_id] = (lineno, raw.decode("utf-8"), file if isinstance(file, str) else None)
         elif kind == "header":
             continue  # a writer that reopened the file appends a header again; the first one counts
         elif kind == "end":
