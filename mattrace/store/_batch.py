@@ -88,8 +88,8 @@ def run_batch(con: DuckDBPyConnection, paths: list[str | os.PathLike[str]], run:
             stored = write_checks(con, [r for r, _, _ in results], report)
             results = [r for r in results if r[0].path in stored]
             for res, size, mtime in results:
-                con.execute("INSERT OR REPLACE INTO files VALUES (?, 'results', ?, ?, NULL, ?)",
-                            [res.path, size, mtime, now])
+                con.execute("DELETE FROM files WHERE path = ?", [res.path])
+                con.execute("INSERT INTO files VALUES (?, 'results', ?, ?, NULL, ?)", [res.path, size, mtime, now])
             headers = [res.run | {"finished": res.finished} for res, _, _ in results]
             if run["run_id"] in referenced:   # a run no trace belongs to is not worth a row
                 headers.append(run)

@@ -240,7 +240,8 @@ def _write(con: DuckDBPyConnection, report: IngestReport, batch_run: str, now: d
             con.execute("ROLLBACK")
             return [(str(f), str(r)) for f, r in broken]
         con.execute(_INSERT_TRACES, [batch_run, now])
-        con.execute("INSERT OR REPLACE INTO files SELECT file, 'trace', size, mtime_ns, trace_id, ? FROM _cand", [now])
+        con.execute("DELETE FROM files WHERE path IN (SELECT file FROM _cand)")
+        con.execute("INSERT INTO files SELECT file, 'trace', size, mtime_ns, trace_id, ? FROM _cand", [now])
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -24,10 +24,12 @@ __all__ = ["SCHEMA_VERSION", "TABLES", "ensure_schema"]
 
 SCHEMA_VERSION = 1
 
-# Column lists double as documentation (docs/store.md mirrors them).
+# Column lists double as documentation (docs/store.md mirrors them). No PRIMARY KEYs: the
+# ingest keeps keys unique itself, inserts stay index-free, and DuckDB 1.x cannot update a
+# row of an indexed table twice in one transaction ("duplicate key" on a list column).
 TABLES: dict[str, str] = {
-    "meta": "key VARCHAR PRIMARY KEY, value VARCHAR",
-    "runs": """run_id VARCHAR PRIMARY KEY, started TIMESTAMP, finished TIMESTAMP, source VARCHAR,
+    "meta": "key VARCHAR, value VARCHAR",
+    "runs": """run_id VARCHAR, started TIMESTAMP, finished TIMESTAMP, source VARCHAR,
         host VARCHAR, argv JSON, workers VARCHAR[], ingested_at TIMESTAMP""",
     "traces": """trace_id VARCHAR, run_id VARCHAR, name VARCHAR, test VARCHAR, trial INTEGER,
         seed BIGINT, model VARCHAR, orchestration VARCHAR, config JSON, config_key VARCHAR,
@@ -47,7 +49,7 @@ TABLES: dict[str, str] = {
         step INTEGER""",
     "violations": """trace_id VARCHAR, contract VARCHAR, step INTEGER, reason VARCHAR,
         witness INTEGER[], severity VARCHAR""",
-    "files": """path VARCHAR PRIMARY KEY, kind VARCHAR, size BIGINT, mtime_ns BIGINT,
+    "files": """path VARCHAR, kind VARCHAR, size BIGINT, mtime_ns BIGINT,
         trace_id VARCHAR, ingested_at TIMESTAMP""",
 }
 
