@@ -15,7 +15,7 @@ import pytest
 from mattrace.cli import DEFAULT_STORE, main
 from mattrace.store import DEFAULT_STORE as STORE_DEFAULT
 from mattrace.trace import OutcomeStatus
-from tests.test_store_helpers import check_line, labelled, write_results, write_trace
+from tests.test_store_builders import check_line, labelled, write_results, write_trace
 
 DASH = "\u2013"   # the en dash between an interval's bounds
 

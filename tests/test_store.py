@@ -12,7 +12,7 @@ import mattrace
 from mattrace.errors import StoreError
 from mattrace.store import SCHEMA_VERSION, Store, _schema
 from mattrace.tracefile import TraceWriter
-from tests.test_store_helpers import labelled, write_trace
+from tests.test_store_builders import labelled, write_trace
 
 TABLES = {"meta", "runs", "traces", "steps", "checks", "verdicts", "violations", "files"}
 VIEWS = {"trace_metrics", "task_metrics", "metrics", "compliance_by_contract"}

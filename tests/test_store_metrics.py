@@ -21,7 +21,7 @@ import pytest
 from mattrace.errors import StoreError
 from mattrace.store import GROUP_KEYS, MetricsRow, Store
 from mattrace.trace import OutcomeStatus
-from tests.test_store_helpers import check_line, labelled, write_results, write_trace
+from tests.test_store_builders import check_line, labelled, write_results, write_trace
 
 OUTCOMES: dict[tuple[str, str], list[OutcomeStatus]] = {
     ("a", "T1"): ["success", "success", "failure"],

@@ -9,7 +9,7 @@ import mattrace
 from mattrace.contracts import no_untrusted_action, terminates
 from mattrace.store import Store
 from mattrace.store.results import ResultsWriter, new_run
-from tests.test_store_helpers import check_line, labelled, write_results, write_trace
+from tests.test_store_builders import check_line, labelled, write_results, write_trace
 
 
 def test_results_attach_verdicts_violations_and_factuality(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Small SQL helpers shared by ingest and metrics: literals, JSON structures, bulk rows.
+"""SQL building blocks shared by ingest and metrics: literals, JSON structures, bulk rows.
 
 Rows that come from Python (headers, verdicts, runs) enter DuckDB as *one* JSON
 parameter unpacked by ``from_json``: ``executemany`` loads about 3k rows/s, a JSON
