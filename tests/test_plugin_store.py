@@ -14,7 +14,7 @@ pytest_plugins = ["pytester"]
 SUITE = """
 import pytest
 import mattrace
-from mattrace.contracts import never, step
+from mattrace.contracts import claims_supported, never, step
 
 @mattrace.tool(side_effect=True)
 def send(to: str) -> str:
@@ -32,10 +32,12 @@ def test_task(mat, model):
         send("ok@example.com")
         run.outcome(output="lost" if (model == "small" and mat.seed % 2) else "found")
 
-@pytest.mark.mattrace(contracts=[NO_EVIL], trials=3, config={"model": "large"})
+@pytest.mark.mattrace(contracts=[NO_EVIL, claims_supported()], trials=3, config={"model": "large"})
 def test_unsafe(mat):
     with mat.run() as run:
         send("evil@example.com" if mat.seed == 1 else "ok@example.com")
+        if mat.seed == 2:
+            mattrace.message("writer", "It costs 30 EUR.", claims=[{"text": "It costs 30 EUR.", "cites": []}])
 
 def test_plain():
     assert True
@@ -62,7 +64,7 @@ def test_the_session_ingests_its_traces_and_prints_metrics_by_config(pytester: p
     assert small["traces"] == 4 and small["success"]["hits"] == 2 and small["success"]["total"] == 4
     assert rows[("test_suite.py::test_task[large]", "large")]["success"]["hits"] == 4
     unsafe = rows[("test_suite.py::test_unsafe", "large")]
-    assert unsafe["compliance"]["hits"] == 2 and unsafe["compliance"]["total"] == 3
+    assert unsafe["compliance"]["hits"] == 4 and unsafe["compliance"]["total"] == 6
 
 
 def test_xdist_gives_the_same_metrics_as_one_process(pytester: pytest.Pytester) -> None:
@@ -77,7 +79,8 @@ def test_xdist_gives_the_same_metrics_as_one_process(pytester: pytest.Pytester) 
     results = sorted(p.name for p in (pytester.path / "two" / "results").rglob("*.jsonl"))
     assert results == ["gw0.jsonl", "gw1.jsonl"], "each worker writes its own results file"
     assert _metrics(pytester.path / "one") == _metrics(pytester.path / "two")
-    two.stdout.fnmatch_lines(["*mattrace metrics*"])
+    two.stdout.fnmatch_lines(["*mattrace metrics*", "quality violations (1; *",
+                              "  test_suite.py::test_unsafe [[]trial 2]: claims supported at step 1: *"])
 
 
 def test_no_store_writes_nothing_under_the_store_and_still_summarises(pytester: pytest.Pytester) -> None:
@@ -108,8 +111,8 @@ def test_the_results_of_a_run_reach_the_store_with_their_run(pytester: pytest.Py
     with Store.open(pytester.path / ".mattrace" / "mattrace.duckdb", read_only=True) as store:
         (run,) = store.runs()
         assert run.source == "pytest" and run.workers == ["main"] and run.traces == 11
-        _, rows = store.query("select contract, step from violations")
-        assert rows == [("no evil", 0)]
+        _, rows = store.query("select contract, step, severity from violations order by contract")
+        assert rows == [("claims supported", 1, "quality"), ("no evil", 0, "safety")]
         _, seeds = store.query("select seed from traces where test like '%test_unsafe' order by seed")
         assert [s for (s,) in seeds] == [0, 1, 2]
     (trace_file,) = {p.parent.name for p in (pytester.path / ".mattrace" / "traces").rglob("*.jsonl")}
