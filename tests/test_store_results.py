@@ -107,6 +107,7 @@ def test_a_malformed_check_line_names_its_line(tmp_path: Path) -> None:
         assert store.query("SELECT count(*) FROM verdicts")[1] == [(0,)]
     assert report.errors == [f"{path.resolve()}:3: a verdict needs a contract name, a status (pass/fail/pending) "
                              "and a severity (safety/quality)"]
+    assert report.results_files == 0 and report.verdicts_added == 0
 
 
 def test_results_written_by_the_plugin_writer_round_trip(tmp_path: Path) -> None:

@@ -87,6 +87,7 @@ def run_batch(con: DuckDBPyConnection, paths: list[str | os.PathLike[str]], run:
         try:
             stored = write_checks(con, [r for r, _, _ in results], report)
             results = [r for r in results if r[0].path in stored]
+            report.results_files = len(results)
             for res, size, mtime in results:
                 con.execute("DELETE FROM files WHERE path = ?", [res.path])
                 con.execute("INSERT INTO files VALUES (?, 'results', ?, ?, NULL, ?)", [res.path, size, mtime, now])
