@@ -211,11 +211,26 @@ def _store_parsers(sub: Any) -> None:
     runs.set_defaults(func=_cmd_runs)
 
 
+LOG_WIDTH = 160
+
+
 def _console(width: int | None = None) -> Console:
     """A stdout console; rich leaves colour out when stdout is not a terminal."""
     from rich.console import Console
 
     return Console(width=width, highlight=False)
+
+
+def _table_console() -> Console:
+    """A console for wide tables: a terminal's width, or a wide page when writing to a file or CI log.
+
+    rich assumes 80 columns when stdout is not a terminal, which folds a metrics table
+    into three lines a row; a log does not wrap, so draw it wide there (``COLUMNS`` wins).
+    """
+    console = _console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = LOG_WIDTH
+    return console
 
 
 # -- subcommands -------------------------------------------------------------------------------
@@ -433,7 +448,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
             table.add_column(name, overflow="fold")
         for row in rows:
             table.add_row(*("NULL" if v is None else str(v) for v in row))
-        console = _console()
+        console = _table_console()
         console.print(table)
         console.print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}", soft_wrap=True)
     return EXIT_OK
@@ -460,7 +475,7 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
         return EXIT_OK
     from mattrace.report.metrics import compliance_table, metrics_table
 
-    console = _console()
+    console = _table_console()
     if not rows:
         console.print("no traces in the store" + (f" for run {run_id}" if run_id else ""), soft_wrap=True)
         return EXIT_OK
@@ -480,7 +495,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         return EXIT_OK
     from mattrace.report.metrics import runs_table
 
-    console = _console()
+    console = _table_console()
     if not runs:
         console.print("no runs in the store", soft_wrap=True)
     else:
