@@ -196,3 +196,18 @@ def test_store_commands_start_without_duckdb_for_help(tmp_path: Path) -> None:
             "print(json.dumps({'codes': codes, 'duckdb': 'duckdb' in sys.modules}))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert json.loads(proc.stdout.splitlines()[-1]) == {"codes": [0, 0, 0, 0], "duckdb": False}
+
+
+def test_metrics_are_drawn_wide_in_a_log_and_at_columns_when_set(traces: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a terminal or COLUMNS a row stays on one line; COLUMNS=80 narrows the table."""
+    store = str(tmp_path / "s.duckdb")
+    _run(capsys, "ingest", str(traces), "--store", store)
+    monkeypatch.delenv("COLUMNS")
+    _, wide, _ = _run(capsys, "metrics", "--store", store, "--by", "model,test")
+    row = next(line for line in wide.splitlines() if line.startswith("x "))
+    assert "test_a" in row and f"67% [21{DASH}94]" in row, "a row is not folded"
+    monkeypatch.setenv("COLUMNS", "80")
+    _, narrow, _ = _run(capsys, "metrics", "--store", store, "--by", "model,test")
+    assert max(len(line) for line in narrow.splitlines()) <= 80 < max(len(line) for line in wide.splitlines())
