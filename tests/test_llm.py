@@ -210,3 +210,19 @@ def test_async_streamed_completion_is_recorded_once_consumed() -> None:
     text, trace = asyncio.run(run())
     assert text == "async stream"
     assert [s.content for s in trace.steps if s.kind is StepKind.LLM] == ["async stream"]
+
+
+def test_a_fresh_copy_of_the_llm_module_does_not_wrap_litellm_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Re-importing the integration (as pytester's module restore does) still records one step per call."""
+    import importlib
+    import sys
+
+    llm_recording.instrument()
+    monkeypatch.delitem(sys.modules, "mattrace.recording.llm")
+    fresh = importlib.import_module("mattrace.recording.llm")
+    assert fresh is not llm_recording
+    fresh.instrument()
+    assert fresh.is_instrumented() and llm_recording.is_instrumented()
+    with mattrace.record("twice") as rec:
+        litellm.completion(model="gpt-4o", messages=[{"role": "user", "content": "hi"}], mock_response="hello")
+    assert [s.kind for s in rec.trace.steps] == [StepKind.LLM, StepKind.END]

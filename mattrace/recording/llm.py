@@ -63,8 +63,11 @@ _WRAPPED_FLAG = "mattrace_wrapped"
 _RECORDED_PARAMS = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "seed",
                     "tool_choice", "response_format", "stop", "n")
 _lock = threading.Lock()
-_originals: dict[str, Callable[..., Any]] = {}
-_callback: MatLiteLLMCallback | None = None
+# What instrument() replaced lives on litellm itself, not in this module: if this module
+# is imported afresh (pytester restores sys.modules between in-process runs; importlib
+# reloads), a second copy must see that litellm is already wrapped, or every call would
+# be recorded twice.
+_STATE = "_mattrace_instrumentation"
 
 
 def _metadata(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -304,33 +307,32 @@ def instrument() -> None:
 
     Idempotent and thread-safe; ``mattrace.record()`` calls it when litellm is imported.
     """
-    global _callback
     with _lock:
-        if _originals:
+        if getattr(litellm, _STATE, None):
             return
         from mattrace.recording.scripted import register_provider
 
         register_provider()
-        _originals["completion"] = litellm.completion
-        _originals["acompletion"] = litellm.acompletion
+        callback = MatLiteLLMCallback()
+        setattr(litellm, _STATE, {"completion": litellm.completion, "acompletion": litellm.acompletion,
+                                  "callback": callback})
         litellm.completion = _wrap_sync(litellm.completion)
         litellm.acompletion = _wrap_async(litellm.acompletion)
-        _callback = MatLiteLLMCallback()
-        litellm.callbacks = [*litellm.callbacks, _callback]
+        litellm.callbacks = [*litellm.callbacks, callback]
 
 
 def uninstrument() -> None:
     """Undo :func:`instrument` (restores litellm's functions and removes the callback)."""
-    global _callback
     with _lock:
-        if not _originals:
+        state = getattr(litellm, _STATE, None)
+        if not state:
             return
-        litellm.completion = _originals.pop("completion")
-        litellm.acompletion = _originals.pop("acompletion")
-        litellm.callbacks = [c for c in litellm.callbacks if c is not _callback]
-        _callback = None
+        litellm.completion = state["completion"]
+        litellm.acompletion = state["acompletion"]
+        litellm.callbacks = [c for c in litellm.callbacks if c is not state["callback"]]
+        delattr(litellm, _STATE)
 
 
 def is_instrumented() -> bool:
     """Whether :func:`instrument` is in effect."""
-    return bool(_originals)
+    return bool(getattr(litellm, _STATE, None))
