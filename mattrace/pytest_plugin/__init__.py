@@ -13,7 +13,6 @@ the renderers are imported only by sessions that recorded something.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ import pytest
 from mattrace.pytest_plugin._marker import MARKER, MarkerError, marker_spec
 from mattrace.pytest_plugin._mat import ContractFailure, Mat, MatRun
 from mattrace.pytest_plugin._options import Settings, add_options
-from mattrace.pytest_plugin._session import SESSION_KEY, MatSession, QualityNote
+from mattrace.pytest_plugin._session import QUALITY_KEY, SESSION_KEY, MatSession, QualityNote
 
 __all__ = ["ContractFailure", "Mat", "MatRun", "Settings"]
 
@@ -69,7 +68,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
-def mat(request: pytest.FixtureRequest) -> Iterator[Mat]:
+def mat(request: pytest.FixtureRequest) -> Mat:
     """Record runs of the code under test: ``with mat.run(config=...) as run: ...``.
 
     Contracts, trials, config and oracle come from ``@pytest.mark.mattrace(...)``.
@@ -79,7 +78,7 @@ def mat(request: pytest.FixtureRequest) -> Iterator[Mat]:
         spec = marker_spec(request.node, request.node.path)
     except MarkerError as exc:
         raise pytest.UsageError(str(exc)) from None
-    yield Mat(session, spec, request.node.nodeid, 0, session.settings.seed)
+    return Mat(session, spec, request.node.nodeid, 0, session.settings.seed)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -110,8 +109,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """Carry a test's quality violations on its report (xdist sends report attributes to the controller)."""
     report = yield
     if call.when == "call":
-        from mattrace.pytest_plugin._trials import QUALITY_KEY
-
         notes = item.stash.get(QUALITY_KEY, None)
         if notes:
             setattr(report, QUALITY_ATTR, notes)

@@ -164,10 +164,10 @@ class Mat:
                 return factuality_counts(trace.steps, contract.extract)
         return None
 
-    def failures(self, strict: bool | None = None) -> list[MatRun]:
+    def _failing(self, runs: list[MatRun]) -> list[MatRun]:
         """Runs with a violation that fails the test (safety; quality too when strict)."""
-        strict = self.session.settings.strict if strict is None else strict
-        return [r for r in self.runs if r.report is not None and any(
+        strict = self.session.settings.strict
+        return [r for r in runs if r.report is not None and any(
             v.severity == "safety" or strict for v in r.report.violations)]
 
     def check(self) -> list[Report]:
@@ -181,17 +181,14 @@ class Mat:
         """
         from mattrace.pytest_plugin._failure import failure_message
 
-        with self._lock:
-            fresh = self.runs[self._checked:]
-            self._checked = len(self.runs)
-        failing = [r for r in self.failures() if r in fresh]
+        failing = self.unchecked_failures()
         if failing:
             raise ContractFailure(failure_message(self, failing))
         return [r.report for r in self.runs if r.report is not None]
 
     def unchecked_failures(self) -> list[MatRun]:
-        """Failing runs an explicit :meth:`check` has not already reported."""
+        """Failing runs no earlier :meth:`check` reported; they count as reported from now on."""
         with self._lock:
             fresh = self.runs[self._checked:]
             self._checked = len(self.runs)
-        return [r for r in self.failures() if r in fresh]
+        return self._failing(fresh)

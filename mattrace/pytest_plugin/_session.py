@@ -27,9 +27,11 @@ if TYPE_CHECKING:
     from mattrace.contracts import Report
     from mattrace.store.results import ResultsWriter
 
-__all__ = ["MatSession", "QualityNote", "SESSION_KEY"]
+__all__ = ["MatSession", "QUALITY_KEY", "QualityNote", "SESSION_KEY", "SessionEnd"]
 
 SESSION_KEY = pytest.StashKey["MatSession"]()
+QUALITY_KEY = pytest.StashKey[list[dict[str, Any]]]()
+"""A test's quality violations that did not fail it, passed on its report to the summary."""
 _RUN_ID, _BASE = "mattrace_run_id", "mattrace_base"
 
 
@@ -50,7 +52,7 @@ class QualityNote:
 
 
 @dataclass
-class Outcome:
+class SessionEnd:
     """What the controller learned at the end: ingest figures, metrics, problems."""
 
     database: str | None = None
@@ -82,7 +84,7 @@ class MatSession:
         self.traces_dir = self.base / "traces" / self.run_id
         self.results_dir = self.base / "results" / self.run_id
         self.quality: list[QualityNote] = []
-        self.outcome = Outcome()
+        self.outcome = SessionEnd()
         self._lock = threading.Lock()
         self._writer: ResultsWriter | None = None
 

@@ -19,11 +19,9 @@ import pytest
 from mattrace.pytest_plugin._failure import failure_message, failure_summary, junit_properties, quality_notes
 from mattrace.pytest_plugin._marker import MarkerSpec
 from mattrace.pytest_plugin._mat import Mat, MatRun
-from mattrace.pytest_plugin._session import MatSession
+from mattrace.pytest_plugin._session import QUALITY_KEY, MatSession
 
-__all__ = ["QUALITY_KEY", "run_trials"]
-
-QUALITY_KEY = pytest.StashKey[list[dict[str, Any]]]()
+__all__ = ["run_trials"]
 
 
 def _call(fn: Any, args: dict[str, Any], mat: Mat) -> BaseException | None:
