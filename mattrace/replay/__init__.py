@@ -1,0 +1,3 @@
+"""Deterministic replay: cassettes, modes, and comparing traces."""
+
+__all__: list[str] = []
