@@ -39,6 +39,7 @@ from mattrace.recording import (
     retriever,
     tool,
 )
+from mattrace.replay import now, random
 from mattrace.trace import Outcome, Source, Step, StepError, StepKind, Trace, canonical_json
 from mattrace.tracefile import load, verify
 
@@ -61,7 +62,9 @@ __all__ = [
     "MatTraceWarning",
     "Memory",
     "message",
+    "now",
     "Outcome",
+    "random",
     "record",
     "Recorder",
     "RecordingError",

@@ -689,7 +689,7 @@ def test_interceptors_run_in_order_and_unwind_in_reverse(trace_dir: Path) -> Non
     """before() runs by ascending order whatever the registration order; after() in reverse."""
     log: list[str] = []
     pay = _counting_tool(log)
-    with mattrace.record("order", dir=trace_dir) as rec:
+    with mattrace.record("order", dir=trace_dir, cassette=False) as rec:
         for name, order in [("replay", 300), ("gov", 100), ("faults", 200)]:
             rec.add_interceptor(Spy(name, order, log))
         assert [i.name for i in rec.interceptors] == ["gov", "faults", "replay"]

@@ -48,6 +48,8 @@ __all__ = [
     "DEFAULT_DIR",
     "record",
     "Recorder",
+    "recorder_extension",
+    "RecorderExtension",
 ]
 
 DEFAULT_DIR = ".mattrace/traces"
@@ -59,6 +61,30 @@ _INFER_READS = frozenset({StepKind.MESSAGE, StepKind.DELEGATE, StepKind.LLM, Ste
 # steps whose outputs later steps may read
 _PRODUCES = frozenset({StepKind.MESSAGE, StepKind.DELEGATE, StepKind.LLM, StepKind.TOOL,
                        StepKind.RETRIEVAL, StepKind.MEMORY_READ})
+
+
+RecorderExtension = Callable[["Recorder", dict[str, Any]], Interceptor | None]
+"""Called for every new recorder with the ``record()`` options; may return an interceptor."""
+
+_EXTENSIONS: dict[str, RecorderExtension] = {}
+
+
+def recorder_extension(name: str) -> Callable[[RecorderExtension], RecorderExtension]:
+    """Register a function that joins every recorder (replay, faults and governance plug in so).
+
+    ``recording`` imports none of those packages; they register here when imported. The
+    returned interceptor joins the recorder's chain; if it has a ``close()`` method, the
+    recorder calls it after sealing the trace.
+    """
+    if not isinstance(name, str) or not name:
+        raise RecordingError(f"a recorder extension needs a name, got {name!r}")
+
+    def register(fn: RecorderExtension) -> RecorderExtension:
+        if not callable(fn):
+            raise RecordingError(f"recorder extension {name!r} must be callable, got {fn!r}")
+        _EXTENSIONS[name] = fn
+        return fn
+    return register
 
 
 def _step_kind(kind: StepKind | str) -> StepKind:
@@ -103,7 +129,8 @@ class Recorder:
                  entrypoint: dict[str, Any] | None = None,
                  governor: Interceptor | None = None, labels: dict[str, str] | None = None,
                  redact: Redactor | None = None, path: str | Path | None = None,
-                 persist: bool = True) -> None:
+                 persist: bool = True, cassette: str | Path | bool = True,
+                 record_mode: str = "once") -> None:
         if not isinstance(name, str) or not name:
             raise RecordingError(f"record() needs a non-empty run name, got {name!r}")
         self.trace_id = uuid.uuid4().hex
@@ -125,10 +152,17 @@ class Recorder:
         self._outcome: Outcome | None = None
         self._closed = False
         self.write_error: OSError | None = None
-        self._writer: TraceWriter | _NullWriter = (
-            TraceWriter(self.path, self._header, fsync=fsync) if persist else _NullWriter())
         if governor is not None:
             self.add_interceptor(governor)
+        # extensions first: one that refuses the run (a missing cassette to replay) must do so
+        # before a trace file exists, or an empty unsealed trace would be left behind
+        options = {"cassette": cassette if persist else False, "record_mode": record_mode, "fsync": fsync}
+        for extension in list(_EXTENSIONS.values()):
+            joined = extension(self, options)
+            if joined is not None:
+                self.add_interceptor(joined)
+        self._writer: TraceWriter | _NullWriter = (
+            TraceWriter(self.path, self._header, fsync=fsync) if persist else _NullWriter())
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -273,7 +307,17 @@ class Recorder:
                 self._writer.seal(outcome)
             except OSError as exc:
                 self._lose_file(exc, len(self._steps))
+        for interceptor in self.interceptors:
+            close = getattr(interceptor, "close", None)
+            if callable(close):
+                close()
         return self.trace
+
+    @property
+    def next_index(self) -> int:
+        """The index the next recorded step will get."""
+        with self._lock:
+            return len(self._steps)
 
     def _lose_file(self, exc: OSError, index: int) -> None:
         """Keep recording in memory after the file failed; say so once, loudly."""
@@ -362,12 +406,14 @@ def record(name: F, /) -> F: ...
 def record(name: str | None = None, /, *, config: dict[str, Any] | None = None,
            dir: str | Path = DEFAULT_DIR, fsync: bool = False,
            entrypoint: dict[str, Any] | None = None, governor: Interceptor | None = None,
-           labels: dict[str, str] | None = None, redact: Redactor | None = None) -> _Record: ...
+           labels: dict[str, str] | None = None, redact: Redactor | None = None,
+           cassette: str | Path | bool = True, record_mode: str = "once") -> _Record: ...
 def record(name: str | Callable[..., Any] | None = None, /, *,
            config: dict[str, Any] | None = None, dir: str | Path = DEFAULT_DIR,
            fsync: bool = False, entrypoint: dict[str, Any] | None = None,
            governor: Interceptor | None = None, labels: dict[str, str] | None = None,
-           redact: Redactor | None = None) -> Any:
+           redact: Redactor | None = None, cassette: str | Path | bool = True,
+           record_mode: str = "once") -> Any:
     """Record a run: ``with record(name) as rec:``, ``async with``, ``@record(name)`` or ``@record``.
 
     Args:
@@ -381,13 +427,18 @@ def record(name: str | Callable[..., Any] | None = None, /, *,
         governor: an interceptor put in front of every boundary call.
         labels: free-form string labels stored with the trace.
         redact: the :class:`Redactor` for everything recorded (default redacts common secrets).
+        cassette: where the run's boundary results are stored for replay: ``True`` (default)
+            next to the trace file (``x.jsonl`` → ``x.cassette``), a path, or ``False`` for none.
+        record_mode: ``once`` (default: record unless the cassette exists, else replay it),
+            ``none`` (replay only), ``new`` (replay known calls, record new ones), ``all``.
 
     As a decorator each call of the function is one run in its own trace file; inside it,
     ``mattrace.active_recorder()`` returns the recorder. The decorated function stays a
     plain (or coroutine) function, so it works as a method and ``inspect`` sees it as async.
     """
     options: dict[str, Any] = dict(config=config, dir=dir, fsync=fsync, entrypoint=entrypoint,
-                                   governor=governor, labels=labels, redact=redact)
+                                   governor=governor, labels=labels, redact=redact, cassette=cassette,
+                                   record_mode=record_mode)
     if callable(name):  # bare @record
         return _Record(None, options)._decorate(name)
     return _Record(name, options)

@@ -1,3 +1,25 @@
-"""Deterministic replay: cassettes, modes, and comparing traces."""
+"""Deterministic replay: cassettes for every nondeterministic boundary, and comparing traces.
 
-__all__: list[str] = []
+Every ``mattrace.record()`` block stores its boundary results (LLM responses, tool,
+retrieval and memory results and errors, the clock and the seed) in a cassette next to
+the trace; re-running the same code under that cassette serves them back, so the new
+trace has the same fingerprint. See docs/replay.md.
+"""
+
+from mattrace.replay._cassette import MODES, Cassette, RecordMode, cassette_path
+from mattrace.replay._codec import ReplayedError
+from mattrace.replay._extension import active_cassette, now, random
+from mattrace.replay._file import CassetteFile, read_cassette
+
+__all__ = [
+    "active_cassette",
+    "Cassette",
+    "CassetteFile",
+    "cassette_path",
+    "MODES",
+    "now",
+    "random",
+    "read_cassette",
+    "RecordMode",
+    "ReplayedError",
+]

@@ -1,0 +1,250 @@
+"""The cassette: records every boundary result of a run, and serves them back on replay.
+
+A :class:`Cassette` is an interceptor (order ``REPLAY_ORDER``, after governance and
+faults) on the recorder of a run. Each call is keyed by ``(kind, target, canonical args)``
+plus its occurrence: the third identical call gets the third recorded answer, whatever
+else ran in between, so concurrent agents replay deterministically. Modes follow vcrpy:
+
+* ``none``: replay only; a call the cassette does not hold is a :class:`ReplayMismatch`;
+* ``once``: record if the cassette file does not exist yet, else replay as ``none``;
+* ``new``: replay the calls it holds, record the ones it does not;
+* ``all``: always record (the old cassette is replaced when the new one is complete).
+
+Args are matched after redaction (the cassette stores what the trace stores), so a
+secret never lands in a cassette either.
+"""
+
+from __future__ import annotations
+
+import os
+import random as _random
+import secrets
+import threading
+import time
+import warnings
+from collections import defaultdict, deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from mattrace.errors import RecordingError, ReplayMismatch, TraceWriteWarning
+from mattrace.recording.interceptors import REPLAY_ORDER, Answer, Call, CallOutcome
+from mattrace.recording.jsonable import to_jsonable
+from mattrace.recording.redact import Redactor
+from mattrace.replay._codec import decode_error, decode_value, encode_error, encode_value
+from mattrace.replay._file import CassetteWriter, read_cassette
+from mattrace.trace import canonical_json
+
+__all__ = ["Cassette", "cassette_path", "MODES", "RecordMode"]
+
+RecordMode = Literal["none", "once", "new", "all"]
+MODES: tuple[str, ...] = get_args(RecordMode)
+CLOCK = "clock"
+
+
+def cassette_path(trace_path: str | Path) -> Path:
+    """Where the cassette of a trace file lives: next to it, ``x.jsonl`` → ``x.cassette``.
+
+    Not ``*.jsonl``, so globs over trace files (``mattrace check traces/*.jsonl``) never
+    pick a cassette up.
+    """
+    path = Path(trace_path)
+    return path.with_name(path.name.removesuffix(".jsonl") + ".cassette")
+
+
+def _key(kind: str, target: str, args: Any) -> tuple[str, str, str]:
+    return kind, target, canonical_json(args)
+
+
+class Cassette:
+    """Recorded answers of one run's boundary calls; an interceptor on its recorder.
+
+    Thread-safe. After the run, :meth:`unused` lists recorded calls nothing asked for and
+    :attr:`mismatches` the calls replay could not answer (also raised at the call, but
+    code under test may have swallowed the error).
+    """
+
+    name = "replay"
+    order = REPLAY_ORDER
+
+    def __init__(self, path: str | Path, mode: RecordMode = "once", *, redact: Redactor | None = None,
+                 header: dict[str, Any] | None = None, fsync: bool = False) -> None:
+        if mode not in MODES:
+            raise RecordingError(f"unknown record mode {mode!r}; expected one of {', '.join(MODES)}")
+        self.path = Path(path)
+        self.mode = mode
+        self.redact = redact if redact is not None else Redactor()
+        self._lock = threading.Lock()
+        self._queues: dict[tuple[str, str, str], deque[dict[str, Any]]] = defaultdict(deque)
+        self._recorded: list[dict[str, Any]] = []
+        self._served: set[int] = set()
+        self._pending: dict[int, Any] = {}
+        self._counts: dict[tuple[str, str, str], int] = defaultdict(int)
+        self.mismatches: list[ReplayMismatch] = []
+        self.next_index: Callable[[], int] = lambda: -1
+        exists = self.path.exists()
+        if mode == "none" and not exists:
+            raise ReplayMismatch(f"{self.path}: no cassette to replay from (record mode 'none'); record the run "
+                                 "first, or use record mode 'once'")
+        self.replaying = mode == "none" or (mode == "once" and exists) or (mode == "new" and exists)
+        self.recording = mode in ("all", "new") or (mode == "once" and not exists)
+        old_header: dict[str, Any] = {}
+        if self.replaying:
+            found = read_cassette(self.path)
+            old_header = found.header
+            for entry in found.entries:
+                self._recorded.append(entry)
+                self._queues[_key(entry["kind"], entry["target"], entry["args"])].append(entry)
+        self.seed: int = int(old_header.get("seed", (header or {}).get("seed", secrets.randbits(63))))
+        self._rng = _random.Random(self.seed)
+        self._writer: CassetteWriter | None = None
+        if self.recording:
+            target = self.path if not exists else self.path.with_name(self.path.name + ".partial")
+            self._writer = CassetteWriter(target, {**(header or {}), "seed": self.seed}, fsync=fsync)
+            for entry in self._recorded if mode == "new" else ():
+                self._writer.write_entry(entry)
+
+    # -- the interceptor protocol ----------------------------------------------------------
+
+    def before(self, call: Call) -> Answer | None:
+        args = self.redact(to_jsonable(call.args))
+        key = _key(call.kind.value, call.target, args)
+        with self._lock:
+            if self.replaying:
+                queue = self._queues.get(key)
+                if queue:
+                    entry = queue.popleft()
+                    self._served.add(id(call))
+                    where = f"the recorded result of {call.kind.value} {call.target}"
+                    if "error" in entry:
+                        return Answer(error=decode_error(entry["error"]))
+                    return Answer(result=decode_value(entry.get("result"), where))
+                if not self.recording:
+                    mismatch = self._mismatch(call.kind.value, call.target, call.agent, args)
+                    self.mismatches.append(mismatch)
+                    raise mismatch
+            # the args as they were before the call: providers mutate what they are given
+            # (litellm adds hidden_params to the metadata dict)
+            self._pending[id(call)] = args
+        return None
+
+    def after(self, call: Call, outcome: CallOutcome) -> CallOutcome:
+        with self._lock:
+            if id(call) in self._served:
+                self._served.discard(id(call))
+                return outcome
+            args = self._pending.pop(id(call), None)
+        if self._writer is not None:
+            if args is None:
+                args = self.redact(to_jsonable(call.args))
+            entry: dict[str, Any] = {"kind": call.kind.value, "target": call.target, "args": args}
+            if outcome.error is not None:
+                entry["error"] = encode_error(outcome.error)
+            else:
+                entry["result"] = self.redact(encode_value(outcome.result))
+            self._write(entry)
+        return outcome
+
+    def _write(self, entry: dict[str, Any]) -> None:
+        """Append an entry; if the file cannot be written the run goes on, without a cassette."""
+        with self._lock:
+            if self._writer is None:
+                return
+            key = _key(entry["kind"], entry["target"], entry["args"])
+            entry["occurrence"] = self._counts[key]
+            self._counts[key] += 1
+            try:
+                self._writer.write_entry(entry)
+            except OSError as exc:
+                warnings.warn(TraceWriteWarning(self._writer.path, self._writer.count, exc), stacklevel=4)
+                self._writer.close()
+                self._writer = None
+            except ValueError as exc:   # NaN in args: no JSON form, so no replay of this run
+                warnings.warn(TraceWriteWarning(self._writer.path, self._writer.count, OSError(str(exc))),
+                              stacklevel=4)
+                self._writer.close()
+                self._writer = None
+
+    # -- clock and randomness --------------------------------------------------------------
+
+    def now(self) -> float:
+        """The run's clock: recorded while recording, served in order on replay."""
+        key = _key(CLOCK, "now", {})
+        with self._lock:
+            queue = self._queues.get(key) if self.replaying else None
+            if queue:
+                return float(queue.popleft()["result"])
+            if not self.recording:
+                mismatch = self._mismatch(CLOCK, "now", "main", {})
+                self.mismatches.append(mismatch)
+                raise mismatch
+        value = time.time()
+        self._write({"kind": CLOCK, "target": "now", "args": {}, "result": value})
+        return value
+
+    def random(self) -> float:
+        """The next number of the run's generator, seeded with the recorded seed."""
+        with self._lock:
+            return self._rng.random()
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def unused(self) -> list[dict[str, Any]]:
+        """Recorded calls that replay never served (the run made fewer or other calls)."""
+        with self._lock:
+            return [e for queue in self._queues.values() for e in queue]
+
+    def close(self) -> None:
+        """Seal the recording (replacing an older cassette only now that the new one is whole)."""
+        if self._writer is None:
+            return
+        writer, self._writer = self._writer, None
+        try:
+            writer.seal()
+            if writer.path != self.path:
+                os.replace(writer.path, self.path)
+        except OSError as exc:
+            writer.close()
+            warnings.warn(TraceWriteWarning(writer.path, writer.count, exc), stacklevel=3)
+
+    def _mismatch(self, kind: str, target: str, agent: str, args: dict[str, Any]) -> ReplayMismatch:
+        index = self.next_index()
+        near = [e for e in self._recorded if e["kind"] == kind and e["target"] == target]
+        unused = [e for e in near if any(e is q for q in self._queues.get(_key(kind, target, e["args"]), ()))]
+        candidates = unused or near
+        where = f"step {index}: " if index >= 0 else ""
+        head = f"{where}{kind} {target} by {agent} is not in the cassette {self.path}"
+        if not candidates:
+            return ReplayMismatch(f"{head}: it holds no {kind} {target} call at all")
+        closest = min(candidates, key=lambda e: len(_differences(e["args"], args)))
+        diffs = _differences(closest["args"], args)
+        lines = [f"{head}; the closest recorded {kind} {target} call (occurrence {closest.get('occurrence', 0)}) "
+                 f"differs in {len(diffs)} argument path(s):"]
+        lines += [f"  {path}: expected {_short(old)}, got {_short(new)}" for path, old, new in diffs[:5]]
+        return ReplayMismatch("\n".join(lines))
+
+
+_MISSING = object()
+
+
+def _differences(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """Every leaf path where two JSON values differ, in sorted-key order."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[tuple[str, Any, Any]] = []
+        for k in sorted(set(old) | set(new)):
+            out += _differences(old.get(k, _MISSING), new.get(k, _MISSING), f"{path}.{k}" if path else k)
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        out = []
+        for i in range(max(len(old), len(new))):
+            out += _differences(old[i] if i < len(old) else _MISSING, new[i] if i < len(new) else _MISSING,
+                                f"{path}[{i}]")
+        return out
+    return [] if old == new else [(path or "(args)", old, new)]
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    if value is _MISSING:
+        return "<missing>"
+    text = canonical_json(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,208 @@
+"""Replay: a recorded run re-runs from its cassette alone, to the same fingerprint, or says where it differs."""
+
+from __future__ import annotations
+
+import random
+import threading
+from pathlib import Path
+
+import pytest
+
+import mattrace
+from examples.support_desk import TICKETS, handle_ticket, tools
+from mattrace.errors import ReplayMismatch, TraceFormatError
+from mattrace.recording.scripted import ScriptedLLM
+from mattrace.replay import Cassette, cassette_path, read_cassette
+from mattrace.trace import StepKind
+
+
+def _desk(ticket: str, cassette: Path, mode: str) -> tuple[mattrace.Trace, Cassette]:
+    with mattrace.record(f"desk/{ticket}", config={"ticket": ticket}, cassette=cassette,
+                         record_mode=mode) as rec:
+        handle_ticket(TICKETS[ticket])
+        cassette_obj = mattrace.replay.active_cassette()
+    assert cassette_obj is not None
+    return rec.trace, cassette_obj
+
+
+def test_the_support_desk_replays_to_the_same_fingerprint_without_calling_anything(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recorded once, then replayed in 'none' mode with the model and tools broken: same fingerprint."""
+    tape = tmp_path / "desk.cassette"
+    recorded, _ = _desk("slow-refund", tape, "once")
+    assert read_cassette(tape).sealed
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a replayed run must not reach the model or the tools")
+
+    monkeypatch.setattr(ScriptedLLM, "completion", broken)
+    monkeypatch.setattr(tools, "KNOWLEDGE_BASE", [], raising=False)
+    replayed, cassette = _desk("slow-refund", tape, "none")
+    assert replayed.fingerprint() == recorded.fingerprint()
+    assert cassette.mismatches == [] and cassette.unused() == []
+
+
+def test_a_changed_tool_is_a_mismatch_at_its_step_with_an_argument_diff(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A retriever whose default k changed fails replay at the retrieval step, naming k with both values."""
+    tape = tmp_path / "desk.cassette"
+    recorded, _ = _desk("refund", tape, "once")
+    retrieval = next(s for s in recorded.steps if s.kind is StepKind.RETRIEVAL)
+
+    @mattrace.retriever
+    def search_kb(query: str, k: int = 3) -> list[mattrace.Doc]:
+        return []
+
+    monkeypatch.setitem(tools.RESEARCH_TOOLS, "search_kb", search_kb)
+    found: list[Cassette] = []
+    with pytest.raises(ReplayMismatch), \
+            mattrace.record("desk/refund", config={"ticket": "refund"}, cassette=tape, record_mode="none"):
+        found.append(mattrace.replay.active_cassette())   # type: ignore[arg-type]
+        handle_ticket(TICKETS["refund"])
+    first = str(found[0].mismatches[0])
+    assert first.startswith(f"step {retrieval.index}: retrieval search_kb by researcher is not in the cassette")
+    assert "k: expected 2, got 3" in first
+
+
+def test_modes_once_new_and_all(tmp_path: Path) -> None:
+    """once records then replays; new records only calls it lacks; all records afresh; none needs a cassette."""
+    tape = tmp_path / "t.cassette"
+    calls: list[int] = []
+
+    @mattrace.tool
+    def roll(n: int) -> int:
+        calls.append(n)
+        return random.randint(0, 10**9)
+
+    def run(mode: str, ns: list[int]) -> list[int]:
+        with mattrace.record("dice", dir=tmp_path, cassette=tape, record_mode=mode):
+            return [roll(n) for n in ns]
+
+    first = run("once", [1, 2])
+    assert run("once", [1, 2]) == first and calls == [1, 2]
+    more = run("new", [1, 2, 3])
+    assert more[:2] == first and calls == [1, 2, 3]
+    assert [e["args"] for e in read_cassette(tape).entries] == [{"n": 1}, {"n": 2}, {"n": 3}]
+    run("all", [5])
+    assert calls == [1, 2, 3, 5] and [e["args"] for e in read_cassette(tape).entries] == [{"n": 5}]
+    with pytest.raises(ReplayMismatch, match="no cassette to replay from"):
+        with mattrace.record("x", dir=tmp_path / "none", cassette=tmp_path / "nope", record_mode="none"):
+            pass
+    assert not (tmp_path / "none").exists(), "a refused replay leaves no trace file behind"
+
+
+def test_identical_calls_replay_by_occurrence_and_errors_replay_as_errors(tmp_path: Path) -> None:
+    """The n-th identical call gets the n-th answer; a recorded exception is raised again, same type and text."""
+    tape = tmp_path / "t.cassette"
+    state = {"n": 0}
+
+    @mattrace.tool
+    def tick() -> int:
+        state["n"] += 1
+        if state["n"] == 3:
+            raise TimeoutError("slow service")
+        return state["n"]
+
+    def run(mode: str) -> list[object]:
+        out: list[object] = []
+        with mattrace.record("ticks", dir=tmp_path, cassette=tape, record_mode=mode):
+            for _ in range(4):
+                try:
+                    out.append(tick())
+                except TimeoutError as exc:
+                    out.append(f"timeout: {exc}")
+        return out
+
+    recorded = run("once")
+    assert recorded == [1, 2, "timeout: slow service", 4]
+    state["n"] = 100
+    assert run("none") == recorded
+
+
+def test_clock_and_randomness_replay(tmp_path: Path) -> None:
+    """mattrace.now(), mattrace.random() and the global random replay their recorded values."""
+    tape = tmp_path / "t.cassette"
+
+    def run(mode: str) -> tuple[float, float, float, mattrace.Trace]:
+        with mattrace.record("clock", dir=tmp_path, cassette=tape, record_mode=mode) as rec:
+            values = (mattrace.now(), mattrace.random(), random.random())
+            mattrace.message("main", f"{values}")
+        return (*values, rec.trace)
+
+    first = run("once")
+    second = run("none")
+    assert first[:3] == second[:3]
+    assert first[3].fingerprint() == second[3].fingerprint()
+
+
+def test_unused_calls_are_reported(tmp_path: Path) -> None:
+    """A replay that makes fewer calls than were recorded lists the ones left over."""
+    tape = tmp_path / "t.cassette"
+
+    @mattrace.tool
+    def echo(x: str) -> str:
+        return x
+
+    with mattrace.record("a", dir=tmp_path, cassette=tape):
+        echo("one")
+        echo("two")
+    with mattrace.record("a", dir=tmp_path, cassette=tape, record_mode="none"):
+        echo("one")
+        cassette = mattrace.replay.active_cassette()
+    assert cassette is not None and [e["args"] for e in cassette.unused()] == [{"x": "two"}]
+
+
+def test_concurrent_calls_replay_whatever_the_interleaving(tmp_path: Path) -> None:
+    """Threads calling different tools in another order on replay still get their own answers."""
+    tape = tmp_path / "t.cassette"
+    import contextvars
+
+    @mattrace.tool
+    def work(name: str) -> str:
+        return f"{name}-{random.random()}"
+
+    def run(mode: str, order: list[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        with mattrace.record("threads", dir=tmp_path, cassette=tape, record_mode=mode):
+            threads = [threading.Thread(target=contextvars.copy_context().run,
+                                        args=(lambda n=n: out.__setitem__(n, work(n)),)) for n in order]
+            for t in threads:
+                t.start()
+                t.join()
+        return out
+
+    assert run("once", ["a", "b", "c"]) == run("none", ["c", "a", "b"])
+
+
+def test_a_tampered_or_foreign_cassette_is_a_format_error(tmp_path: Path) -> None:
+    """Editing a cassette line breaks its hash chain; another format version says so; both name file and line."""
+    tape = tmp_path / "t.cassette"
+
+    @mattrace.tool
+    def echo(x: str) -> str:
+        return x
+
+    with mattrace.record("a", dir=tmp_path, cassette=tape):
+        echo("one")
+    lines = tape.read_text().splitlines()
+    tampered = tmp_path / "tampered.cassette"
+    tampered.write_text("\n".join([lines[0], lines[1].replace("one", "two"), *lines[2:]]) + "\n")
+    with pytest.raises(TraceFormatError, match=r"tampered.cassette:2: hash chain broken"):
+        read_cassette(tampered)
+    foreign = tmp_path / "foreign.cassette"
+    foreign.write_text(lines[0].replace('"version":1', '"version":9') + "\n")
+    with pytest.raises(TraceFormatError, match=r"foreign.cassette:1: cassette format version 9"):
+        read_cassette(foreign)
+    truncated = tmp_path / "cut.cassette"
+    truncated.write_text("\n".join(lines[:-1]) + "\n")
+    assert not read_cassette(truncated).sealed and len(read_cassette(truncated).entries) == 1
+
+
+def test_every_recorded_run_gets_a_cassette_next_to_its_trace(tmp_path: Path) -> None:
+    """By default the cassette is x.cassette beside x.jsonl; cassette=False records none."""
+    with mattrace.record("plain", dir=tmp_path) as rec:
+        pass
+    assert cassette_path(rec.path).exists() and cassette_path(rec.path).name.endswith(".cassette")
+    with mattrace.record("none", dir=tmp_path, cassette=False) as rec2:
+        pass
+    assert not cassette_path(rec2.path).exists()
