@@ -131,6 +131,22 @@ def _parser() -> _Parser:
     chk.add_argument("--json", action="store_true", help="print a JSON list of reports, one per trace")
     chk.set_defaults(func=_cmd_check)
 
+    dif = sub.add_parser(
+        "diff", help="compare two trace files: identical, or where they first differ",
+        description="Compare two traces as their fingerprints do (times, trace ids and volatile "
+        "attrs are ignored) and show the first divergence: the step and field, both values, and "
+        "the steps around it in each trace.",
+        epilog="exit status: 0 when the traces are identical, 1 when they differ, 2 on bad usage or "
+        "a file that cannot be read or is corrupt.")
+    dif.add_argument("old", metavar="A", help="the reference trace file (e.g. the recording)")
+    dif.add_argument("new", metavar="B", help="the trace file compared with it (e.g. the replay)")
+    dif.add_argument("--around", type=_non_negative, default=2, metavar="K",
+                     help="steps of context before and after the first divergence (default 2)")
+    dif.add_argument("--all", action="store_true", help="also list every differing step")
+    dif.add_argument("--json", action="store_true",
+                     help='print {"identical", "first", "differences"} as JSON')
+    dif.set_defaults(func=_cmd_diff)
+
     imp = sub.add_parser(
         "import", help="turn agent logs (OpenAI chat format) into trace files",
         description="Read chat logs in OpenAI message format (a JSON list of messages, an "
@@ -341,6 +357,31 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if len(reports) > 1:
         console.print(f"{len(reports) - failed} of {len(reports)} traces passed every contract", soft_wrap=True)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from mattrace.replay._diff import diff_summary, first_divergence
+    from mattrace.tracefile import read_trace_file
+
+    traces = []
+    for path in (args.old, args.new):   # both are read first: a corrupt file is a usage error (2)
+        result = read_trace_file(path)
+        for warning in result.warnings:
+            _stderr(f"mattrace: warning: {warning}")
+        traces.append(result.trace)
+    old, new = traces
+    first = first_divergence(old, new)
+    # the overview walks every step, so it is computed only when asked for (--all, --json)
+    differences = diff_summary(old, new, limit=None if args.all else 20) if args.all or args.json else []
+    if args.json:
+        _print_json({"identical": first is None, "first": first.to_json_dict() if first else None,
+                     "differences": [d.to_json_dict() for d in differences]})
+        return EXIT_OK if first is None else EXIT_FAILED
+    from mattrace.report.diff import print_diff
+
+    print_diff(_console(), old, new, first, old_path=args.old, new_path=args.new, around=args.around,
+               differences=differences if args.all else None)
+    return EXIT_OK if first is None else EXIT_FAILED
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
