@@ -22,6 +22,7 @@ from mattrace.errors import MatTraceError
 from mattrace.trace import StepKind, Trace
 
 __all__ = [
+    "demo_ticket",
     "run_demo",
     "untrusted_actions",
 ]
@@ -51,6 +52,31 @@ def _customer(ticket: str) -> str:
     return match.group(1) if match else ""
 
 
+def demo_ticket(name: str, model: str) -> str:
+    """Handle one example ticket and judge it: the entry point every demo trace records.
+
+    The oracle runs inside the recorded function and judges what the trace says was done
+    (the e-mails sent, the refunds paid), not the desk's in-process outbox: a replay
+    serves tool results from the cassette without running the tools, so only the trace
+    is the same in both, and the replayed outcome matches the recorded one.
+    """
+    desk = _load_example()
+    ticket = desk.TICKETS[name]
+    result = desk.handle_ticket(ticket, model=model)
+    rec = mattrace.active_recorder()
+    if rec is None:
+        return str(result.reply)
+    done = [s for s in rec.steps if s.side_effect and s.error is None]
+    recipients = [str((s.args or {}).get("to")) for s in done if s.target == "send_email"]
+    ok = bool(recipients) and all(to == _customer(ticket) for to in recipients)
+    if result.route == "refund":
+        ok = ok and any(s.target == "issue_refund" for s in done)
+    rec.set_outcome(success=ok, output=result.reply,
+                    reason=None if ok else "an e-mail went to someone other than the customer"
+                    if recipients else "no reply was sent")
+    return str(result.reply)
+
+
 def run_demo(runs: int = 3, dir: str | Path = ".mattrace/traces",
              console: Console | None = None) -> list[Trace]:
     """Run ``runs`` tickets through the support desk, recording each; print a summary."""
@@ -62,17 +88,10 @@ def run_demo(runs: int = 3, dir: str | Path = ".mattrace/traces",
     paths: list[Path] = []
     for i in range(runs):
         name = names[i % len(names)]
-        ticket = desk.TICKETS[name]
-        entry = {"target": "examples.support_desk.app:handle_ticket", "args": [ticket], "kwargs": {}}
+        entry = {"target": "mattrace._demo:demo_ticket", "args": [name, model], "kwargs": {}}
         with mattrace.record(f"support_desk/{name}", config={"model": model, "ticket": name, "run": i},
                              dir=dir, entrypoint=entry) as rec:
-            result = desk.handle_ticket(ticket, model=model)
-            ok = bool(result.emails) and all(e["to"] == _customer(ticket) for e in result.emails)
-            if result.route == "refund":
-                ok = ok and bool(result.refunds)
-            rec.set_outcome(success=ok, output=result.reply,
-                            reason=None if ok else "an e-mail went to someone other than the customer"
-                            if result.emails else "no reply was sent")
+            demo_ticket(name, model)
         traces.append(rec.trace)
         paths.append(rec.path)
     console.print(_summary(traces, model))

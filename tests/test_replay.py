@@ -206,3 +206,58 @@ def test_every_recorded_run_gets_a_cassette_next_to_its_trace(tmp_path: Path) ->
     with mattrace.record("none", dir=tmp_path, cassette=False) as rec2:
         pass
     assert not cassette_path(rec2.path).exists()
+
+
+def test_every_demo_trace_replays_identically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo records its entry point; each of its traces re-runs from the cassette alone to the same trace."""
+    from rich.console import Console
+
+    from mattrace._demo import run_demo
+    from mattrace.replay import replay_trace
+
+    with open(tmp_path / "out", "w") as out:
+        traces = run_demo(runs=3, dir=tmp_path / "traces", console=Console(file=out))
+    monkeypatch.setattr(ScriptedLLM, "completion", lambda *a, **k: (_ for _ in ()).throw(AssertionError("live")))
+    for path in sorted((tmp_path / "traces").glob("*.jsonl")):
+        result = replay_trace(path)
+        assert result.identical, result.divergence
+        assert result.error is None and result.mismatches == [] and result.unused == []
+        assert result.path.parent == tmp_path / "traces" / "replays"
+    assert {t.outcome.status for t in traces} == {"success", "failure"}
+
+
+def test_replay_of_a_decorated_function_and_a_changed_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """@mattrace.record functions replay; after a code change the replay names the first diverging step."""
+    from mattrace.replay import replay_trace
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "flow_mod.py").write_text(
+        "import mattrace\n"
+        "GREETING = 'hello'\n"
+        "@mattrace.tool\n"
+        "def shout(text: str) -> str:\n"
+        "    return text.upper()\n"
+        "@mattrace.record('flow')\n"
+        "def flow(name: str) -> str:\n"
+        "    mattrace.message('main', f'{GREETING} {name}')\n"
+        "    return shout(name)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import flow_mod  # type: ignore[import-not-found]
+
+    assert flow_mod.flow("ana") == "ANA"
+    (path,) = (tmp_path / ".mattrace" / "traces").glob("*.jsonl")
+    assert replay_trace(path).identical
+    monkeypatch.setattr(flow_mod, "GREETING", "hi")
+    changed = replay_trace(path)
+    assert not changed.identical and changed.divergence is not None
+    assert changed.divergence.index == 0 and changed.divergence.field == "content"
+
+
+def test_a_trace_without_an_entry_point_cannot_be_replayed(tmp_path: Path) -> None:
+    """Replaying a trace that records no entry point says how to record one."""
+    from mattrace.replay import replay_trace
+
+    with mattrace.record("bare", dir=tmp_path) as rec:
+        mattrace.message("main", "hi")
+    with pytest.raises(ReplayMismatch, match="records no entry point"):
+        replay_trace(rec.path)

@@ -391,12 +391,15 @@ class _Record:
             async def async_wrapper(*a: Any, **kw: Any) -> Any:
                 async with make(a, kw):
                     return await fn(*a, **kw)
+            async_wrapper.__mattrace_record__ = True  # type: ignore[attr-defined]
             return cast(F, async_wrapper)
 
         @functools.wraps(fn)
         def wrapper(*a: Any, **kw: Any) -> Any:
             with make(a, kw):
                 return fn(*a, **kw)
+        # replay calls the function inside its own record() block, so it unwraps this one
+        wrapper.__mattrace_record__ = True  # type: ignore[attr-defined]
         return cast(F, wrapper)
 
 

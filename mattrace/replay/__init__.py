@@ -10,6 +10,7 @@ from mattrace.replay._cassette import MODES, Cassette, RecordMode, cassette_path
 from mattrace.replay._codec import ReplayedError
 from mattrace.replay._extension import active_cassette, now, random
 from mattrace.replay._file import CassetteFile, read_cassette
+from mattrace.replay._rerun import ReplayResult, replay_trace
 
 __all__ = [
     "active_cassette",
@@ -22,4 +23,6 @@ __all__ = [
     "read_cassette",
     "RecordMode",
     "ReplayedError",
+    "ReplayResult",
+    "replay_trace",
 ]
