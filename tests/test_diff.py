@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -225,6 +226,22 @@ def test_nested_paths_sorted_keys_and_list_lengths() -> None:
     assert d is not None and d.field == 'result["gen_ai.system"]'
     d = first_divergence(_run(sent={"a": [1]}), _run(sent={"a": {"0": 1}}))
     assert d is not None and (d.field, d.old, d.new) == ("result.a", [1], {"0": 1})
+
+
+def test_traces_without_a_fingerprint_still_compare() -> None:
+    """A trace holding NaN has no fingerprint, yet diff compares it (NaN equals NaN) and renders it."""
+    nan = Trace(trace_id="a", name="n", steps=[Step(index=0, kind="tool", result={"x": math.nan})])
+    one = Trace(trace_id="b", name="n", steps=[Step(index=0, kind="tool", result={"x": 1.0})])
+    with pytest.raises(ValueError):
+        nan.fingerprint()
+    assert first_divergence(nan, nan.model_copy(update={"trace_id": "c"})) is None
+    d = first_divergence(nan, one)
+    assert d is not None and d.field == "result.x" and d.reason.endswith("result.x differs: NaN → 1.0")
+    console = Console(width=80, record=True, color_system=None)
+    console.print(render_diff(nan, nan, None), render_diff(nan, one, d))
+    text = console.export_text()
+    assert "identical (fingerprint none (the trace holds NaN or Infinity)): 1 step\n" in text
+    assert "result.x" in text
 
 
 def test_reason_shows_where_long_values_differ() -> None:

@@ -197,7 +197,7 @@ def _count_divergence(a: Trace, b: Trace) -> Divergence:
     more = len(longer.steps) - i
     reason = (f"step {i} ({describe_step(extra)}) is only in the {side} trace"
               f"{f' (and {more - 1} more after it)' if more > 1 else ''}: "
-              f"old has {len(a.steps)} steps, new has {len(b.steps)}")
+              f"old has {_count(len(a.steps))}, new has {len(b.steps)}")
     if side == "old":
         return Divergence(i, "steps", value, MISSING, reason, extra, None)
     return Divergence(i, "steps", MISSING, value, reason, None, extra)
@@ -242,19 +242,25 @@ def _first(old: Any, new: Any, path: str) -> tuple[str, Any, Any] | None:
 # -- helpers -----------------------------------------------------------------------------------
 
 def _canon(value: Any) -> str:
-    """The canonical JSON the fingerprint hashes; repr for what it refuses (NaN), so diff never raises."""
+    """The canonical JSON the fingerprint hashes, or the closest JSON for what it refuses.
+
+    A trace holding NaN, Infinity or non-string keys has no fingerprint, but it can still
+    be compared: such values are written as Python's json writes them (NaN equals NaN),
+    so diff never raises on a trace it was given.
+    """
     try:
         return canonical_json(value)
     except (TypeError, ValueError):
-        return repr(value)
+        pass
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
+    except TypeError:  # keys of mixed types cannot be sorted
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=repr)
 
 
 def _plain(text: str) -> Any:
     """Canonical JSON back as plain data: tuples are lists and keys strings, as the fingerprint sees them."""
-    try:
-        return json.loads(text)
-    except ValueError:  # a repr from _canon: compare it as the text it is
-        return text
+    return json.loads(text)
 
 
 def _outcome(t: Trace) -> Any:
@@ -276,6 +282,10 @@ def describe_step(step: Step) -> str:
     """A step in a few words for a sentence: ``tool send_email by writer``."""
     target = f" {_short(step.target, 40)}" if step.target else ""
     return f"{step.kind.value}{target} by {_short(step.agent, 40)}"
+
+
+def _count(n: int) -> str:
+    return f"{n} step{'' if n == 1 else 's'}"
 
 
 def _short(text: str, limit: int) -> str:

@@ -66,7 +66,7 @@ def diff_parts(a: Trace, b: Trace, first: Divergence | None, *, old_path: str | 
         raise ValueError(f"around must be >= 0, got {around}")
     if first is None:
         return [Text.assemble(("identical", "bold green"),
-                              f" (fingerprint {_fingerprint(a)[:16]}): {len(a.steps)} steps")]
+                              f" (fingerprint {_fingerprint(a, 16)}): {_steps(len(a.steps))}")]
     parts: list[RenderableType] = [
         Text.assemble(("differ  ", "bold red"), first.reason, overflow="fold"),
         _files(a, b, old_path, new_path),
@@ -85,11 +85,15 @@ def diff_parts(a: Trace, b: Trace, first: Divergence | None, *, old_path: str | 
     return parts
 
 
-def _fingerprint(t: Trace) -> str:
+def _fingerprint(t: Trace, length: int) -> str:
     try:
-        return t.fingerprint()
+        return t.fingerprint()[:length]
     except ValueError:  # a value canonical JSON refuses (NaN) has no fingerprint
-        return "(none: the trace holds NaN or Infinity)"
+        return "none (the trace holds NaN or Infinity)"
+
+
+def _steps(n: int) -> str:
+    return f"{n} step{'' if n == 1 else 's'}"
 
 
 def _files(a: Trace, b: Trace, old_path: str | Path | None, new_path: str | Path | None) -> Table:
@@ -99,7 +103,7 @@ def _files(a: Trace, b: Trace, old_path: str | Path | None, new_path: str | Path
     for side, t, path in (("old", a, old_path), ("new", b, new_path)):
         where = f"{path}  " if path is not None else ""
         grid.add_row(Text(f"  {side}", style=_SIDE_STYLES[side]),
-                     Text(f"{where}{t.name} · {len(t.steps)} steps · fingerprint {_fingerprint(t)[:12]}"))
+                     Text(f"{where}{t.name} · {_steps(len(t.steps))} · fingerprint {_fingerprint(t, 12)}"))
     return grid
 
 
@@ -128,7 +132,7 @@ def _context(a: Trace, b: Trace, first: Divergence, around: int) -> Table:
     for side, s in rows:
         if isinstance(s, int):
             table.add_row(Text(f"  {side}", style=_SIDE_STYLES[side]), "", "", "", "",
-                          Text(f"(the {side} trace ends: {s} steps)", style="dim", no_wrap=False, overflow="fold"))
+                          Text(f"(the {side} trace ends: {_steps(s)})", style="dim", no_wrap=False, overflow="fold"))
             continue
         at = s.index == i and side != "both"
         label = Text.assemble(("▶ " if at else "  ", "bold red"), (side, _SIDE_STYLES[side]))
