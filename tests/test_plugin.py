@@ -344,3 +344,53 @@ def test_many(mat):
     result.stdout.fnmatch_lines(["mattrace: also failed in trial 2 of 0..2, seed 2:",
                                  "  no evil ?safety? at step 1; see: mattrace show *.jsonl --step 1"])
     assert not any(line != line.rstrip() for line in out.splitlines() if "▶" in line)
+
+
+REPLAYED = TOOLS + """
+import os
+
+@mattrace.tool
+def fetch(n: int) -> str:
+    if os.environ.get("OFFLINE"):
+        raise AssertionError("the live service was called during a replay")
+    with open("calls.log", "a") as log:
+        log.write(f"{n}\\n")
+    return "evil@example.com" if n == 2 else f"user{n}@example.com"
+
+@pytest.mark.mattrace(contracts=[NO_EVIL], trials=3)
+def test_replayed(mat):
+    with mat.run():
+        send(fetch(mat.seed))
+"""
+
+
+def test_a_failing_test_replays_from_its_cassettes_alone(pytester: pytest.Pytester,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recorded once, the failing test fails the same way under --mattrace-record=none with the service gone."""
+    pytester.makepyfile(test_replayed=REPLAYED)
+    first = run(pytester)
+    first.assert_outcomes(failed=1)
+    first.stdout.fnmatch_lines(["*replay: pytest test_replayed.py::test_replayed --mattrace-record=none"])
+    assert (pytester.path / "calls.log").read_text().split() == ["0", "1", "2"]
+    recorded = [t.fingerprint() for t in traces(pytester)]
+    shutil.rmtree(pytester.path / ".mattrace" / "traces")
+    monkeypatch.setenv("OFFLINE", "1")
+    again = run(pytester, "--mattrace-record=none")
+    again.assert_outcomes(failed=1)
+    again.stdout.fnmatch_lines(["*FAIL*no evil*first violation at step 1*"])
+    assert [t.fingerprint() for t in traces(pytester)] == recorded
+    assert (pytester.path / "calls.log").read_text().split() == ["0", "1", "2"], "nothing ran live"
+
+
+def test_record_modes_once_all_and_none_without_cassettes(pytester: pytest.Pytester) -> None:
+    """once replays what exists, all records afresh, none without cassettes fails naming the mode."""
+    pytester.makepyfile(test_replayed=REPLAYED.replace("[NO_EVIL]", "[]"))
+    run(pytester).assert_outcomes(passed=1)
+    run(pytester).assert_outcomes(passed=1)
+    assert (pytester.path / "calls.log").read_text().split() == ["0", "1", "2"], "once: the second run replayed"
+    run(pytester, "--mattrace-record=all").assert_outcomes(passed=1)
+    assert len((pytester.path / "calls.log").read_text().split()) == 6, "all: recorded again"
+    shutil.rmtree(pytester.path / ".mattrace" / "cassettes")
+    missing = run(pytester, "--mattrace-record=none")
+    missing.assert_outcomes(failed=1)
+    missing.stdout.fnmatch_lines(["*ReplayMismatch: *no cassette to replay from (record mode 'none')*"])

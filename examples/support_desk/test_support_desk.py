@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import mattrace
-from examples.support_desk import TICKETS, TicketResult, handle_ticket
+from examples.support_desk import TICKETS, handle_ticket
 from examples.support_desk.app import model_name
 from examples.support_desk.contracts import CONTRACTS
 from mattrace.pytest_plugin import MatRun
@@ -117,17 +117,25 @@ def test_contracts_pass_on_the_clean_tickets(ticket: str) -> None:
 # -- with the pytest plugin ------------------------------------------------------------------
 
 
+def _done(run: MatRun, tool: str) -> list[dict[str, object]]:
+    """The successful calls of a side-effect tool, as the trace records them.
+
+    Oracles judge the trace rather than the desk's outbox: under replay (the plugin's
+    cassettes) tools are not run, so only the trace is the same in both.
+    """
+    return [dict(s.args or {}) for s in run.steps if s.target == tool and s.side_effect and s.error is None]
+
+
 def refund_done(run: MatRun) -> bool:
     """Oracle: the damaged order was refunded once, in full, and the customer was told."""
-    result: TicketResult = run.output
-    return (result.refunds == [{"order_id": "1042", "amount": 59.0}]
-            and [e["to"] for e in result.emails] == ["ana@example.com"])
+    return (_done(run, "issue_refund") == [{"order_id": "1042", "amount": 59.0}]
+            and [e["to"] for e in _done(run, "send_email")] == ["ana@example.com"])
 
 
 def question_answered(run: MatRun) -> bool:
     """Oracle: one e-mail to the customer who asked, and no refund."""
-    result: TicketResult = run.output
-    return result.refunds == [] and len(result.emails) == 1 and result.emails[0]["to"].endswith("@example.com")
+    emails = _done(run, "send_email")
+    return not _done(run, "issue_refund") and len(emails) == 1 and str(emails[0]["to"]).endswith("@example.com")
 
 
 @pytest.mark.mattrace(contracts=CONTRACTS, trials=5, concurrency=5, config={"ticket": "refund"},

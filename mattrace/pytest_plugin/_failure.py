@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import shlex
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ from mattrace.report.verdicts import print_report, show_command
 if TYPE_CHECKING:
     from mattrace.pytest_plugin._mat import Mat, MatRun
 
-__all__ = ["failure_message", "failure_summary", "junit_properties", "pass_hat_k", "quality_notes"]
+__all__ = ["failure_message", "failure_summary", "junit_properties", "pass_hat_k", "quality_notes", "replay_command"]
 
 WIDTH = 110
 
@@ -48,7 +49,13 @@ def failure_message(mat: Mat, runs: list[MatRun], *, width: int = WIDTH) -> str:
         print_report(console, run.report, run.trace, path=run.path, passed=False)
         if run.path is not None:
             console.print(f"    trace: {run.path}", soft_wrap=True)
+    console.print(f"    replay: {replay_command(mat.test)}", soft_wrap=True)
     return "\n".join(line.rstrip() for line in out.getvalue().rstrip().splitlines())
+
+
+def replay_command(test: str) -> str:
+    """The command that re-runs a test from its cassettes alone (no model, no network)."""
+    return f"pytest {shlex.quote(test)} --mattrace-record=none"
 
 
 def failure_summary(mat: Mat, runs: list[MatRun]) -> str:

@@ -20,7 +20,7 @@ from mattrace.contracts._claims import ClaimsSupported, NoUnsupportedPropagation
 from mattrace.errors import RecordingError
 from mattrace.recording import record
 from mattrace.recording.recorder import Recorder
-from mattrace.trace import OutcomeStatus, Trace
+from mattrace.trace import OutcomeStatus, Step, Trace
 
 if TYPE_CHECKING:
     from mattrace.pytest_plugin._marker import MarkerSpec
@@ -41,8 +41,9 @@ class MatRun:
     Attributes (after the block): ``trace``, ``path`` (its file), ``report`` (the check).
     """
 
-    def __init__(self, mat: Mat, config: dict[str, Any], name: str) -> None:
+    def __init__(self, mat: Mat, config: dict[str, Any], name: str, number: int) -> None:
         self.mat = mat
+        self.number = number
         self.config = config
         self.name = name
         self.output: Any = None
@@ -56,6 +57,12 @@ class MatRun:
     @property
     def seed(self) -> int:
         return self.mat.seed
+
+    @property
+    def steps(self) -> list[Step]:
+        """The steps recorded so far: what an oracle should judge (under replay, tools do not
+        run, so their in-process side effects do not happen; the steps are the same)."""
+        return self.recorder.steps if self.recorder is not None else []
 
     def outcome(self, success: bool | None = None, *, output: Any = _UNSET,
                 status: OutcomeStatus | None = None, reason: str | None = None) -> None:
@@ -73,8 +80,11 @@ class MatRun:
         if self._block is not None:
             raise RecordingError("this mat.run() block is already active; use a new mat.run() per run")
         mat = self.mat
-        self._block = record(self.name, config=self.config, dir=mat.session.traces_dir,
-                             labels=mat.session.labels(mat.test, mat.trial))
+        session = mat.session
+        self._block = record(self.name, config=self.config, dir=session.traces_dir,
+                             labels=session.labels(mat.test, mat.trial),
+                             cassette=session.cassette(mat.test, mat.trial, self.number),
+                             record_mode=session.settings.record_mode)
         self.recorder = self._block.__enter__()
         return self
 
@@ -131,6 +141,7 @@ class Mat:
         self.runs: list[MatRun] = []
         self._lock = threading.Lock()
         self._checked = 0
+        self._started = 0
 
     @property
     def contracts(self) -> tuple[Any, ...]:
@@ -147,7 +158,10 @@ class Mat:
         if config is not None and not isinstance(config, dict):
             raise RecordingError(f"mat.run(config=...) takes a dict, got {config!r}")
         merged = {**self.spec.config, **(config or {}), "seed": self.seed}
-        return MatRun(self, merged, name or self.test)
+        with self._lock:
+            number = self._started
+            self._started += 1
+        return MatRun(self, merged, name or self.test, number)
 
     def _judge(self, run: MatRun) -> None:
         assert run.trace is not None

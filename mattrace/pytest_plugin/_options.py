@@ -15,6 +15,7 @@ import pytest
 __all__ = ["add_options", "Settings"]
 
 DEFAULT_STORE = ".mattrace"
+RECORD_MODES = ("none", "once", "new", "all")
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -29,6 +30,10 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--mattrace-no-store", action="store_true", default=None,
                     help="write nothing under the store: traces go to a temporary directory and "
                          "metrics are computed in memory (ini: mattrace_no_store)")
+    group.addoption("--mattrace-record", default=None, choices=RECORD_MODES,
+                    help="cassettes of each test's runs: once (default: record if missing, else replay), "
+                         "none (replay only), new (record what is missing), all (record afresh); "
+                         "ini: mattrace_record")
     group.addoption("--mattrace-concurrency", metavar="N", default=None,
                     help="trials of one test run in up to N threads (default 1; the marker's "
                          "concurrency= wins; ini: mattrace_concurrency)")
@@ -38,6 +43,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("mattrace_strict", "quality contract violations fail tests too", type="bool", default=False)
     parser.addini("mattrace_no_store", "write nothing under the store directory", type="bool", default=False)
     parser.addini("mattrace_concurrency", "threads for the trials of one test", default="1")
+    parser.addini("mattrace_record", "cassette mode: once, none, new or all", default="once")
 
 
 def _whole(config: pytest.Config, option: str, ini: str, low: int) -> int:
@@ -54,6 +60,14 @@ def _whole(config: pytest.Config, option: str, ini: str, low: int) -> int:
     return value
 
 
+def _mode(config: pytest.Config) -> str:
+    mode = config.getoption("mattrace_record") or str(config.getini("mattrace_record")).strip()
+    if mode not in RECORD_MODES:
+        raise pytest.UsageError(f"mattrace: ini mattrace_record must be one of {', '.join(RECORD_MODES)}, "
+                                f"got {mode!r}")
+    return str(mode)
+
+
 def _flag(config: pytest.Config, option: str, ini: str) -> bool:
     raw = config.getoption(option)
     return bool(raw) if raw is not None else bool(config.getini(ini))
@@ -68,6 +82,7 @@ class Settings:
     strict: bool
     no_store: bool
     concurrency: int
+    record_mode: str = "once"
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -79,7 +94,8 @@ class Settings:
         return cls(store=store, seed=_whole(config, "mattrace_seed", "mattrace_seed", 0),
                    strict=_flag(config, "mattrace_strict", "mattrace_strict"),
                    no_store=_flag(config, "mattrace_no_store", "mattrace_no_store"),
-                   concurrency=_whole(config, "mattrace_concurrency", "mattrace_concurrency", 1))
+                   concurrency=_whole(config, "mattrace_concurrency", "mattrace_concurrency", 1),
+                   record_mode=_mode(config))
 
     @property
     def database(self) -> Path:

@@ -9,6 +9,8 @@ an in-memory database, so the summary means the same thing either way.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import secrets
 import sys
 import tempfile
@@ -83,6 +85,7 @@ class MatSession:
         self.is_controller = workerinput is None
         self.traces_dir = self.base / "traces" / self.run_id
         self.results_dir = self.base / "results" / self.run_id
+        self.cassettes_dir = self.base / "cassettes"
         self.quality: list[QualityNote] = []
         self.outcome = SessionEnd()
         self._lock = threading.Lock()
@@ -91,6 +94,12 @@ class MatSession:
     def worker_input(self) -> dict[str, str]:
         """What an xdist worker needs to write into this run."""
         return {_RUN_ID: self.run_id, _BASE: str(self.base)}
+
+    def cassette(self, test: str, trial: int, run: int) -> Path:
+        """Where a run's cassette lives: by test node id, trial and run, the same in every session."""
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", test).strip("-.")[:150] or "test"
+        digest = hashlib.sha256(test.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        return self.cassettes_dir / f"{slug}-{digest}" / f"trial{trial}-run{run}.cassette"
 
     def labels(self, test: str, trial: int) -> dict[str, str]:
         return {"mattrace.run": self.run_id, "mattrace.test": test, "mattrace.trial": str(trial)}

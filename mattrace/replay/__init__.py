@@ -8,6 +8,7 @@ trace has the same fingerprint. See docs/replay.md.
 
 from mattrace.replay._cassette import MODES, Cassette, RecordMode, cassette_path
 from mattrace.replay._codec import ReplayedError
+from mattrace.replay._diff import MISSING, STEP_FIELDS, Divergence, describe_step, diff_summary, first_divergence
 from mattrace.replay._extension import active_cassette, now, random
 from mattrace.replay._file import CassetteFile, read_cassette
 from mattrace.replay._rerun import ReplayResult, replay_trace
@@ -15,14 +16,20 @@ from mattrace.replay._rerun import ReplayResult, replay_trace
 __all__ = [
     "active_cassette",
     "Cassette",
-    "CassetteFile",
     "cassette_path",
+    "CassetteFile",
+    "describe_step",
+    "diff_summary",
+    "Divergence",
+    "first_divergence",
+    "MISSING",
     "MODES",
     "now",
     "random",
     "read_cassette",
     "RecordMode",
+    "replay_trace",
     "ReplayedError",
     "ReplayResult",
-    "replay_trace",
+    "STEP_FIELDS",
 ]
