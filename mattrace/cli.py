@@ -147,6 +147,23 @@ def _parser() -> _Parser:
                      help='print {"identical", "first", "differences"} as JSON')
     dif.set_defaults(func=_cmd_diff)
 
+    rep = sub.add_parser(
+        "replay", help="re-run a recorded trace from its cassette and compare",
+        description="Import the trace's recorded entry point and run it again inside a record() block "
+        "whose cassette answers every boundary call (LLM, tools, retrieval, memory, clock) from the "
+        "recording: no model, no network, no API key. Then compare the new trace with the old one.",
+        epilog="exit status: 0 identical, 1 the replay diverged (or a call was not in the cassette), "
+        "2 bad usage, a corrupt trace or cassette, or a trace without an entry point.")
+    rep.add_argument("file", metavar="TRACE", help="a trace file whose header records an entry point")
+    rep.add_argument("--cassette", metavar="FILE", help="the cassette (default: the one next to the trace)")
+    rep.add_argument("--out", metavar="DIR", help="where the new trace goes (default: replays/ beside the trace)")
+    rep.add_argument("--record", choices=("none", "new"), default="none",
+                     help="none (default): answer only from the cassette; new: record calls it lacks")
+    rep.add_argument("--around", type=_non_negative, default=2, metavar="K",
+                     help="steps of context around a divergence (default 2)")
+    rep.add_argument("--json", action="store_true", help="print the result as JSON")
+    rep.set_defaults(func=_cmd_replay)
+
     imp = sub.add_parser(
         "import", help="turn agent logs (OpenAI chat format) into trace files",
         description="Read chat logs in OpenAI message format (a JSON list of messages, an "
@@ -357,6 +374,38 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if len(reports) > 1:
         console.print(f"{len(reports) - failed} of {len(reports)} traces passed every contract", soft_wrap=True)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from mattrace.errors import ReplayMismatch
+    from mattrace.replay import replay_trace
+
+    try:
+        result = replay_trace(args.file, out_dir=args.out, cassette=args.cassette, mode=args.record)
+    except ReplayMismatch as exc:
+        raise _CliError(str(exc)) from None
+    ok = result.identical and not result.mismatches
+    if args.json:
+        _print_json(result.to_json_dict())
+        return EXIT_OK if ok else EXIT_FAILED
+    console = _console()
+    if result.identical:
+        console.print(f"identical: the replay reproduced {len(result.replayed.steps)} steps "
+                      f"(fingerprint {result.replayed.fingerprint()[:16]})", soft_wrap=True)
+    else:
+        from mattrace.report.diff import print_diff
+
+        print_diff(console, result.original, result.replayed, result.divergence, old_path=args.file,
+                   new_path=result.path, around=args.around)
+    for problem in result.mismatches[:3]:
+        console.print(f"not in the cassette: {problem}", soft_wrap=True, highlight=False)
+    if result.unused:
+        console.print(f"{len(result.unused)} recorded call(s) were not made again, first: "
+                      f"{result.unused[0]['kind']} {result.unused[0]['target']}", soft_wrap=True)
+    if result.error:
+        console.print(f"the replayed run raised {result.error}", soft_wrap=True, highlight=False)
+    console.print(f"new trace: {result.path}", soft_wrap=True, highlight=False)
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:

@@ -261,3 +261,47 @@ def test_a_trace_without_an_entry_point_cannot_be_replayed(tmp_path: Path) -> No
         mattrace.message("main", "hi")
     with pytest.raises(ReplayMismatch, match="records no entry point"):
         replay_trace(rec.path)
+
+
+@pytest.mark.slow
+def test_mattrace_replay_reruns_a_demo_trace_in_a_fresh_process(tmp_path: Path) -> None:
+    """`mattrace demo` then `mattrace replay TRACE` in new processes (litellm imported only inside the run)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    demo = subprocess.run([sys.executable, "-m", "mattrace", "demo"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert demo.returncode == 0, demo.stderr
+    trace = sorted((tmp_path / ".mattrace" / "traces").glob("*slow-refund*.jsonl"))[0]
+    done = subprocess.run([sys.executable, "-m", "mattrace", "replay", str(trace), "--json"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OPENAI_API_KEY": ""})
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["identical"] and report["fingerprint"] == mattrace.load(trace).fingerprint()
+
+
+def test_replay_command_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """0 for an identical replay, 1 with the divergence after a change, 2 for a trace without an entry point."""
+    from mattrace.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "cli_flow.py").write_text(
+        "import mattrace\nWORD = 'a'\n@mattrace.record('cli-flow')\n"
+        "def flow() -> None:\n    mattrace.message('main', WORD)\n")
+    import cli_flow  # type: ignore[import-not-found]
+
+    cli_flow.flow()
+    (path,) = (tmp_path / ".mattrace" / "traces").glob("*.jsonl")
+    assert main(["replay", str(path)]) == 0
+    assert "identical: the replay reproduced 2 steps" in capsys.readouterr().out
+    monkeypatch.setattr(cli_flow, "WORD", "b")
+    assert main(["replay", str(path)]) == 1
+    assert "step 0 (message by main): content differs" in capsys.readouterr().out
+    with mattrace.record("bare", dir=tmp_path) as rec:
+        pass
+    assert main(["replay", str(rec.path)]) == 2
+    assert "records no entry point" in capsys.readouterr().err

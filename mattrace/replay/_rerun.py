@@ -22,7 +22,7 @@ from mattrace.recording.recorder import record
 from mattrace.replay._cassette import Cassette, RecordMode, cassette_path
 from mattrace.replay._diff import Divergence, first_divergence
 from mattrace.replay._extension import active_cassette
-from mattrace.trace import Trace
+from mattrace.trace import StepKind, Trace
 from mattrace.tracefile import read_trace_file
 
 __all__ = ["ReplayResult", "replay_trace"]
@@ -94,6 +94,12 @@ def replay_trace(path: str | Path, *, out_dir: str | Path | None = None, cassett
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))   # the recorded program is usually the project in cwd
     fn = _target(entry, str(path))
+    if any(s.kind is StepKind.LLM for s in original.steps):
+        # record() instruments litellm only if the program imported it already; the recorded
+        # program may import it later, inside the run, so the LLM path is wrapped up front
+        from mattrace.recording.llm import instrument
+
+        instrument()
     tape = Path(cassette) if cassette is not None else cassette_path(path)
     out = Path(out_dir) if out_dir is not None else path.parent / "replays"
     error: str | None = None
