@@ -56,10 +56,16 @@ class Call:
 
 @dataclass
 class Answer:
-    """What ``before`` returns to answer a call without running it (result or error)."""
+    """What ``before`` returns to answer a call without running it (result or error).
+
+    ``wait``, for async calls, is awaited before the answer is delivered: replay uses it to
+    deliver answers in the order the recorded run completed them, so interleaved asyncio
+    tasks record their steps in the same order again.
+    """
 
     result: Any = None
     error: BaseException | None = None
+    wait: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -126,6 +132,8 @@ async def run_call_async(chain: list[Interceptor], call: Call,
     """The async twin of :func:`run_call`."""
     entered, answer = _enter(chain, call)
     if answer is not None:
+        if answer.wait is not None:
+            await answer.wait()
         outcome = CallOutcome(answer.result, answer.error)
     else:
         try:

@@ -1,7 +1,7 @@
 """The cassette: records every boundary result of a run, and serves them back on replay.
 
 A :class:`Cassette` is an interceptor (order ``REPLAY_ORDER``, after governance and
-faults) on the recorder of a run. Each call is keyed by ``(kind, target, canonical args)``
+faults) on the recorder of a run. Each call is keyed by ``(kind, target, agent, canonical args)``
 plus its occurrence: the third identical call gets the third recorded answer, whatever
 else ran in between, so concurrent agents replay deterministically. Modes follow vcrpy:
 
@@ -16,6 +16,7 @@ secret never lands in a cassette either.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random as _random
 import secrets
@@ -23,7 +24,7 @@ import threading
 import time
 import warnings
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -40,6 +41,7 @@ __all__ = ["Cassette", "cassette_path", "MODES", "RecordMode"]
 RecordMode = Literal["none", "once", "new", "all"]
 MODES: tuple[str, ...] = get_args(RecordMode)
 CLOCK = "clock"
+GATE_SPINS = 10_000
 
 
 def cassette_path(trace_path: str | Path) -> Path:
@@ -52,8 +54,12 @@ def cassette_path(trace_path: str | Path) -> Path:
     return path.with_name(path.name.removesuffix(".jsonl") + ".cassette")
 
 
-def _key(kind: str, target: str, args: Any) -> tuple[str, str, str]:
-    return kind, target, canonical_json(args)
+def _key(kind: str, target: str, agent: str, args: Any) -> tuple[str, str, str, str]:
+    return kind, target, agent, canonical_json(args)
+
+
+def _entry_key(entry: dict[str, Any]) -> tuple[str, str, str, str]:
+    return _key(entry["kind"], entry["target"], entry.get("agent", ""), entry["args"])
 
 
 class Cassette:
@@ -75,11 +81,14 @@ class Cassette:
         self.mode = mode
         self.redact = redact if redact is not None else Redactor()
         self._lock = threading.Lock()
-        self._queues: dict[tuple[str, str, str], deque[dict[str, Any]]] = defaultdict(deque)
+        self._queues: dict[tuple[str, str, str, str], deque[dict[str, Any]]] = defaultdict(deque)
         self._recorded: list[dict[str, Any]] = []
-        self._served: set[int] = set()
+        self._served: dict[int, int] = {}          # id(call) -> the sequence number it was served
+        self._seq: dict[int, int] = {}             # id(entry) -> its position in the recording
+        self._done: list[bool] = []
+        self._low = 0                              # every entry before this one has been served
         self._pending: dict[int, Any] = {}
-        self._counts: dict[tuple[str, str, str], int] = defaultdict(int)
+        self._counts: dict[tuple[str, str, str, str], int] = defaultdict(int)
         self.mismatches: list[ReplayMismatch] = []
         self.next_index: Callable[[], int] = lambda: -1
         exists = self.path.exists()
@@ -93,8 +102,10 @@ class Cassette:
             found = read_cassette(self.path)
             old_header = found.header
             for entry in found.entries:
+                self._seq[id(entry)] = len(self._recorded)
+                self._done.append(False)
                 self._recorded.append(entry)
-                self._queues[_key(entry["kind"], entry["target"], entry["args"])].append(entry)
+                self._queues[_entry_key(entry)].append(entry)
         self.seed: int = int(old_header.get("seed", (header or {}).get("seed", secrets.randbits(63))))
         self._rng = _random.Random(self.seed)
         self._writer: CassetteWriter | None = None
@@ -108,17 +119,19 @@ class Cassette:
 
     def before(self, call: Call) -> Answer | None:
         args = self.redact(to_jsonable(call.args))
-        key = _key(call.kind.value, call.target, args)
+        key = _key(call.kind.value, call.target, call.agent, args)
         with self._lock:
             if self.replaying:
                 queue = self._queues.get(key)
                 if queue:
                     entry = queue.popleft()
-                    self._served.add(id(call))
+                    seq = self._seq[id(entry)]
+                    self._served[id(call)] = seq
                     where = f"the recorded result of {call.kind.value} {call.target}"
+                    wait = self._gate(seq)
                     if "error" in entry:
-                        return Answer(error=decode_error(entry["error"]))
-                    return Answer(result=decode_value(entry.get("result"), where))
+                        return Answer(error=decode_error(entry["error"]), wait=wait)
+                    return Answer(result=decode_value(entry.get("result"), where), wait=wait)
                 if not self.recording:
                     mismatch = self._mismatch(call.kind.value, call.target, call.agent, args)
                     self.mismatches.append(mismatch)
@@ -131,13 +144,14 @@ class Cassette:
     def after(self, call: Call, outcome: CallOutcome) -> CallOutcome:
         with self._lock:
             if id(call) in self._served:
-                self._served.discard(id(call))
+                self._finished(self._served.pop(id(call)))
                 return outcome
             args = self._pending.pop(id(call), None)
         if self._writer is not None:
             if args is None:
                 args = self.redact(to_jsonable(call.args))
-            entry: dict[str, Any] = {"kind": call.kind.value, "target": call.target, "args": args}
+            entry: dict[str, Any] = {"kind": call.kind.value, "target": call.target, "agent": call.agent,
+                                     "args": args}
             if outcome.error is not None:
                 entry["error"] = encode_error(outcome.error)
             else:
@@ -150,7 +164,7 @@ class Cassette:
         with self._lock:
             if self._writer is None:
                 return
-            key = _key(entry["kind"], entry["target"], entry["args"])
+            key = _entry_key(entry)
             entry["occurrence"] = self._counts[key]
             self._counts[key] += 1
             try:
@@ -165,21 +179,47 @@ class Cassette:
                 self._writer.close()
                 self._writer = None
 
+    # -- delivery order ---------------------------------------------------------------------
+
+    def _finished(self, seq: int) -> None:
+        """Mark recorded entry ``seq`` delivered (lock held)."""
+        self._done[seq] = True
+        while self._low < len(self._done) and self._done[self._low]:
+            self._low += 1
+
+    def _gate(self, seq: int) -> Callable[[], Awaitable[None]]:
+        """An async wait until every entry recorded before ``seq`` was delivered.
+
+        Live, interleaved tasks finished their calls in some order, and that order is the
+        order of their steps; replayed answers are instant, so without this gate the tasks
+        would finish in another order. Each loop yields to the other tasks; an entry that
+        is never asked for again (the program changed) stops holding others back after
+        ``GATE_SPINS`` yields.
+        """
+        async def wait() -> None:
+            for _ in range(GATE_SPINS):
+                if self._low >= seq:
+                    return
+                await asyncio.sleep(0)
+        return wait
+
     # -- clock and randomness --------------------------------------------------------------
 
     def now(self) -> float:
         """The run's clock: recorded while recording, served in order on replay."""
-        key = _key(CLOCK, "now", {})
+        key = _key(CLOCK, "now", "", {})
         with self._lock:
             queue = self._queues.get(key) if self.replaying else None
             if queue:
-                return float(queue.popleft()["result"])
+                entry = queue.popleft()
+                self._finished(self._seq[id(entry)])
+                return float(entry["result"])
             if not self.recording:
                 mismatch = self._mismatch(CLOCK, "now", "main", {})
                 self.mismatches.append(mismatch)
                 raise mismatch
         value = time.time()
-        self._write({"kind": CLOCK, "target": "now", "args": {}, "result": value})
+        self._write({"kind": CLOCK, "target": "now", "agent": "", "args": {}, "result": value})
         return value
 
     def random(self) -> float:
@@ -210,7 +250,7 @@ class Cassette:
     def _mismatch(self, kind: str, target: str, agent: str, args: dict[str, Any]) -> ReplayMismatch:
         index = self.next_index()
         near = [e for e in self._recorded if e["kind"] == kind and e["target"] == target]
-        unused = [e for e in near if any(e is q for q in self._queues.get(_key(kind, target, e["args"]), ()))]
+        unused = [e for e in near if any(e is q for q in self._queues.get(_entry_key(e), ()))]
         candidates = unused or near
         where = f"step {index}: " if index >= 0 else ""
         head = f"{where}{kind} {target} by {agent} is not in the cassette {self.path}"
