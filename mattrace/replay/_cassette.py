@@ -256,10 +256,12 @@ class Cassette:
         head = f"{where}{kind} {target} by {agent} is not in the cassette {self.path}"
         if not candidates:
             return ReplayMismatch(f"{head}: it holds no {kind} {target} call at all")
-        closest = min(candidates, key=lambda e: len(_differences(e["args"], args)))
+        closest = min(candidates, key=lambda e: len(_differences(e["args"], args)) + (e.get("agent") != agent))
         diffs = _differences(closest["args"], args)
+        if closest.get("agent", "") != agent:
+            diffs.insert(0, ("(agent)", closest.get("agent", ""), agent))
         lines = [f"{head}; the closest recorded {kind} {target} call (occurrence {closest.get('occurrence', 0)}) "
-                 f"differs in {len(diffs)} argument path(s):"]
+                 f"differs in {len(diffs)} place(s):"]
         lines += [f"  {path}: expected {_short(old)}, got {_short(new)}" for path, old, new in diffs[:5]]
         return ReplayMismatch("\n".join(lines))
 
