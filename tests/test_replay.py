@@ -305,3 +305,18 @@ def test_replay_command_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         pass
     assert main(["replay", str(rec.path)]) == 2
     assert "records no entry point" in capsys.readouterr().err
+
+
+def test_a_call_by_another_agent_is_a_mismatch_that_names_the_agents(tmp_path: Path) -> None:
+    """The same call made by a different agent is not served; the mismatch says which agent was recorded."""
+    tape = tmp_path / "t.cassette"
+
+    @mattrace.tool
+    def echo(x: str) -> str:
+        return x
+
+    with mattrace.record("a", dir=tmp_path, cassette=tape), mattrace.agent("planner"):
+        echo("one")
+    with pytest.raises(ReplayMismatch, match=r"\(agent\): expected 'planner', got 'writer'"), \
+            mattrace.record("a", dir=tmp_path, cassette=tape, record_mode="none"), mattrace.agent("writer"):
+        echo("one")
