@@ -101,6 +101,8 @@ def run_demo(runs: int = 3, dir: str | Path = ".mattrace/traces",
             console.print(f"[bold red]untrusted text reached an action[/] in {t.name}: "
                           f"step {hits[0]} ({t.steps[hits[0]].target}). See it with:")
             console.print(f"  mattrace show {path} --step {hits[0]}", soft_wrap=True, highlight=False)
+            console.print("[dim]and re-run it from its cassette (no model, no network) with[/]")
+            console.print(f"  mattrace replay {path}", soft_wrap=True, highlight=False)
     console.print(f"[dim]{len(traces)} trace(s) in {dir}; check them against the desk's contracts with[/]")
     checkout = Path(mattrace.__file__).resolve().parent.parent
     # the contracts live in the example package, importable from the checkout

@@ -23,6 +23,7 @@ def test_demo_records_three_verifiable_runs_and_reports_the_tainted_action(
     assert "untrusted text reached an action in support_desk/slow-refund" in out
     tainted = next(f for f in files if "slow-refund" in f.name)
     assert f"mattrace show {tainted}" in out
+    assert f"mattrace replay {tainted}" in out
     outcomes = {mattrace.load(f).name: mattrace.load(f).outcome.status for f in files}  # type: ignore[union-attr]
     assert outcomes == {"support_desk/refund": "success", "support_desk/shipping": "success",
                         "support_desk/slow-refund": "failure"}
