@@ -320,3 +320,13 @@ def test_a_call_by_another_agent_is_a_mismatch_that_names_the_agents(tmp_path: P
     with pytest.raises(ReplayMismatch, match=r"\(agent\): expected 'planner', got 'writer'"), \
             mattrace.record("a", dir=tmp_path, cassette=tape, record_mode="none"), mattrace.agent("writer"):
         echo("one")
+
+
+def test_a_program_seeded_before_its_run_stays_deterministic(tmp_path: Path) -> None:
+    """Seeding random before record() still gives the same numbers inside the run, every time."""
+    def run() -> list[float]:
+        random.seed(7)
+        with mattrace.record("seeded", dir=tmp_path):
+            return [random.random(), mattrace.random()]
+
+    assert run() == run()

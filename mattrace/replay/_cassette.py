@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random as _random
-import secrets
 import threading
 import time
 import warnings
@@ -106,7 +105,9 @@ class Cassette:
                 self._done.append(False)
                 self._recorded.append(entry)
                 self._queues[_entry_key(entry)].append(entry)
-        self.seed: int = int(old_header.get("seed", (header or {}).get("seed", secrets.randbits(63))))
+        # without a configured seed the run's seed is drawn from the global generator, so a
+        # program that seeded random before the run still runs the same way every time
+        self.seed: int = int(old_header.get("seed", (header or {}).get("seed", _random.getrandbits(63))))
         self._rng = _random.Random(self.seed)
         self._writer: CassetteWriter | None = None
         if self.recording:
