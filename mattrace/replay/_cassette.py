@@ -120,10 +120,9 @@ class Cassette:
 
     def before(self, call: Call) -> Answer | None:
         args = self.redact(to_jsonable(call.args))
-        key = _key(call.kind.value, call.target, call.agent, args)
         with self._lock:
             if self.replaying:
-                queue = self._queues.get(key)
+                queue = self._queues.get(_key(call.kind.value, call.target, call.agent, args))
                 if queue:
                     entry = queue.popleft()
                     seq = self._seq[id(entry)]
