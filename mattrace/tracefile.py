@@ -36,6 +36,7 @@ from mattrace.errors import RecordingError, TornTailWarning, TraceFormatError
 from mattrace.trace import Outcome, Step, Trace, canonical_json, validation_summary
 
 __all__ = [
+    "ChainedWriter",
     "FORMAT",
     "HMAC_ENV",
     "hmac_key_from_env",
@@ -99,8 +100,62 @@ def _seal_line(body_obj: dict[str, Any], chain: _Chain) -> tuple[bytes, str]:
     return body[:-1] + _HASH_PREFIX + h.encode("ascii") + b'"}\n', h
 
 
-class TraceWriter:
-    """Appends records to one trace file, one ``write`` per line.
+class ChainedWriter:
+    """Writes hash-chained JSONL records to a new file, one ``write`` per line.
+
+    The mechanics every mattrace evidence file shares (traces, cassettes): the chain, the
+    one-``write`` lines, ``fsync``, and cutting a failed write back off. Not locked: the
+    owner serialises calls.
+
+    Args:
+        path: the file to create; with ``replace`` an existing file is truncated first,
+            otherwise it must not exist.
+        fsync: call ``os.fsync`` after every line (durable against power loss, ~100x slower).
+        key: HMAC key; defaults to ``MATTRACE_HMAC_KEY``.
+    """
+
+    def __init__(self, path: str | Path, *, fsync: bool = False, key: bytes | None = None,
+                 replace: bool = False) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        self._chain = _Chain(key if key is not None else hmac_key_from_env())
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        mode = os.O_TRUNC if replace else os.O_EXCL
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | mode | os.O_APPEND, 0o644)
+        self._size = 0
+
+    def _append(self, record: dict[str, Any]) -> None:
+        """Write one record whole, or leave the file as it was and raise.
+
+        A failed write (disk full, I/O error) is cut back off the file, so the partial
+        bytes never glue onto the next record and the chain never covers a lost line.
+        """
+        line, h = _seal_line(record, self._chain)
+        view = memoryview(line)
+        try:
+            while view:  # os.write may write less than asked (signals, full disks)
+                written = os.write(self._fd, view)
+                view = view[written:]
+            if self.fsync:
+                os.fsync(self._fd)
+        except OSError:
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                pass  # the reader will see a torn tail, which it recovers from
+            raise
+        self._size += len(line)
+        self._chain.prev = h
+
+    def close(self) -> None:
+        """Close the file without sealing it (it then reads as interrupted)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class TraceWriter(ChainedWriter):
+    """Appends a trace's records to its file: the header, then steps in order, then the seal.
 
     Args:
         path: the file to create (must not exist) or, with :meth:`resume`, to continue.
@@ -110,17 +165,11 @@ class TraceWriter:
 
     def __init__(self, path: str | Path, trace: Trace, *, fsync: bool = False,
                  key: bytes | None = None) -> None:
-        self.path = Path(path)
-        self.fsync = fsync
-        self._chain = _Chain(key if key is not None else hmac_key_from_env())
+        super().__init__(path, fsync=fsync, key=key)
         self.steps_written = 0
         self.sealed = False
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-        self._size = 0
-        header = {"type": "header", "format": FORMAT, "version": VERSION,
-                  "alg": self._chain.algorithm, "trace": trace.header_dict()}
-        self._append(header)
+        self._append({"type": "header", "format": FORMAT, "version": VERSION,
+                      "alg": self._chain.algorithm, "trace": trace.header_dict()})
 
     @classmethod
     def resume(cls, path: str | Path, *, fsync: bool = False,
@@ -146,29 +195,6 @@ class TraceWriter:
         self._size = result.valid_bytes
         return self
 
-    def _append(self, record: dict[str, Any]) -> None:
-        """Write one record whole, or leave the file as it was and raise.
-
-        A failed write (disk full, I/O error) is cut back off the file, so the partial
-        bytes never glue onto the next record and the chain never covers a lost line.
-        """
-        line, h = _seal_line(record, self._chain)
-        view = memoryview(line)
-        try:
-            while view:  # os.write may write less than asked (signals, full disks)
-                written = os.write(self._fd, view)
-                view = view[written:]
-            if self.fsync:
-                os.fsync(self._fd)
-        except OSError:
-            try:
-                os.ftruncate(self._fd, self._size)
-            except OSError:
-                pass  # the reader will see a torn tail, which it recovers from
-            raise
-        self._size += len(line)
-        self._chain.prev = h
-
     def write_step(self, step: Step) -> None:
         """Append one step; its index must be the next one."""
         if self.sealed:
@@ -192,13 +218,6 @@ class TraceWriter:
         self._append(seal)
         self.sealed = True
         self.close()
-
-    def close(self) -> None:
-        """Close the file without sealing it (it then reads as an interrupted run)."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
 
 @dataclass
 class ReadResult:

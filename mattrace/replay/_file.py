@@ -9,7 +9,6 @@ recorded boundary call, one seal counting them.
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +19,9 @@ from mattrace.tracefile import (
     _HMAC,
     _SHA,
     HMAC_ENV,
+    ChainedWriter,
     _Chain,
     _parse,
-    _seal_line,
     _split_hash,
     hmac_key_from_env,
 )
@@ -33,29 +32,18 @@ CASSETTE_FORMAT = "mattrace-cassette"
 CASSETTE_VERSION = 1
 
 
-class CassetteWriter:
-    """Appends entries to a new cassette file, one ``write`` per line. Not locked: the
-    cassette object serialises calls to it."""
+class CassetteWriter(ChainedWriter):
+    """Appends entries to a new cassette file (an existing one at ``path`` is replaced).
+
+    Not locked: the cassette object serialises calls to it.
+    """
 
     def __init__(self, path: str | Path, header: dict[str, Any], *, fsync: bool = False,
                  key: bytes | None = None) -> None:
-        self.path = Path(path)
-        self.fsync = fsync
-        self._chain = _Chain(key if key is not None else hmac_key_from_env())
+        super().__init__(path, fsync=fsync, key=key, replace=True)
         self.count = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         self._append({"type": "header", "format": CASSETTE_FORMAT, "version": CASSETTE_VERSION,
                       "alg": self._chain.algorithm, "cassette": header})
-
-    def _append(self, record: dict[str, Any]) -> None:
-        line, h = _seal_line(record, self._chain)
-        view = memoryview(line)
-        while view:
-            view = view[os.write(self._fd, view):]
-        if self.fsync:
-            os.fsync(self._fd)
-        self._chain.prev = h
 
     def write_entry(self, entry: dict[str, Any]) -> None:
         self._append({"type": "entry", "entry": entry})
@@ -66,11 +54,6 @@ class CassetteWriter:
             return
         self._append({"type": "seal", "entries": self.count, "final": self._chain.prev})
         self.close()
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
 
 
 @dataclass
