@@ -83,8 +83,11 @@ def test_modes_once_new_and_all(tmp_path: Path) -> None:
     more = run("new", [1, 2, 3])
     assert more[:2] == first and calls == [1, 2, 3]
     assert [e["args"] for e in read_cassette(tape).entries] == [{"n": 1}, {"n": 2}, {"n": 3}]
+    run("new", [1, 1])
+    assert calls == [1, 2, 3, 1], "new: the second identical call was not in the cassette"
+    assert [(e["args"], e["occurrence"]) for e in read_cassette(tape).entries][-1] == ({"n": 1}, 1)
     run("all", [5])
-    assert calls == [1, 2, 3, 5] and [e["args"] for e in read_cassette(tape).entries] == [{"n": 5}]
+    assert calls == [1, 2, 3, 1, 5] and [e["args"] for e in read_cassette(tape).entries] == [{"n": 5}]
     with pytest.raises(ReplayMismatch, match="no cassette to replay from"):
         with mattrace.record("x", dir=tmp_path / "none", cassette=tmp_path / "nope", record_mode="none"):
             pass

@@ -115,6 +115,7 @@ class Cassette:
             self._writer = CassetteWriter(target, {**(header or {}), "seed": self.seed}, fsync=fsync)
             for entry in self._recorded if mode == "new" else ():
                 self._writer.write_entry(entry)
+                self._counts[_entry_key(entry)] += 1   # new calls number their occurrences on
 
     # -- the interceptor protocol ----------------------------------------------------------
 
