@@ -13,7 +13,7 @@ PUBLIC_MODULES = ["mattrace", "mattrace.recording", "mattrace.testing", "mattrac
                   "mattrace.trace", "mattrace.tracefile", "mattrace.recording.interceptors",
                   "mattrace.recording.script", "mattrace.recording.boundaries",
                   "mattrace.recording.redact", "mattrace.recording.recorder", "mattrace.contracts",
-                  "mattrace.store", "mattrace.replay"]
+                  "mattrace.store", "mattrace.replay", "mattrace.faults"]
 
 
 @pytest.mark.parametrize("name", PUBLIC_MODULES)

@@ -58,7 +58,7 @@ def _record(rec: Recorder, call: Call, original: dict[str, Any], outcome: CallOu
     return rec.append(call.kind, agent=call.agent, target=call.target,
                       args={k: v for k, v in call.args.items() if k not in _HIDDEN_PARAMS},
                       result=outcome.result if outcome.error is None else None,
-                      error=outcome.error, sources=sources, reads=reads,
+                      error=outcome.error, sources=[*sources, *call.sources], reads=(*reads, *call.reads),
                       side_effect=call.side_effect, attrs=attrs, t_start=t_start,
                       t_end=time.time_ns())
 

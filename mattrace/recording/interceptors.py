@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from mattrace.trace import StepKind
+from mattrace.trace import Source, StepKind
 
 __all__ = [
     "Answer",
@@ -44,7 +44,11 @@ REPLAY_ORDER = 300
 
 @dataclass
 class Call:
-    """A boundary call about to happen. Interceptors may replace ``args``."""
+    """A boundary call about to happen. Interceptors may replace ``args``.
+
+    ``sources`` and ``reads`` are added to the step the call becomes: an interceptor that
+    changed the answer (an injected fault) says so there, so provenance and taint see it.
+    """
 
     kind: StepKind
     target: str
@@ -52,6 +56,8 @@ class Call:
     agent: str
     side_effect: bool = False
     attrs: dict[str, Any] = field(default_factory=dict)
+    sources: list[Source] = field(default_factory=list)
+    reads: list[int] = field(default_factory=list)
 
 
 @dataclass

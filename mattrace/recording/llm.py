@@ -152,8 +152,8 @@ def _record_llm(rec: Recorder, call: Call, outcome: CallOutcome, t_start: int,
         attrs.update(response_attrs)
     return rec.append(StepKind.LLM, agent=call.agent, target=call.target, content=text,
                       args=_call_args(call.args), result=result, error=outcome.error,
-                      sources=[Source(kind="agent", ref=call.agent)], reads=reads,
-                      attrs=attrs, t_start=t_start, t_end=t_end)
+                      sources=[Source(kind="agent", ref=call.agent), *call.sources],
+                      reads=[*reads, *call.reads], attrs=attrs, t_start=t_start, t_end=t_end)
 
 
 def _make_call(kwargs: dict[str, Any]) -> Call:

@@ -130,7 +130,7 @@ class Recorder:
                  governor: Interceptor | None = None, labels: dict[str, str] | None = None,
                  redact: Redactor | None = None, path: str | Path | None = None,
                  persist: bool = True, cassette: str | Path | bool = True,
-                 record_mode: str = "once") -> None:
+                 record_mode: str = "once", faults: Any = None) -> None:
         if not isinstance(name, str) or not name:
             raise RecordingError(f"record() needs a non-empty run name, got {name!r}")
         self.trace_id = uuid.uuid4().hex
@@ -156,7 +156,8 @@ class Recorder:
             self.add_interceptor(governor)
         # extensions first: one that refuses the run (a missing cassette to replay) must do so
         # before a trace file exists, or an empty unsealed trace would be left behind
-        options = {"cassette": cassette if persist else False, "record_mode": record_mode, "fsync": fsync}
+        options = {"cassette": cassette if persist else False, "record_mode": record_mode, "fsync": fsync,
+                   "faults": faults}
         for extension in list(_EXTENSIONS.values()):
             joined = extension(self, options)
             if joined is not None:
@@ -410,13 +411,13 @@ def record(name: str | None = None, /, *, config: dict[str, Any] | None = None,
            dir: str | Path = DEFAULT_DIR, fsync: bool = False,
            entrypoint: dict[str, Any] | None = None, governor: Interceptor | None = None,
            labels: dict[str, str] | None = None, redact: Redactor | None = None,
-           cassette: str | Path | bool = True, record_mode: str = "once") -> _Record: ...
+           cassette: str | Path | bool = True, record_mode: str = "once", faults: Any = None) -> _Record: ...
 def record(name: str | Callable[..., Any] | None = None, /, *,
            config: dict[str, Any] | None = None, dir: str | Path = DEFAULT_DIR,
            fsync: bool = False, entrypoint: dict[str, Any] | None = None,
            governor: Interceptor | None = None, labels: dict[str, str] | None = None,
            redact: Redactor | None = None, cassette: str | Path | bool = True,
-           record_mode: str = "once") -> Any:
+           record_mode: str = "once", faults: Any = None) -> Any:
     """Record a run: ``with record(name) as rec:``, ``async with``, ``@record(name)`` or ``@record``.
 
     Args:
@@ -434,6 +435,8 @@ def record(name: str | Callable[..., Any] | None = None, /, *,
             next to the trace file (``x.jsonl`` → ``x.cassette``), a path, or ``False`` for none.
         record_mode: ``once`` (default: record unless the cassette exists, else replay it),
             ``none`` (replay only), ``new`` (replay known calls, record new ones), ``all``.
+        faults: faults to inject (``mattrace.faults``: a list, or a ``FaultPlan`` with a seed);
+            each hit is recorded as a ``fault`` step.
 
     As a decorator each call of the function is one run in its own trace file; inside it,
     ``mattrace.active_recorder()`` returns the recorder. The decorated function stays a
@@ -441,7 +444,7 @@ def record(name: str | Callable[..., Any] | None = None, /, *,
     """
     options: dict[str, Any] = dict(config=config, dir=dir, fsync=fsync, entrypoint=entrypoint,
                                    governor=governor, labels=labels, redact=redact, cassette=cassette,
-                                   record_mode=record_mode)
+                                   record_mode=record_mode, faults=faults)
     if callable(name):  # bare @record
         return _Record(None, options)._decorate(name)
     return _Record(name, options)

@@ -1,0 +1,61 @@
+"""Fault injection at service, retrieval, memory and LLM boundaries.
+
+``mattrace.record(..., faults=[Timeout("tool:search", on_call=2), Poisoned("retrieval:*")])``
+injects faults into a run without changing the code under test; each hit is a ``fault``
+step, and the step it affects reads it (so taint and containment follow the faulty data).
+See docs/faults.md.
+"""
+
+from mattrace.faults._errors import (
+    InjectedConnectionError,
+    InjectedRateLimit,
+    InjectedServiceError,
+    InjectedTimeout,
+)
+from mattrace.faults._injector import FaultInjector, FaultPlan
+from mattrace.faults._specs import (
+    FAULT_CLASSES,
+    ConnectionFailed,
+    ContentFiltered,
+    Empty,
+    Fault,
+    Irrelevant,
+    Latency,
+    Malformed,
+    MemoryCorrupt,
+    MemoryLoss,
+    Plausible,
+    Poisoned,
+    RateLimited,
+    ServiceError,
+    Stale,
+    Timeout,
+)
+from mattrace.faults._target import Target, parse_target
+
+__all__ = [
+    "ConnectionFailed",
+    "ContentFiltered",
+    "Empty",
+    "Fault",
+    "FAULT_CLASSES",
+    "FaultInjector",
+    "FaultPlan",
+    "InjectedConnectionError",
+    "InjectedRateLimit",
+    "InjectedServiceError",
+    "InjectedTimeout",
+    "Irrelevant",
+    "Latency",
+    "Malformed",
+    "MemoryCorrupt",
+    "MemoryLoss",
+    "parse_target",
+    "Plausible",
+    "Poisoned",
+    "RateLimited",
+    "ServiceError",
+    "Stale",
+    "Target",
+    "Timeout",
+]
