@@ -31,6 +31,7 @@ __all__ = [
     "delegate",
     "doc",
     "end",
+    "fault",
     "llm",
     "memory_read",
     "memory_write",
@@ -134,6 +135,13 @@ def memory_read(key: str, value: Any, *, agent: str = "main", reads: Iterable[in
     return StepSpec(StepKind.MEMORY_READ, dict(agent=agent, target=key, args={"key": key},
                                                result=value, reads=tuple(reads),
                                                sources=(Source(kind="memory", ref=key),)))
+
+
+def fault(name: str, target: str, *, agent: str = "main", call: int = 1) -> StepSpec:
+    """An injected fault ``name`` (e.g. ``"Timeout"``) at ``target`` (``tool:search``), as the injector records it."""
+    return StepSpec(StepKind.FAULT, dict(agent=agent, target=target, content=f"{name} at {target}",
+                                         args={"fault": name, "params": {}, "schedule": {"every": True},
+                                               "target": target, "call": call}))
 
 
 def end(status: OutcomeStatus = "success", output: Any = None, reason: str | None = None) -> StepSpec:

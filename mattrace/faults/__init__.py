@@ -6,6 +6,7 @@ step, and the step it affects reads it (so taint and containment follow the faul
 See docs/faults.md.
 """
 
+from mattrace.faults._containment import Containment, ContainmentClass, containment
 from mattrace.faults._errors import (
     InjectedConnectionError,
     InjectedRateLimit,
@@ -35,6 +36,9 @@ from mattrace.faults._target import Target, parse_target
 
 __all__ = [
     "ConnectionFailed",
+    "containment",
+    "Containment",
+    "ContainmentClass",
     "ContentFiltered",
     "Empty",
     "Fault",
