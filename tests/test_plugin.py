@@ -394,3 +394,29 @@ def test_record_modes_once_all_and_none_without_cassettes(pytester: pytest.Pytes
     missing = run(pytester, "--mattrace-record=none")
     missing.assert_outcomes(failed=1)
     missing.stdout.fnmatch_lines(["*ReplayMismatch: *no cassette to replay from (record mode 'none')*"])
+
+
+def test_marker_faults_are_injected_and_classified(pytester: pytest.Pytester) -> None:
+    """faults= on the marker injects into each run; the results file says whether the run contained them."""
+    pytester.makepyfile(test_faulted=TOOLS + """
+from mattrace.faults import Timeout
+
+@mattrace.tool
+def lookup(n: int) -> str:
+    return "found"
+
+@pytest.mark.mattrace(contracts=[NO_EVIL], faults=[Timeout("tool:lookup", on_call=1)], trials=2)
+def test_faulted(mat):
+    with mat.run():
+        try:
+            lookup(1)
+        except TimeoutError:
+            send("ok@example.com")
+""")
+    run(pytester).assert_outcomes(passed=1)
+    found = traces(pytester)
+    assert all([s.kind.value for s in t.steps][:2] == ["fault", "tool"] for t in found)
+    (results,) = (pytester.path / ".mattrace" / "results").rglob("*.jsonl")
+    checks = [json.loads(line) for line in results.read_text().splitlines() if '"check"' in line]
+    assert [c["containment"]["class"] for c in checks] == ["contained", "contained"]
+    assert checks[0]["containment"]["faults"] == ["Timeout"]

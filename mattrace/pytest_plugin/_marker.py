@@ -18,12 +18,13 @@ import pytest
 
 from mattrace.contracts import Contract, Pred, resolve_contracts
 from mattrace.contracts._check import contract_list
-from mattrace.errors import ContractError
+from mattrace.errors import ContractError, FaultSpecError
+from mattrace.faults import FaultPlan
 
 __all__ = ["MARKER", "MarkerSpec", "marker_spec"]
 
 MARKER = "mattrace"
-_KEYS = ("concurrency", "config", "contracts", "oracle", "trials")
+_KEYS = ("concurrency", "config", "contracts", "faults", "oracle", "trials")
 
 
 class MarkerError(Exception):
@@ -39,6 +40,7 @@ class MarkerSpec:
     config: dict[str, Any] = field(default_factory=dict)
     oracle: Callable[[Any], Any] | None = None
     concurrency: int | None = None
+    faults: tuple[Any, ...] = ()
 
 
 def _whole(where: str, key: str, value: Any) -> int:
@@ -104,7 +106,13 @@ def marker_spec(node: pytest.Item | Any, path: Path) -> MarkerSpec:
     oracle = kw.get("oracle")
     if oracle is not None and not callable(oracle):
         raise MarkerError(f"{where}: oracle= must be a callable(run) -> bool, got {oracle!r}")
+    faults = kw.get("faults", ())
+    try:
+        plan = FaultPlan.of(faults) if faults else None
+    except FaultSpecError as exc:
+        raise MarkerError(f"{where}: faults=: {exc}") from None
     return MarkerSpec(
+        faults=plan.faults if plan is not None else (),
         contracts=_contracts(where, kw.get("contracts", ()), path.parent),
         trials=_whole(where, "trials", kw.get("trials", 1)),
         config=dict(config), oracle=oracle,

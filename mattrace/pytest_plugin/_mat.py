@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from mattrace.contracts import Report, check, factuality_counts
 from mattrace.contracts._claims import ClaimsSupported, NoUnsupportedPropagation
 from mattrace.errors import RecordingError
+from mattrace.faults import FaultPlan, containment
 from mattrace.recording import record
 from mattrace.recording.recorder import Recorder
 from mattrace.trace import OutcomeStatus, Step, Trace
@@ -41,9 +42,11 @@ class MatRun:
     Attributes (after the block): ``trace``, ``path`` (its file), ``report`` (the check).
     """
 
-    def __init__(self, mat: Mat, config: dict[str, Any], name: str, number: int) -> None:
+    def __init__(self, mat: Mat, config: dict[str, Any], name: str, number: int,
+                 faults: tuple[Any, ...] = ()) -> None:
         self.mat = mat
         self.number = number
+        self.faults = faults
         self.config = config
         self.name = name
         self.output: Any = None
@@ -84,7 +87,8 @@ class MatRun:
         self._block = record(self.name, config=self.config, dir=session.traces_dir,
                              labels=session.labels(mat.test, mat.trial),
                              cassette=session.cassette(mat.test, mat.trial, self.number),
-                             record_mode=session.settings.record_mode)
+                             record_mode=session.settings.record_mode,
+                             faults=list(self.faults) or None)
         self.recorder = self._block.__enter__()
         return self
 
@@ -147,13 +151,16 @@ class Mat:
     def contracts(self) -> tuple[Any, ...]:
         return self.spec.contracts
 
-    def run(self, config: dict[str, Any] | None = None, *, name: str | None = None) -> MatRun:
+    def run(self, config: dict[str, Any] | None = None, *, name: str | None = None,
+            faults: Any = None) -> MatRun:
         """A ``with`` block recording one run of the code under test.
 
         Args:
             config: what this run is configured with; merged over the marker's ``config``,
                 with ``seed`` added. Metrics are grouped by it.
             name: the trace name (default: the test's node id).
+            faults: faults to inject into this run, added to the marker's ``faults``; they
+                draw their schedules from the trial's seed.
         """
         if config is not None and not isinstance(config, dict):
             raise RecordingError(f"mat.run(config=...) takes a dict, got {config!r}")
@@ -161,16 +168,21 @@ class Mat:
         with self._lock:
             number = self._started
             self._started += 1
-        return MatRun(self, merged, name or self.test, number)
+        extra = FaultPlan.of(faults).faults if faults else ()
+        return MatRun(self, merged, name or self.test, number, (*self.spec.faults, *extra))
 
     def _judge(self, run: MatRun) -> None:
         assert run.trace is not None
         run.report = check(run.trace, self.spec.contracts)
         with self._lock:
             self.runs.append(run)
+        contained = containment(run.trace, run.report)
         self.session.record_check(trace_id=run.trace.trace_id, trace_file=run.path, report=run.report,
                                   test=self.test, trial=self.trial, seed=self.seed,
-                                  factuality=self._factuality(run.trace))
+                                  factuality=self._factuality(run.trace),
+                                  containment=None if contained is None else {
+                                      "class": contained.cls, "reason": contained.reason,
+                                      "step": contained.step, "faults": list(contained.faults)})
 
     def _factuality(self, trace: Trace) -> dict[str, int] | None:
         for contract in self.spec.contracts:

@@ -105,7 +105,8 @@ class MatSession:
         return {"mattrace.run": self.run_id, "mattrace.test": test, "mattrace.trial": str(trial)}
 
     def record_check(self, *, trace_id: str, trace_file: Path | None, report: Report, test: str,
-                     trial: int, seed: int, factuality: dict[str, int] | None) -> None:
+                     trial: int, seed: int, factuality: dict[str, int] | None,
+                     containment: dict[str, Any] | None = None) -> None:
         """Append one trace's verdicts to this process's results file (created on first use)."""
         from mattrace.store.results import ResultsWriter, new_run
 
@@ -115,7 +116,7 @@ class MatSession:
                 self._writer = ResultsWriter(self.results_dir / f"{self.worker}.jsonl", run)
             writer = self._writer
         writer.write_check(trace_id=trace_id, trace_file=trace_file, report=report, test=test,
-                           trial=trial, seed=seed, factuality=factuality)
+                           trial=trial, seed=seed, factuality=factuality, containment=containment)
 
     def note_quality(self, note: QualityNote) -> None:
         with self._lock:

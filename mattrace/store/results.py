@@ -67,13 +67,21 @@ class ResultsWriter:
 
     def write_check(self, *, trace_id: str, trace_file: str | Path | None, report: Report,
                     test: str | None = None, trial: int | None = None, seed: int | None = None,
-                    factuality: dict[str, int] | None = None) -> None:
-        """Record the verdicts ``report`` reached on one trace."""
-        self._write({"type": "check", "trace_id": trace_id,
-                     "trace_file": os.fspath(Path(trace_file).resolve()) if trace_file else None,
-                     "test": test, "trial": trial, "seed": seed,
-                     "verdicts": [v.to_json_dict() for v in report.verdicts],
-                     "factuality": factuality})
+                    factuality: dict[str, int] | None = None,
+                    containment: dict[str, Any] | None = None) -> None:
+        """Record the verdicts ``report`` reached on one trace.
+
+        ``containment`` (faulted runs only): ``{"class": "contained"|"degraded"|"escaped",
+        "reason": str, "step": int|None, "faults": [names]}``.
+        """
+        record = {"type": "check", "trace_id": trace_id,
+                  "trace_file": os.fspath(Path(trace_file).resolve()) if trace_file else None,
+                  "test": test, "trial": trial, "seed": seed,
+                  "verdicts": [v.to_json_dict() for v in report.verdicts],
+                  "factuality": factuality}
+        if containment is not None:
+            record["containment"] = containment
+        self._write(record)
 
     def close(self) -> None:
         """Write the ``end`` line and close the file. Idempotent."""
