@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from mattrace._toml import LineMap
 from mattrace.contracts import (
     Contract,
     always,
@@ -36,7 +37,7 @@ from mattrace.contracts import (
     terminates,
     within,
 )
-from mattrace.contracts._files import _USES, _LineMap
+from mattrace.contracts._files import _USES
 from mattrace.errors import ContractError
 from mattrace.recording.importers import import_openai
 from mattrace.testing import doc, end, llm, message, retrieval, tool_call, trace, user
@@ -588,7 +589,7 @@ def test_the_line_map_finds_keys_through_tables_arrays_and_strings() -> None:
           { "quoted.key" = "\\"]" },
         ]
     ''').lstrip("\n")
-    lines = _LineMap(text)
+    lines = LineMap(text)
     assert lines.get(("contract", 0)) == 1
     assert lines.get(("contract", 0, "step", "tool")) == 5
     assert lines.get(("contract", 1)) == 6

@@ -16,14 +16,13 @@ the Python call would build (``use`` names a stock contract or an operator, the 
 are its arguments, step patterns map key by key onto ``step.*``), so a file and its Python
 twin give the same verdicts. Every mistake is a :class:`~mattrace.errors.ContractError`
 whose message starts ``file:line:`` and names the key; the error also carries ``path`` and
-``line``. tomllib reports no positions for values, so :class:`_LineMap` re-reads the
+``line``. tomllib reports no positions for values, so :class:`LineMap` re-reads the
 (already valid) text to find the line of every key and array element.
 :func:`resolve_contracts` adds ``module:NAME`` for contracts written in Python.
 """
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import functools
 import importlib
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
+from mattrace._toml import Key, LineMap, did_you_mean, got, toml_error, unknown_key
 from mattrace.contracts._claims import claims_supported, no_unsupported_propagation
 from mattrace.contracts._contract import Contract
 from mattrace.contracts._library import (
@@ -55,7 +55,6 @@ from mattrace.trace import StepKind
 
 __all__ = ["load_contracts", "resolve_contracts"]
 
-Key = tuple[str | int, ...]
 """Where a value sits in the document: ``("contract", 2, "step", "args", "to")``."""
 
 _SEVERITIES: tuple[str, ...] = get_args(Severity)
@@ -86,7 +85,7 @@ def load_contracts(path: str | os.PathLike[str]) -> list[Contract]:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line, message = _toml_error(text, str(exc))
+        line, message = toml_error(text, str(exc))
         raise _error(file, line, f"invalid TOML: {message}") from None
     return _Loader(file, text).document(doc)
 
@@ -130,7 +129,7 @@ def resolve_contracts(spec: str) -> list[Contract]:
         except AttributeError:
             names = [n for n in dir(value) if not n.startswith("_")]
             raise ContractError(f"contracts {spec!r}: {module_name} has no attribute {attr!r}"
-                                f"{_did_you_mean(part, names)}") from None
+                                f"{did_you_mean(part, names)}") from None
     return _contracts_in(spec, value)
 
 
@@ -142,48 +141,6 @@ def _error(file: str, line: int | None, message: str) -> ContractError:
     err = ContractError(f"{where}: {message}")
     vars(err).update(path=file, line=line)
     return err
-
-
-_TOML_POSITION = re.compile(r"^(?P<msg>.*) \(at (?:line (?P<line>\d+), column (?P<col>\d+)|end of document)\)$",
-                            re.DOTALL)
-
-
-def _toml_error(text: str, message: str) -> tuple[int | None, str]:
-    """tomllib's "... (at line X, column Y)" as (X, "... (column Y)"); the end of the document is its last line."""
-    m = _TOML_POSITION.match(message)
-    if m is None:
-        return None, message
-    if m["line"] is None:
-        return max(1, len(text.rstrip().splitlines())), f"{m['msg']} (at the end of the file)"
-    return int(m["line"]), f"{m['msg']} (column {m['col']})"
-
-
-def _did_you_mean(word: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _unknown_key(key: str, what: str, known: Iterable[str]) -> str:
-    known = list(known)
-    close = difflib.get_close_matches(key, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown key {key!r} {what} (known: {', '.join(known)}){hint}"
-
-
-def _got(value: Any) -> str:
-    if isinstance(value, bool):
-        return f"a boolean ({'true' if value else 'false'})"
-    if isinstance(value, int):
-        return f"an integer ({value})"
-    if isinstance(value, float):
-        return f"a float ({value})"
-    if isinstance(value, str):
-        return f"a string ({value!r})"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return f"a {type(value).__name__} ({value})"
 
 
 def _contracts_in(spec: str, value: Any) -> list[Contract]:
@@ -205,196 +162,6 @@ def _contracts_in(spec: str, value: Any) -> list[Contract]:
             raise ContractError(f"{what}: item {position} is {item!r}, not a contract")
     return items
 
-
-# -- where each key is: a scanner over text tomllib has already accepted -------------------
-
-
-class _ScanError(Exception):
-    pass
-
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_SCALAR = re.compile(r"[^,\]}\n#]+")
-
-
-class _LineMap:
-    """The 1-based line of every key, table header and array element of a valid TOML text.
-
-    Keys are document paths with array indices, as tomllib's result nests them:
-    ``("contract", 0)`` is the first ``[[contract]]`` header, ``("contract", 0, "step",
-    "any_of", 1)`` the second element of its ``any_of`` array. The text is known to be
-    valid, so the scanner only tells constructs apart; if it meets anything it does not
-    expect it stops, keeping the lines found so far (errors then fall back to an
-    enclosing key's line).
-    """
-
-    def __init__(self, text: str) -> None:
-        self.s = text
-        self.i = 0
-        self.line = 1
-        self.lines: dict[Key, int] = {}
-        self.arrays: dict[Key, int] = {}   # array-of-tables path -> entries so far
-        try:
-            self._document()
-        except (_ScanError, IndexError, tomllib.TOMLDecodeError):
-            pass
-
-    def get(self, where: Key) -> int | None:
-        """The line of ``where``, else of the nearest enclosing key that has one."""
-        for end in range(len(where), 0, -1):
-            line = self.lines.get(where[:end])
-            if line is not None:
-                return line
-        return None
-
-    # scanning
-    def _at(self, token: str) -> bool:
-        return self.s.startswith(token, self.i)
-
-    def _take(self, n: int) -> None:
-        self.line += self.s.count("\n", self.i, self.i + n)
-        self.i += n
-
-    def _expect(self, token: str) -> None:
-        if not self._at(token):
-            raise _ScanError(token)
-        self._take(len(token))
-
-    def _blank(self, newlines: bool) -> None:
-        s = self.s
-        while self.i < len(s):
-            c = s[self.i]
-            if c in " \t\r" or (newlines and c == "\n"):
-                self._take(1)
-            elif c == "#":
-                end = s.find("\n", self.i)
-                self.i = len(s) if end < 0 else end
-            else:
-                return
-
-    def _document(self) -> None:
-        prefix: Key = ()
-        while True:
-            self._blank(True)
-            if self.i >= len(self.s):
-                return
-            line = self.line
-            if self._at("[["):
-                self._take(2)
-                path = self._table(self._key())
-                self._blank(False)
-                self._expect("]]")
-                n = self.arrays.get(path, 0)
-                self.arrays[path] = n + 1
-                self.lines.setdefault(path, line)
-                prefix = (*path, n)
-                self.lines[prefix] = line
-            elif self._at("["):
-                self._take(1)
-                prefix = self._table(self._key())
-                self._blank(False)
-                self._expect("]")
-                self.lines.setdefault(prefix, line)
-            else:
-                self._keyval(prefix)
-
-    def _table(self, key: tuple[str, ...]) -> Key:
-        """A header's path: array-of-tables parts it passes through mean their latest entry."""
-        path: Key = ()
-        for j, part in enumerate(key):
-            path = (*path, part)
-            if j < len(key) - 1:
-                self.lines.setdefault(path, self.line)
-                if path in self.arrays:
-                    path = (*path, self.arrays[path] - 1)
-        return path
-
-    def _key(self) -> tuple[str, ...]:
-        parts = []
-        while True:
-            self._blank(False)
-            if self._at('"') or self._at("'"):
-                start = self.i
-                self._string()
-                parts.append(str(tomllib.loads(f"k = {self.s[start:self.i]}")["k"]))
-            else:
-                m = _BARE_KEY.match(self.s, self.i)
-                if m is None:
-                    raise _ScanError("key")
-                parts.append(m.group())
-                self._take(len(m.group()))
-            self._blank(False)
-            if not self._at("."):
-                return tuple(parts)
-            self._take(1)
-
-    def _keyval(self, prefix: Key) -> None:
-        line = self.line
-        key = self._key()
-        self._blank(False)
-        self._expect("=")
-        self._blank(False)
-        for j in range(1, len(key)):
-            self.lines.setdefault((*prefix, *key[:j]), line)
-        path = (*prefix, *key)
-        self.lines[path] = line
-        self._value(path)
-
-    def _value(self, path: Key) -> None:
-        if self._at("{"):
-            self._take(1)
-            while True:
-                self._blank(True)
-                if self._at("}"):
-                    self._take(1)
-                    return
-                self._keyval(path)
-                self._blank(True)
-                if self._at(","):
-                    self._take(1)
-        elif self._at("["):
-            self._take(1)
-            n = 0
-            while True:
-                self._blank(True)
-                if self._at("]"):
-                    self._take(1)
-                    return
-                self.lines[(*path, n)] = self.line
-                self._value((*path, n))
-                n += 1
-                self._blank(True)
-                if self._at(","):
-                    self._take(1)
-        elif self._at('"') or self._at("'"):
-            self._string()
-        else:
-            m = _SCALAR.match(self.s, self.i)
-            if m is None:
-                raise _ScanError("value")
-            self._take(len(m.group()))
-
-    def _string(self) -> None:
-        s, i = self.s, self.i
-        quote = s[i]
-        if s.startswith(quote * 3, i):
-            j = i + 3
-            while not s.startswith(quote * 3, j):
-                j += 2 if quote == '"' and s[j] == "\\" else 1
-                if j >= len(s):
-                    raise _ScanError("string")
-            run = 3
-            while run < 5 and j + run < len(s) and s[j + run] == quote:
-                run += 1
-            self._take(j + run - i)
-            return
-        j = i + 1
-        while s[j] != quote:
-            j += 2 if quote == '"' and s[j] == "\\" else 1
-        self._take(j + 1 - i)
-
-
-# -- building contracts --------------------------------------------------------------------
 
 _COMMON = ("name", "severity", "use")
 
@@ -432,7 +199,7 @@ class _Loader:
 
     def __init__(self, file: str, text: str) -> None:
         self.file = file
-        self.lines = _LineMap(text)
+        self.lines = LineMap(text)
 
     def fail(self, where: Key, message: str) -> ContractError:
         return _error(self.file, self.lines.get(where), message)
@@ -462,21 +229,21 @@ class _Loader:
 
     def entry(self, at: Key, raw: Any) -> Contract:
         if not isinstance(raw, dict):
-            raise self.fail(at, f"each contract entry must be a table ([[contract]]), got {_got(raw)}")
+            raise self.fail(at, f"each contract entry must be a table ([[contract]]), got {got(raw)}")
         if "use" not in raw:
             raise self.fail(at, "contract entry has no 'use' key; name a stock contract or an operator, "
                                 'e.g. use = "terminates"')
         use = raw["use"]
         if not isinstance(use, str):
-            raise self.fail((*at, "use"), f"'use' must be the name of a contract, got {_got(use)}")
+            raise self.fail((*at, "use"), f"'use' must be the name of a contract, got {got(use)}")
         spec = _USES.get(use)
         if spec is None:
-            hint = _did_you_mean(use, _USES) or f" (known: {', '.join(sorted(_USES))})"
+            hint = did_you_mean(use, _USES) or f" (known: {', '.join(sorted(_USES))})"
             raise self.fail((*at, "use"), f"unknown contract {use!r}{hint}")
         known = sorted({*_COMMON, *spec.required, *spec.optional})
         for key in raw:
             if key not in known:
-                raise self.fail((*at, key), _unknown_key(key, f"for {use}", known))
+                raise self.fail((*at, key), unknown_key(key, f"for {use}", known))
         for key in spec.required:
             if key not in raw:
                 raise self.fail(at, f"{use} needs {key!r}: {_NEEDS.get(key, 'a value')}")
@@ -489,13 +256,13 @@ class _Loader:
         if "name" in raw:
             name = raw["name"]
             if not isinstance(name, str) or not name.strip():
-                raise self.fail((*at, "name"), f"'name' must be non-empty text, got {_got(name)}")
+                raise self.fail((*at, "name"), f"'name' must be non-empty text, got {got(name)}")
             contract = contract.named(name)
         if "severity" in raw:
             level = raw["severity"]
             if level not in _SEVERITIES:
                 raise self.fail((*at, "severity"), f"'severity' must be one of {', '.join(_SEVERITIES)}, "
-                                                   f"got {_got(level)}")
+                                                   f"got {got(level)}")
             contract = contract.severity(level)
         return contract
 
@@ -504,22 +271,22 @@ class _Loader:
     def whole(self, at: Key, value: Any, *, minimum: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             least = "non-negative" if minimum == 0 else f"at least {minimum}"
-            raise self.fail(at, f"{at[-1]!r} must be a whole number ({least}), got {_got(value)}")
+            raise self.fail(at, f"{at[-1]!r} must be a whole number ({least}), got {got(value)}")
         return value
 
     def number(self, at: Key, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise self.fail(at, f"{at[-1]!r} must be a non-negative number, got {_got(value)}")
+            raise self.fail(at, f"{at[-1]!r} must be a non-negative number, got {got(value)}")
         return value
 
     def flag(self, at: Key, value: Any) -> bool:
         if not isinstance(value, bool):
-            raise self.fail(at, f"{at[-1]!r} must be true or false, got {_got(value)}")
+            raise self.fail(at, f"{at[-1]!r} must be true or false, got {got(value)}")
         return value
 
     def text(self, at: Key, value: Any) -> str:
         if not isinstance(value, str):
-            raise self.fail(at, f"{at[-1]!r} must be text, got {_got(value)}")
+            raise self.fail(at, f"{at[-1]!r} must be text, got {got(value)}")
         return value
 
     def regex(self, at: Key, value: Any, flags: int = 0) -> re.Pattern[str]:
@@ -536,10 +303,10 @@ class _Loader:
         if isinstance(value, list) and value:
             for n, item in enumerate(value):
                 if not isinstance(item, str) or not item:
-                    raise self.fail((*at, n), f"{at[-1]!r} must list names, got {_got(item)}")
+                    raise self.fail((*at, n), f"{at[-1]!r} must list names, got {got(item)}")
             return value
         raise self.fail(at, f"{at[-1]!r} must be a name, a glob such as \"send_*\", or a non-empty list "
-                            f"of them, got {_got(value)}")
+                            f"of them, got {got(value)}")
 
     def name_spec(self, at: Key, value: Any) -> NameSpec:
         """``names`` as the DSL takes them: a list holding globs becomes one anchored regex."""
@@ -553,10 +320,10 @@ class _Loader:
     def table(self, at: Key, value: Any, what: str, keys: tuple[str, ...],
               required: tuple[str, ...] = ()) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise self.fail(at, f"{at[-1]!r} must be a table, got {_got(value)}")
+            raise self.fail(at, f"{at[-1]!r} must be a table, got {got(value)}")
         for key in value:
             if key not in keys:
-                raise self.fail((*at, key), _unknown_key(key, f"in {what}", keys))
+                raise self.fail((*at, key), unknown_key(key, f"in {what}", keys))
         for key in required:
             if key not in value:
                 raise self.fail(at, f"{what} needs {key!r} (a step pattern)")
@@ -569,7 +336,7 @@ class _Loader:
         where = f"entries of {at[-2]!r}" if isinstance(at[-1], int) else repr(at[-1])
         if not isinstance(value, dict):
             raise self.fail(at, f"{where} must be a step pattern (a table such as {{ tool = \"send_email\" }}), "
-                                f"got {_got(value)}")
+                                f"got {got(value)}")
         self.table(at, value, "step pattern", _PATTERN_KEYS)
         preds = [self.pattern_key((*at, key), key, v) for key, v in value.items()]
         if not preds:
@@ -578,7 +345,7 @@ class _Loader:
 
     def patterns(self, at: Key, value: Any) -> list[Pred]:
         if not isinstance(value, list) or not value:
-            raise self.fail(at, f"{at[-1]!r} must be a non-empty array of step patterns, got {_got(value)}")
+            raise self.fail(at, f"{at[-1]!r} must be a non-empty array of step patterns, got {got(value)}")
         return [self.pattern((*at, n), item) for n, item in enumerate(value)]
 
     def name_pred(self, at: Key, key: str, value: Any) -> Pred:
@@ -635,16 +402,16 @@ class _Loader:
         for n, k in enumerate(items):
             where = (*at, n) if isinstance(value, list) else at
             if not isinstance(k, str):
-                raise self.fail(where, f"'kind' must be a step kind or a list of them, got {_got(k)}")
+                raise self.fail(where, f"'kind' must be a step kind or a list of them, got {got(k)}")
             if k not in _KINDS:
-                hint = _did_you_mean(k, _KINDS) or f" (known: {', '.join(_KINDS)})"
+                hint = did_you_mean(k, _KINDS) or f" (known: {', '.join(_KINDS)})"
                 raise self.fail(where, f"unknown step kind {k!r}{hint}")
         return items
 
     def args(self, at: Key, value: Any) -> Pred:
         if not isinstance(value, dict):
             raise self.fail(at, "'args' must be a table of argument = value (or = { eq | matches | "
-                                f"not_matches | in = ... }}), got {_got(value)}")
+                                f"not_matches | in = ... }}), got {got(value)}")
         if not value:
             raise self.fail(at, "'args' is empty; name at least one argument, e.g. args = { to = 'x' }")
         preds: list[Pred] = []
@@ -667,7 +434,7 @@ class _Loader:
                     preds.append(arg.not_matches(self.regex((*where, op), operand)))
                 else:
                     if not isinstance(operand, list):
-                        raise self.fail((*where, op), f"'in' must be an array of values, got {_got(operand)}")
+                        raise self.fail((*where, op), f"'in' must be an array of values, got {got(operand)}")
                     preds.append(arg.in_(operand))
         return functools.reduce(operator.and_, preds)
 
@@ -675,7 +442,7 @@ class _Loader:
 
     def roles(self, at: Key, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict) or not value:
-            raise self.fail(at, f"'roles' must be a non-empty table of agent = [tools], got {_got(value)}")
+            raise self.fail(at, f"'roles' must be a non-empty table of agent = [tools], got {got(value)}")
         roles: dict[str, Any] = {}
         for agent, spec in value.items():
             where = (*at, agent)
