@@ -14,6 +14,7 @@ from mattrace.faults._errors import (
     InjectedTimeout,
 )
 from mattrace.faults._injector import FaultInjector, FaultPlan
+from mattrace.faults._plan_file import load_faults
 from mattrace.faults._specs import (
     FAULT_CLASSES,
     ConnectionFailed,
@@ -51,6 +52,7 @@ __all__ = [
     "InjectedTimeout",
     "Irrelevant",
     "Latency",
+    "load_faults",
     "Malformed",
     "MemoryCorrupt",
     "MemoryLoss",
