@@ -15,6 +15,7 @@ from mattrace.errors import FaultSpecError
 from mattrace.faults import (
     ConnectionFailed,
     ContentFiltered,
+    Duplicate,
     Empty,
     FaultPlan,
     InjectedRateLimit,
@@ -230,3 +231,36 @@ def test_faults_are_hashable_comparable_and_printable() -> None:
     assert len({Timeout("tool:search", on_call=2), Timeout("tool:search", on_call=2), Empty("tool:search")}) == 2
     assert str(ServiceError("tool:*", 503, probability=0.2)) == "ServiceError(503) at tool:* (probability 0.2)"
     assert str(Timeout("tool:search", on_call=2)) == "Timeout(30.0) at tool:search (on call 2)"
+
+
+def test_duplicate_delivers_a_side_effect_twice(tmp_path: Path) -> None:
+    """Duplicate runs the real call again (two e-mails sent), records one step after its fault step."""
+    sent: list[str] = []
+
+    @mattrace.tool(side_effect=True)
+    def mail(to: str) -> str:
+        sent.append(to)
+        return f"sent #{len(sent)}"
+
+    out, trace = run([Duplicate("tool:mail")], lambda out: out.append(mail("ana@example.com")), tmp_path)
+    assert sent == ["ana@example.com", "ana@example.com"] and out == ["sent #2"]
+    assert [s.kind for s in trace.steps[:2]] == [StepKind.FAULT, StepKind.TOOL]
+    with pytest.raises(FaultSpecError, match="times must be a whole number >= 2"):
+        Duplicate("tool:mail", times=1)
+
+
+async def _async_duplicate_body(out: list[Any]) -> None:
+    @mattrace.tool
+    async def ping() -> int:
+        out.append("ping")
+        return len(out)
+
+    out.append(await ping())
+
+
+def test_duplicate_of_an_async_call(tmp_path: Path) -> None:
+    """An async boundary is awaited once per delivery."""
+    import asyncio
+
+    out, _ = run([Duplicate("tool:ping", times=3)], lambda out: asyncio.run(_async_duplicate_body(out)), tmp_path)
+    assert out == ["ping", "ping", "ping", 3]

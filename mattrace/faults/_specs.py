@@ -34,6 +34,7 @@ from mattrace.trace import StepKind
 __all__ = [
     "ConnectionFailed",
     "ContentFiltered",
+    "Duplicate",
     "Empty",
     "Fault",
     "FAULT_CLASSES",
@@ -216,6 +217,24 @@ class Latency(Fault):
 
     def before(self, call: Call, history: list[Any]) -> Answer | None:
         time.sleep(self.ms / 1000)
+        return None
+
+
+@dataclass(frozen=True)
+class Duplicate(Fault):
+    """The call is delivered twice (a retried payment, an e-mail sent again); the caller sees
+    the second answer. Replayed calls are not run, so a duplicate needs a live call."""
+
+    times: int = 2
+    name: ClassVar[str] = "duplicate"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if type(self.times) is not int or self.times < 2:
+            raise FaultSpecError(f"Duplicate: times must be a whole number >= 2, got {self.times!r}")
+
+    def before(self, call: Call, history: list[Any]) -> Answer | None:
+        call.repeat += self.times - 1
         return None
 
 

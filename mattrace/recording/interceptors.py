@@ -58,6 +58,8 @@ class Call:
     attrs: dict[str, Any] = field(default_factory=dict)
     sources: list[Source] = field(default_factory=list)
     reads: list[int] = field(default_factory=list)
+    repeat: int = 0
+    """Extra times the real call runs (an injected duplicate delivery); the last result counts."""
 
 
 @dataclass
@@ -127,6 +129,8 @@ def run_call(chain: list[Interceptor], call: Call, fn: Callable[..., Any]) -> Ca
         outcome = CallOutcome(answer.result, answer.error)
     else:
         try:
+            for _ in range(call.repeat):
+                fn(**call.args)
             outcome = CallOutcome(result=fn(**call.args))
         except Exception as exc:
             outcome = CallOutcome(error=exc)
@@ -143,8 +147,10 @@ async def run_call_async(chain: list[Interceptor], call: Call,
         outcome = CallOutcome(answer.result, answer.error)
     else:
         try:
-            value = fn(**call.args)
-            outcome = CallOutcome(result=await value if inspect.isawaitable(value) else value)
+            for _ in range(call.repeat + 1):
+                value = fn(**call.args)
+                value = await value if inspect.isawaitable(value) else value
+            outcome = CallOutcome(result=value)
         except Exception as exc:
             outcome = CallOutcome(error=exc)
     return _leave(entered, call, outcome)
