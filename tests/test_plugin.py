@@ -420,3 +420,54 @@ def test_faulted(mat):
     checks = [json.loads(line) for line in results.read_text().splitlines() if '"check"' in line]
     assert [c["containment"]["class"] for c in checks] == ["contained", "contained"]
     assert checks[0]["containment"]["faults"] == ["Timeout"]
+
+
+def test_a_fault_matrix_runs_the_test_once_per_fault_with_readable_ids(pytester: pytest.Pytester) -> None:
+    """faults=matrix(...) parametrizes the test: a baseline and one item per fault, named after it."""
+    pytester.makepyfile(test_campaign=TOOLS + """
+from mattrace.faults import Empty, Timeout, matrix
+
+@mattrace.tool
+def lookup(n: int) -> str:
+    return "found"
+
+@pytest.mark.mattrace(faults=matrix(Timeout("tool:lookup"), Empty("tool:lookup"), baseline=True))
+def test_campaign(mat):
+    with mat.run() as run:
+        try:
+            found = lookup(1)
+        except TimeoutError:
+            found = None
+        assert found != "", "an empty answer is not handled"
+""")
+    result = run(pytester, "-v")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*test_campaign?no-fault? PASSED*", "*test_campaign?Timeout-tool:lookup? PASSED*",
+                                 "*test_campaign?Empty-tool:lookup? FAILED*"])
+
+
+def test_a_suite_wide_fault_plan_and_mat_faults(pytester: pytest.Pytester) -> None:
+    """--mattrace-faults FILE injects into every run; mat.faults() adds more; a bad plan is a usage error."""
+    (pytester.path / "plan.toml").write_text('[[fault]]\ntype = "Empty"\ntarget = "tool:lookup"\n')
+    pytester.makepyfile(test_suite_plan=TOOLS + """
+from mattrace.faults import Timeout
+
+@mattrace.tool
+def lookup(n: int) -> str:
+    return "found"
+
+@mattrace.tool
+def other() -> str:
+    return "other"
+
+def test_plan(mat):
+    mat.faults(Timeout("tool:other"))
+    with mat.run():
+        assert lookup(1) == ""
+        with pytest.raises(TimeoutError):
+            other()
+""")
+    run(pytester, "--mattrace-faults", "plan.toml").assert_outcomes(passed=1)
+    (pytester.path / "bad.toml").write_text('[[fault]]\ntype = "Emty"\n')
+    bad = run(pytester, "--mattrace-faults", "bad.toml")
+    bad.stderr.fnmatch_lines(["*--mattrace-faults: *bad.toml:2: unknown fault type 'Emty' (did you mean 'Empty'?)*"])

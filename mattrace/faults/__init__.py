@@ -14,6 +14,7 @@ from mattrace.faults._errors import (
     InjectedTimeout,
 )
 from mattrace.faults._injector import FaultInjector, FaultPlan
+from mattrace.faults._matrix import FaultCase, FaultMatrix, matrix
 from mattrace.faults._plan_file import load_faults
 from mattrace.faults._specs import (
     FAULT_CLASSES,
@@ -46,7 +47,9 @@ __all__ = [
     "Empty",
     "Fault",
     "FAULT_CLASSES",
+    "FaultCase",
     "FaultInjector",
+    "FaultMatrix",
     "FaultPlan",
     "InjectedConnectionError",
     "InjectedRateLimit",
@@ -56,6 +59,7 @@ __all__ = [
     "Latency",
     "load_faults",
     "Malformed",
+    "matrix",
     "MemoryCorrupt",
     "MemoryLoss",
     "parse_target",

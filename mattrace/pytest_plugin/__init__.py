@@ -13,6 +13,7 @@ the renderers are imported only by sessions that recorded something.
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from mattrace.pytest_plugin._session import QUALITY_KEY, SESSION_KEY, MatSession
 __all__ = ["ContractFailure", "Mat", "MatRun", "Settings"]
 
 QUALITY_ATTR = "mattrace_quality"
+FAULT_CASE = "mattrace_fault_case"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,9 +56,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.definition.get_closest_marker(MARKER) is None:
         return
     try:
-        marker_spec(metafunc.definition, metafunc.definition.path)
+        spec = marker_spec(metafunc.definition, metafunc.definition.path)
     except MarkerError as exc:
         raise pytest.Collector.CollectError(str(exc)) from None
+    if spec.matrix is not None:   # a fault campaign: one test item per case, named after its faults
+        metafunc.fixturenames.append(FAULT_CASE)
+        metafunc.parametrize(FAULT_CASE, list(spec.matrix.cases), ids=[c.id for c in spec.matrix.cases])
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -78,7 +83,10 @@ def mat(request: pytest.FixtureRequest) -> Mat:
         spec = marker_spec(request.node, request.node.path)
     except MarkerError as exc:
         raise pytest.UsageError(str(exc)) from None
-    return Mat(session, spec, request.node.nodeid, 0, session.settings.seed)
+    callspec = getattr(request.node, "callspec", None)
+    case = callspec.params.get(FAULT_CASE) if callspec is not None else None
+    faults = (*session.suite_faults, *spec.faults, *(case.faults if case is not None else ()))
+    return Mat(session, replace(spec, faults=faults), request.node.nodeid, 0, session.settings.seed)
 
 
 @pytest.hookimpl(tryfirst=True)

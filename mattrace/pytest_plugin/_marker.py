@@ -19,7 +19,7 @@ import pytest
 from mattrace.contracts import Contract, Pred, resolve_contracts
 from mattrace.contracts._check import contract_list
 from mattrace.errors import ContractError, FaultSpecError
-from mattrace.faults import FaultPlan
+from mattrace.faults import FaultMatrix, FaultPlan
 
 __all__ = ["MARKER", "MarkerSpec", "marker_spec"]
 
@@ -41,6 +41,8 @@ class MarkerSpec:
     oracle: Callable[[Any], Any] | None = None
     concurrency: int | None = None
     faults: tuple[Any, ...] = ()
+    matrix: Any = None
+    """A fault campaign (``mattrace.faults.matrix``): the test is parametrized, one case per item."""
 
 
 def _whole(where: str, key: str, value: Any) -> int:
@@ -107,12 +109,13 @@ def marker_spec(node: pytest.Item | Any, path: Path) -> MarkerSpec:
     if oracle is not None and not callable(oracle):
         raise MarkerError(f"{where}: oracle= must be a callable(run) -> bool, got {oracle!r}")
     faults = kw.get("faults", ())
+    campaign = faults if isinstance(faults, FaultMatrix) else None
     try:
-        plan = FaultPlan.of(faults) if faults else None
+        plan = FaultPlan.of(faults) if faults and campaign is None else None
     except FaultSpecError as exc:
         raise MarkerError(f"{where}: faults=: {exc}") from None
     return MarkerSpec(
-        faults=plan.faults if plan is not None else (),
+        faults=plan.faults if plan is not None else (), matrix=campaign,
         contracts=_contracts(where, kw.get("contracts", ()), path.parent),
         trials=_whole(where, "trials", kw.get("trials", 1)),
         config=dict(config), oracle=oracle,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import threading
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -150,6 +151,11 @@ class Mat:
     @property
     def contracts(self) -> tuple[Any, ...]:
         return self.spec.contracts
+
+    def faults(self, *faults: Any) -> None:
+        """Inject ``faults`` into every later ``mat.run()`` of this trial (on top of the marker's)."""
+        extra = FaultPlan.of(list(faults)).faults
+        self.spec = replace(self.spec, faults=(*self.spec.faults, *extra))
 
     def run(self, config: dict[str, Any] | None = None, *, name: str | None = None,
             faults: Any = None) -> MatRun:

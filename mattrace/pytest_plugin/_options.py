@@ -34,6 +34,9 @@ def add_options(parser: pytest.Parser) -> None:
                     help="cassettes of each test's runs: once (default: record if missing, else replay), "
                          "none (replay only), new (record what is missing), all (record afresh); "
                          "ini: mattrace_record")
+    group.addoption("--mattrace-faults", metavar="FILE", default=None,
+                    help="inject the faults of this TOML fault plan into every mat.run() of the suite "
+                         "(ini: mattrace_faults)")
     group.addoption("--mattrace-concurrency", metavar="N", default=None,
                     help="trials of one test run in up to N threads (default 1; the marker's "
                          "concurrency= wins; ini: mattrace_concurrency)")
@@ -44,6 +47,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("mattrace_no_store", "write nothing under the store directory", type="bool", default=False)
     parser.addini("mattrace_concurrency", "threads for the trials of one test", default="1")
     parser.addini("mattrace_record", "cassette mode: once, none, new or all", default="once")
+    parser.addini("mattrace_faults", "a TOML fault plan injected into every mat.run()", default="")
 
 
 def _whole(config: pytest.Config, option: str, ini: str, low: int) -> int:
@@ -83,6 +87,7 @@ class Settings:
     no_store: bool
     concurrency: int
     record_mode: str = "once"
+    faults_file: str | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -95,7 +100,8 @@ class Settings:
                    strict=_flag(config, "mattrace_strict", "mattrace_strict"),
                    no_store=_flag(config, "mattrace_no_store", "mattrace_no_store"),
                    concurrency=_whole(config, "mattrace_concurrency", "mattrace_concurrency", 1),
-                   record_mode=_mode(config))
+                   record_mode=_mode(config),
+                   faults_file=config.getoption("mattrace_faults") or str(config.getini("mattrace_faults")) or None)
 
     @property
     def database(self) -> Path:

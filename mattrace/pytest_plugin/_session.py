@@ -63,6 +63,19 @@ class SessionEnd:
     problems: list[str] = field(default_factory=list)
 
 
+def _suite_faults(path: str | None) -> tuple[Any, ...]:
+    """The faults of ``--mattrace-faults FILE``; a mistake in the file is a usage error naming its line."""
+    if not path:
+        return ()
+    from mattrace.errors import FaultSpecError
+    from mattrace.faults import load_faults
+
+    try:
+        return load_faults(path).faults
+    except FaultSpecError as exc:
+        raise pytest.UsageError(f"mattrace: --mattrace-faults: {exc}") from None
+
+
 class MatSession:
     """Paths, run id and the results writer of this process; the ingest if it is the controller.
 
@@ -86,6 +99,7 @@ class MatSession:
         self.traces_dir = self.base / "traces" / self.run_id
         self.results_dir = self.base / "results" / self.run_id
         self.cassettes_dir = self.base / "cassettes"
+        self.suite_faults: tuple[Any, ...] = _suite_faults(self.settings.faults_file)
         self.quality: list[QualityNote] = []
         self.outcome = SessionEnd()
         self._lock = threading.Lock()
