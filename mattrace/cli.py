@@ -232,6 +232,9 @@ def _store_parsers(sub: Any) -> None:
     met.add_argument("--k", type=_positive, metavar="K",
                      help="the k of pass^k (default: each group's smallest trial count)")
     met.add_argument("--per-contract", action="store_true", help="also show compliance per contract")
+    met.add_argument("--containment", action="store_true",
+                     help="instead: containment of faulted runs per fault class (default --by fault; also "
+                     "fault_class, target, call_target and the keys above)")
     met.add_argument("--json", action="store_true", help="print the metrics as JSON")
     met.set_defaults(func=_cmd_metrics)
 
@@ -547,7 +550,10 @@ def _cmd_query(args: argparse.Namespace) -> int:
 def _cmd_metrics(args: argparse.Namespace) -> int:
     from mattrace.store import Store
 
-    by = [k.strip() for v in (args.by or ["config"]) for k in v.split(",") if k.strip()]
+    if args.containment and (args.k is not None or args.per_contract):
+        raise _CliError("--containment does not combine with --k or --per-contract")
+    default = ["fault"] if args.containment else ["config"]
+    by = [k.strip() for v in (args.by or default) for k in v.split(",") if k.strip()]
     with Store.open(args.store, read_only=True) as store:
         run_id = args.run
         if run_id == "latest":
@@ -555,6 +561,21 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
             if not latest:
                 raise _CliError(f"{args.store}: the store holds no runs yet")
             run_id = latest[0].run_id
+        if args.containment:   # the store stays open while the table prints: it is read-only
+            contained = store.containment(by=by, run_id=run_id)
+            if args.json:
+                _print_json({"by": by, "run": run_id, "containment": [r.to_json_dict() for r in contained]})
+                return EXIT_OK
+            from mattrace.report.metrics import containment_table
+
+            console = _table_console()
+            if not contained:
+                console.print("no faulted runs in the store" + (f" for run {run_id}" if run_id else ""),
+                              soft_wrap=True)
+            else:
+                console.print(containment_table(contained, title="fault containment"
+                                                + (f" (run {run_id})" if run_id else "")))
+            return EXIT_OK
         rows = store.metrics(by=by, run_id=run_id, k=args.k)
         compliance = store.compliance(by=by, per="contract", run_id=run_id) if args.per_contract else None
     if args.json:

@@ -14,8 +14,8 @@ from mattrace.store import SCHEMA_VERSION, Store, _schema
 from mattrace.tracefile import TraceWriter
 from tests.test_store_builders import labelled, write_trace
 
-TABLES = {"meta", "runs", "traces", "steps", "checks", "verdicts", "violations", "files"}
-VIEWS = {"trace_metrics", "task_metrics", "metrics", "compliance_by_contract"}
+TABLES = {"meta", "runs", "traces", "steps", "checks", "verdicts", "violations", "faults", "files"}
+VIEWS = {"trace_metrics", "task_metrics", "metrics", "compliance_by_contract", "trace_containment", "containment"}
 
 
 def _count(store: Store, table: str) -> int:

@@ -1,5 +1,8 @@
 """Metric tables for the terminal: ``mattrace metrics``, ``mattrace runs`` and the pytest summary.
 
+``containment_table`` shows how faulted runs fared, per fault class (``mattrace metrics
+--containment``).
+
 Every rate is printed with its Wilson 95 % interval, ``83% [64-93]``: with the handful of
 trials a test suite runs, the interval is the finding as much as the rate is. Tables use a
 light box and no colour that carries meaning, so they read the same in a plain CI log.
@@ -16,9 +19,9 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 
 from mattrace.report._format import compact
-from mattrace.store import ComplianceRow, MetricsRow, Rate, RunInfo
+from mattrace.store import ComplianceRow, ContainmentRow, MetricsRow, Rate, RunInfo
 
-__all__ = ["compliance_table", "format_rate", "metrics_table", "runs_table"]
+__all__ = ["compliance_table", "containment_table", "format_rate", "metrics_table", "runs_table"]
 
 _NONE = "\u2013"  # en dash: nothing measured
 
@@ -45,7 +48,8 @@ def _group_value(key: str, value: Any) -> str:
     return _value(value)
 
 
-def _group_columns(table: Table, rows: Sequence[MetricsRow] | Sequence[ComplianceRow]) -> list[str]:
+def _group_columns(table: Table, rows: Sequence[MetricsRow] | Sequence[ComplianceRow] | Sequence[ContainmentRow],
+                   ) -> list[str]:
     keys = list(rows[0].group) if rows else []
     for key in keys:  # wide enough that a config reads as a few lines, not a column of fragments
         longest = max(len(_group_value(key, r.group[key])) for r in rows)
@@ -127,6 +131,27 @@ def compliance_table(rows: Sequence[ComplianceRow], *, per: str = "contract",
         extra = _value(r.test) if per == "trace" else _value(r.severity)
         table.add_row(*(_group_value(k, r.group[k]) for k in keys), r.subject, extra, str(r.rate.total),
                       str(r.failed), format_rate(r.rate))
+    return table
+
+
+def containment_table(rows: Sequence[ContainmentRow], *, title: str | None = "fault containment") -> Table:
+    """One row per group of faulted runs: how many, contained (degraded ones included), degraded,
+    escaped, the containment rate and the degraded share, each rate with its interval."""
+    derived = sum(r.derived for r in rows)
+    caption = "contained includes degraded (contained, task failed); rates with Wilson 95% intervals"
+    if derived:
+        caption += (f"; {derived} run{'s' if derived != 1 else ''} without a results-file class judged by the "
+                    "store (termination, stored safety verdicts, side-effect taint)")
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", show_edge=False, padding=0,
+                  caption=caption, caption_justify="left")
+    keys = _group_columns(table, rows)
+    for header in ("faulted", "contained", "degraded", "escaped"):
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("containment", justify="right", min_width=11)
+    table.add_column("degradation", justify="right", min_width=11)
+    for r in rows:
+        table.add_row(*(_group_value(k, r.group[k]) for k in keys), str(r.faulted), str(r.contained),
+                      str(r.degraded), str(r.escaped), format_rate(r.containment), format_rate(r.degradation))
     return table
 
 

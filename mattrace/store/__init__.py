@@ -10,10 +10,13 @@ happens when a store is opened), so the pytest plugin can import it for free::
         print(store.ingest([".mattrace/traces", ".mattrace/results"]))
         for row in store.metrics(by=("model",)):
             print(row.group, row.success, row.pass_k)
+        for row in store.containment(by=("fault",)):
+            print(row.group["fault"], row.faulted, row.containment)
 
 Tables, views and every metric's definition: docs/store.md.
 """
 
+from mattrace.store._faults import CONTAINMENT_KEYS, ContainmentRow
 from mattrace.store._metrics import GROUP_KEYS, ComplianceRow, MetricsRow, Rate
 from mattrace.store._report import IngestReport
 from mattrace.store._runs import RunInfo
@@ -22,6 +25,8 @@ from mattrace.store._store import DEFAULT_STORE, Store, new_run_id
 
 __all__ = [
     "ComplianceRow",
+    "CONTAINMENT_KEYS",
+    "ContainmentRow",
     "DEFAULT_STORE",
     "GROUP_KEYS",
     "IngestReport",

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = ["run_batch"]
 
-_TEMP = ("_raw", "_files", "_checked", "_heads", "_lite", "_bad", "_cand", "_agg", "_lines_in", "_checked_lines",
-         "_verdicts_in")
+_TEMP = ("_raw", "_files", "_checked", "_heads", "_lite", "_bad", "_cand", "_agg", "_taint", "_lines_in",
+         "_checked_lines", "_verdicts_in")
 
 
 def _known(con: DuckDBPyConnection, found: list[Found]) -> dict[str, tuple[str, int, int]]:

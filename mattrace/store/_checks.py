@@ -1,4 +1,4 @@
-"""Storing what results files say: runs, checks (with factuality), verdicts and violations.
+"""Storing what results files say: runs, checks (with factuality and containment), verdicts and violations.
 
 A results line belongs to a trace by ``trace_id`` only, so verdicts can arrive before or
 after their trace file; the views join them when both are there. A trace checked again
@@ -27,6 +27,7 @@ _LINES: dict[str, Any] = {"file": "VARCHAR", "line": "INTEGER", "trace_id": "VAR
 _CHECK = json.dumps({
     "test": "VARCHAR", "trial": "BIGINT", "seed": "BIGINT", "trace_file": "VARCHAR",
     "factuality": {"claims": "BIGINT", "supported": "BIGINT", "propagated": "BIGINT"},
+    "containment": {"class": "VARCHAR", "reason": "VARCHAR", "step": "BIGINT", "faults": ["VARCHAR"]},
     "verdicts": [{"contract": "VARCHAR", "status": "VARCHAR", "severity": "VARCHAR", "step": "BIGINT",
                   "violation": {"contract": "VARCHAR", "step": "BIGINT", "reason": "VARCHAR", "witness": ["BIGINT"],
                                 "severity": "VARCHAR"}}]})
@@ -54,6 +55,15 @@ def write_checks(con: DuckDBPyConnection, results: list[Results], report: Ingest
     for file, line in bad:
         report.errors.append(f"{file}:{line}: a verdict needs a contract name, a status (pass/fail/pending) "
                              "and a severity (safety/quality)")
+    bad_class = con.execute("""
+        SELECT file, min(line) FROM _checked_lines
+        WHERE r.containment IS NOT NULL AND coalesce(r.containment."class" NOT IN ('contained', 'degraded', 'escaped'),
+                                                     true)
+          AND file NOT IN (SELECT unnest(?::VARCHAR[]))
+        GROUP BY file ORDER BY file""", [[f for f, _ in bad]]).fetchall()
+    for file, line in bad_class:
+        report.errors.append(f"{file}:{line}: a containment needs a class: contained, degraded or escaped")
+    bad += bad_class
     if bad:
         con.execute("DELETE FROM _checked_lines WHERE file IN (SELECT unnest(?::VARCHAR[]))", [[f for f, _ in bad]])
     con.execute("CREATE OR REPLACE TEMP TABLE _verdicts_in AS SELECT trace_id, unnest(r.verdicts) AS v "
@@ -61,7 +71,8 @@ def write_checks(con: DuckDBPyConnection, results: list[Results], report: Ingest
     for table in ("checks", "verdicts", "violations"):
         con.execute(f"DELETE FROM {table} WHERE trace_id IN (SELECT trace_id FROM _checked_lines)")
     con.execute("""INSERT INTO checks SELECT trace_id, run_id, r.test, r.trial, r.seed, r.trace_file,
-                          r.factuality.claims, r.factuality.supported, r.factuality.propagated, file, line
+                          r.factuality.claims, r.factuality.supported, r.factuality.propagated, file, line,
+                          r.containment."class", r.containment.reason, r.containment.step, r.containment.faults
                    FROM _checked_lines""")
     con.execute("""INSERT INTO verdicts
                    SELECT trace_id, v.contract, v.status, coalesce(v.severity, 'safety'), v.step FROM _verdicts_in""")

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mattrace.errors import TraceFormatError
+from mattrace.store._faults import fault_rows_sql, taint_sql
 from mattrace.store._report import IngestReport
 from mattrace.store._sql import literal, load_rows
 from mattrace.trace import StepKind
@@ -205,7 +206,8 @@ _AGGREGATE = f"""
            arg_max(kind, idx) AS last_kind, count(*) FILTER (WHERE kind = 'llm') AS llm_calls,
            count(*) FILTER (WHERE kind = 'tool') AS tool_calls,
            count(*) FILTER (WHERE error_type IS NOT NULL) AS errors,
-           count(*) FILTER (WHERE side_effect) AS side_effects, sum(tokens) AS tokens, sum(cost_usd) AS cost_usd,
+           count(*) FILTER (WHERE side_effect) AS side_effects, count(*) FILTER (WHERE kind = 'fault') AS faults,
+           sum(tokens) AS tokens, sum(cost_usd) AS cost_usd,
            arg_min(model, idx) FILTER (WHERE kind = 'llm' AND model IS NOT NULL) AS step_model,
            min(t_start) AS t_start, max(t_end) AS t_end
     FROM steps WHERE trace_id IN {_NEW} GROUP BY trace_id"""
@@ -217,8 +219,9 @@ _INSERT_TRACES = """
         c.outcome.reason, c.n, c.sealed,
         c.sealed AND a.last_kind = 'end' AND coalesce(c.outcome.status NOT IN ('timeout', 'max_steps'), false),
         coalesce(a.llm_calls, 0), coalesce(a.tool_calls, 0), coalesce(a.errors, 0), coalesce(a.side_effects, 0),
-        a.tokens, a.cost_usd, a.t_start, a.t_end, c.file, ?
-    FROM _cand c LEFT JOIN _agg a USING (trace_id) WHERE c.action IN ('add', 'replace')"""
+        a.tokens, a.cost_usd, a.t_start, a.t_end, c.file, ?, coalesce(a.faults, 0), x.step
+    FROM _cand c LEFT JOIN _agg a USING (trace_id) LEFT JOIN _taint x USING (trace_id)
+    WHERE c.action IN ('add', 'replace')"""
 
 
 def _write(con: DuckDBPyConnection, report: IngestReport, batch_run: str, now: datetime) -> list[tuple[str, str]]:
@@ -226,8 +229,8 @@ def _write(con: DuckDBPyConnection, report: IngestReport, batch_run: str, now: d
     whose steps turned out malformed (they are caught only once typed), if any."""
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("DELETE FROM steps WHERE trace_id IN (SELECT trace_id FROM _cand WHERE action = 'replace')")
-        con.execute("DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM _cand WHERE action = 'replace')")
+        for table in ("steps", "traces", "faults"):
+            con.execute(f"DELETE FROM {table} WHERE trace_id IN (SELECT trace_id FROM _cand WHERE action = 'replace')")
         con.execute(_INSERT_STEPS)
         con.execute(_AGGREGATE)
         broken = con.execute("""
@@ -239,7 +242,9 @@ def _write(con: DuckDBPyConnection, report: IngestReport, batch_run: str, now: d
         if broken:
             con.execute("ROLLBACK")
             return [(str(f), str(r)) for f, r in broken]
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _taint AS {taint_sql(_NEW)}")
         con.execute(_INSERT_TRACES, [batch_run, now])
+        con.execute(fault_rows_sql(_NEW))
         con.execute("DELETE FROM files WHERE path IN (SELECT file FROM _cand)")
         con.execute("INSERT INTO files SELECT file, 'trace', size, mtime_ns, trace_id, ? FROM _cand", [now])
         con.execute("COMMIT")

@@ -5,8 +5,11 @@ can always be rebuilt by ingesting them again. That is why an unknown *older* sc
 answered with "delete the file and ingest again" rather than a risky in-place rewrite,
 and why views and macros are simply re-created whenever the store is opened for writing.
 
-Naming leaves room for what later work adds: tables ``faults`` and ``decisions`` and the
-views ``containment`` and ``governance`` are not used here.
+Naming leaves room for what later work adds: table ``decisions`` and view ``governance``
+are not used here.
+
+Inserts are positional, so a column a migration adds goes at the end of its table, where a
+new store has it too.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mattrace.errors import StoreError
+from mattrace.store._faults import TRACE_CONTAINMENT, containment_sql, fault_rows_sql, taint_sql
 from mattrace.store._metrics import metrics_sql
 
 if TYPE_CHECKING:
@@ -22,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "TABLES", "ensure_schema"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Column lists double as documentation (docs/store.md mirrors them). No PRIMARY KEYs: the
 # ingest keeps keys unique itself, inserts stay index-free, and DuckDB 1.x cannot update a
@@ -37,18 +41,22 @@ TABLES: dict[str, str] = {
         outcome_reason VARCHAR, n_steps INTEGER, sealed BOOLEAN, terminated BOOLEAN,
         llm_calls INTEGER, tool_calls INTEGER, errors INTEGER, side_effects INTEGER,
         tokens BIGINT, cost_usd DOUBLE, t_start BIGINT, t_end BIGINT, file VARCHAR,
-        ingested_at TIMESTAMP""",
+        ingested_at TIMESTAMP, fault_steps INTEGER, tainted_side_effect INTEGER""",
     "steps": """trace_id VARCHAR, idx INTEGER, kind VARCHAR, agent VARCHAR, target VARCHAR,
         content VARCHAR, args JSON, result JSON, error_type VARCHAR, error_message VARCHAR,
         sources JSON, reads INTEGER[], side_effect BOOLEAN, untrusted BOOLEAN, model VARCHAR,
         tokens BIGINT, cost_usd DOUBLE, attrs JSON, t_start BIGINT, t_end BIGINT""",
     "checks": """trace_id VARCHAR, run_id VARCHAR, test VARCHAR, trial INTEGER, seed BIGINT,
         trace_file VARCHAR, claims INTEGER, claims_supported INTEGER, claims_propagated INTEGER,
-        results_file VARCHAR, line INTEGER""",
+        results_file VARCHAR, line INTEGER, containment VARCHAR, containment_reason VARCHAR,
+        containment_step INTEGER, containment_faults VARCHAR[]""",
     "verdicts": """trace_id VARCHAR, contract VARCHAR, status VARCHAR, severity VARCHAR,
         step INTEGER""",
     "violations": """trace_id VARCHAR, contract VARCHAR, step INTEGER, reason VARCHAR,
         witness INTEGER[], severity VARCHAR""",
+    "faults": """trace_id VARCHAR, run_id VARCHAR, step INTEGER, agent VARCHAR, fault VARCHAR,
+        fault_class VARCHAR, target VARCHAR, call_target VARCHAR, schedule JSON, params JSON, call INTEGER,
+        description VARCHAR""",
     "files": """path VARCHAR, kind VARCHAR, size BIGINT, mtime_ns BIGINT,
         trace_id VARCHAR, ingested_at TIMESTAMP""",
 }
@@ -104,10 +112,35 @@ _VIEWS = {
         FROM verdicts WHERE trace_id IN (SELECT trace_id FROM traces) GROUP BY contract""",
     # one row per run and config (all but the seed): what a CI run's summary shows
     "metrics": metrics_sql(("run", "config"), names=("run_id", "config_key")),
+    "trace_containment": TRACE_CONTAINMENT,
+    "containment": containment_sql(("run", "fault", "target", "config"),
+                                   names=("run_id", "fault", "target", "config_key")),
 }
 
-# from-version -> function bringing the store to from-version + 1 (none yet: v1 is the first)
-MIGRATIONS: dict[int, Callable[[DuckDBPyConnection], None]] = {}
+
+def _v1_faults(con: DuckDBPyConnection) -> None:
+    """Version 2: the ``faults`` table, fault counts and side-effect taint per trace, containment per check.
+
+    The rows come from the stored steps. Results files are forgotten (not their rows), so the
+    next ingest of them reads them again and brings the containment classes their checks carry.
+    """
+    con.execute(f"CREATE TABLE faults ({TABLES['faults']})")
+    con.execute("ALTER TABLE traces ADD COLUMN fault_steps INTEGER")
+    con.execute("ALTER TABLE traces ADD COLUMN tainted_side_effect INTEGER")
+    for column in ("containment VARCHAR", "containment_reason VARCHAR", "containment_step INTEGER",
+                   "containment_faults VARCHAR[]"):
+        con.execute(f"ALTER TABLE checks ADD COLUMN {column}")
+    con.execute(fault_rows_sql("(SELECT trace_id FROM traces)"))
+    con.execute("""UPDATE traces SET fault_steps = coalesce(f.n, 0)
+                   FROM (SELECT t.trace_id, count(f.trace_id) AS n FROM traces t LEFT JOIN faults f USING (trace_id)
+                         GROUP BY t.trace_id) f WHERE traces.trace_id = f.trace_id""")
+    con.execute(f"""UPDATE traces SET tainted_side_effect = x.step
+                    FROM ({taint_sql("(SELECT trace_id FROM faults)")}) x WHERE traces.trace_id = x.trace_id""")
+    con.execute("DELETE FROM files WHERE kind = 'results'")
+
+
+# from-version -> function bringing the store to from-version + 1
+MIGRATIONS: dict[int, Callable[[DuckDBPyConnection], None]] = {1: _v1_faults}
 
 
 def _stored_version(con: DuckDBPyConnection) -> int | None:

@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from mattrace.errors import StoreError
+from mattrace.store._faults import ContainmentRow, containment_sql
 from mattrace.store._metrics import ComplianceRow, MetricsRow, compliance_sql, metrics_sql
 from mattrace.store._report import IngestReport
 from mattrace.store._runs import RunInfo, runs_sql
@@ -221,6 +222,28 @@ class Store:
             out.append(ComplianceRow(group, str(subject), test, severity, int(passed), int(failed),
                                      _rate(passed, total, rate, low, high)))
         return out
+
+    def containment(self, by: Sequence[str] = ("fault",), *, run_id: str | None = None) -> list[ContainmentRow]:
+        """Containment of the faulted traces per group: contained (incl. degraded), degraded, escaped, rates.
+
+        A trace counts once in each group it falls in (a run with two fault classes counts
+        under each). Its class is the one its results file gives, else the store's own
+        judgement (docs/store.md).
+
+        Args:
+            by: ``fault`` (the class name, ``Timeout``), ``fault_class`` (``timeout``),
+                ``target`` (the fault's pattern, ``tool:*``), ``call_target`` (what it hit,
+                ``tool:lookup``), and every key :meth:`metrics` takes; ``()`` for one row.
+            run_id: only this run's traces.
+
+        Raises:
+            StoreError: an unknown ``by`` item (the message lists the valid ones).
+        """
+        if isinstance(by, str):
+            by = (by,)
+        names = tuple(dict.fromkeys(by))
+        rows = self._dicts(containment_sql(names, run_id=run_id, names=names))
+        return [ContainmentRow.from_row({n: r[n] for n in names}, r) for r in rows]
 
     def runs(self, limit: int = 20) -> list[RunInfo]:
         """The most recent runs first, with their trace counts and success rate."""
