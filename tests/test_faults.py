@@ -264,3 +264,13 @@ def test_duplicate_of_an_async_call(tmp_path: Path) -> None:
 
     out, _ = run([Duplicate("tool:ping", times=3)], lambda out: asyncio.run(_async_duplicate_body(out)), tmp_path)
     assert out == ["ping", "ping", "ping", 3]
+
+
+def test_fault_steps_are_attributed_to_mattrace_not_the_agent(tmp_path: Path) -> None:
+    """A fault step's agent is the injector (role contracts must not blame the agent); args keep the agent."""
+    def body(out: list[Any]) -> None:
+        with mattrace.agent("triage"):
+            out.append(outcome_of(price, "tea"))
+    _, trace = run([Timeout("tool:price")], body, tmp_path)
+    assert trace.steps[0].agent == "mattrace" and trace.steps[0].args["agent"] == "triage"
+    assert trace.steps[1].agent == "triage"

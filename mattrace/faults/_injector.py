@@ -23,7 +23,10 @@ from mattrace.recording.interceptors import FAULTS_ORDER, Answer, Call, CallOutc
 from mattrace.recording.recorder import Recorder, recorder_extension
 from mattrace.trace import Source, SourceKind, StepKind
 
-__all__ = ["FaultInjector", "FaultPlan"]
+__all__ = ["FaultInjector", "FaultPlan", "INJECTOR_AGENT"]
+
+INJECTOR_AGENT = "mattrace"
+"""Who fault steps are attributed to (the affected call's agent is in the step's args)."""
 
 _SOURCE_KIND: dict[StepKind, SourceKind] = {StepKind.TOOL: "tool", StepKind.RETRIEVAL: "retrieval",
                                             StepKind.MEMORY_READ: "memory", StepKind.MEMORY_WRITE: "memory",
@@ -83,10 +86,11 @@ class FaultInjector:
                         fired.append((fault, self._counts[position]))
         hits = []
         for fault, n in fired:
+            # the fault is mattrace's doing, not the agent's: role contracts must not blame the agent
             step = self.recorder.append(
-                StepKind.FAULT, agent=call.agent, target=f"{call.kind.value}:{call.target}", content=str(fault),
+                StepKind.FAULT, agent=INJECTOR_AGENT, target=f"{call.kind.value}:{call.target}", content=str(fault),
                 args={"fault": type(fault).__name__, "params": fault.params(), "schedule": fault.schedule(),
-                      "target": fault.target, "call": n},
+                      "target": fault.target, "call": n, "agent": call.agent},
                 attrs={"fault_class": fault.name})
             call.reads.append(step.index)
             call.sources.append(Source(kind=_SOURCE_KIND.get(call.kind, "tool"), ref=f"fault:{fault.name}",
