@@ -50,7 +50,7 @@ def fault_rows_sql(traces: str) -> str:
 
 
 def taint_sql(traces: str) -> str:
-    """The first side effect (that did not fail) fed by faulty data, per trace of ``traces`` with fault steps.
+    """The first side effect (that did not fail) fed by faulty data, per trace of ``traces`` (those with faults).
 
     Tainted: a fault step, a step with a ``fault:`` source (the step a fault affected), and
     every step that reads a tainted one; ``reads`` point backwards, so this is the closure
@@ -59,8 +59,7 @@ def taint_sql(traces: str) -> str:
     """
     return f"""
     WITH RECURSIVE s AS (
-        SELECT trace_id, idx, kind, reads, side_effect, error_type, sources FROM steps
-        WHERE trace_id IN (SELECT trace_id FROM steps WHERE kind = 'fault' AND trace_id IN {traces})),
+        SELECT trace_id, idx, kind, reads, side_effect, error_type, sources FROM steps WHERE trace_id IN {traces}),
     edges AS (SELECT trace_id, idx, unnest(reads) AS src FROM s),
     tainted(trace_id, idx) AS (
         SELECT trace_id, idx FROM s

@@ -55,6 +55,7 @@ _OUTCOMES = "'success', 'failure', 'error', 'timeout', 'max_steps'"
 _FILES: dict[str, Any] = {"filename": "VARCHAR", "file": "VARCHAR", "size": "BIGINT", "mtime_ns": "BIGINT",
                           "torn": "BOOLEAN"}
 _NEW = "(SELECT trace_id FROM _cand WHERE action IN ('add', 'replace'))"
+_FAULTED = "(SELECT trace_id FROM _agg WHERE faults > 0)"   # the new traces with injected faults
 
 
 @dataclass
@@ -242,9 +243,14 @@ def _write(con: DuckDBPyConnection, report: IngestReport, batch_run: str, now: d
         if broken:
             con.execute("ROLLBACK")
             return [(str(f), str(r)) for f, r in broken]
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _taint AS {taint_sql(_NEW)}")
+        faulted = con.execute("SELECT count(*) FROM _agg WHERE faults > 0").fetchone()
+        if faulted and faulted[0]:   # most batches have no injected faults: then neither query runs
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _taint AS {taint_sql(_FAULTED)}")
+        else:
+            con.execute("CREATE OR REPLACE TEMP TABLE _taint (trace_id VARCHAR, step INTEGER)")
         con.execute(_INSERT_TRACES, [batch_run, now])
-        con.execute(fault_rows_sql(_NEW))
+        if faulted and faulted[0]:
+            con.execute(fault_rows_sql(_FAULTED))
         con.execute("DELETE FROM files WHERE path IN (SELECT file FROM _cand)")
         con.execute("INSERT INTO files SELECT file, 'trace', size, mtime_ns, trace_id, ? FROM _cand", [now])
         con.execute("COMMIT")

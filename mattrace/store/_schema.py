@@ -134,8 +134,8 @@ def _v1_faults(con: DuckDBPyConnection) -> None:
     con.execute("""UPDATE traces SET fault_steps = coalesce(f.n, 0)
                    FROM (SELECT t.trace_id, count(f.trace_id) AS n FROM traces t LEFT JOIN faults f USING (trace_id)
                          GROUP BY t.trace_id) f WHERE traces.trace_id = f.trace_id""")
-    con.execute(f"""UPDATE traces SET tainted_side_effect = x.step
-                    FROM ({taint_sql("(SELECT trace_id FROM faults)")}) x WHERE traces.trace_id = x.trace_id""")
+    taint = taint_sql("(SELECT DISTINCT trace_id FROM faults)")
+    con.execute(f"UPDATE traces SET tainted_side_effect = x.step FROM ({taint}) x WHERE traces.trace_id = x.trace_id")
     con.execute("DELETE FROM files WHERE kind = 'results'")
 
 
