@@ -167,9 +167,11 @@ def containment_sql(by: tuple[str, ...] | list[str], *, run_id: str | None = Non
 class ContainmentRow:
     """Containment of the faulted traces in one group (docs/store.md defines each class).
 
-    ``contained`` includes ``degraded`` (contained, but the task failed), so ``contained +
-    escaped == faulted`` and ``containment`` is contained / faulted. ``derived`` counts the
-    traces the store classified itself because no results file gave their class.
+    ``faulted`` counts traces with an injected fault (a "faulted run" of the system under
+    test); ``runs`` the store's runs (pytest sessions, ingests) they belong to. ``contained``
+    includes ``degraded`` (contained, but the task failed), so ``contained + escaped ==
+    faulted`` and ``containment`` is contained / faulted. ``derived`` counts the traces the
+    store classified itself because no results file gave their class.
     """
 
     group: dict[str, Any]
