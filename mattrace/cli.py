@@ -211,8 +211,8 @@ def _store_parsers(sub: Any) -> None:
     query = sub.add_parser("query", help="run SQL on the store",
                            description="Run one SQL statement on the store (read-only) and print "
                            "the result. Tables: runs, traces, steps, checks, verdicts, violations, "
-                           "files; views: trace_metrics, task_metrics, metrics, compliance_by_contract "
-                           "(docs/store.md).")
+                           "faults, files; views: trace_metrics, task_metrics, metrics, compliance_by_contract, "
+                           "trace_containment, containment (docs/store.md).")
     query.add_argument("sql", metavar="SQL", help="the statement")
     _store_option(query)
     fmt = query.add_mutually_exclusive_group()

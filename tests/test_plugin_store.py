@@ -117,3 +117,29 @@ def test_the_results_of_a_run_reach_the_store_with_their_run(pytester: pytest.Py
         assert [s for (s,) in seeds] == [0, 1, 2]
     (trace_file,) = {p.parent.name for p in (pytester.path / ".mattrace" / "traces").rglob("*.jsonl")}
     assert trace_file == run.run_id, "trace files live under their run's directory"
+
+
+def test_a_faulted_session_prints_its_containment_table(pytester: pytest.Pytester) -> None:
+    """A session with injected faults ends with the containment table by fault; one without has none."""
+    pytester.makepyfile(test_faulted="""
+import pytest
+import mattrace
+from mattrace.faults import Empty, Timeout, matrix
+
+@mattrace.tool
+def lookup(n: int) -> str:
+    return "found"
+
+@pytest.mark.mattrace(faults=matrix(Timeout("tool:lookup"), Empty("tool:lookup")))
+def test_campaign(mat):
+    with mat.run():
+        try:
+            lookup(1)
+        except TimeoutError:
+            pass
+""")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*fault containment*", "*Empty *1 *1 *0 *0 *100%*", "*Timeout *1 *1 *0 *0 *100%*"])
+    pytester.makepyfile(test_faulted="def test_plain(mat):\n    with mat.run():\n        pass\n")
+    assert "fault containment" not in pytester.runpytest("-p", "no:cacheprovider").stdout.str()

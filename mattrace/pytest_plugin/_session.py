@@ -60,6 +60,7 @@ class SessionEnd:
     database: str | None = None
     ingest: Any = None
     metrics: list[Any] = field(default_factory=list)
+    containment: list[Any] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
 
@@ -159,3 +160,4 @@ class MatSession:
         with Store.open(database) as store:
             self.outcome.ingest = store.ingest(paths)
             self.outcome.metrics = store.metrics(by=("config",), run_id=self.run_id)
+            self.outcome.containment = store.containment(by=("fault",), run_id=self.run_id)

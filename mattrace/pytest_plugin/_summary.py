@@ -41,6 +41,10 @@ def write_summary(terminalreporter: Any, session: MatSession) -> None:
         console = Console(file=out, width=width, force_terminal=tr.hasmarkup, no_color=not tr.hasmarkup,
                           highlight=False, emoji=False)
         console.print(metrics_table(outcome.metrics))
+        if outcome.containment:   # only runs with injected faults have a containment class
+            from mattrace.report.metrics import containment_table
+
+            console.print(containment_table(outcome.containment))
         for line in out.getvalue().rstrip().splitlines():
             tr.write_line(line.rstrip())
     if session.quality:
