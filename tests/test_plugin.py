@@ -8,6 +8,7 @@ import re
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -471,3 +472,34 @@ def test_plan(mat):
     (pytester.path / "bad.toml").write_text('[[fault]]\ntype = "Emty"\n')
     bad = run(pytester, "--mattrace-faults", "bad.toml")
     bad.stderr.fnmatch_lines(["*--mattrace-faults: *bad.toml:2: unknown fault type 'Emty' (did you mean 'Empty'?)*"])
+
+
+def test_trial_progress_draws_a_transient_bar_only_for_a_watched_terminal(pytestconfig: pytest.Config) -> None:
+    """On a terminal the bar shows the test and its trials; in a log, or for one trial, nothing is drawn."""
+    import io
+
+    from rich.console import Console
+
+    from mattrace.pytest_plugin._progress import trial_progress
+
+    out = io.StringIO()
+    with trial_progress(pytestconfig, "test_campaign[Timeout-tool:*]", 3,
+                        console=Console(file=out, force_terminal=True, width=100)) as progress:
+        for _ in range(3):
+            progress.advance()
+    assert "test_campaign[Timeout-tool:*]" in out.getvalue() and "trials" in out.getvalue()
+    quiet = io.StringIO()
+    with trial_progress(pytestconfig, "test_one", 1, console=Console(file=quiet, force_terminal=True)) as progress:
+        progress.advance()
+    assert quiet.getvalue() == ""
+    from types import SimpleNamespace
+
+    from mattrace.pytest_plugin._progress import _console
+
+    def config_writing_to(isatty: bool, markup: bool) -> Any:
+        writer = SimpleNamespace(hasmarkup=markup, _file=SimpleNamespace(isatty=lambda: isatty))
+        return SimpleNamespace(pluginmanager=SimpleNamespace(get_plugin=lambda name: SimpleNamespace(_tw=writer)))
+
+    assert _console(config_writing_to(isatty=False, markup=False)) is None, "a CI log gets no bar"
+    assert _console(config_writing_to(isatty=True, markup=True)) is not None
+    assert _console(SimpleNamespace(workerinput={})) is None, "xdist workers draw nothing"

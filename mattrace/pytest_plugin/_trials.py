@@ -19,6 +19,7 @@ import pytest
 from mattrace.pytest_plugin._failure import failure_message, failure_summary, junit_properties, quality_notes
 from mattrace.pytest_plugin._marker import MarkerSpec
 from mattrace.pytest_plugin._mat import Mat, MatRun
+from mattrace.pytest_plugin._progress import trial_progress
 from mattrace.pytest_plugin._session import QUALITY_KEY, MatSession
 
 __all__ = ["run_trials"]
@@ -47,12 +48,19 @@ def run_trials(item: pytest.Function, session: MatSession, spec: MarkerSpec, fir
     mats = [first] + [Mat(session, spec, item.nodeid, trial, first.seed - first.trial + trial)
                       for trial in range(1, spec.trials)]
     workers = min(spec.concurrency or session.settings.concurrency, len(mats))
-    if workers <= 1:
-        errors = [contextvars.copy_context().run(_call, fn, args, mat) for mat in mats]
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mattrace-trial") as pool:
-            futures = [pool.submit(contextvars.copy_context().run, _call, fn, args, mat) for mat in mats]
-            errors = [f.result() for f in futures]
+    with trial_progress(item.config, item.name, len(mats)) as progress:
+        def trial(mat: Mat) -> BaseException | None:
+            try:
+                return _call(fn, args, mat)
+            finally:
+                progress.advance()
+
+        if workers <= 1:
+            errors = [contextvars.copy_context().run(trial, mat) for mat in mats]
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mattrace-trial") as pool:
+                futures = [pool.submit(contextvars.copy_context().run, trial, mat) for mat in mats]
+                errors = [f.result() for f in futures]
 
     item.user_properties.extend(junit_properties(mats))
     if not session.settings.strict:
