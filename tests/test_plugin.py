@@ -494,12 +494,18 @@ def test_trial_progress_draws_a_transient_bar_only_for_a_watched_terminal(pytest
     assert quiet.getvalue() == ""
     from types import SimpleNamespace
 
-    from mattrace.pytest_plugin._progress import _console
+    from mattrace.pytest_plugin._progress import INTERACTIVE, _console, note_terminal
 
     def config_writing_to(isatty: bool, markup: bool) -> Any:
         writer = SimpleNamespace(hasmarkup=markup, _file=SimpleNamespace(isatty=lambda: isatty))
-        return SimpleNamespace(pluginmanager=SimpleNamespace(get_plugin=lambda name: SimpleNamespace(_tw=writer)))
+        config = SimpleNamespace(pluginmanager=SimpleNamespace(get_plugin=lambda name: SimpleNamespace(_tw=writer)),
+                                 stash=pytest.Stash())
+        note_terminal(config)  # type: ignore[arg-type]
+        return config
 
-    assert _console(config_writing_to(isatty=False, markup=False)) is None, "a CI log gets no bar"
+    logged = config_writing_to(isatty=False, markup=False)
+    assert not logged.stash[INTERACTIVE] and _console(logged) is None, "a CI log gets no bar"
     assert _console(config_writing_to(isatty=True, markup=True)) is not None
-    assert _console(SimpleNamespace(workerinput={})) is None, "xdist workers draw nothing"
+    worker = config_writing_to(isatty=True, markup=True)
+    worker.workerinput = {}
+    assert _console(worker) is None, "xdist workers draw nothing"

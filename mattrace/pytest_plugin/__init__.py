@@ -21,6 +21,7 @@ import pytest
 from mattrace.pytest_plugin._marker import MARKER, MarkerError, marker_spec
 from mattrace.pytest_plugin._mat import ContractFailure, Mat, MatRun
 from mattrace.pytest_plugin._options import Settings, add_options
+from mattrace.pytest_plugin._progress import note_terminal
 from mattrace.pytest_plugin._session import QUALITY_KEY, SESSION_KEY, MatSession, QualityNote
 
 __all__ = ["ContractFailure", "Mat", "MatRun", "Settings"]
@@ -121,6 +122,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if notes:
             setattr(report, QUALITY_ATTR, notes)
     return report
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    note_terminal(session.config)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -9,38 +9,67 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import pytest
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-__all__ = ["TrialProgress", "trial_progress"]
+__all__ = ["INTERACTIVE", "note_terminal", "TrialProgress", "trial_progress"]
+
+INTERACTIVE = pytest.StashKey[bool]()
+
+
+def note_terminal(config: pytest.Config) -> None:
+    """Remember whether pytest writes to an interactive terminal (asked at session start:
+    during a test, output capture makes stdout look like a file)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    writer = getattr(reporter, "_tw", None)
+    file = getattr(writer, "_file", None)
+    config.stash[INTERACTIVE] = bool(writer is not None and writer.hasmarkup and file is not None
+                                     and getattr(file, "isatty", lambda: False)())
 
 
 class TrialProgress:
-    """Advances once per finished trial; thread-safe (concurrent trials finish in any order)."""
+    """Advances once per finished trial; thread-safe (concurrent trials finish in any order).
 
-    def __init__(self, progress: Progress | None, task: Any) -> None:
+    The bar is redrawn only between trials, with pytest's output capture suspended for the
+    moment it takes: a live refresh during a trial would land in the test's captured output.
+    """
+
+    def __init__(self, progress: Progress | None, task: Any, uncaptured: Any = None) -> None:
         self._progress = progress
         self._task = task
+        self._uncaptured = uncaptured
         self._lock = threading.Lock()
+
+    def _draw(self, action: Any) -> None:
+        with self._lock, (self._uncaptured() if self._uncaptured is not None else nullcontext()):
+            action()
+
+    def start(self) -> None:
+        if self._progress is not None:
+            self._draw(self._progress.start)
 
     def advance(self) -> None:
         if self._progress is not None:
-            with self._lock:
-                self._progress.advance(self._task)
+            progress = self._progress
+            def draw() -> None:
+                progress.advance(self._task)
+                progress.refresh()
+            self._draw(draw)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._draw(self._progress.stop)
 
 
 def _console(config: pytest.Config) -> Console | None:
-    if hasattr(config, "workerinput"):
+    if hasattr(config, "workerinput") or not config.stash.get(INTERACTIVE, False):
         return None
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    writer = getattr(reporter, "_tw", None)
-    if writer is None or not writer.hasmarkup or not getattr(writer._file, "isatty", lambda: False)():
-        return None
-    return Console(file=writer._file, force_terminal=True)
+    writer = getattr(config.pluginmanager.get_plugin("terminalreporter"), "_tw", None)
+    return Console(file=writer._file, force_terminal=True) if writer is not None else None
 
 
 @contextmanager
@@ -52,7 +81,13 @@ def trial_progress(config: pytest.Config, name: str, trials: int, *,
         yield TrialProgress(None, None)
         return
     progress = Progress(TextColumn("[bold]mattrace[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("trials"), TimeElapsedColumn(), console=console, transient=True)
-    with progress:
-        task = progress.add_task(name, total=trials)
-        yield TrialProgress(progress, task)
+                        TextColumn("trials"), TimeElapsedColumn(), console=console, transient=True,
+                        auto_refresh=False)
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    bar = TrialProgress(progress, progress.add_task(name, total=trials),
+                        getattr(capture, "global_and_fixture_disabled", None))
+    bar.start()
+    try:
+        yield bar
+    finally:
+        bar.stop()
