@@ -61,9 +61,9 @@ VOLATILE_ATTRS: frozenset[str] = frozenset(
     {"latency_ms", "response_id", "litellm_call_id", "span_id", "parent_span_id", "otel_trace_id"}
 )
 
-# labels that name the session a run was recorded in (the pytest plugin's run id): like the
-# trace id, they differ between two faithful runs of the same program.
-VOLATILE_LABELS: frozenset[str] = frozenset({"mattrace.run"})
+# labels that name the session a run was recorded in (the pytest plugin's run id) or the
+# trace a replay reproduces: like the trace id, they differ between two faithful runs.
+VOLATILE_LABELS: frozenset[str] = frozenset({"mattrace.run", "mattrace.replay_of"})
 
 
 class _Frozen(BaseModel):

@@ -226,6 +226,7 @@ def test_every_demo_trace_replays_identically(tmp_path: Path, monkeypatch: pytes
         assert result.identical, result.divergence
         assert result.error is None and result.mismatches == [] and result.unused == []
         assert result.path.parent == tmp_path / "traces" / "replays"
+        assert result.replayed.labels["mattrace.replay_of"] == result.original.trace_id
     assert {t.outcome.status for t in traces} == {"success", "failure"}
 
 

@@ -25,7 +25,10 @@ from mattrace.replay._extension import active_cassette
 from mattrace.trace import StepKind, Trace
 from mattrace.tracefile import read_trace_file
 
-__all__ = ["ReplayResult", "replay_trace"]
+__all__ = ["REPLAY_LABEL", "ReplayResult", "replay_trace"]
+
+REPLAY_LABEL = "mattrace.replay_of"
+"""The label a replayed trace carries: the trace id it reproduces (filter replays out with it)."""
 
 
 @dataclass
@@ -105,7 +108,8 @@ def replay_trace(path: str | Path, *, out_dir: str | Path | None = None, cassett
     error: str | None = None
     used: Cassette | None = None
     try:
-        with record(original.name, config=original.config, labels=original.labels, entrypoint=entry,
+        labels = {**original.labels, REPLAY_LABEL: original.trace_id}   # volatile: not in the fingerprint
+        with record(original.name, config=original.config, labels=labels, entrypoint=entry,
                     dir=out, cassette=tape, record_mode=mode) as rec:
             used = active_cassette()
             result = fn(*entry.get("args", []), **entry.get("kwargs", {}))
