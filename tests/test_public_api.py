@@ -13,7 +13,8 @@ PUBLIC_MODULES = ["mattrace", "mattrace.recording", "mattrace.testing", "mattrac
                   "mattrace.trace", "mattrace.tracefile", "mattrace.recording.interceptors",
                   "mattrace.recording.script", "mattrace.recording.boundaries",
                   "mattrace.recording.redact", "mattrace.recording.recorder", "mattrace.contracts",
-                  "mattrace.store", "mattrace.replay", "mattrace.faults"]
+                  "mattrace.store", "mattrace.replay", "mattrace.faults",
+                  "mattrace.governance"]
 
 
 @pytest.mark.parametrize("name", PUBLIC_MODULES)

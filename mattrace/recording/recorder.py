@@ -270,6 +270,23 @@ class Recorder:
                 self._tool_requests[name] = index
             return step
 
+    def preview(self, kind: StepKind | str, *, agent: str | None = None, target: str | None = None,
+                content: str | None = None, args: dict[str, Any] | None = None,
+                sources: Iterable[Source] = (), side_effect: bool = False) -> Step:
+        """The step that recording this action now would produce (with its inferred ``reads``),
+        without recording it: what run-time guards judge before an action runs."""
+        kind = _step_kind(kind)
+        args_j = self.redactor(to_jsonable(args)) if args is not None else None
+        with self._lock:
+            edges: set[int] = set()
+            if kind in _INFER_READS:
+                edges.update(self._outputs.found_in(content, args_j))
+            if kind is StepKind.TOOL and target in self._tool_requests:
+                edges.add(self._tool_requests[target])
+            return Step(index=len(self._steps), kind=kind, agent=agent or current_agent(), target=target,
+                        content=content, args=args_j, sources=tuple(sources), reads=tuple(sorted(edges)),
+                        side_effect=side_effect)
+
     # -- outcome and end -------------------------------------------------------------------
 
     def set_outcome(self, status: OutcomeStatus | None = None, *, success: bool | None = None,

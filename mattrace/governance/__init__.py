@@ -1,0 +1,24 @@
+"""Runtime governance: per-agent capabilities and allow / rewrite / block mediation of actions.
+
+``mattrace.record(..., governor=Governor([block(step.tool("send_email") & step.untrusted, "...")]))``
+mediates every tool call, retrieval and memory write of the run before it happens,
+fail-closed, and records each decision as a ``governance`` step.
+"""
+
+from mattrace.governance._governor import GOVERNOR_AGENT, ActionBlocked, Capability, Governor
+from mattrace.governance._rules import Decision, Rule, Ruling, allow, block, escalate, guard, rewrite
+
+__all__ = [
+    "ActionBlocked",
+    "allow",
+    "block",
+    "Capability",
+    "Decision",
+    "escalate",
+    "Governor",
+    "GOVERNOR_AGENT",
+    "guard",
+    "rewrite",
+    "Rule",
+    "Ruling",
+]
