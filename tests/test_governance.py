@@ -56,15 +56,15 @@ OUTSIDE = step.tool("send_email") & step.arg("to").not_matches(r"@example\.com$"
 
 
 def test_block_refuses_without_running_and_records_the_decision(tmp_path: Path) -> None:
-    """A blocked e-mail is not sent; the agent reads a refusal; a governance step precedes the tool step."""
+    """A blocked e-mail is not sent; the agent reads a refusal; only the governance step records the attempt."""
     gov = Governor([block(OUTSIDE, "customers only", rule_id="no-outsiders")])
     out, trace = run(gov, lambda out: out.append(send_email("x@evil.example", "hi")), tmp_path)
     assert SENT == [] and out == [{"blocked": True, "rule": "no-outsiders", "reason": "customers only"}]
-    decision, action = trace.steps[0], trace.steps[1]
+    decision = trace.steps[0]
     assert decision.kind is StepKind.GOVERNANCE and decision.args["decision"] == "block"
     assert decision.args["rule"] == "no-outsiders" and decision.args["original"] == {"to": "x@evil.example",
                                                                                       "body": "hi"}
-    assert action.kind is StepKind.TOOL and not action.side_effect and action.reads == (0,)
+    assert [s.kind for s in trace.steps] == [StepKind.GOVERNANCE, StepKind.END], "a blocked action has no step"
 
 
 def test_allow_runs_the_action(tmp_path: Path) -> None:

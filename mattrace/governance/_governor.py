@@ -7,7 +7,8 @@ memory write) it builds the step the action would become, checks the acting agen
 allows. A rule that raises, or an action no capability covers, is blocked with the
 reason. Every decision is recorded as a ``governance`` step just before the action's own
 step, which reads it; a rewritten action's step keeps both argument sets; a blocked
-action does not run, and the agent gets a structured refusal (or ``ActionBlocked``).
+action does not run and gets no step of its own (its governance step holds the attempted
+arguments), and the agent gets a structured refusal (or ``ActionBlocked``).
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ class Governor:
         call.reads.append(decision_step.index)
         call.attrs["governance"] = ruling.decision.value
         if ruling.decision is Decision.BLOCK:
-            call.side_effect = False   # nothing happened in the world
+            call.refused = True   # nothing happened: the governance step is the record of the attempt
             refusal = {"blocked": True, "rule": ruling.rule, "reason": ruling.reason}
             if self.on_block == "raise":
                 return Answer(error=ActionBlocked(f"{call.target} blocked by {ruling.rule}: {ruling.reason}"))

@@ -20,11 +20,12 @@ from mattrace.contracts import Contract, Pred, resolve_contracts
 from mattrace.contracts._check import contract_list
 from mattrace.errors import ContractError, FaultSpecError
 from mattrace.faults import FaultMatrix, FaultPlan
+from mattrace.governance import Governor
 
 __all__ = ["MARKER", "MarkerSpec", "marker_spec"]
 
 MARKER = "mattrace"
-_KEYS = ("concurrency", "config", "contracts", "faults", "oracle", "trials")
+_KEYS = ("concurrency", "config", "contracts", "faults", "governor", "oracle", "trials")
 
 
 class MarkerError(Exception):
@@ -42,6 +43,7 @@ class MarkerSpec:
     concurrency: int | None = None
     faults: tuple[Any, ...] = ()
     matrix: Any = None
+    governor: Any = None
     """A fault campaign (``mattrace.faults.matrix``): the test is parametrized, one case per item."""
 
 
@@ -114,8 +116,11 @@ def marker_spec(node: pytest.Item | Any, path: Path) -> MarkerSpec:
         plan = FaultPlan.of(faults) if faults and campaign is None else None
     except FaultSpecError as exc:
         raise MarkerError(f"{where}: faults=: {exc}") from None
+    governor = kw.get("governor")
+    if governor is not None and not isinstance(governor, Governor):
+        raise MarkerError(f"{where}: governor= takes a mattrace.governance.Governor, got {governor!r}")
     return MarkerSpec(
-        faults=plan.faults if plan is not None else (), matrix=campaign,
+        faults=plan.faults if plan is not None else (), matrix=campaign, governor=governor,
         contracts=_contracts(where, kw.get("contracts", ()), path.parent),
         trials=_whole(where, "trials", kw.get("trials", 1)),
         config=dict(config), oracle=oracle,

@@ -89,7 +89,7 @@ class MatRun:
                              labels=session.labels(mat.test, mat.trial),
                              cassette=session.cassette(mat.test, mat.trial, self.number),
                              record_mode=session.settings.record_mode,
-                             faults=list(self.faults) or None)
+                             faults=list(self.faults) or None, governor=mat.governor)
         self.recorder = self._block.__enter__()
         return self
 
@@ -147,10 +147,27 @@ class Mat:
         self._lock = threading.Lock()
         self._checked = 0
         self._started = 0
+        self._governor: Any = spec.governor
 
     @property
     def contracts(self) -> tuple[Any, ...]:
         return self.spec.contracts
+
+    @property
+    def governor(self) -> Any:
+        """The governor mediating this trial's runs (the marker's ``governor=``), or None.
+
+        Assign one to govern the later runs of this trial: ``mat.governor = Governor([...])``.
+        """
+        return self._governor
+
+    @governor.setter
+    def governor(self, value: Any) -> None:
+        from mattrace.governance import Governor
+
+        if value is not None and not isinstance(value, Governor):
+            raise RecordingError(f"mat.governor takes a mattrace.governance.Governor, got {value!r}")
+        self._governor = value
 
     def faults(self, *faults: Any) -> None:
         """Inject ``faults`` into every later ``mat.run()`` of this trial (on top of the marker's)."""

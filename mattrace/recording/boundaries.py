@@ -51,7 +51,9 @@ class Doc(BaseModel):
 
 
 def _record(rec: Recorder, call: Call, original: dict[str, Any], outcome: CallOutcome,
-            t_start: int, sources: list[Source], reads: tuple[int, ...] = ()) -> Step:
+            t_start: int, sources: list[Source], reads: tuple[int, ...] = ()) -> Step | None:
+    if call.refused:
+        return None   # the action never happened; the interceptor that refused it recorded why
     attrs = dict(call.attrs)
     if call.args != original:
         attrs["original_args"] = {k: v for k, v in original.items() if k not in _HIDDEN_PARAMS}
@@ -238,7 +240,7 @@ class Memory(MutableMapping[str, Any]):
         sources = ([Source(kind="memory", ref=f"{self.name}:{key}")]
                    if kind is StepKind.MEMORY_READ and outcome.error is None else [])
         step = _record(rec, call, args, outcome, t_start, sources, reads)
-        if kind is StepKind.MEMORY_WRITE and outcome.error is None:
+        if kind is StepKind.MEMORY_WRITE and outcome.error is None and step is not None:
             self._last_write[(rec.trace_id, key)] = step.index
         if outcome.error is not None:
             raise outcome.error

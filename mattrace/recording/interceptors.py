@@ -60,6 +60,9 @@ class Call:
     reads: list[int] = field(default_factory=list)
     repeat: int = 0
     """Extra times the real call runs (an injected duplicate delivery); the last result counts."""
+    refused: bool = False
+    """Set by an interceptor that refused the call (governance): no step is recorded for an
+    action that never happened; the interceptor's own step holds the attempt."""
 
 
 @dataclass
