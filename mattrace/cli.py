@@ -211,8 +211,8 @@ def _store_parsers(sub: Any) -> None:
     query = sub.add_parser("query", help="run SQL on the store",
                            description="Run one SQL statement on the store (read-only) and print "
                            "the result. Tables: runs, traces, steps, checks, verdicts, violations, "
-                           "faults, files; views: trace_metrics, task_metrics, metrics, compliance_by_contract, "
-                           "trace_containment, containment (docs/store.md).")
+                           "faults, decisions, files; views: trace_metrics, task_metrics, metrics, "
+                           "compliance_by_contract, trace_containment, containment, governance (docs/store.md).")
     query.add_argument("sql", metavar="SQL", help="the statement")
     _store_option(query)
     fmt = query.add_mutually_exclusive_group()
@@ -224,7 +224,8 @@ def _store_parsers(sub: Any) -> None:
         "metrics", help="task success, termination, compliance, factuality, pass^k, flip rate",
         description="Print the metrics of the stored traces per group, each rate with its "
         "Wilson 95%% interval. Group by test, model, seed, orchestration, run, trial, config "
-        "(all of it but the seed), config.KEY or label.KEY.")
+        "(all of it but the seed), config.KEY or label.KEY. With --containment, the containment of "
+        "faulted runs instead; with --governance, the governor's allow / rewrite / block decisions.")
     _store_option(met)
     met.add_argument("--by", action="append", metavar="KEYS",
                      help="comma-separated group keys (default: config)")
@@ -235,6 +236,9 @@ def _store_parsers(sub: Any) -> None:
     met.add_argument("--containment", action="store_true",
                      help="instead: containment of faulted runs per fault class (default --by fault; also "
                      "fault_class, target, call_target and the keys above)")
+    met.add_argument("--governance", action="store_true",
+                     help="instead: governance decisions, the allow / rewrite / block shares (default --by rule; "
+                     "also agent, tool, call_kind, decision and the keys above)")
     met.add_argument("--json", action="store_true", help="print the metrics as JSON")
     met.set_defaults(func=_cmd_metrics)
 
@@ -550,9 +554,13 @@ def _cmd_query(args: argparse.Namespace) -> int:
 def _cmd_metrics(args: argparse.Namespace) -> int:
     from mattrace.store import Store
 
+    if args.containment and args.governance:
+        raise _CliError("--containment and --governance are two different tables; ask for one")
     if args.containment and (args.k is not None or args.per_contract):
         raise _CliError("--containment does not combine with --k or --per-contract")
-    default = ["fault"] if args.containment else ["config"]
+    if args.governance and (args.k is not None or args.per_contract):
+        raise _CliError("--governance does not combine with --k or --per-contract")
+    default = ["fault"] if args.containment else ["rule"] if args.governance else ["config"]
     by = [k.strip() for v in (args.by or default) for k in v.split(",") if k.strip()]
     with Store.open(args.store, read_only=True) as store:
         run_id = args.run
@@ -575,6 +583,21 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
             else:
                 console.print(containment_table(contained, title="fault containment"
                                                 + (f" (run {run_id})" if run_id else "")))
+            return EXIT_OK
+        if args.governance:
+            decided = store.governance(by=by, run_id=run_id)
+            if args.json:
+                _print_json({"by": by, "run": run_id, "governance": [r.to_json_dict() for r in decided]})
+                return EXIT_OK
+            from mattrace.report.metrics import governance_table
+
+            console = _table_console()
+            if not decided:
+                console.print("no governance decisions in the store" + (f" for run {run_id}" if run_id else ""),
+                              soft_wrap=True)
+            else:
+                console.print(governance_table(decided, title="governance decisions"
+                                               + (f" (run {run_id})" if run_id else "")))
             return EXIT_OK
         rows = store.metrics(by=by, run_id=run_id, k=args.k)
         compliance = store.compliance(by=by, per="contract", run_id=run_id) if args.per_contract else None

@@ -14,8 +14,9 @@ from mattrace.store import SCHEMA_VERSION, Store, _schema
 from mattrace.tracefile import TraceWriter
 from tests.test_store_builders import labelled, write_trace
 
-TABLES = {"meta", "runs", "traces", "steps", "checks", "verdicts", "violations", "faults", "files"}
-VIEWS = {"trace_metrics", "task_metrics", "metrics", "compliance_by_contract", "trace_containment", "containment"}
+TABLES = {"meta", "runs", "traces", "steps", "checks", "verdicts", "violations", "faults", "decisions", "files"}
+VIEWS = {"trace_metrics", "task_metrics", "metrics", "compliance_by_contract", "trace_containment", "containment",
+         "governance"}
 
 
 def _count(store: Store, table: str) -> int:

@@ -1,7 +1,8 @@
 """Metric tables for the terminal: ``mattrace metrics``, ``mattrace runs`` and the pytest summary.
 
 ``containment_table`` shows how faulted runs fared, per fault class (``mattrace metrics
---containment``).
+--containment``); ``governance_table`` how the governor ruled on actions, per rule, agent
+or tool (``mattrace metrics --governance``).
 
 Every rate is printed with its Wilson 95 % interval, ``83% [64-93]``: with the handful of
 trials a test suite runs, the interval is the finding as much as the rate is. Tables use a
@@ -19,9 +20,9 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 
 from mattrace.report._format import compact
-from mattrace.store import ComplianceRow, ContainmentRow, MetricsRow, Rate, RunInfo
+from mattrace.store import ComplianceRow, ContainmentRow, GovernanceRow, MetricsRow, Rate, RunInfo
 
-__all__ = ["compliance_table", "containment_table", "format_rate", "metrics_table", "runs_table"]
+__all__ = ["compliance_table", "containment_table", "format_rate", "governance_table", "metrics_table", "runs_table"]
 
 _NONE = "\u2013"  # en dash: nothing measured
 
@@ -48,8 +49,8 @@ def _group_value(key: str, value: Any) -> str:
     return _value(value)
 
 
-def _group_columns(table: Table, rows: Sequence[MetricsRow] | Sequence[ComplianceRow] | Sequence[ContainmentRow],
-                   ) -> list[str]:
+def _group_columns(table: Table, rows: Sequence[MetricsRow] | Sequence[ComplianceRow] | Sequence[ContainmentRow]
+                   | Sequence[GovernanceRow]) -> list[str]:
     keys = list(rows[0].group) if rows else []
     for key in keys:  # wide enough that a config reads as a few lines, not a column of fragments
         longest = max(len(_group_value(key, r.group[key])) for r in rows)
@@ -152,6 +153,24 @@ def containment_table(rows: Sequence[ContainmentRow], *, title: str | None = "fa
     for r in rows:
         table.add_row(*(_group_value(k, r.group[k]) for k in keys), str(r.faulted), str(r.contained),
                       str(r.degraded), str(r.escaped), format_rate(r.containment), format_rate(r.degradation))
+    return table
+
+
+def governance_table(rows: Sequence[GovernanceRow], *, title: str | None = "governance decisions") -> Table:
+    """One row per group of governance decisions: how many, allowed, rewritten, blocked, escalated,
+    and the allow, rewrite and block shares, each with its interval."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", show_edge=False, padding=0,
+                  caption="shares of decisions with Wilson 95% intervals; escalated: decided by an approver "
+                  "(counted as allowed or blocked)", caption_justify="left")
+    keys = _group_columns(table, rows)
+    for header in ("decisions", "allowed", "rewritten", "blocked", "escalated"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for header in ("allow", "rewrite", "block"):
+        table.add_column(header, justify="right", min_width=8)
+    for r in rows:
+        table.add_row(*(_group_value(k, r.group[k]) for k in keys), str(r.decisions), str(r.allowed),
+                      str(r.rewritten), str(r.blocked), str(r.escalated), format_rate(r.allow),
+                      format_rate(r.rewrite), format_rate(r.block))
     return table
 
 

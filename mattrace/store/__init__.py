@@ -12,11 +12,14 @@ happens when a store is opened), so the pytest plugin can import it for free::
             print(row.group, row.success, row.pass_k)
         for row in store.containment(by=("fault",)):
             print(row.group["fault"], row.faulted, row.containment)
+        for row in store.governance(by=("rule",)):
+            print(row.group["rule"], row.decisions, row.block)
 
 Tables, views and every metric's definition: docs/store.md.
 """
 
 from mattrace.store._faults import CONTAINMENT_KEYS, ContainmentRow
+from mattrace.store._governance import GOVERNANCE_KEYS, GovernanceRow
 from mattrace.store._metrics import GROUP_KEYS, ComplianceRow, MetricsRow, Rate
 from mattrace.store._report import IngestReport
 from mattrace.store._runs import RunInfo
@@ -28,6 +31,8 @@ __all__ = [
     "CONTAINMENT_KEYS",
     "ContainmentRow",
     "DEFAULT_STORE",
+    "GOVERNANCE_KEYS",
+    "GovernanceRow",
     "GROUP_KEYS",
     "IngestReport",
     "MetricsRow",

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from mattrace.errors import TraceFormatError
 from mattrace.store._faults import fault_rows_sql, taint_sql
+from mattrace.store._governance import decision_rows_sql
 from mattrace.store._report import IngestReport
 from mattrace.store._sql import literal, load_rows
 from mattrace.trace import StepKind
@@ -56,6 +57,7 @@ _FILES: dict[str, Any] = {"filename": "VARCHAR", "file": "VARCHAR", "size": "BIG
                           "torn": "BOOLEAN"}
 _NEW = "(SELECT trace_id FROM _cand WHERE action IN ('add', 'replace'))"
 _FAULTED = "(SELECT trace_id FROM _agg WHERE faults > 0)"   # the new traces with injected faults
+_GOVERNED = "(SELECT trace_id FROM _agg WHERE decisions > 0)"   # the new traces with governance decisions
 
 
 @dataclass
@@ -208,6 +210,7 @@ _AGGREGATE = f"""
            count(*) FILTER (WHERE kind = 'tool') AS tool_calls,
            count(*) FILTER (WHERE error_type IS NOT NULL) AS errors,
            count(*) FILTER (WHERE side_effect) AS side_effects, count(*) FILTER (WHERE kind = 'fault') AS faults,
+           count(*) FILTER (WHERE kind = 'governance') AS decisions,
            sum(tokens) AS tokens, sum(cost_usd) AS cost_usd,
            arg_min(model, idx) FILTER (WHERE kind = 'llm' AND model IS NOT NULL) AS step_model,
            min(t_start) AS t_start, max(t_end) AS t_end
@@ -230,7 +233,7 @@ def _write(con: DuckDBPyConnection, report: IngestReport, batch_run: str, now: d
     whose steps turned out malformed (they are caught only once typed), if any."""
     con.execute("BEGIN TRANSACTION")
     try:
-        for table in ("steps", "traces", "faults"):
+        for table in ("steps", "traces", "faults", "decisions"):
             con.execute(f"DELETE FROM {table} WHERE trace_id IN (SELECT trace_id FROM _cand WHERE action = 'replace')")
         con.execute(_INSERT_STEPS)
         con.execute(_AGGREGATE)
@@ -243,14 +246,18 @@ def _write(con: DuckDBPyConnection, report: IngestReport, batch_run: str, now: d
         if broken:
             con.execute("ROLLBACK")
             return [(str(f), str(r)) for f, r in broken]
-        faulted = con.execute("SELECT count(*) FROM _agg WHERE faults > 0").fetchone()
-        if faulted and faulted[0]:   # most batches have no injected faults: then neither query runs
+        row = con.execute("SELECT count(*) FILTER (WHERE faults > 0), count(*) FILTER (WHERE decisions > 0) "
+                          "FROM _agg").fetchone()
+        faulted, governed = (int(row[0]), int(row[1])) if row else (0, 0)
+        if faulted:   # most batches have no injected faults (or decisions): then their queries do not run
             con.execute(f"CREATE OR REPLACE TEMP TABLE _taint AS {taint_sql(_FAULTED)}")
         else:
             con.execute("CREATE OR REPLACE TEMP TABLE _taint (trace_id VARCHAR, step INTEGER)")
         con.execute(_INSERT_TRACES, [batch_run, now])
-        if faulted and faulted[0]:
+        if faulted:
             con.execute(fault_rows_sql(_FAULTED))
+        if governed:
+            con.execute(decision_rows_sql(_GOVERNED))
         con.execute("DELETE FROM files WHERE path IN (SELECT file FROM _cand)")
         con.execute("INSERT INTO files SELECT file, 'trace', size, mtime_ns, trace_id, ? FROM _cand", [now])
         con.execute("COMMIT")

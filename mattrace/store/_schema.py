@@ -5,9 +5,6 @@ can always be rebuilt by ingesting them again. That is why an unknown *older* sc
 answered with "delete the file and ingest again" rather than a risky in-place rewrite,
 and why views and macros are simply re-created whenever the store is opened for writing.
 
-Naming leaves room for what later work adds: table ``decisions`` and view ``governance``
-are not used here.
-
 Inserts are positional, so a column a migration adds goes at the end of its table, where a
 new store has it too.
 """
@@ -19,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from mattrace.errors import StoreError
 from mattrace.store._faults import TRACE_CONTAINMENT, containment_sql, fault_rows_sql, taint_sql
+from mattrace.store._governance import decision_rows_sql, governance_sql
 from mattrace.store._metrics import metrics_sql
 
 if TYPE_CHECKING:
@@ -26,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "TABLES", "ensure_schema"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Column lists double as documentation (docs/store.md mirrors them). No PRIMARY KEYs: the
 # ingest keeps keys unique itself, inserts stay index-free, and DuckDB 1.x cannot update a
@@ -57,6 +55,8 @@ TABLES: dict[str, str] = {
     "faults": """trace_id VARCHAR, run_id VARCHAR, step INTEGER, agent VARCHAR, fault VARCHAR,
         fault_class VARCHAR, target VARCHAR, call_target VARCHAR, schedule JSON, params JSON, call INTEGER,
         description VARCHAR""",
+    "decisions": """trace_id VARCHAR, run_id VARCHAR, step INTEGER, agent VARCHAR, call_kind VARCHAR, tool VARCHAR,
+        decision VARCHAR, rule VARCHAR, reason VARCHAR, escalated BOOLEAN, original JSON, rewritten JSON""",
     "files": """path VARCHAR, kind VARCHAR, size BIGINT, mtime_ns BIGINT,
         trace_id VARCHAR, ingested_at TIMESTAMP""",
 }
@@ -115,6 +115,8 @@ _VIEWS = {
     "trace_containment": TRACE_CONTAINMENT,
     "containment": containment_sql(("run", "fault", "target", "config"),
                                    names=("run_id", "fault", "target", "config_key")),
+    "governance": governance_sql(("run", "agent", "tool", "rule", "config"),
+                                 names=("run_id", "agent", "tool", "rule", "config_key")),
 }
 
 
@@ -139,8 +141,18 @@ def _v1_faults(con: DuckDBPyConnection) -> None:
     con.execute("DELETE FROM files WHERE kind = 'results'")
 
 
+def _v2_decisions(con: DuckDBPyConnection) -> None:
+    """Version 3: the ``decisions`` table, filled from the stored governance steps.
+
+    Derived data, so a table left over (a store taken back by hand) is rebuilt rather than trusted.
+    """
+    con.execute("DROP TABLE IF EXISTS decisions")
+    con.execute(f"CREATE TABLE decisions ({TABLES['decisions']})")
+    con.execute(decision_rows_sql("(SELECT trace_id FROM traces)"))
+
+
 # from-version -> function bringing the store to from-version + 1
-MIGRATIONS: dict[int, Callable[[DuckDBPyConnection], None]] = {1: _v1_faults}
+MIGRATIONS: dict[int, Callable[[DuckDBPyConnection], None]] = {1: _v1_faults, 2: _v2_decisions}
 
 
 def _stored_version(con: DuckDBPyConnection) -> int | None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from mattrace.errors import StoreError
 from mattrace.store._faults import ContainmentRow, containment_sql
+from mattrace.store._governance import GovernanceRow, governance_sql
 from mattrace.store._metrics import ComplianceRow, MetricsRow, compliance_sql, metrics_sql
 from mattrace.store._report import IngestReport
 from mattrace.store._runs import RunInfo, runs_sql
@@ -244,6 +245,25 @@ class Store:
         names = tuple(dict.fromkeys(by))
         rows = self._dicts(containment_sql(names, run_id=run_id, names=names))
         return [ContainmentRow.from_row({n: r[n] for n in names}, r) for r in rows]
+
+    def governance(self, by: Sequence[str] = ("rule",), *, run_id: str | None = None) -> list[GovernanceRow]:
+        """Governance decisions per group: allowed, rewritten, blocked and escalated, each share with its interval.
+
+        Args:
+            by: ``agent`` (the acting agent), ``tool`` (the call's target, ``send_email``),
+                ``call_kind`` (``tool``, ``retrieval``, ``memory_write``), ``rule`` (the rule id,
+                ``capability`` or ``default``), ``decision``, and every key :meth:`metrics`
+                takes; ``()`` for one row.
+            run_id: only this run's traces.
+
+        Raises:
+            StoreError: an unknown ``by`` item (the message lists the valid ones).
+        """
+        if isinstance(by, str):
+            by = (by,)
+        names = tuple(dict.fromkeys(by))
+        rows = self._dicts(governance_sql(names, run_id=run_id, names=names))
+        return [GovernanceRow.from_row({n: r[n] for n in names}, r) for r in rows]
 
     def runs(self, limit: int = 20) -> list[RunInfo]:
         """The most recent runs first, with their trace counts and success rate."""

@@ -1,0 +1,137 @@
+"""Governance decisions in the store: the ``decisions`` rows and the allow / rewrite / block shares.
+
+Each ``governance`` step of an ingested trace (a :class:`mattrace.governance.Governor`
+decision, recorded just before the action it rules on) becomes a row of ``decisions``: the
+acting agent, the call's kind and target, the decision, the rule that made it, the reason,
+whether an approver decided (escalation), and the action's original and rewritten
+arguments. The rows are filled in bulk from the typed steps, only for batches that hold
+governance steps. The ``governance`` view and :meth:`Store.governance` count them per group
+(agent, tool, rule, decision, and every metric group key) with each share's Wilson interval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mattrace.errors import StoreError
+from mattrace.store._metrics import GROUP_KEYS, Rate, _rate, group_expr
+from mattrace.store._sql import literal
+
+__all__ = ["DECISIONS", "GOVERNANCE_KEYS", "GovernanceRow", "decision_rows_sql", "governance_sql"]
+
+DECISIONS = ("allow", "rewrite", "block")
+_DECISION_KEYS = {"agent": "d_agent", "call_kind": "d_call_kind", "decision": "d_decision", "rule": "d_rule",
+                  "tool": "d_tool"}
+GOVERNANCE_KEYS: tuple[str, ...] = (*sorted(_DECISION_KEYS), *GROUP_KEYS)
+
+
+def decision_rows_sql(traces: str) -> str:
+    """``INSERT INTO decisions`` for the governance steps of the traces that ``traces`` (a subquery) selects.
+
+    The step's target is ``<call kind>:<call target>`` (``tool:send_email``); its args say
+    the decision, the rule, the reason, the acting agent (the step's own agent is the
+    governor's), ``escalated`` when an approver decided, and the action's arguments.
+    """
+    return f"""
+    INSERT INTO decisions
+    WITH g AS (
+        SELECT s.trace_id, t.run_id, s.idx, s.agent, s.target, s.content, s.attrs,
+               json_extract_string(s.args, ['$.agent', '$.decision', '$.rule', '$.reason', '$.escalated']) AS a,
+               json_extract(s.args, '$.original') AS original, json_extract(s.args, '$.rewritten') AS rewritten
+        FROM steps s JOIN traces t USING (trace_id)
+        WHERE s.kind = 'governance' AND s.trace_id IN {traces})
+    SELECT trace_id, run_id, idx, coalesce(a[1], agent),
+           CASE WHEN contains(target, ':') THEN split_part(target, ':', 1) END,
+           CASE WHEN contains(target, ':') THEN substr(target, strpos(target, ':') + 1) ELSE target END,
+           coalesce(a[2], json_extract_string(attrs, '$.decision')), a[3], coalesce(a[4], content),
+           coalesce(TRY_CAST(a[5] AS BOOLEAN), false), original, rewritten
+    FROM g"""
+
+
+def _key(item: str) -> str:
+    if item in _DECISION_KEYS:
+        return _DECISION_KEYS[item]
+    try:
+        return group_expr(item)
+    except StoreError:
+        raise StoreError(f"cannot group governance by {item!r}; valid: {', '.join(GOVERNANCE_KEYS)}") from None
+
+
+def governance_sql(by: tuple[str, ...] | list[str], *, run_id: str | None = None,
+                   names: tuple[str, ...] | None = None) -> str:
+    """Decisions per group of ``by``: counts of allow, rewrite, block and escalated, each share with its interval.
+
+    ``names`` renames the group columns (default ``g0``, ``g1``, …).
+
+    Raises:
+        StoreError: an item of ``by`` is not one of :data:`GOVERNANCE_KEYS`.
+    """
+    exprs = list(dict.fromkeys(_key(item) for item in by))
+    groups = [(f"g{i}", expr) for i, expr in enumerate(exprs)]
+    labels = names or tuple(g for g, _ in groups)
+    g_sel = "".join(f"{expr} AS {g}, " for g, expr in groups)
+    g_list = "".join(f"{g}, " for g, _ in groups)
+    group_by = f"GROUP BY {', '.join(g for g, _ in groups)}" if groups else ""
+    outer = "".join(f'{g} AS "{label}", ' for (g, _), label in zip(groups, labels, strict=True))
+    order = f"ORDER BY {', '.join(f'{g} NULLS LAST' for g, _ in groups)}" if groups else ""
+    where = f"WHERE run_id = {literal(run_id)}" if run_id is not None else ""
+    shares = "".join(
+        f"{n} / decisions AS {d}_share, wilson_low({n}, decisions) AS {d}_low, "
+        f"wilson_high({n}, decisions) AS {d}_high, "
+        for d, n in (("allow", "allowed"), ("rewrite", "rewritten"), ("block", "blocked")))
+    return f"""
+    WITH d AS (
+        SELECT {g_sel}trace_id, run_id, decision, escalated
+        FROM (SELECT t.*, d.agent AS d_agent, d.call_kind AS d_call_kind, d.tool AS d_tool,
+                     d.decision AS d_decision, d.rule AS d_rule, d.decision, d.escalated
+              FROM decisions d JOIN traces t USING (trace_id))
+        {where}),
+    agg AS (
+        SELECT {g_list}count(DISTINCT run_id) AS runs, count(DISTINCT trace_id) AS traces, count(*) AS decisions,
+               count(*) FILTER (WHERE decision = 'allow') AS allowed,
+               count(*) FILTER (WHERE decision = 'rewrite') AS rewritten,
+               count(*) FILTER (WHERE decision = 'block') AS blocked,
+               count(*) FILTER (WHERE escalated) AS escalated
+        FROM d {group_by})
+    SELECT {outer}runs, traces, decisions, allowed, rewritten, blocked, escalated, {shares.rstrip(', ')}
+    FROM agg {order}"""
+
+
+@dataclass(frozen=True)
+class GovernanceRow:
+    """The governance decisions in one group (docs/store.md).
+
+    ``decisions`` counts governance steps (one per mediated action); ``allowed``,
+    ``rewritten`` and ``blocked`` split them (an escalated action is allowed or blocked by its
+    approver, and also counts in ``escalated``). ``allow``, ``rewrite`` and ``block`` are the
+    shares of ``decisions``, each a :class:`Rate` with its Wilson 95 % interval. ``traces`` and
+    ``runs`` count the traces and store runs the decisions come from.
+    """
+
+    group: dict[str, Any]
+    runs: int
+    traces: int
+    decisions: int
+    allowed: int
+    rewritten: int
+    blocked: int
+    escalated: int
+    allow: Rate
+    rewrite: Rate
+    block: Rate
+
+    @classmethod
+    def from_row(cls, group: dict[str, Any], r: dict[str, Any]) -> GovernanceRow:
+        """Build from one row of :func:`governance_sql` (a dict by column name)."""
+        n = r["decisions"]
+        return cls(group=group, runs=int(r["runs"]), traces=int(r["traces"]), decisions=int(n),
+                   allowed=int(r["allowed"]), rewritten=int(r["rewritten"]), blocked=int(r["blocked"]),
+                   escalated=int(r["escalated"]),
+                   allow=_rate(r["allowed"], n, r["allow_share"], r["allow_low"], r["allow_high"]),
+                   rewrite=_rate(r["rewritten"], n, r["rewrite_share"], r["rewrite_low"], r["rewrite_high"]),
+                   block=_rate(r["blocked"], n, r["block_share"], r["block_low"], r["block_high"]))
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """JSON-able form for ``mattrace metrics --governance --json``."""
+        return asdict(self)
