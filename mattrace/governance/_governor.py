@@ -16,7 +16,7 @@ from __future__ import annotations
 import fnmatch
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -112,7 +112,7 @@ class Governor:
                 state = self._runs[trace_id] = _RunState([r.fresh() for r in self.rules])
             return state
 
-    def _rule(self, step: Step, state: _RunState, history: Sequence[Step]) -> Ruling:
+    def _rule(self, step: Step, state: _RunState) -> Ruling:
         if self.capabilities is not None and step.kind in _ACTIONS:
             capability = self.capabilities.get(step.agent)
             if capability is None:
@@ -122,7 +122,7 @@ class Governor:
                 return Ruling(Decision.BLOCK, "capability", why)
         for rule in state.rules:
             try:
-                ruling = rule.decide(step, history)
+                ruling = rule.decide(step)
             except Exception as exc:   # fail-closed: a broken rule blocks, and says so
                 return Ruling(Decision.BLOCK, rule.rule_id, f"rule {rule.rule_id!r} raised "
                                                              f"{type(exc).__name__}: {exc}; blocked (fail-closed)")
@@ -142,14 +142,14 @@ class Governor:
         if rec is None:
             return None
         state = self._state(rec.trace_id)
-        history = rec.steps
-        for recorded in history[state.seen:]:   # guards catch up with what was recorded since
+        recent = rec.steps_since(state.seen)
+        for recorded in recent:   # guards catch up with what was recorded since the last action
             for rule in state.rules:
                 rule.observe(recorded)
-        state.seen = len(history)
+        state.seen += len(recent)
         step = rec.preview(call.kind, agent=call.agent, target=call.target, args=call.args,
                            side_effect=call.side_effect)
-        ruling = self._rule(step, state, history)
+        ruling = self._rule(step, state)
         original = dict(step.args or {})
         decision_step = rec.append(
             StepKind.GOVERNANCE, agent=GOVERNOR_AGENT, target=f"{call.kind.value}:{call.target}",

@@ -48,7 +48,7 @@ class Rule:
 
     rule_id: str = "rule"
 
-    def decide(self, step: Step, history: Sequence[Step]) -> Ruling | None:
+    def decide(self, step: Step) -> Ruling | None:
         raise NotImplementedError
 
     def observe(self, step: Step) -> None:
@@ -73,7 +73,7 @@ class _Allow(Rule):
     def __post_init__(self) -> None:
         self._match = _matcher(self.pred, "allow")
 
-    def decide(self, step: Step, history: Sequence[Step]) -> Ruling | None:
+    def decide(self, step: Step) -> Ruling | None:
         return Ruling(Decision.ALLOW, self.rule_id, f"allowed: {self.pred}") if self._match(step) else None
 
 
@@ -86,7 +86,7 @@ class _Block(Rule):
     def __post_init__(self) -> None:
         self._match = _matcher(self.pred, "block")
 
-    def decide(self, step: Step, history: Sequence[Step]) -> Ruling | None:
+    def decide(self, step: Step) -> Ruling | None:
         return Ruling(Decision.BLOCK, self.rule_id, self.reason) if self._match(step) else None
 
 
@@ -102,7 +102,7 @@ class _Rewrite(Rule):
         if not callable(self.fn):
             raise GovernanceError(f"rewrite(): fn must be a callable(args) -> new args, got {self.fn!r}")
 
-    def decide(self, step: Step, history: Sequence[Step]) -> Ruling | None:
+    def decide(self, step: Step) -> Ruling | None:
         if not self._match(step):
             return None
         new = self.fn(dict(step.args or {}))
@@ -124,7 +124,7 @@ class _Escalate(Rule):
         if not callable(self.approver):
             raise GovernanceError(f"escalate(): approver must be a callable(step) -> bool, got {self.approver!r}")
 
-    def decide(self, step: Step, history: Sequence[Step]) -> Ruling | None:
+    def decide(self, step: Step) -> Ruling | None:
         if not self._match(step):
             return None
         approved = self.approver(step)
@@ -151,7 +151,7 @@ class _Guard(Rule):
         for monitor in self._monitors:
             monitor.observe(step)
 
-    def decide(self, step: Step, history: Sequence[Step]) -> Ruling | None:
+    def decide(self, step: Step) -> Ruling | None:
         for monitor in self._monitors:
             if monitor.status is Status.FAIL:
                 continue   # already violated earlier: this action is not what turns it

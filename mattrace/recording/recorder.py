@@ -177,6 +177,11 @@ class Recorder:
         with self._lock:
             return list(self._steps)
 
+    def steps_since(self, start: int) -> list[Step]:
+        """The steps recorded from index ``start`` on (cheap: no copy of the whole run)."""
+        with self._lock:
+            return self._steps[start:]
+
     @property
     def trace(self) -> Trace:
         """The trace as recorded so far (complete, with its outcome, once the run ended)."""

@@ -1,0 +1,85 @@
+"""What does mediating an action cost? µs per tool call with and without a governor.
+
+Run by hand from the repository root::
+
+    python bench/governance.py            # 2,000 calls per configuration, best of 3
+    python bench/governance.py --calls 500
+
+Three configurations of the same recorded run of side-effecting tool calls (no cassette,
+so only recording and mediation are measured): no governor; a governor of 10 rules
+(block/rewrite/allow predicates over tools and arguments, none of which objects); the
+same plus ``guard`` over 5 safety contracts (contract monitors judged on the prefix
+before every action). Figures are µs per call, and the overhead over the ungoverned
+run in the same process (the machines are shared and noisy: read the differences).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import mattrace
+from mattrace.contracts import max_calls, never, no_action_after_error, no_untrusted_action, stays_in_role, step
+from mattrace.governance import Governor, allow, block, guard, rewrite
+
+
+@mattrace.tool(side_effect=True)
+def send_email(to: str, body: str) -> str:
+    return "sent"
+
+
+def rules() -> list[object]:
+    outsider = step.tool("send_email") & step.arg("to").not_matches(r"@example\.com$")
+    return [
+        block(outsider, "customers only", rule_id="r1"),
+        block(step.tool("delete_*"), "no deletes", rule_id="r2"),
+        block(step.tool("drop_table"), "no drops", rule_id="r3"),
+        rewrite(step.tool("issue_refund"), lambda a: {**a, "amount": min(a["amount"], 100)}, rule_id="r4"),
+        block(step.tool("send_email") & step.arg("body").matches("password"), "no secrets", rule_id="r5"),
+        block(step.tool("wire_money"), "no wires", rule_id="r6"),
+        block(step.tool("send_sms") & step.untrusted(), "no untrusted sms", rule_id="r7"),
+        rewrite(step.tool("query_db"), lambda a: {**a, "limit": 100}, rule_id="r8"),
+        block(step.tool("shell"), "no shell", rule_id="r9"),
+        allow(step.tool("send_email"), rule_id="r10"),
+    ]
+
+
+def contracts() -> list[object]:
+    return [no_untrusted_action(), no_action_after_error(), stays_in_role({"main": ["send_email"]}),
+            max_calls("send_email", 10**9), never(step.tool("wire_money")).named("no wires")]
+
+
+def per_call(governor: Governor | None, calls: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp, mattrace.record("bench", dir=tmp, cassette=False,
+                                                               governor=governor):
+        start = time.perf_counter()
+        for i in range(calls):
+            send_email(f"user{i}@example.com", f"message {i}")
+        return (time.perf_counter() - start) / calls * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+    configs = {
+        "no governor": lambda: None,
+        "10 rules": lambda: Governor(rules()),  # type: ignore[arg-type]
+        "10 rules + guard(5 contracts)": lambda: Governor([guard(contracts()), *rules()]),  # type: ignore[list-item]
+    }
+    results = {name: min(per_call(make(), args.calls) for _ in range(args.reps)) for name, make in configs.items()}
+    base = results["no governor"]
+    print(f"mattrace governance benchmark: Python {sys.version.split()[0]}, {args.calls} calls, best of {args.reps}")
+    print(f"{'configuration':<32}{'µs/call':>10}{'overhead µs':>14}")
+    for name, value in results.items():
+        print(f"{name:<32}{value:>10.1f}{value - base:>14.1f}")
+
+
+if __name__ == "__main__":
+    main()
