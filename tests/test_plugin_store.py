@@ -143,3 +143,30 @@ def test_campaign(mat):
     result.stdout.fnmatch_lines(["*fault containment*", "*Empty *1 *1 *0 *0 *100%*", "*Timeout *1 *1 *0 *0 *100%*"])
     pytester.makepyfile(test_faulted="def test_plain(mat):\n    with mat.run():\n        pass\n")
     assert "fault containment" not in pytester.runpytest("-p", "no:cacheprovider").stdout.str()
+
+
+def test_a_governed_session_prints_its_governance_table(pytester: pytest.Pytester) -> None:
+    """A session whose runs were governed ends with the decisions by rule; one without has no such table."""
+    pytester.makepyfile(test_governed="""
+import pytest
+import mattrace
+from mattrace.contracts import step
+from mattrace.governance import Governor, block
+
+@mattrace.tool(side_effect=True)
+def send(to: str) -> str:
+    return "sent"
+
+GOV = Governor([block(step.tool("send") & step.arg("to").matches("evil"), "no evil", rule_id="no-evil")])
+
+@pytest.mark.mattrace(governor=GOV)
+def test_governed(mat):
+    with mat.run():
+        send("ok@example.com")
+        assert send("evil@example.com")["blocked"] is True
+""")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*governance decisions*", "*default *1 *1 *0 *0*", "*no-evil *1 *0 *0 *1*"])
+    pytester.makepyfile(test_governed="def test_plain(mat):\n    with mat.run():\n        pass\n")
+    assert "governance decisions" not in pytester.runpytest("-p", "no:cacheprovider").stdout.str()

@@ -61,6 +61,7 @@ class SessionEnd:
     ingest: Any = None
     metrics: list[Any] = field(default_factory=list)
     containment: list[Any] = field(default_factory=list)
+    governance: list[Any] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
 
@@ -161,3 +162,4 @@ class MatSession:
             self.outcome.ingest = store.ingest(paths)
             self.outcome.metrics = store.metrics(by=("config",), run_id=self.run_id)
             self.outcome.containment = store.containment(by=("fault",), run_id=self.run_id)
+            self.outcome.governance = store.governance(by=("rule",), run_id=self.run_id)

@@ -45,6 +45,10 @@ def write_summary(terminalreporter: Any, session: MatSession) -> None:
             from mattrace.report.metrics import containment_table
 
             console.print(containment_table(outcome.containment))
+        if outcome.governance:    # only runs with a governor recorded decisions
+            from mattrace.report.metrics import governance_table
+
+            console.print(governance_table(outcome.governance))
         for line in out.getvalue().rstrip().splitlines():
             tr.write_line(line.rstrip())
     if session.quality:
