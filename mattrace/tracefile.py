@@ -41,8 +41,11 @@ __all__ = [
     "HMAC_ENV",
     "hmac_key_from_env",
     "load",
+    "read_records",
     "read_trace_file",
     "ReadResult",
+    "RecordFile",
+    "RecordWriter",
     "TraceWriter",
     "verify",
     "VerifyReport",
@@ -152,6 +155,119 @@ class ChainedWriter:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+class RecordWriter(ChainedWriter):
+    """A chained file of one header, ``entry`` records and a seal counting them.
+
+    The shape cassettes and governance audit logs share. An existing file at ``path`` is
+    replaced (they are rewritten whole, never appended to after a crash).
+    """
+
+    def __init__(self, path: str | Path, format: str, version: int, header_key: str, header: dict[str, Any], *,
+                 fsync: bool = False, key: bytes | None = None) -> None:
+        super().__init__(path, fsync=fsync, key=key, replace=True)
+        self.count = 0
+        self._append({"type": "header", "format": format, "version": version, "alg": self._chain.algorithm,
+                      header_key: header})
+
+    def write_entry(self, entry: dict[str, Any]) -> None:
+        self._append({"type": "entry", "entry": entry})
+        self.count += 1
+
+    def seal(self) -> None:
+        if self._fd < 0:
+            return
+        self._append({"type": "seal", "entries": self.count, "final": self._chain.prev})
+        self.close()
+
+
+@dataclass
+class RecordFile:
+    """What a record file (cassette, audit log) holds: its header and entries, verified."""
+
+    path: Path
+    header: dict[str, Any]
+    entries: list[dict[str, Any]]
+    sealed: bool
+    algorithm: str = _SHA
+    warnings: list[TornTailWarning] = field(default_factory=list)
+
+
+def read_records(path: str | Path, format: str, version: int, header_key: str, *,
+                 key: bytes | None = None) -> RecordFile:
+    """Read and verify a record file of ``format``; a torn tail keeps every complete entry.
+
+    Raises:
+        TraceFormatError: missing, another format or version, or a line that does not
+            verify (altered, removed, reordered, truncated), naming file and line.
+    """
+    path = Path(path)
+    what = format.removeprefix("mattrace-")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TraceFormatError(path, None, f"cannot read {what}: {exc.strerror or exc}") from exc
+    if not data:
+        raise TraceFormatError(path, None, f"{what} is empty; no header was ever written")
+    key = key if key is not None else hmac_key_from_env()
+    lines = data.split(b"\n")
+    tail = lines.pop()
+    chain = _Chain(None)
+    header: dict[str, Any] | None = None
+    entries: list[dict[str, Any]] = []
+    sealed = False
+    for lineno, raw in enumerate(lines, start=1):
+        if sealed:
+            raise TraceFormatError(path, lineno, f"data after the seal; lines were appended to a sealed {what}")
+        body, h = _split_hash(path, lineno, raw)
+        record = _parse(path, lineno, body)
+        if lineno == 1:
+            chain = _record_chain(path, record, key, format, version)
+            header = record.get(header_key)
+            if not isinstance(header, dict):
+                raise TraceFormatError(path, 1, f"the {what} header has no {header_key!r} object")
+        if chain.digest(body) != h:
+            raise TraceFormatError(path, lineno, "hash chain broken: this line or one before it was altered, "
+                                                 "removed, reordered or inserted")
+        chain.prev = h
+        kind = record.get("type")
+        if lineno == 1:
+            continue
+        if kind == "entry" and isinstance(record.get("entry"), dict):
+            entries.append(record["entry"])
+        elif kind == "seal":
+            if record.get("entries") != len(entries):
+                raise TraceFormatError(path, lineno, f"seal counts {record.get('entries')} entries but the "
+                                                     f"{what} holds {len(entries)}: entries were removed or added")
+            sealed = True
+        else:
+            raise TraceFormatError(path, lineno, f"unknown {what} record {kind!r}")
+    if header is None:
+        raise TraceFormatError(path, 1, "the header line is incomplete; the recording died at once")
+    if tail and sealed:
+        raise TraceFormatError(path, len(lines) + 1, f"data after the seal; lines were appended to a sealed {what}")
+    found = RecordFile(path, header, entries, sealed, chain.algorithm)
+    if not sealed:
+        found.warnings.append(TornTailWarning(path, len(lines) + 1, len(entries), torn=bool(tail)))
+    return found
+
+
+def _record_chain(path: Path, record: dict[str, Any], key: bytes | None, format: str, version: int) -> _Chain:
+    what = format.removeprefix("mattrace-")
+    if record.get("type") != "header" or record.get("format") != format:
+        raise TraceFormatError(path, 1, f"not a mattrace {what} (no {what} header line)")
+    if record.get("version") != version:
+        raise TraceFormatError(path, 1, f"{what} format version {record.get('version')!r}, but this mattrace "
+                                        f"reads version {version}; record it again with this version")
+    alg = record.get("alg")
+    if alg == _HMAC:
+        if key is None:
+            raise TraceFormatError(path, 1, f"{what} is HMAC-signed; set {HMAC_ENV} to the key to read it")
+        return _Chain(key)
+    if alg == _SHA:
+        return _Chain(None)
+    raise TraceFormatError(path, 1, f"unknown hash algorithm {alg!r}")
 
 
 class TraceWriter(ChainedWriter):
