@@ -44,8 +44,10 @@ __all__ = [
     "read_records",
     "read_trace_file",
     "ReadResult",
+    "RECORD_FORMATS",
     "RecordFile",
     "RecordWriter",
+    "register_record_format",
     "TraceWriter",
     "verify",
     "VerifyReport",
@@ -251,6 +253,15 @@ def read_records(path: str | Path, format: str, version: int, header_key: str, *
     if not sealed:
         found.warnings.append(TornTailWarning(path, len(lines) + 1, len(entries), torn=bool(tail)))
     return found
+
+
+RECORD_FORMATS: dict[str, tuple[int, str]] = {}
+"""Record-file formats ``verify`` knows: format -> (version, header key); their modules register them."""
+
+
+def register_record_format(format: str, version: int, header_key: str) -> None:
+    """Let :func:`verify` check files of ``format`` (cassettes, governance audit logs)."""
+    RECORD_FORMATS[format] = (version, header_key)
 
 
 def _record_chain(path: Path, record: dict[str, Any], key: bytes | None, format: str, version: int) -> _Chain:
@@ -500,23 +511,42 @@ class VerifyReport:
     reason: str | None = None
 
 
+def _format_of(path: str | Path) -> str | None:
+    """The ``format`` of a file's header line, when it has a readable one."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline()
+        header = json.loads(first[: first.rfind(b',"h":')] + b"}") if b',"h":' in first else None
+    except (OSError, ValueError):
+        return None
+    return header.get("format") if isinstance(header, dict) else None
+
+
 def verify(path: str | Path, *, key: bytes | None = None) -> VerifyReport:
-    """Check that a file is a complete, unaltered, sealed trace.
+    """Check that a file is a complete, unaltered, sealed trace (or cassette, or audit log).
 
     Stricter than :func:`load`: an unsealed file fails (it may have been truncated), and
     with an HMAC key available a plain-sha256 file fails (anyone can recompute sha256).
+    Files of a registered record format (:func:`register_record_format`) are checked the
+    same way; ``steps`` then counts their entries.
     """
     key = key if key is not None else hmac_key_from_env()
+    format = _format_of(path)
     try:
-        result = read_trace_file(path, key=key)
+        if format in RECORD_FORMATS:
+            version, header_key = RECORD_FORMATS[format]
+            records = read_records(path, format, version, header_key, key=key)
+            count, sealed, algorithm, torn = len(records.entries), records.sealed, records.algorithm, None
+        else:
+            result = read_trace_file(path, key=key)
+            count, sealed, algorithm, torn = (len(result.trace.steps), result.sealed, result.algorithm,
+                                              result.torn_line)
     except TraceFormatError as exc:
         return VerifyReport(str(path), ok=False, line=exc.line, reason=exc.reason)
-    steps = len(result.trace.steps)
-    if not result.sealed:
-        line = result.torn_line or (steps + 2)
-        return VerifyReport(str(path), False, steps, result.algorithm, line,
+    if not sealed:
+        return VerifyReport(str(path), False, count, algorithm, torn or (count + 2),
                             "file is not sealed: it was truncated, or its recording never finished")
-    if key is not None and result.algorithm != _HMAC:
-        return VerifyReport(str(path), False, steps, result.algorithm, 1,
+    if key is not None and algorithm != _HMAC:
+        return VerifyReport(str(path), False, count, algorithm, 1,
                             f"{HMAC_ENV} is set but the file is not HMAC-signed")
-    return VerifyReport(str(path), True, steps, result.algorithm)
+    return VerifyReport(str(path), True, count, algorithm)

@@ -169,3 +169,26 @@ def test_on_block_raise_raises_action_blocked(tmp_path: Path) -> None:
     gov = Governor([block(OUTSIDE, "customers only", rule_id="no-outsiders")], on_block="raise")
     with pytest.raises(ActionBlocked, match="send_email blocked by no-outsiders: customers only"):
         run(gov, lambda out: send_email("x@evil.example", "hi"), tmp_path)
+
+
+def test_decisions_are_in_a_verifiable_audit_log_next_to_the_trace(tmp_path: Path) -> None:
+    """x.governance holds every decision, sealed and hash-chained; mattrace verify checks it and catches an edit."""
+    from mattrace.cli import main
+    from mattrace.governance import audit_path, read_audit_log
+
+    gov = Governor([block(OUTSIDE, "customers only", rule_id="no-outsiders")])
+    with mattrace.record("audited", dir=tmp_path, cassette=False, governor=gov) as rec:
+        send_email("ana@example.com", "hi")
+        send_email("x@evil.example", "hi")
+    log = read_audit_log(audit_path(rec.path))
+    assert log.sealed and log.header["trace_id"] == rec.trace_id
+    assert [(e["decision"], e["rule"], e["step"]) for e in log.entries] == [("allow", "default", 0),
+                                                                          ("block", "no-outsiders", 2)]
+    assert main(["verify", str(audit_path(rec.path))]) == 0
+    tampered = tmp_path / "tampered.governance"
+    tampered.write_text(audit_path(rec.path).read_text().replace('"block"', '"allow"', 1))
+    assert main(["verify", str(tampered)]) == 1
+    assert not mattrace.verify(tampered).ok and mattrace.verify(tampered).line == 3
+    with mattrace.record("unaudited", dir=tmp_path, cassette=False, governor=Governor([], audit=False)) as rec2:
+        send_email("ana@example.com", "hi")
+    assert not audit_path(rec2.path).exists()

@@ -5,12 +5,14 @@ mediates every tool call, retrieval and memory write of the run before it happen
 fail-closed, and records each decision as a ``governance`` step.
 """
 
+from mattrace.governance._audit import audit_path, read_audit_log
 from mattrace.governance._governor import GOVERNOR_AGENT, ActionBlocked, Capability, Governor
 from mattrace.governance._rules import Decision, Rule, Ruling, allow, block, escalate, guard, rewrite
 
 __all__ = [
     "ActionBlocked",
     "allow",
+    "audit_path",
     "block",
     "Capability",
     "Decision",
@@ -18,6 +20,7 @@ __all__ = [
     "Governor",
     "GOVERNOR_AGENT",
     "guard",
+    "read_audit_log",
     "rewrite",
     "Rule",
     "Ruling",

@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import fnmatch
 import threading
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from mattrace.errors import GovernanceError
+from mattrace.errors import GovernanceError, TraceWriteWarning
+from mattrace.governance._audit import audit_path, open_audit_log
 from mattrace.governance._rules import Decision, Rule, Ruling
 from mattrace.recording.context import active_recorder
 from mattrace.recording.interceptors import GOVERNANCE_ORDER, Answer, Call, CallOutcome
+from mattrace.recording.recorder import Recorder
 from mattrace.trace import Step, StepKind
+from mattrace.tracefile import RecordWriter
 
 __all__ = ["ActionBlocked", "Capability", "GOVERNOR_AGENT", "Governor"]
 
@@ -80,6 +84,7 @@ class Capability:
 @dataclass
 class _RunState:
     rules: list[Rule]
+    audit: RecordWriter | None = None
     seen: int = 0
     calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     tool_calls: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
@@ -93,7 +98,7 @@ class Governor:
     order = GOVERNANCE_ORDER
 
     def __init__(self, rules: Iterable[Rule] = (), *, capabilities: dict[str, Capability] | None = None,
-                 on_block: Literal["refuse", "raise"] = "refuse") -> None:
+                 on_block: Literal["refuse", "raise"] = "refuse", audit: bool = True) -> None:
         self.rules = list(rules)
         bad = [r for r in self.rules if not isinstance(r, Rule)]
         if bad:
@@ -102,15 +107,35 @@ class Governor:
             raise GovernanceError(f"on_block must be 'refuse' or 'raise', got {on_block!r}")
         self.capabilities = capabilities
         self.on_block = on_block
+        self.audit = audit
         self._lock = threading.Lock()
         self._runs: dict[str, _RunState] = {}
 
-    def _state(self, trace_id: str) -> _RunState:
+    def _state(self, rec: Recorder) -> _RunState:
         with self._lock:
-            state = self._runs.get(trace_id)
+            state = self._runs.get(rec.trace_id)
             if state is None:
-                state = self._runs[trace_id] = _RunState([r.fresh() for r in self.rules])
+                audit = None
+                if self.audit and rec.persistent:
+                    try:
+                        audit = open_audit_log(rec.path, rec.trace_id, rec.name)
+                    except OSError as exc:   # like the trace: a disk problem never stops the run
+                        warnings.warn(TraceWriteWarning(audit_path(rec.path), 0, exc), stacklevel=4)
+                state = self._runs[rec.trace_id] = _RunState([r.fresh() for r in self.rules], audit)
             return state
+
+    def close(self) -> None:
+        """Seal the audit log of the run that is ending and forget its state (called by the recorder)."""
+        rec = active_recorder()
+        if rec is None:
+            return
+        with self._lock:
+            state = self._runs.pop(rec.trace_id, None)
+        if state is not None and state.audit is not None:
+            try:
+                state.audit.seal()
+            except OSError as exc:
+                warnings.warn(TraceWriteWarning(state.audit.path, state.audit.count, exc), stacklevel=3)
 
     def _rule(self, step: Step, state: _RunState) -> Ruling:
         if self.capabilities is not None and step.kind in _ACTIONS:
@@ -141,7 +166,7 @@ class Governor:
         rec = active_recorder()
         if rec is None:
             return None
-        state = self._state(rec.trace_id)
+        state = self._state(rec)
         recent = rec.steps_since(state.seen)
         for recorded in recent:   # guards catch up with what was recorded since the last action
             for rule in state.rules:
@@ -159,6 +184,12 @@ class Governor:
                   **({"rewritten": ruling.args} if ruling.args is not None else {}),
                   **({"escalated": True} if ruling.escalated else {})},
             attrs={"decision": ruling.decision.value})
+        if state.audit is not None:
+            try:
+                state.audit.write_entry({"step": decision_step.index, **(decision_step.args or {})})
+            except OSError as exc:
+                warnings.warn(TraceWriteWarning(state.audit.path, state.audit.count, exc), stacklevel=3)
+                state.audit = None
         call.reads.append(decision_step.index)
         call.attrs["governance"] = ruling.decision.value
         if ruling.decision is Decision.BLOCK:

@@ -193,6 +193,11 @@ class Recorder:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def persistent(self) -> bool:
+        """Whether this run is written to a file (not kept in memory only, and no write failed)."""
+        return not isinstance(self._writer, _NullWriter)
+
     # -- interceptors ----------------------------------------------------------------------
 
     def add_interceptor(self, interceptor: Interceptor) -> None:

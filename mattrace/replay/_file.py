@@ -13,12 +13,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from mattrace.tracefile import RecordFile, RecordWriter, read_records
+from mattrace.tracefile import RecordFile, RecordWriter, read_records, register_record_format
 
 __all__ = ["CASSETTE_FORMAT", "CASSETTE_VERSION", "CassetteFile", "CassetteWriter", "read_cassette"]
 
 CASSETTE_FORMAT = "mattrace-cassette"
 CASSETTE_VERSION = 1
+register_record_format(CASSETTE_FORMAT, CASSETTE_VERSION, "cassette")
 
 
 class CassetteWriter(RecordWriter):
