@@ -192,3 +192,45 @@ def test_decisions_are_in_a_verifiable_audit_log_next_to_the_trace(tmp_path: Pat
     with mattrace.record("unaudited", dir=tmp_path, cassette=False, governor=Governor([], audit=False)) as rec2:
         send_email("ana@example.com", "hi")
     assert not audit_path(rec2.path).exists()
+
+
+@pytest.mark.parametrize(("text", "line", "message"), [
+    ('[[rule]]\nuse = "blok"\n', 2, "use must be one of allow, block, rewrite, escalate, guard"),
+    ('[[rule]]\nuse = "block"\nstep = { tol = "x" }\n', 3, "unknown key 'tol'"),
+    ('[[rule]]\nuse = "block"\nstep = { tool = "x" }\nreson = "r"\n', 4, "unknown key 'reson' for a block rule"),
+    ('[[rule]]\nuse = "rewrite"\nstep = { tool = "x" }\nfn = "nowhere:f"\n', 4, "'nowhere:f' does not import"),
+    ('[capabilities.writer]\ntools = ["a"]\nside_effects = "all"\n', 3, "side_effects must be read, propose or write"),
+    ('[[rule]]\nuse = "allow"\n', 1, "a allow rule needs step"),
+    ('on_block = "explode"\n[[rule]]\nuse = "guard"\ncontracts = "x.toml"\n', 1, "on_block must be refuse or raise"),
+    ('[[rule]\n', 1, "invalid TOML"),
+])
+def test_policy_file_mistakes_name_file_and_line(tmp_path: Path, text: str, line: int, message: str) -> None:
+    """Every mistake in a policy file is a GovernanceError starting path:line."""
+    from mattrace.errors import GovernanceError
+    from mattrace.governance import load_policy
+
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    with pytest.raises(GovernanceError) as info:
+        load_policy(path)
+    assert str(info.value).startswith(f"{path}:{line}: "), str(info.value)
+    assert message in str(info.value)
+
+
+def test_a_policy_file_builds_the_rules_it_names(tmp_path: Path) -> None:
+    """A policy of a block rule and a capability behaves as the Python governor would."""
+    from mattrace.governance import load_policy
+
+    path = tmp_path / "policy.toml"
+    path.write_text('[capabilities.main]\ntools = ["send_*"]\n\n[[rule]]\nuse = "block"\nid = "outsiders"\n'
+                    'step = { tool = "send_email", args = { to = { not_matches = \'@example\\.com$\' } } }\n'
+                    'reason = "customers only"\n')
+    gov = load_policy(path)
+
+    def body(out: list[Any]) -> None:
+        out.append(send_email("ana@example.com", "hi"))
+        out.append(send_email("x@evil.example", "hi"))
+        out.append(refund("1", 5.0))
+    out, _ = run(gov, body, tmp_path)
+    assert out[0] == "sent to ana@example.com"
+    assert out[1]["rule"] == "outsiders" and out[2]["rule"] == "capability"

@@ -13,6 +13,8 @@ from mattrace.contracts import no_untrusted_action, step
 from mattrace.governance import Capability, Governor, block, guard, rewrite
 
 REFUND_CAP = 100.0
+GUARDED = [no_untrusted_action()]
+"""The contracts the governor enforces as it goes (governance.toml names them too)."""
 
 
 def cap_refund(args: dict[str, Any]) -> dict[str, Any]:
@@ -31,7 +33,7 @@ CAPABILITIES = {
 def desk_governor() -> Governor:
     """A fresh governor for the desk (one per suite is fine: each run keeps its own state)."""
     return Governor([
-        guard([no_untrusted_action()], rule_id="no-untrusted-action"),
+        guard(GUARDED, rule_id="no-untrusted-action"),
         block(step.tool("send_email") & step.arg("to").not_matches(r"@example\.com$"),
               "the desk e-mails customers only", rule_id="customers-only"),
         rewrite(step.tool("issue_refund"), cap_refund, reason=f"refunds are capped at {REFUND_CAP:g}",

@@ -74,3 +74,15 @@ def test_without_the_governor_the_injection_escapes(tmp_path: Path) -> None:
     assert [e["to"] for e in result.emails] == [OUTSIDER]
     first = mattrace.check(trace, CONTRACTS).first_violation
     assert first is not None and trace.steps[first.step].target == "send_email"  # type: ignore[index]
+
+
+def test_the_policy_file_governs_like_the_python_policy(tmp_path: Path) -> None:
+    """governance.toml loads into a governor that blocks the injection and caps the refund the same way."""
+    from mattrace.governance import load_policy
+
+    policy = load_policy(Path(__file__).with_name("governance.toml"))
+    trace, result = _live(tmp_path, "slow-refund", governor=policy)
+    assert result.emails == [] and [d["rule"] for d in _decisions(trace, "block")] == ["no-untrusted-action"]
+    hike = Plausible("tool:lookup_order", fn=lambda order: {**order, "amount": order["amount"] + 100})
+    _, result = _live(tmp_path, "refund", governor=policy, faults=[hike])
+    assert result.refunds == [{"order_id": "1042", "amount": REFUND_CAP}]

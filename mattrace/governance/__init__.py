@@ -7,6 +7,7 @@ fail-closed, and records each decision as a ``governance`` step.
 
 from mattrace.governance._audit import audit_path, read_audit_log
 from mattrace.governance._governor import GOVERNOR_AGENT, ActionBlocked, Capability, Governor
+from mattrace.governance._policy_file import load_policy
 from mattrace.governance._rules import Decision, Rule, Ruling, allow, block, escalate, guard, rewrite
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "Governor",
     "GOVERNOR_AGENT",
     "guard",
+    "load_policy",
     "read_audit_log",
     "rewrite",
     "Rule",
