@@ -234,3 +234,26 @@ def test_a_policy_file_builds_the_rules_it_names(tmp_path: Path) -> None:
     out, _ = run(gov, body, tmp_path)
     assert out[0] == "sent to ana@example.com"
     assert out[1]["rule"] == "outsiders" and out[2]["rule"] == "capability"
+
+
+def test_the_terminal_approver_asks_a_person_and_refuses_without_one(tmp_path: Path) -> None:
+    """On a terminal the answer decides (y allows); with nobody to ask, the action is refused."""
+    from mattrace.governance import terminal_approver
+
+    questions: list[str] = []
+
+    def ask(question: str) -> str:
+        questions.append(question)
+        return "y" if "ana@" in question else "n"
+
+    gov = Governor([escalate(step.tool("send_email"), terminal_approver(ask, interactive=True))])
+
+    def body(out: list[Any]) -> None:
+        out.append(send_email("ana@example.com", "hi"))
+        out.append(send_email("x@evil.example", "hi"))
+    out, _ = run(gov, body, tmp_path)
+    assert out[0] == "sent to ana@example.com" and out[1]["reason"] == "refused on escalation"
+    assert questions[0] == "mattrace: allow main to call send_email(to='ana@example.com', body='hi')? [y/N] "
+    unattended = Governor([escalate(step.tool("send_email"), terminal_approver(ask, interactive=False))])
+    out, _ = run(unattended, lambda out: out.append(send_email("ana@example.com", "hi")), tmp_path)
+    assert out[0]["blocked"] is True and len(questions) == 2, "nobody was asked"

@@ -8,7 +8,17 @@ fail-closed, and records each decision as a ``governance`` step.
 from mattrace.governance._audit import audit_path, read_audit_log
 from mattrace.governance._governor import GOVERNOR_AGENT, ActionBlocked, Capability, Governor
 from mattrace.governance._policy_file import load_policy
-from mattrace.governance._rules import Decision, Rule, Ruling, allow, block, escalate, guard, rewrite
+from mattrace.governance._rules import (
+    Decision,
+    Rule,
+    Ruling,
+    allow,
+    block,
+    escalate,
+    guard,
+    rewrite,
+    terminal_approver,
+)
 
 __all__ = [
     "ActionBlocked",
@@ -26,4 +36,5 @@ __all__ = [
     "rewrite",
     "Rule",
     "Ruling",
+    "terminal_approver",
 ]

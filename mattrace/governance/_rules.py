@@ -21,7 +21,7 @@ from mattrace.contracts._check import contract_list
 from mattrace.errors import GovernanceError
 from mattrace.trace import Step
 
-__all__ = ["allow", "block", "Decision", "escalate", "guard", "rewrite", "Rule", "Ruling"]
+__all__ = ["allow", "block", "Decision", "escalate", "guard", "rewrite", "Rule", "Ruling", "terminal_approver"]
 
 
 class Decision(StrEnum):
@@ -188,3 +188,26 @@ def escalate(pred: Pred, approver: Callable[[Step], bool], *, rule_id: str = "es
 def guard(contracts: Contract | Sequence[Contract], *, rule_id: str = "guard") -> Rule:
     """Block an action exactly when recording it would make a ``safety`` contract FAIL."""
     return _Guard(tuple(contract_list(contracts)), rule_id)
+
+
+def terminal_approver(ask: Callable[[str], str] | None = None, *, interactive: bool | None = None
+                      ) -> Callable[[Step], bool]:
+    """An approver for :func:`escalate` that asks a person at the terminal (``y`` allows).
+
+    Without an interactive terminal (CI, a pipe) nobody can answer, so it refuses:
+    fail-closed, and the refusal is recorded like any other.
+
+    Args:
+        ask: how to ask (default ``input``); tests pass their own.
+        interactive: whether someone can answer (default: stdin is a terminal).
+    """
+    import sys
+
+    def approve(step: Step) -> bool:
+        can_ask = interactive if interactive is not None else sys.stdin.isatty()
+        if not can_ask:
+            return False
+        args = ", ".join(f"{k}={v!r}" for k, v in (step.args or {}).items())
+        answer = (ask or input)(f"mattrace: allow {step.agent} to call {step.target}({args})? [y/N] ")
+        return answer.strip().lower() in ("y", "yes")
+    return approve
