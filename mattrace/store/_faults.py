@@ -18,8 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from mattrace.errors import StoreError
-from mattrace.store._metrics import GROUP_KEYS, Rate, _rate, group_expr
+from mattrace.store._metrics import GROUP_KEYS, Rate, _rate, group_expr_with
 from mattrace.store._sql import literal
 
 __all__ = ["CLASSES", "CONTAINMENT_KEYS", "ContainmentRow", "containment_sql", "fault_rows_sql", "taint_sql",
@@ -112,15 +111,6 @@ TRACE_CONTAINMENT = """
     FROM j"""
 
 
-def _key(item: str) -> str:
-    if item in _FAULT_KEYS:
-        return _FAULT_KEYS[item]
-    try:
-        return group_expr(item)
-    except StoreError:
-        raise StoreError(f"cannot group containment by {item!r}; valid: {', '.join(CONTAINMENT_KEYS)}") from None
-
-
 def containment_sql(by: tuple[str, ...] | list[str], *, run_id: str | None = None,
                     names: tuple[str, ...] | None = None) -> str:
     """Containment per group of ``by``: faulted traces, contained (incl. degraded), degraded, escaped, rates.
@@ -132,7 +122,7 @@ def containment_sql(by: tuple[str, ...] | list[str], *, run_id: str | None = Non
     Raises:
         StoreError: an item of ``by`` is not one of :data:`CONTAINMENT_KEYS`.
     """
-    exprs = list(dict.fromkeys(_key(item) for item in by))
+    exprs = list(dict.fromkeys(group_expr_with(item, _FAULT_KEYS, "containment", CONTAINMENT_KEYS) for item in by))
     groups = [(f"g{i}", expr) for i, expr in enumerate(exprs)]
     labels = names or tuple(g for g, _ in groups)
     g_sel = "".join(f"{expr} AS {g}, " for g, expr in groups)

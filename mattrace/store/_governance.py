@@ -14,8 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from mattrace.errors import StoreError
-from mattrace.store._metrics import GROUP_KEYS, Rate, _rate, group_expr
+from mattrace.store._metrics import GROUP_KEYS, Rate, _rate, group_expr_with
 from mattrace.store._sql import literal
 
 __all__ = ["DECISIONS", "GOVERNANCE_KEYS", "GovernanceRow", "decision_rows_sql", "governance_sql"]
@@ -49,15 +48,6 @@ def decision_rows_sql(traces: str) -> str:
     FROM g"""
 
 
-def _key(item: str) -> str:
-    if item in _DECISION_KEYS:
-        return _DECISION_KEYS[item]
-    try:
-        return group_expr(item)
-    except StoreError:
-        raise StoreError(f"cannot group governance by {item!r}; valid: {', '.join(GOVERNANCE_KEYS)}") from None
-
-
 def governance_sql(by: tuple[str, ...] | list[str], *, run_id: str | None = None,
                    names: tuple[str, ...] | None = None) -> str:
     """Decisions per group of ``by``: counts of allow, rewrite, block and escalated, each share with its interval.
@@ -67,7 +57,7 @@ def governance_sql(by: tuple[str, ...] | list[str], *, run_id: str | None = None
     Raises:
         StoreError: an item of ``by`` is not one of :data:`GOVERNANCE_KEYS`.
     """
-    exprs = list(dict.fromkeys(_key(item) for item in by))
+    exprs = list(dict.fromkeys(group_expr_with(item, _DECISION_KEYS, "governance", GOVERNANCE_KEYS) for item in by))
     groups = [(f"g{i}", expr) for i, expr in enumerate(exprs)]
     labels = names or tuple(g for g, _ in groups)
     g_sel = "".join(f"{expr} AS {g}, " for g, expr in groups)

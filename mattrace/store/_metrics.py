@@ -19,7 +19,8 @@ from typing import Any
 from mattrace.errors import StoreError
 from mattrace.store._sql import json_path, literal
 
-__all__ = ["GROUP_KEYS", "ComplianceRow", "MetricsRow", "Rate", "compliance_sql", "group_expr", "metrics_sql"]
+__all__ = ["GROUP_KEYS", "ComplianceRow", "MetricsRow", "Rate", "compliance_sql", "group_expr", "group_expr_with",
+           "metrics_sql"]
 
 _FIXED = {"config": "config_key", "model": "model", "orchestration": "orchestration", "run": "run_id",
           "seed": "seed", "test": "test", "trial": "trial"}
@@ -40,6 +41,16 @@ def group_expr(item: str) -> str:
     if item.startswith("label.") and len(item) > len("label."):
         return f"json_extract_string(labels, {literal(json_path([item[len('label.'):]]))})"
     raise StoreError(f"cannot group metrics by {item!r}; valid: {', '.join(GROUP_KEYS)}")
+
+
+def group_expr_with(item: str, own: dict[str, str], what: str, valid: tuple[str, ...]) -> str:
+    """``own[item]`` (a view's own grouping columns), else :func:`group_expr`; errors name ``what``."""
+    if item in own:
+        return own[item]
+    try:
+        return group_expr(item)
+    except StoreError:
+        raise StoreError(f"cannot group {what} by {item!r}; valid: {', '.join(valid)}") from None
 
 
 def _groups(by: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:

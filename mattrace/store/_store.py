@@ -46,6 +46,11 @@ def _pid(message: str) -> str:
     return f" (PID {match.group(1)})" if match else ""
 
 
+def _group_names(by: Sequence[str] | str) -> tuple[str, ...]:
+    """``by`` as distinct group names in order (a lone string is one name, not its letters)."""
+    return tuple(dict.fromkeys((by,) if isinstance(by, str) else by))
+
+
 def new_run_id() -> str:
     """A fresh run id: UTC time plus randomness, so ids sort by time and never collide."""
     return f"ingest-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
@@ -199,11 +204,9 @@ class Store:
         Raises:
             StoreError: an unknown ``by`` item (the message lists the valid ones), or ``k < 1``.
         """
-        if isinstance(by, str):
-            by = (by,)
         if k is not None and k < 1:
             raise StoreError(f"pass^k needs k >= 1, got {k}")
-        names = tuple(dict.fromkeys(by))
+        names = _group_names(by)
         rows = self._dicts(metrics_sql(names, run_id=run_id, k=k, names=names))
         return [MetricsRow.from_row({n: r[n] for n in names}, r) for r in rows]
 
@@ -212,9 +215,7 @@ class Store:
         """PASS verdicts / verdicts per contract (``per="contract"``) or per trace, within groups of ``by``."""
         from mattrace.store._metrics import _rate
 
-        if isinstance(by, str):
-            by = (by,)
-        names = tuple(dict.fromkeys(by))
+        names = _group_names(by)
         rows = self.query(compliance_sql(names, per, run_id=run_id))[1]
         out = []
         for row in rows:
@@ -240,9 +241,7 @@ class Store:
         Raises:
             StoreError: an unknown ``by`` item (the message lists the valid ones).
         """
-        if isinstance(by, str):
-            by = (by,)
-        names = tuple(dict.fromkeys(by))
+        names = _group_names(by)
         rows = self._dicts(containment_sql(names, run_id=run_id, names=names))
         return [ContainmentRow.from_row({n: r[n] for n in names}, r) for r in rows]
 
@@ -259,9 +258,7 @@ class Store:
         Raises:
             StoreError: an unknown ``by`` item (the message lists the valid ones).
         """
-        if isinstance(by, str):
-            by = (by,)
-        names = tuple(dict.fromkeys(by))
+        names = _group_names(by)
         rows = self._dicts(governance_sql(names, run_id=run_id, names=names))
         return [GovernanceRow.from_row({n: r[n] for n in names}, r) for r in rows]
 
