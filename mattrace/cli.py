@@ -569,36 +569,14 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
             if not latest:
                 raise _CliError(f"{args.store}: the store holds no runs yet")
             run_id = latest[0].run_id
-        if args.containment:   # the store stays open while the table prints: it is read-only
-            contained = store.containment(by=by, run_id=run_id)
-            if args.json:
-                _print_json({"by": by, "run": run_id, "containment": [r.to_json_dict() for r in contained]})
-                return EXIT_OK
-            from mattrace.report.metrics import containment_table
+        if args.containment or args.governance:   # the store stays open while the table prints: read-only
+            from mattrace.report.metrics import containment_table, governance_table
 
-            console = _table_console()
-            if not contained:
-                console.print("no faulted runs in the store" + (f" for run {run_id}" if run_id else ""),
-                              soft_wrap=True)
-            else:
-                console.print(containment_table(contained, title="fault containment"
-                                                + (f" (run {run_id})" if run_id else "")))
-            return EXIT_OK
-        if args.governance:
-            decided = store.governance(by=by, run_id=run_id)
-            if args.json:
-                _print_json({"by": by, "run": run_id, "governance": [r.to_json_dict() for r in decided]})
-                return EXIT_OK
-            from mattrace.report.metrics import governance_table
-
-            console = _table_console()
-            if not decided:
-                console.print("no governance decisions in the store" + (f" for run {run_id}" if run_id else ""),
-                              soft_wrap=True)
-            else:
-                console.print(governance_table(decided, title="governance decisions"
-                                               + (f" (run {run_id})" if run_id else "")))
-            return EXIT_OK
+            if args.containment:
+                return _print_grouped(args, by, run_id, "containment", store.containment(by=by, run_id=run_id),
+                                      containment_table, "fault containment", "no faulted runs")
+            return _print_grouped(args, by, run_id, "governance", store.governance(by=by, run_id=run_id),
+                                  governance_table, "governance decisions", "no governance decisions")
         rows = store.metrics(by=by, run_id=run_id, k=args.k)
         compliance = store.compliance(by=by, per="contract", run_id=run_id) if args.per_contract else None
     if args.json:
@@ -616,6 +594,21 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     console.print(metrics_table(rows, title="mattrace metrics" + (f" (run {run_id})" if run_id else "")))
     if compliance is not None:
         console.print(compliance_table(compliance))
+    return EXIT_OK
+
+
+def _print_grouped(args: argparse.Namespace, by: list[str], run_id: str | None, key: str, rows: Sequence[Any],
+                   table: Callable[..., Any], title: str, empty: str) -> int:
+    """A grouped store table (containment, governance): JSON, a rich table, or why there is none."""
+    if args.json:
+        _print_json({"by": by, "run": run_id, key: [r.to_json_dict() for r in rows]})
+        return EXIT_OK
+    console = _table_console()
+    suffix = f" (run {run_id})" if run_id else ""
+    if not rows:
+        console.print(f"{empty} in the store" + (f" for run {run_id}" if run_id else ""), soft_wrap=True)
+    else:
+        console.print(table(rows, title=title + suffix))
     return EXIT_OK
 
 
