@@ -340,7 +340,9 @@ def test_many(mat):
     result = run(pytester)
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
-    assert out.count("first violation at step 1") == 1
+    # pytest repeats the whole message in its short summary when the CI variable is set; count the report only.
+    report = out.split("short test summary info")[0]
+    assert report.count("first violation at step 1") == 1
     assert "mattrace: 1 contract violation in test_many.py::test_many (trial 1 of 0..2, seed 1)" in out
     result.stdout.fnmatch_lines(["mattrace: also failed in trial 2 of 0..2, seed 2:",
                                  "  no evil ?safety? at step 1; see: mattrace show *.jsonl --step 1"])
