@@ -11,6 +11,7 @@ because the person reading it is usually looking at a CI log, not a debugger::
     ├── BudgetExhausted       a search or campaign ran out of budget
     ├── FaultSpecError        a fault specification is malformed or unknown
     ├── GovernanceError       a governance policy is malformed, or an action was refused
+    ├── SearchError           a perturbation space or search is malformed, or has nothing to perturb
     └── StoreError            the DuckDB store cannot be opened, is locked, has another schema, or a query failed
 
     MatTraceWarning (UserWarning)
@@ -31,6 +32,7 @@ __all__ = [
     "MatTraceWarning",
     "RecordingError",
     "ReplayMismatch",
+    "SearchError",
     "StoreError",
     "TornTailWarning",
     "TraceFormatError",
@@ -81,6 +83,10 @@ class FaultSpecError(MatTraceError):
 
 class GovernanceError(MatTraceError):
     """A governance policy is malformed, or a blocked action was configured to raise."""
+
+
+class SearchError(MatTraceError):
+    """A perturbation space, budget or search is malformed, or the run has nothing to perturb."""
 
 
 class StoreError(MatTraceError):

@@ -69,9 +69,11 @@ class Fault:
     name: ClassVar[str] = "fault"
     untrusted: ClassVar[bool] = False
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
+        # register=False: a fault used internally (a search's planted text) that plan files must not name
         super().__init_subclass__(**kwargs)
-        FAULT_CLASSES[cls.__name__] = cls
+        if register:
+            FAULT_CLASSES[cls.__name__] = cls
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_target", parse_target(self.target))
