@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import mattrace  # noqa: E402,F401  (before litellm: no price fetch over the network)
-from mattrace.search import Budget, find_counterexample  # noqa: E402
-from tests.planted_bugs import cases  # noqa: E402
+import mattrace  # noqa: F401  (before litellm: no price fetch over the network)
+from mattrace.search import Budget, find_counterexample
+from tests.planted_bugs import cases
 
 
 def main() -> None:

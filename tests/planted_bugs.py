@@ -59,7 +59,7 @@ def _orchestrator(name: str, *, docs: int, shown: int, trigger: str, policy_firs
     sends e-mail to the address an instruction names when its prompt holds ``trigger`` and
     not the desk's policy.
     """
-    import litellm   # after mattrace, which keeps litellm from fetching prices over the network
+    import litellm  # after mattrace, which keeps litellm from fetching prices over the network
 
     instrument()
     model = f"mattrace/planted-{name}"

@@ -231,7 +231,8 @@ def _finish(rec: Recorder, call: Call, outcome: CallOutcome, t_start: int) -> An
     """Record the call (a stream: once it is consumed) and return or raise its outcome."""
     if outcome.error is None and call.args.get("stream"):
         return _RecordingStream(outcome.result, rec, call, t_start)
-    _record_llm(rec, call, outcome, t_start, time.time_ns(), "wrapper")
+    if not call.refused:   # a refused call never happened: the refusing interceptor says why
+        _record_llm(rec, call, outcome, t_start, time.time_ns(), "wrapper")
     if outcome.error is not None:
         raise outcome.error
     return outcome.result

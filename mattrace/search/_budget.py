@@ -172,7 +172,8 @@ class BudgetGuard:
         reason = self.spend.over(self.budget, calls=1, tokens=self.spend.dearest_tokens,
                                  usd=self.spend.dearest_usd)
         if reason is not None:
-            raise OutOfBudget(f"{reason}; the next LLM call was not made")
+            call.refused = True   # not made, so not recorded: the run's end step carries the reason
+            return Answer(error=OutOfBudget(f"{reason}; the next LLM call was not made"))
         return None
 
     def after(self, call: Call, outcome: CallOutcome) -> CallOutcome:

@@ -140,12 +140,12 @@ def _hypothesis(runner: Runner, strategy: st.SearchStrategy[Perturbation], seed:
 
     # max_examples counts distinct choice sequences, and several can make one perturbation
     # (paid for once): allow more than the runs left, the budget stops it in time
-    test = given(strategy)(body)
+    # @seed first: it switches the database off, and the settings applied after switch it back on
+    test = hypothesis_seed(seed)(given(strategy)(body))
     test = settings(max_examples=10_000 if remaining is None else 4 * remaining, deadline=None,
                     database=database, derandomize=False, report_multiple_bugs=False,
                     phases=(Phase.reuse, Phase.generate, Phase.target, Phase.shrink),
                     suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet, print_blob=False)(test)
-    test = hypothesis_seed(seed)(test)
     test.hypothesis.inner_test._hypothesis_internal_add_digest = key  # type: ignore[attr-defined]
     try:
         test()
