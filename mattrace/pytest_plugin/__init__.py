@@ -36,8 +36,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", f"{MARKER}(contracts=..., trials=k, config=..., oracle=..., concurrency=n): record this "
-        "test's runs with the mat fixture, check contracts on each, repeat it over k seeds")
+        "markers", f"{MARKER}(contracts=..., trials=k, config=..., oracle=..., concurrency=n, faults=..., "
+        "governor=..., search=space, budget=...): record this test's runs with the mat fixture, check "
+        "contracts on each, repeat it over k seeds, or search perturbations for a counterexample")
     # litellm's logging threads build pydantic types that use typing.ReadOnly after a test
     # has ended, outside pytest's per-test warning capture; without this every session
     # that recorded an LLM call ends with two screens of pydantic warnings.
@@ -96,6 +97,11 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     first = pyfuncitem.funcargs.get("mat")
     if not isinstance(first, Mat):
         return None
+    if first.spec.search is not None:
+        from mattrace.pytest_plugin._search import run_search_test
+
+        run_search_test(pyfuncitem, _session(pyfuncitem.config), first.spec, first)
+        return True
     from mattrace.pytest_plugin._trials import run_trials
 
     run_trials(pyfuncitem, _session(pyfuncitem.config), first.spec, first)

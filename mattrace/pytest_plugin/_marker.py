@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from mattrace.governance import Governor
 __all__ = ["MARKER", "MarkerSpec", "marker_spec"]
 
 MARKER = "mattrace"
-_KEYS = ("concurrency", "config", "contracts", "faults", "governor", "oracle", "trials")
+_KEYS = ("budget", "concurrency", "config", "contracts", "faults", "governor", "oracle", "search", "trials")
 
 
 class MarkerError(Exception):
@@ -43,8 +43,12 @@ class MarkerSpec:
     concurrency: int | None = None
     faults: tuple[Any, ...] = ()
     matrix: Any = None
-    governor: Any = None
     """A fault campaign (``mattrace.faults.matrix``): the test is parametrized, one case per item."""
+    governor: Any = None
+    search: Any = None
+    """A perturbation space (``mattrace.search.P``): the test body becomes a counterexample search."""
+    budget: Any = None
+    """The search's :class:`mattrace.search.Budget` (None: the default, 100 runs)."""
 
 
 def _whole(where: str, key: str, value: Any) -> int:
@@ -84,6 +88,32 @@ def _contracts(where: str, value: Any, base: Path) -> tuple[Contract, ...]:
         raise MarkerError(f"{where}: contracts=: {exc}") from None
 
 
+def _search(where: str, kw: Mapping[str, Any], campaign: bool) -> tuple[Any, Any]:
+    """The marker's ``search=`` space and ``budget=`` (a Budget or ``"runs=50,usd=1"``), checked."""
+    space, budget = kw.get("search"), kw.get("budget")
+    if space is None:
+        if budget is not None:
+            raise MarkerError(f"{where}: budget= limits a search; give search=P.(...) too")
+        return None, None
+    from mattrace.errors import SearchError
+    from mattrace.search import Budget, Space
+
+    if not isinstance(space, Space):
+        raise MarkerError(f"{where}: search= takes a perturbation space built with mattrace.search.P "
+                          f"(P.inject(...), P.typos(...) ...), got {space!r}")
+    if kw.get("trials", 1) != 1 or campaign:
+        raise MarkerError(f"{where}: search= runs the test body as often as its budget allows; it does not "
+                          "combine with trials= or a fault campaign (faults=matrix(...))")
+    if isinstance(budget, str):
+        try:
+            budget = Budget.parse(budget)
+        except SearchError as exc:
+            raise MarkerError(f"{where}: budget=: {exc}") from None
+    if budget is not None and not isinstance(budget, Budget):
+        raise MarkerError(f"{where}: budget= takes a mattrace.search.Budget or 'runs=50,usd=1', got {budget!r}")
+    return space, budget
+
+
 def marker_spec(node: pytest.Item | Any, path: Path) -> MarkerSpec:
     """The marker's arguments on ``node`` (a test item or function definition), validated.
 
@@ -119,7 +149,9 @@ def marker_spec(node: pytest.Item | Any, path: Path) -> MarkerSpec:
     governor = kw.get("governor")
     if governor is not None and not isinstance(governor, Governor):
         raise MarkerError(f"{where}: governor= takes a mattrace.governance.Governor, got {governor!r}")
+    search, budget = _search(where, kw, campaign is not None)
     return MarkerSpec(
+        search=search, budget=budget,
         faults=plan.faults if plan is not None else (), matrix=campaign, governor=governor,
         contracts=_contracts(where, kw.get("contracts", ()), path.parent),
         trials=_whole(where, "trials", kw.get("trials", 1)),

@@ -27,6 +27,7 @@ from mattrace.trace import OutcomeStatus, Step, Trace
 if TYPE_CHECKING:
     from mattrace.pytest_plugin._marker import MarkerSpec
     from mattrace.pytest_plugin._session import MatSession
+    from mattrace.search._runner import RunRequest
 
 __all__ = ["ContractFailure", "Mat", "MatRun"]
 
@@ -85,12 +86,24 @@ class MatRun:
             raise RecordingError("this mat.run() block is already active; use a new mat.run() per run")
         mat = self.mat
         session = mat.session
-        self._block = record(self.name, config=self.config, dir=session.traces_dir,
-                             labels=session.labels(mat.test, mat.trial),
-                             cassette=session.cassette(mat.test, mat.trial, self.number),
-                             record_mode=session.settings.record_mode,
-                             faults=list(self.faults) or None, governor=mat.governor)
+        request = mat.search_request
+        if request is None:
+            self._block = record(self.name, config=self.config, dir=session.traces_dir,
+                                 labels=session.labels(mat.test, mat.trial),
+                                 cassette=session.cassette(mat.test, mat.trial, self.number),
+                                 record_mode=session.settings.record_mode,
+                                 faults=list(self.faults) or None, governor=mat.governor)
+            self.recorder = self._block.__enter__()
+            return self
+        # one run of a search: its own directory and cassette, the perturbation's faults on top
+        faults = FaultPlan((*self.faults, *request.faults), self.seed) if self.faults or request.faults else None
+        self._block = record(f"{self.name}#{request.number}" + (f".{self.number}" if self.number else ""),
+                             config=self.config, dir=request.dir,
+                             labels={**session.labels(mat.test, mat.trial), **request.labels},
+                             cassette=request.cassette, record_mode=request.record_mode,
+                             faults=faults, governor=mat.governor)
         self.recorder = self._block.__enter__()
+        request.join(self.recorder)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -144,6 +157,8 @@ class Mat:
         self.seed = seed
         self.random = random.Random(seed)
         self.runs: list[MatRun] = []
+        self.search_request: RunRequest | None = None
+        """Set while this ``mat`` makes one run of a search (``search=`` on the marker)."""
         self._lock = threading.Lock()
         self._checked = 0
         self._started = 0
@@ -168,6 +183,17 @@ class Mat:
         if value is not None and not isinstance(value, Governor):
             raise RecordingError(f"mat.governor takes a mattrace.governance.Governor, got {value!r}")
         self._governor = value
+
+    def perturb(self, text: str) -> str:
+        """``text`` as the current search perturbs it (unchanged outside a search).
+
+        The input perturbations of a ``search=`` space (``P.typos``, ``P.paraphrase``,
+        ``P.distractor``) act on what the test passes through here; the first run of a
+        search tells the search what the unperturbed input is.
+        """
+        if not isinstance(text, str):
+            raise RecordingError(f"mat.perturb(text) takes the input text, got {text!r}")
+        return self.search_request.edit(text) if self.search_request is not None else text
 
     def faults(self, *faults: Any) -> None:
         """Inject ``faults`` into every later ``mat.run()`` of this trial (on top of the marker's)."""
@@ -199,6 +225,8 @@ class Mat:
         run.report = check(run.trace, self.spec.contracts)
         with self._lock:
             self.runs.append(run)
+        if self.search_request is not None:
+            return   # a search's runs are judged by the search; only its result is reported
         contained = containment(run.trace, run.report)
         self.session.record_check(trace_id=run.trace.trace_id, trace_file=run.path, report=run.report,
                                   test=self.test, trial=self.trial, seed=self.seed,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,6 +41,10 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--mattrace-concurrency", metavar="N", default=None,
                     help="trials of one test run in up to N threads (default 1; the marker's "
                          "concurrency= wins; ini: mattrace_concurrency)")
+    group.addoption("--mattrace-budget", metavar="LIMITS", default=None,
+                    help="cap every search of the session, e.g. runs=50,tokens=2e5,usd=1 (limits: runs, "
+                         "llm_calls, tokens, usd, seconds; the tighter of this and the marker's budget= wins; "
+                         "ini: mattrace_budget)")
     parser.addini("mattrace_store", "directory for trace files, results and the DuckDB store",
                   default=DEFAULT_STORE)
     parser.addini("mattrace_seed", "seed of trial 0", default="0")
@@ -48,6 +53,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("mattrace_concurrency", "threads for the trials of one test", default="1")
     parser.addini("mattrace_record", "cassette mode: once, none, new or all", default="once")
     parser.addini("mattrace_faults", "a TOML fault plan injected into every mat.run()", default="")
+    parser.addini("mattrace_budget", "a cap on every search, e.g. runs=50,usd=1", default="")
 
 
 def _whole(config: pytest.Config, option: str, ini: str, low: int) -> int:
@@ -72,6 +78,19 @@ def _mode(config: pytest.Config) -> str:
     return str(mode)
 
 
+def _budget(config: pytest.Config) -> Any:
+    raw = config.getoption("mattrace_budget") or str(config.getini("mattrace_budget")).strip()
+    if not raw:
+        return None
+    from mattrace.errors import SearchError
+    from mattrace.search import Budget
+
+    try:
+        return Budget.parse(raw)
+    except SearchError as exc:
+        raise pytest.UsageError(f"mattrace: --mattrace-budget: {exc}") from None
+
+
 def _flag(config: pytest.Config, option: str, ini: str) -> bool:
     raw = config.getoption(option)
     return bool(raw) if raw is not None else bool(config.getini(ini))
@@ -88,6 +107,8 @@ class Settings:
     concurrency: int
     record_mode: str = "once"
     faults_file: str | None = None
+    budget: Any = None
+    """The ``--mattrace-budget`` cap (a :class:`mattrace.search.Budget`), or None."""
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -101,7 +122,8 @@ class Settings:
                    no_store=_flag(config, "mattrace_no_store", "mattrace_no_store"),
                    concurrency=_whole(config, "mattrace_concurrency", "mattrace_concurrency", 1),
                    record_mode=_mode(config),
-                   faults_file=config.getoption("mattrace_faults") or str(config.getini("mattrace_faults")) or None)
+                   faults_file=config.getoption("mattrace_faults") or str(config.getini("mattrace_faults")) or None,
+                   budget=_budget(config))
 
     @property
     def database(self) -> Path:

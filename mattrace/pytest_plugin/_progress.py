@@ -52,11 +52,13 @@ class TrialProgress:
         if self._progress is not None:
             self._draw(self._progress.start)
 
-    def advance(self) -> None:
+    def advance(self, description: str | None = None) -> None:
         if self._progress is not None:
             progress = self._progress
             def draw() -> None:
                 progress.advance(self._task)
+                if description is not None:
+                    progress.update(self._task, description=description)
                 progress.refresh()
             self._draw(draw)
 
@@ -73,15 +75,16 @@ def _console(config: pytest.Config) -> Console | None:
 
 
 @contextmanager
-def trial_progress(config: pytest.Config, name: str, trials: int, *,
-                   console: Console | None = None) -> Iterator[TrialProgress]:
-    """A transient bar over ``trials`` trials of test ``name`` (a no-op when nobody watches)."""
+def trial_progress(config: pytest.Config, name: str, trials: int | None, *,
+                   console: Console | None = None, unit: str = "trials") -> Iterator[TrialProgress]:
+    """A transient bar over ``trials`` trials (or search runs: ``unit="runs"``; None: no known
+    total) of test ``name``; a no-op when nobody watches."""
     console = console if console is not None else _console(config)
-    if console is None or trials < 2:
+    if console is None or (trials is not None and trials < 2):
         yield TrialProgress(None, None)
         return
     progress = Progress(TextColumn("[bold]mattrace[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("trials"), TimeElapsedColumn(), console=console, transient=True,
+                        TextColumn(unit), TimeElapsedColumn(), console=console, transient=True,
                         auto_refresh=False)
     capture = config.pluginmanager.get_plugin("capturemanager")
     bar = TrialProgress(progress, progress.add_task(name, total=trials),

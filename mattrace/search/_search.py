@@ -39,6 +39,7 @@ from mattrace.search._budget import Budget, Spend
 from mattrace.search._margin import Margin
 from mattrace.search._perturbations import Perturbation, combine
 from mattrace.search._runner import Attempt, Executor, Runner, RunRequest, Stop
+from mattrace.search._saved import load_saved, save
 from mattrace.search._sites import Sites, canary_faults, read_canary
 from mattrace.search._space import MAX_PROBES, Context, Space
 from mattrace.trace import Trace
@@ -157,13 +158,14 @@ def _hypothesis(runner: Runner, strategy: st.SearchStrategy[Perturbation], seed:
 
 
 def _guided(runner: Runner, space: Space, ctx: Context, seed: int,
-            database: ExampleDatabase | None, key: bytes) -> str | None:
-    """Probes first, then hypothesis: over the atoms of a failing probe, or over the whole space."""
+            database: ExampleDatabase | None, key: bytes, saved: list[Perturbation]) -> str | None:
+    """Kept counterexamples and probes first, then hypothesis: over the atoms of a failing
+    probe, or over the whole space."""
     rng = random.Random(seed)
     cap = MAX_PROBES if runner.budget.runs is None else min(MAX_PROBES, max(1, runner.budget.runs // 3))
     failing: Attempt | None = None
     try:
-        for probe in space.probes(rng, ctx)[:cap]:
+        for probe in [*saved, *space.probes(rng, ctx)[:cap]]:
             attempt = runner.attempt(probe)
             if attempt.violation is not None:
                 failing = attempt
@@ -193,9 +195,12 @@ def _random(runner: Runner, space: Space, ctx: Context, seed: int) -> str:
 
 def run_search(execute: Executor, space: Space, contracts: list[Any], budget: Budget, seed: int, *,
                input: str | None, strategy: str, margin: Margin | None, dir: Path,
-               database: ExampleDatabase | None, key: bytes,
+               database: ExampleDatabase | None, key: bytes, saved: Path | None = None,
                on_run: Callable[[Attempt, Spend], None] | None = None) -> SearchResult:
-    """The search itself, for any executor (``find_counterexample`` and the pytest plugin)."""
+    """The search itself, for any executor (``find_counterexample`` and the pytest plugin).
+
+    ``saved``: the directory where counterexamples are kept between searches (tried first).
+    """
     runner = Runner(execute, contracts, budget, seed, dir, margin, on_run)
     runner.input = input
 
@@ -237,7 +242,7 @@ def run_search(execute: Executor, space: Space, contracts: list[Any], budget: Bu
     if strategy == "random":
         stopped = _random(runner, space, ctx, seed)
     else:
-        stopped = _guided(runner, space, ctx, seed, database, key) or ""
+        stopped = _guided(runner, space, ctx, seed, database, key, load_saved(saved, key)) or ""
     failures = [a for a in runner.attempts if a.violation is not None and a.perturbation is not None]
     if not failures:
         return result(None, stopped or f"no counterexample among {len(runner.memo)} distinct perturbations "
@@ -246,6 +251,8 @@ def run_search(execute: Executor, space: Space, contracts: list[Any], budget: Bu
     best = min(failures, key=lambda a: (a.perturbation.order_key() if a.perturbation else (0, 0), a.number))
     if strategy == "guided":
         stopped = f"shrunk; {stopped}" if stopped else "shrunk to a minimal perturbation"
+        if best.perturbation is not None:
+            save(saved, key, best.perturbation)
     return result(best, stopped, sites, first)
 
 
@@ -261,16 +268,18 @@ def check_arguments(space: Any, strategy: Any, budget: Any) -> Budget:
     return budget
 
 
-def database_for(database: bool | str | Path | ExampleDatabase | None, default: Path) -> ExampleDatabase | None:
-    """hypothesis's example database: True means ``default``, a path, a database, or None/False."""
+def database_for(database: bool | str | Path | ExampleDatabase | None,
+                 default: Path) -> tuple[ExampleDatabase | None, Path | None]:
+    """hypothesis's example database and the directory counterexamples are kept in: True means
+    ``default``, a path that directory, a database object itself (nothing kept), None/False none."""
     if database is None or database is False:
-        return None
+        return None, None
     if database is True:
-        return DirectoryBasedExampleDatabase(str(default))
+        return DirectoryBasedExampleDatabase(str(default)), default
     if isinstance(database, str | Path):
-        return DirectoryBasedExampleDatabase(str(database))
+        return DirectoryBasedExampleDatabase(str(database)), Path(database)
     if isinstance(database, ExampleDatabase):
-        return database
+        return database, None
     raise SearchError(f"search: database must be True, False, None, a path or a hypothesis ExampleDatabase, "
                       f"got {database!r}")
 
@@ -327,7 +336,7 @@ def find_counterexample(run: Callable[..., Any], space: Space, contracts: Any, b
     label: str = name or str(getattr(_unwrap(run), "__qualname__", "run"))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     where = Path(dir) if dir is not None else DEFAULT_DIR / f"{stamp}-{uuid.uuid4().hex[:6]}"
+    examples, saved = database_for(database, where.parent / "examples")
     return run_search(record_executor(run, label, input, config), space, contract_list, budget, seed,
-                      input=input, strategy=strategy, margin=margin, dir=where,
-                      database=database_for(database, where.parent / "examples"),
-                      key=search_key(label, space, contract_list, input), on_run=on_run)
+                      input=input, strategy=strategy, margin=margin, dir=where, database=examples,
+                      key=search_key(label, space, contract_list, input), saved=saved, on_run=on_run)
