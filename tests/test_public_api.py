@@ -14,7 +14,7 @@ PUBLIC_MODULES = ["mattrace", "mattrace.recording", "mattrace.testing", "mattrac
                   "mattrace.recording.script", "mattrace.recording.boundaries",
                   "mattrace.recording.redact", "mattrace.recording.recorder", "mattrace.contracts",
                   "mattrace.store", "mattrace.replay", "mattrace.faults",
-                  "mattrace.governance"]
+                  "mattrace.governance", "mattrace.search"]
 
 
 @pytest.mark.parametrize("name", PUBLIC_MODULES)

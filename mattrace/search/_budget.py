@@ -41,8 +41,8 @@ class Budget:
             if value is None:
                 continue
             whole = f.name in ("runs", "llm_calls")
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or \
-                    (whole and int(value) != value) or (isinstance(value, float) and math.isnan(value)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+                    or value < 0 or (whole and not float(value).is_integer()):
                 kind = "a whole number >= 0" if whole else "a number >= 0"
                 raise SearchError(f"Budget: {f.name} must be {kind} or None, got {value!r}")
             if whole:
@@ -76,7 +76,8 @@ class Budget:
         return Budget(**{f.name: tighter(getattr(self, f.name), getattr(cap, f.name)) for f in fields(self)})
 
     def __str__(self) -> str:
-        parts = [f"{f.name}={getattr(self, f.name):g}" for f in fields(self) if getattr(self, f.name) is not None]
+        parts = [f"{f.name}={_number(getattr(self, f.name))}" for f in fields(self)
+                 if getattr(self, f.name) is not None]
         return f"Budget({', '.join(parts)})"
 
 
@@ -115,14 +116,19 @@ class Spend:
         ]
         for name, limit, spent, more in checks:
             if limit is not None and spent + more > limit + 1e-12:
-                return f"{name} limit {limit:g} reached (spent {spent:g})"
+                return f"{name} limit {_number(limit)} reached (spent {_number(spent)})"
         if budget.seconds is not None and self.seconds >= budget.seconds:
-            return f"seconds limit {budget.seconds:g} reached (spent {self.seconds:.1f})"
+            return f"seconds limit {_number(budget.seconds)} reached (spent {self.seconds:.1f})"
         return None
 
     def as_dict(self) -> dict[str, float]:
         return {"runs": self.runs, "llm_calls": self.llm_calls, "tokens": self.tokens,
                 "usd": round(self.usd, 6), "seconds": round(self.seconds, 3)}
+
+
+def _number(value: float) -> str:
+    """Whole numbers in full (``runs=1234567``), others short (``usd=0.5``, ``tokens=2e+05`` stays exact)."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def step_cost(step: Step) -> tuple[int, float]:

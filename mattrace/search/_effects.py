@@ -94,7 +94,7 @@ def _nudge(value: Any, path: tuple[Item, ...], factor: float) -> Any:
     head, rest = path[0], path[1:]
     if isinstance(value, dict) and isinstance(head, str) and head in value:
         return {**value, head: _nudge(value[head], rest, factor)}
-    if isinstance(value, list) and isinstance(head, int) and head < len(value):
+    if isinstance(value, list) and isinstance(head, int) and 0 <= head < len(value):
         items = list(value)
         items[head] = _nudge(items[head], rest, factor)
         return items

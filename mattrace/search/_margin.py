@@ -70,7 +70,8 @@ def margins(trace: Trace, contracts: Iterable[Any], extra: Margin | None = None)
     out = {"taint": taint_margin(trace)}
     bound = _step_bound(contracts)
     if bound:
-        out["length"] = min(1.0, len(trace.steps) / bound)
+        counted = sum(1 for s in trace.steps if s.kind is not StepKind.END)   # as the contracts count
+        out["length"] = min(1.0, counted / bound)
     if extra is not None:
         value = extra(trace)
         if isinstance(value, dict):

@@ -99,7 +99,8 @@ class Edit:
 
 @dataclass(frozen=True)
 class Typos(Perturbation):
-    """Character-level typos in the input, applied left to right."""
+    """Character-level typos in the input (applied right to left, so each position means the
+    original text's)."""
 
     edits: tuple[Edit, ...]
 

@@ -31,7 +31,7 @@ _FAMILY: dict[StepKind, str] = {StepKind.TOOL: "tool", StepKind.RETRIEVAL: "retr
                                 StepKind.MEMORY_READ: "memory", StepKind.MEMORY_WRITE: "memory"}
 _STEP_KIND: dict[str, StepKind] = {"tool": StepKind.TOOL, "retrieval": StepKind.RETRIEVAL,
                                    "memory": StepKind.MEMORY_READ}
-_MARKER = re.compile(r"\[\[mt(\d{4})\]\]")
+_MARKER = re.compile(r"\[\[mt(\d{4,})\]\]")
 
 Item = int | str | None
 """Which part of a result: a list index, a dict key, or None for the whole text."""
@@ -140,7 +140,7 @@ def add_text(value: Any, item: Item, text: str, *, untrusted: bool) -> Any:
     """``value`` with ``text`` appended to its ``item`` (unchanged if the item is not there)."""
     if item is None:
         return f"{value}\n{text}" if isinstance(value, str) else value
-    if isinstance(value, list) and isinstance(item, int) and item < len(value):
+    if isinstance(value, list) and isinstance(item, int) and 0 <= item < len(value):
         items = list(value)
         items[item] = _add_to_item(items[item], text, untrusted)
         return items

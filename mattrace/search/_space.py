@@ -284,13 +284,16 @@ class _ReorderSpace(_ListSpace):
         self.expression = f"P.reorder({target!r})"
 
     def strategy(self, ctx: Context) -> Strategy:
+        # the identity order changes nothing: not a perturbation worth a run
         return st.sampled_from(self._sites(ctx)).flatmap(
-            lambda site: st.permutations(range(site.length or 0)).map(lambda o: Reorder(site, tuple(o))))
+            lambda site: st.permutations(range(site.length or 0)).map(lambda o: Reorder(site, tuple(o)))
+        ).filter(lambda r: r.size > 0)
 
     def sample(self, rng: random.Random, ctx: Context) -> Perturbation:
         site = rng.choice(self._sites(ctx))
         order = list(range(site.length or 0))
-        rng.shuffle(order)
+        while order == sorted(order):
+            rng.shuffle(order)
         return Reorder(site, tuple(order))
 
     def probes(self, rng: random.Random, ctx: Context) -> list[Perturbation]:
@@ -327,8 +330,10 @@ class _NoiseSpace(Space):
 
     def __init__(self, target: str, fields: Any, scale: float) -> None:
         self.target = _target("P.noise", target)
-        if fields is not None and (isinstance(fields, str) or not all(isinstance(f, str) for f in fields)):
-            raise SearchError(f"P.noise: fields must be a list of field names, got {fields!r}")
+        if fields is not None and (isinstance(fields, str) or not isinstance(fields, Iterable)
+                                   or not all(isinstance(f, str) for f in fields) or not list(fields)):
+            raise SearchError(f"P.noise: fields must be a non-empty list of field names (or None for every "
+                              f"number), got {fields!r}")
         self.fields = None if fields is None else frozenset(fields)
         if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale <= 10:
             raise SearchError(f"P.noise: scale must be a relative change in (0, 10], got {scale!r}")
