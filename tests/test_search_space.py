@@ -746,3 +746,13 @@ def test_a_reorder_always_moves_something(data: st.DataObject) -> None:
     assert isinstance(drawn, Reorder) and drawn.size > 0
     rng = random.Random(data.draw(st.integers(0, 10_000)))
     assert all(space.sample(rng, CTX).size > 0 for _ in range(20))
+
+
+def test_the_count_margin_is_the_matches_over_the_count_that_breaks_an_at_most_contract() -> None:
+    from mattrace.contracts import at_most, max_calls, step
+    from mattrace.testing import end, tool_call, trace
+
+    run = trace(tool_call("retry", {}, "x"), tool_call("retry", {}, "x"), tool_call("other", {}, "y"), end())
+    assert margins(run, [max_calls("retry", 3)])["count"] == pytest.approx(0.5)     # 2 of the 4 that break it
+    assert margins(run, [max_calls("retry", 3), at_most(0, step.tool("other"))])["count"] == 1.0
+    assert "count" not in margins(run, [terminates(max_steps=10)])

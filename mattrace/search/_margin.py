@@ -13,6 +13,9 @@ numbers. Each is in [0, 1], higher is closer to a violation:
     up to 0.2 for the share of LLM calls it reached.
 ``length``
     the run's steps against the tightest ``terminates(max_steps=)`` or ``within(steps=)`` bound.
+``count``
+    for ``at_most(n, p)`` and ``max_calls(tool, n)``: the matching steps over n + 1, the
+    count that breaks it (a retry storm one call short of its limit is close).
 
 Users add their own (a refund amount against its limit) with ``margin=fn(trace)``.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from mattrace.contracts._operators import AtMost
 from mattrace.trace import Step, StepKind, Trace
 
 __all__ = ["Margin", "margins"]
@@ -65,9 +69,24 @@ def _step_bound(contracts: Iterable[Any]) -> int | None:
     return min(found) if found else None
 
 
+def count_margin(trace: Trace, contracts: Iterable[Any]) -> float | None:
+    """The highest matches / (n + 1) over the ``at_most`` contracts, or None without one."""
+    best: float | None = None
+    for contract in contracts:
+        if isinstance(contract, AtMost):
+            matches = contract.pred.bind()
+            seen = sum(1 for s in trace.steps if matches(s))
+            best = max(best or 0.0, min(1.0, seen / (contract.n + 1)))
+    return best
+
+
 def margins(trace: Trace, contracts: Iterable[Any], extra: Margin | None = None) -> dict[str, float]:
     """The run's margins by label (see the module docstring)."""
+    contracts = list(contracts)
     out = {"taint": taint_margin(trace)}
+    count = count_margin(trace, contracts)
+    if count is not None:
+        out["count"] = count
     bound = _step_bound(contracts)
     if bound:
         counted = sum(1 for s in trace.steps if s.kind is not StepKind.END)   # as the contracts count
