@@ -1,11 +1,14 @@
 """``find_counterexample``: a budgeted search for the smallest perturbation that breaks a contract.
 
-Hypothesis is the engine: it generates perturbations from the space's strategy, never
-tries the same choice sequence twice, climbs the run's margins through ``target()``,
-shrinks a failure to a minimal one, and keeps it in its example database so the next
-search tries it first. mattrace supplies what hypothesis cannot know: the canary run
-that says where text can be planted, the budget (read from recorded LLM usage) that
-stops it, and a memo so a perturbation hypothesis reaches twice is paid for once.
+The order: a canary run says where text can be planted and which of it reaches a model;
+counterexamples kept from earlier searches and the space's extreme perturbations
+(*probes*) are tried next, because many failures grow likelier with a bigger
+perturbation; then hypothesis is the engine: it searches the edits of a failing probe
+(or the whole space), never tries the same choice sequence twice, climbs the run's
+margins through ``target()``, shrinks a failure to a minimal one, and keeps it in its
+example database. mattrace supplies what hypothesis cannot know: the canary, the budget
+(read from recorded LLM usage) that stops it, and a memo so a perturbation reached twice
+is paid for once.
 
 ``strategy="random"`` samples the same space uniformly (with replacement, over every
 point the canary found, reachable or not) under the same budget: the baseline a guided
