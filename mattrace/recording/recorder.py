@@ -149,6 +149,7 @@ class Recorder:
         self._outputs = OutputIndex()
         self._tool_requests: dict[str, int] = {}
         self._interceptors: list[Interceptor] = []
+        self._before_end: list[Callable[[], None]] = []
         self._outcome: Outcome | None = None
         self._closed = False
         self.write_error: OSError | None = None
@@ -321,6 +322,12 @@ class Recorder:
         """
         if self._closed:
             return self.trace
+        for callback in self._before_end:
+            try:
+                callback()
+            except Exception as exc:   # what a callback failed to record must not lose the run's end
+                warnings.warn(f"mattrace: a before_end callback of {self.name!r} failed: "
+                              f"{type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2)
         if error is not None and (self._outcome is None or self._outcome.status == "success"):
             status: OutcomeStatus = "timeout" if isinstance(error, TimeoutError) else "error"
             self._outcome = Outcome(status=status, reason=self.redactor(f"{type(error).__name__}: {error}"),
@@ -340,6 +347,12 @@ class Recorder:
             if callable(close):
                 close()
         return self.trace
+
+    def before_end(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the run is about to end, before its ``end`` step: the last
+        moment steps can still be recorded (a span processor writes the spans still pending)."""
+        with self._lock:
+            self._before_end.append(callback)
 
     @property
     def next_index(self) -> int:
