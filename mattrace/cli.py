@@ -165,14 +165,16 @@ def _parser() -> _Parser:
     rep.set_defaults(func=_cmd_replay)
 
     imp = sub.add_parser(
-        "import", help="turn agent logs (OpenAI chat format) into trace files",
+        "import", help="turn agent logs (OpenAI chat format, OTLP JSON spans) into trace files",
         description="Read chat logs in OpenAI message format (a JSON list of messages, an "
-        "object with a 'messages' list, or JSONL with one run per line) and write each run "
-        "as a sealed trace file. No file is written unless every input reads.",
+        "object with a 'messages' list, or JSONL with one run per line), or OpenTelemetry spans "
+        "in OTLP JSON (the Collector's file exporter: one export request per line; one run per "
+        "OTel trace), and write each run as a sealed trace file. No file is written unless every "
+        "input reads.",
         epilog="exit status: 0 when every run was written, 2 on bad usage or a file that is "
-        "not a chat log (path:line: message N: reason).")
-    imp.add_argument("format", choices=["openai"], metavar="FORMAT",
-                     help="the log format: openai (chat-completion messages)")
+        "not in the format (path:line: reason).")
+    imp.add_argument("format", choices=["openai", "otlp"], metavar="FORMAT",
+                     help="the log format: openai (chat-completion messages) or otlp (OTLP JSON spans)")
     imp.add_argument("files", nargs="+", metavar="FILE", help="log files (.json or .jsonl)")
     imp.add_argument("--out", default=".mattrace/traces", metavar="DIR",
                      help="where to write the trace files (default .mattrace/traces)")
@@ -180,7 +182,24 @@ def _parser() -> _Parser:
                      help="comma-separated tools whose results are untrusted ('*': all tools)")
     imp.add_argument("--side-effect-tools", action="append", default=[], metavar="NAMES",
                      help="comma-separated tools that change the outside world ('*': all tools)")
+    imp.add_argument("--trusted-tools", action="append", default=[], metavar="NAMES",
+                     help="otlp: comma-separated tools whose output is trusted (by default none is)")
     imp.set_defaults(func=_cmd_import)
+
+    exp = sub.add_parser(
+        "export", help="send trace files as OpenTelemetry spans (OTLP/HTTP) to Jaeger, Tempo, Phoenix ...",
+        description="Send each trace as one OpenTelemetry trace: a root span for the run (outcome, "
+        "verdicts, first violation) and a span per step after the GenAI conventions, each also "
+        "carrying the step as JSON, so `mattrace import otlp` or a MatSpanProcessor restores it.",
+        epilog="exit status: 0 when every trace was sent, 1 when the endpoint refused them, 2 on "
+        "bad usage or an unreadable trace. Needs the OTLP exporter: pip install 'mattrace[otlp]'.")
+    exp.add_argument("files", nargs="+", metavar="TRACE", help="trace files (.jsonl)")
+    exp.add_argument("--otlp", required=True, metavar="ENDPOINT",
+                     help="the OTLP/HTTP endpoint, e.g. http://localhost:4318 (/v1/traces is added)")
+    exp.add_argument("--contracts", "-c", action="append", default=[], metavar="FILE|module:NAME",
+                     help="check these contracts and send the verdicts with each trace")
+    exp.add_argument("--service", default="mattrace", help="the service.name of the spans (default mattrace)")
+    exp.set_defaults(func=_cmd_export)
     _store_parsers(sub)
     return parser
 
@@ -448,8 +467,20 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
     untrusted, side_effects = names(args.untrusted_tools), names(args.side_effect_tools)
     # every file is read before anything is written: a bad input leaves no partial import
-    runs = [(path, trace) for path in args.files
-            for trace in import_openai(path, untrusted_tools=untrusted, side_effect_tools=side_effects)]
+    if args.format == "otlp":
+        from mattrace.recording.otlp_json import import_otlp
+
+        if untrusted:
+            raise _CliError("--untrusted-tools is for openai logs; from spans every tool output is untrusted "
+                            "unless --trusted-tools names it")
+        runs = [(path, trace) for path in args.files
+                for trace in import_otlp(path, side_effects=side_effects, trusted_tools=names(args.trusted_tools))]
+    else:
+        if args.trusted_tools:
+            raise _CliError("--trusted-tools is for otlp spans; for openai logs name the untrusted ones "
+                            "with --untrusted-tools")
+        runs = [(path, trace) for path in args.files
+                for trace in import_openai(path, untrusted_tools=untrusted, side_effect_tools=side_effects)]
     for path, trace in runs:
         try:
             written = write_trace(trace, args.out)
@@ -459,6 +490,61 @@ def _cmd_import(args: argparse.Namespace) -> int:
         origin = f"{path}:{line}" if line is not None else path
         sys.stdout.write(f"{written}  ({len(trace.steps)} steps from {origin})\n")
     return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from urllib.parse import urlsplit
+
+    from mattrace.contracts import check
+    from mattrace.recording.otel_export import export_traces
+    from mattrace.tracefile import read_trace_file
+
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    except ImportError:
+        raise _CliError("mattrace export needs the OTLP exporter: pip install 'mattrace[otlp]'") from None
+    parts = urlsplit(args.otlp)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise _CliError(f"--otlp {args.otlp!r}: expected an http(s) URL such as http://localhost:4318")
+    endpoint = args.otlp if parts.path.strip("/") else args.otlp.rstrip("/") + "/v1/traces"
+    contracts = _contracts(args.contracts) if args.contracts else None
+    traces = []
+    for path in args.files:
+        result = read_trace_file(path)
+        for warning in result.warnings:
+            _stderr(f"mattrace: warning: {warning}")
+        traces.append(result.trace)
+    reports = [check(t, contracts) for t in traces] if contracts is not None else None
+    exporter = _counting(OTLPSpanExporter(endpoint=endpoint, timeout=10))
+    sent = export_traces(traces, exporter, reports=reports, service=args.service)
+    exporter.shutdown()
+    if exporter.failed:
+        _stderr(f"mattrace: error: {endpoint} did not accept {exporter.failed} of {exporter.batches} span "
+                "batch(es); see the log above")
+        return EXIT_FAILED
+    sys.stdout.write(f"sent {sent} trace(s), {exporter.spans} span(s) to {endpoint}\n")
+    return EXIT_OK
+
+
+def _counting(inner: Any) -> Any:
+    """``inner`` wrapped to count what it sent and what the endpoint refused."""
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    class Counting(SpanExporter):
+        def __init__(self) -> None:
+            self.spans = self.batches = self.failed = 0
+
+        def export(self, spans: Any) -> SpanExportResult:
+            result: SpanExportResult = inner.export(spans)
+            self.batches += 1
+            self.spans += len(spans)
+            self.failed += result is not SpanExportResult.SUCCESS
+            return result
+
+        def shutdown(self) -> None:
+            inner.shutdown()
+
+    return Counting()
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:

@@ -48,6 +48,8 @@ class Draft:
     """Tool call ids whose results an LLM step read, or the id a tool step answered."""
     exact: dict[str, Any] | None = None
     """A step mattrace exported, to be restored as it was."""
+    run: dict[str, Any] | None = None
+    """The root span of a run mattrace exported: its name, config, labels, outcome (no step)."""
 
     def warn(self, text: str) -> None:
         previous = self.attrs.get(n.WARNING)
@@ -189,7 +191,7 @@ def _messages(span: SpanRecord, d: Draft) -> tuple[list[dict[str, Any]], list[di
             inputs.append(message)
         elif name == n.CHOICE_EVENT:
             body = json_value(event.get("message"))
-            outputs.append(_genai_message(body) if isinstance(body, dict) and "parts" in body
+            outputs.append(_genai_message({"role": "assistant", **body}) if isinstance(body, dict)
                            else {"role": "assistant", "content": _text(body if body is not None
                                                                         else event.get("content"))})
     return inputs, outputs
@@ -303,6 +305,9 @@ def _other(span: SpanRecord, d: Draft) -> None:
 
 def draft(span: SpanRecord, trust: Trust, side_effects: Callable[[str], bool]) -> Draft:
     """The step a span stands for (never raises: what cannot be read becomes a warning)."""
+    run = json_value(span.attributes.get(n.TRACE))
+    if isinstance(run, dict):
+        return Draft(span, StepKind.MESSAGE, run=run)
     exact = json_value(span.attributes.get(n.STEP))
     if isinstance(exact, dict):
         return Draft(span, StepKind(exact["kind"]), exact=exact)

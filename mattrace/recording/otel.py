@@ -177,6 +177,12 @@ def append_drafts(recorder: Recorder, drafts: list[Draft]) -> None:
         return None
 
     for d in drafts:
+        if d.run is not None:   # a run mattrace exported: its outcome, unless the run already has one
+            outcome = d.run.get("outcome")
+            if isinstance(outcome, dict) and recorder.trace.outcome is None:
+                recorder.set_outcome(outcome.get("status"), output=outcome.get("output"),
+                                     reason=outcome.get("reason"))
+            continue
         if d.exact is not None:
             index_of_span[d.span.span_id] = _append_exact(recorder, d, index_of_original)
             continue
@@ -237,10 +243,7 @@ def spans_to_trace(spans: Iterable[SpanRecord], name: str = "otel", **options: A
             meta = found
     recorder = Recorder(str(meta.get("name") or name), config=meta.get("config") or {},
                         labels=meta.get("labels") or {}, persist=False)
-    steps_from_spans(recorder, [s for s in spans if names.TRACE not in s.attributes], **options)
-    outcome = meta.get("outcome")
-    if isinstance(outcome, dict):
-        recorder.set_outcome(outcome.get("status"), output=outcome.get("output"), reason=outcome.get("reason"))
+    steps_from_spans(recorder, spans, **options)
     return recorder.close()
 
 
