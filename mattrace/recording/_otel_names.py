@@ -70,6 +70,14 @@ OI_OUTPUT_VALUE = "output.value"
 OI_AGENT_NAME = "agent.name"
 OI_NODE_NAME = "graph.node.name"
 
+# -- frameworks' own, where the conventions have no place yet ---------------------------------------------------
+
+PYDANTIC_AI_MESSAGES = "pydantic_ai.all_messages"      # an agent run's whole conversation (role + parts)
+PYDANTIC_AI_NEW_MESSAGES = "pydantic_ai.new_message_index"
+FINAL_RESULT = "final_result"                         # pydantic-ai: what the agent run returned
+OI_METADATA = "metadata"                              # OpenInference/LangChain: run metadata as JSON
+LANGGRAPH_NODE = "langgraph_node"                     # ... in which LangGraph names the graph node
+
 # -- mattrace's own, written by the exporter so a MAT survives a trip through OTLP exactly -----------------------
 
 STEP = "mattrace.step"                 # the step as JSON

@@ -48,6 +48,10 @@ class Draft:
     """Tool call ids whose results an LLM step read, or the id a tool step answered."""
     exact: dict[str, Any] | None = None
     """A step mattrace exported, to be restored as it was."""
+    bare_input: bool = False
+    """A tool's input was a bare value, not named arguments: the requesting call names them."""
+    node: str | None = None
+    """The LangGraph node the span ran in (an agent when no agent span encloses it)."""
     run: dict[str, Any] | None = None
     """The root span of a run mattrace exported: its name, config, labels, outcome (no step)."""
 
@@ -126,7 +130,8 @@ def _genai_message(raw: Any) -> dict[str, Any]:
         elif ptype == "tool_call_response":
             out["role"] = "tool"
             out["tool_call_id"] = part.get("id")
-            texts.append(_text(json_value(part.get("response"))) or "")
+            answer = part.get("response", part.get("result"))   # pydantic-ai writes "result"
+            texts.append(_text(json_value(answer)) or "")
         elif "content" in part:
             texts.append(_text(part.get("content")) or "")
     if "content" in raw and not raw.get("parts"):
@@ -255,8 +260,16 @@ def _tool(span: SpanRecord, d: Draft, trust: Trust, side_effects: Callable[[str]
     raw = _first(attrs, (n.TOOL_CALL_ARGUMENTS, n.OI_INPUT_VALUE, n.OI_TOOL_PARAMETERS))
     args = json_value(raw)
     d.args = args if isinstance(args, dict) else ({} if args is None else {"input": args})
-    d.result = json_value(_first(attrs, (n.TOOL_CALL_RESULT, n.OI_OUTPUT_VALUE)))
+    d.bare_input = args is not None and not isinstance(args, dict)
     call_id = _first(attrs, (n.TOOL_CALL_ID, n.OI_TOOL_CALL_ID))
+    output = json_value(_first(attrs, (n.TOOL_CALL_RESULT, n.OI_OUTPUT_VALUE)))
+    message = output.get("data") if isinstance(output, dict) and output.get("type") == "tool" else None
+    if isinstance(message, dict):   # a serialized LangChain ToolMessage: the output, its call id, its status
+        call_id = call_id or message.get("tool_call_id")
+        output = json_value(message.get("content"))
+        if message.get("status") == "error":
+            d.error = StepError(type="ToolError", message=_text(output) or "error")
+    d.result = output
     if call_id is not None:
         d.answers = [str(call_id)]
     d.side_effect = side_effects(d.target)
@@ -295,6 +308,25 @@ def _retrieval(span: SpanRecord, d: Draft, trust: Trust) -> None:
         d.sources.append(Source(kind="retrieval", ref=d.target, trusted=trusted))
 
 
+def _agent(span: SpanRecord, d: Draft) -> None:
+    """The task an agent was given (content) and what it answered (result)."""
+    attrs = span.attributes
+    d.agent_name = agent_name(span)
+    d.target = d.agent_name
+    inputs, outputs = _messages(span, d)
+    history = json_value(attrs.get(n.PYDANTIC_AI_MESSAGES))
+    if not any(m.get("role") == "user" for m in inputs) and isinstance(history, list):
+        # pydantic-ai keeps the run's conversation here
+        start = _number(attrs.get(n.PYDANTIC_AI_NEW_MESSAGES))
+        inputs = [_genai_message(m) for m in history[start:]]
+    task = next((m.get("content") for m in inputs if m.get("role") == "user" and m.get("content")), None)
+    d.content = task or _text(json_value(attrs.get(n.OI_INPUT_VALUE)))
+    answer = attrs.get(n.FINAL_RESULT, attrs.get(n.OI_OUTPUT_VALUE))
+    if answer is None and outputs:
+        answer = outputs[-1].get("content")
+    d.result = json_value(answer)
+
+
 def _other(span: SpanRecord, d: Draft) -> None:
     attrs = span.attributes
     d.target = span.name
@@ -317,6 +349,9 @@ def draft(span: SpanRecord, trust: Trust, side_effects: Callable[[str], bool]) -
              "memory_write": StepKind.MEMORY_WRITE}
     d = Draft(span, kinds.get(role, StepKind.MESSAGE))
     d.attrs["span"] = span.name
+    metadata = json_value(span.attributes.get(n.OI_METADATA))
+    if isinstance(metadata, dict) and isinstance(metadata.get(n.LANGGRAPH_NODE), str):
+        d.node = metadata[n.LANGGRAPH_NODE]
     try:
         if role in ("llm", "embedding"):
             _llm(span, d, role == "embedding")
@@ -325,9 +360,7 @@ def draft(span: SpanRecord, trust: Trust, side_effects: Callable[[str], bool]) -
         elif role == "retrieval":
             _retrieval(span, d, trust)
         elif role == "agent":
-            d.agent_name = agent_name(span)
-            d.target = d.agent_name
-            d.content = _text(json_value(span.attributes.get(n.OI_INPUT_VALUE)))
+            _agent(span, d)
         elif role in ("memory_read", "memory_write"):
             d.target = span.name
             d.args = {k: v for k, v in span.attributes.items() if not k.startswith("gen_ai.operation")}

@@ -166,7 +166,9 @@ def append_drafts(recorder: Recorder, drafts: list[Draft]) -> None:
     index_of_span: dict[int, int] = {}
     index_of_original: dict[int, int] = {}
     requested: dict[str, int] = {}
+    asked_with: dict[str, Any] = {}          # tool call id -> the arguments the model gave
     answered: dict[str, int] = {}
+    agent_of: dict[int, str] = {}
 
     def enclosing_agent(d: Draft) -> str | None:
         parent = by_span.get(d.span.parent_id) if d.span.parent_id is not None else None
@@ -186,7 +188,15 @@ def append_drafts(recorder: Recorder, drafts: list[Draft]) -> None:
         if d.exact is not None:
             index_of_span[d.span.span_id] = _append_exact(recorder, d, index_of_original)
             continue
-        agent = enclosing_agent(d) or "main"
+        requester = next((requested[i] for i in d.answers if i in requested), None) \
+            if d.kind is StepKind.TOOL else None
+        # a tool runs for the agent whose model asked for it; a LangGraph node acts as an agent
+        agent = enclosing_agent(d) or (agent_of.get(requester) if requester is not None else None) \
+            or (d.node if d.kind is not StepKind.TOOL else None) or "main"
+        if d.bare_input and d.args is not None:
+            named = next((asked_with[i] for i in d.answers if isinstance(asked_with.get(i), dict)), None)
+            if named is not None:
+                d.args = named
         reads: set[int] = set()
         parent = d.span.parent_id
         if parent is not None and parent in index_of_span and by_span[parent].kind is StepKind.DELEGATE:
@@ -201,8 +211,13 @@ def append_drafts(recorder: Recorder, drafts: list[Draft]) -> None:
                                side_effect=d.side_effect, attrs=d.attrs, t_start=d.span.start,
                                t_end=d.span.end)
         index_of_span[d.span.span_id] = step.index
+        agent_of[step.index] = agent
         for call_id in d.requests:
             requested[call_id] = step.index
+        if isinstance(d.result, dict):
+            for call in d.result.get("tool_calls") or ():
+                if isinstance(call, dict) and call.get("id"):
+                    asked_with[str(call["id"])] = call.get("arguments")
         if d.kind is StepKind.TOOL:
             for call_id in d.answers:
                 answered[call_id] = step.index
