@@ -152,6 +152,17 @@ def assistant(script: list[list[Any]], span: str = "generation", name: str = "fa
 
 
 @pytest.fixture(autouse=True)
+def _own_event_loop() -> Iterator[None]:
+    """``Runner.run_sync`` runs on the thread's event loop and leaves it open; each test gets its
+    own, closed afterwards, so no open loop outlives the test (and warns in another one)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+@pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any attempt to open a network connection fails the test."""
     def refuse(*args: Any, **kwargs: Any) -> Any:

@@ -126,6 +126,17 @@ class Otel:
     exported: InMemorySpanExporter
 
 
+@pytest.fixture(autouse=True)
+def _own_event_loop() -> Iterator[None]:
+    """``run_sync`` runs on the thread's event loop and leaves it open; each test gets its own,
+    closed afterwards, so no open loop outlives the test (and warns in another one)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
 @pytest.fixture
 def otel() -> Iterator[Otel]:
     """A provider of the test's own with the span processor installed (and every span kept)."""
