@@ -45,6 +45,8 @@ def add_options(parser: pytest.Parser) -> None:
                     help="cap every search of the session, e.g. runs=50,tokens=2e5,usd=1 (limits: runs, "
                          "llm_calls, tokens, usd, seconds; the tighter of this and the marker's budget= wins; "
                          "ini: mattrace_budget)")
+    group.addoption("--mattrace-report", metavar="FILE", default=None,
+                    help="write the session's HTML report to FILE at the end (ini: mattrace_report)")
     parser.addini("mattrace_store", "directory for trace files, results and the DuckDB store",
                   default=DEFAULT_STORE)
     parser.addini("mattrace_seed", "seed of trial 0", default="0")
@@ -54,6 +56,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("mattrace_record", "cassette mode: once, none, new or all", default="once")
     parser.addini("mattrace_faults", "a TOML fault plan injected into every mat.run()", default="")
     parser.addini("mattrace_budget", "a cap on every search, e.g. runs=50,usd=1", default="")
+    parser.addini("mattrace_report", "write the session's HTML report to this file", default="")
 
 
 def _whole(config: pytest.Config, option: str, ini: str, low: int) -> int:
@@ -91,6 +94,14 @@ def _budget(config: pytest.Config) -> Any:
         raise pytest.UsageError(f"mattrace: --mattrace-budget: {exc}") from None
 
 
+def _report(config: pytest.Config) -> Path | None:
+    raw = config.getoption("mattrace_report") or str(config.getini("mattrace_report")).strip()
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else config.invocation_params.dir / path
+
+
 def _flag(config: pytest.Config, option: str, ini: str) -> bool:
     raw = config.getoption(option)
     return bool(raw) if raw is not None else bool(config.getini(ini))
@@ -109,6 +120,8 @@ class Settings:
     faults_file: str | None = None
     budget: Any = None
     """The ``--mattrace-budget`` cap (a :class:`mattrace.search.Budget`), or None."""
+    report: Path | None = None
+    """Where ``--mattrace-report`` writes the session's HTML report, or None."""
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -123,7 +136,7 @@ class Settings:
                    concurrency=_whole(config, "mattrace_concurrency", "mattrace_concurrency", 1),
                    record_mode=_mode(config),
                    faults_file=config.getoption("mattrace_faults") or str(config.getini("mattrace_faults")) or None,
-                   budget=_budget(config))
+                   budget=_budget(config), report=_report(config))
 
     @property
     def database(self) -> Path:

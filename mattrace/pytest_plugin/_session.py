@@ -62,6 +62,7 @@ class SessionEnd:
     metrics: list[Any] = field(default_factory=list)
     containment: list[Any] = field(default_factory=list)
     governance: list[Any] = field(default_factory=list)
+    report: Path | None = None
     problems: list[str] = field(default_factory=list)
 
 
@@ -163,3 +164,12 @@ class MatSession:
             self.outcome.metrics = store.metrics(by=("config",), run_id=self.run_id)
             self.outcome.containment = store.containment(by=("fault",), run_id=self.run_id)
             self.outcome.governance = store.governance(by=("rule",), run_id=self.run_id)
+            if self.settings.report is not None:
+                from mattrace.report.html import write_report
+
+                try:
+                    self.outcome.report = write_report(store, self.settings.report, run_id=self.run_id,
+                                                       title=f"mattrace report: pytest run {self.run_id}")
+                except OSError as exc:
+                    self.outcome.problems.append(f"cannot write the report {self.settings.report}: "
+                                                 f"{exc.strerror or exc}")

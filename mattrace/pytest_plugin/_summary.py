@@ -30,6 +30,8 @@ def write_summary(terminalreporter: Any, session: MatSession) -> None:
     tr.write_line(f"run {session.run_id}: traces in {session.traces_dir}; store {where}")
     if outcome.ingest is not None:
         tr.write_line(str(outcome.ingest))
+    if outcome.report is not None:
+        tr.write_line(f"report: {outcome.report}")
     for problem in outcome.problems:
         tr.write_line(f"mattrace: {problem}", red=True)
     if outcome.metrics:
