@@ -1,4 +1,4 @@
-"""The ``mattrace`` command: show, verify, check, import, schema, demo, and the store's
+"""The ``mattrace`` command: show, verify, check, import, export, report, schema, demo, and the store's
 ingest, query, metrics and runs.
 
 Two rules shape this module:
@@ -187,15 +187,24 @@ def _parser() -> _Parser:
     imp.set_defaults(func=_cmd_import)
 
     exp = sub.add_parser(
-        "export", help="send trace files as OpenTelemetry spans (OTLP/HTTP) to Jaeger, Tempo, Phoenix ...",
-        description="Send each trace as one OpenTelemetry trace: a root span for the run (outcome, "
+        "export", help="send trace files as OpenTelemetry spans (OTLP/HTTP), or write the store as Parquet",
+        usage="%(prog)s TRACE... --otlp ENDPOINT [options]\n       %(prog)s --parquet DIR [--store FILE] [--run ID]",
+        description="With --otlp, send each trace as one OpenTelemetry trace: a root span for the run (outcome, "
         "verdicts, first violation) and a span per step after the GenAI conventions, each also "
-        "carrying the step as JSON, so `mattrace import otlp` or a MatSpanProcessor restores it.",
-        epilog="exit status: 0 when every trace was sent, 1 when the endpoint refused them, 2 on "
-        "bad usage or an unreadable trace. Needs the OTLP exporter: pip install 'mattrace[otlp]'.")
-    exp.add_argument("files", nargs="+", metavar="TRACE", help="trace files (.jsonl)")
-    exp.add_argument("--otlp", required=True, metavar="ENDPOINT",
+        "carrying the step as JSON, so `mattrace import otlp` or a MatSpanProcessor restores it. "
+        "With --parquet, write the store's traces, steps, verdicts, violations, faults and decisions as "
+        "Parquet files partitioned by run (DIR/TABLE/run_id=RUN/), for DuckDB, Spark or Trino.",
+        epilog="exit status: 0 when every trace was sent (or the files written), 1 when the endpoint refused "
+        "them, 2 on bad usage, an unreadable trace or store, or a directory that cannot be written. "
+        "--otlp needs the OTLP exporter: pip install 'mattrace[otlp]'.")
+    exp.add_argument("files", nargs="*", metavar="TRACE", help="trace files (.jsonl), with --otlp")
+    exp.add_argument("--otlp", metavar="ENDPOINT",
                      help="the OTLP/HTTP endpoint, e.g. http://localhost:4318 (/v1/traces is added)")
+    exp.add_argument("--parquet", metavar="DIR",
+                     help="instead: write the store as Parquet under DIR, one run_id=RUN directory per run")
+    _store_option(exp)
+    exp.add_argument("--run", metavar="ID",
+                     help="with --parquet: only this run ('latest': the newest one; default: every run)")
     exp.add_argument("--contracts", "-c", action="append", default=[], metavar="FILE|module:NAME",
                      help="check these contracts and send the verdicts with each trace")
     exp.add_argument("--service", default="mattrace", help="the service.name of the spans (default mattrace)")
@@ -268,6 +277,21 @@ def _store_parsers(sub: Any) -> None:
     runs.add_argument("--limit", type=_positive, default=20, metavar="N", help="how many (default 20)")
     runs.add_argument("--json", action="store_true", help="print the runs as JSON")
     runs.set_defaults(func=_cmd_runs)
+
+    rpt = sub.add_parser(
+        "report", help="write a self-contained HTML report of the stored runs",
+        description="Write one HTML file (no network: inline CSS, JS and SVG) with the metrics per "
+        "configuration side by side, charts, the failing traces by first violation, and a view of "
+        "every trace. Open it from disk or keep it as a CI artefact.",
+        epilog="exit status: 0 when the report was written, 2 on bad usage or an unreadable store.")
+    _store_option(rpt)
+    rpt.add_argument("--out", default="mattrace-report.html", metavar="FILE",
+                     help="where to write it (default mattrace-report.html)")
+    rpt.add_argument("--run", metavar="ID", help="only this run ('latest': the newest one; default: every run)")
+    rpt.add_argument("--by", action="append", metavar="KEYS",
+                     help="comma-separated group keys for the comparison (default: config; e.g. model,config.x)")
+    rpt.add_argument("--title", help="the report's title")
+    rpt.set_defaults(func=_cmd_report)
 
 
 LOG_WIDTH = 160
@@ -493,6 +517,37 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    if args.otlp is not None and args.parquet is not None:
+        raise _CliError("--otlp and --parquet are two different exports; ask for one")
+    if args.otlp is None and args.parquet is None:
+        raise _CliError("export needs --otlp ENDPOINT (send trace files as spans) or --parquet DIR "
+                        "(write the store as Parquet)")
+    if args.parquet is not None:
+        if args.files:
+            raise _CliError(f"--parquet exports the store ({args.store}), not trace files such as {args.files[0]}; "
+                            "ingest them first (`mattrace ingest`)")
+        if args.contracts:
+            raise _CliError("--contracts is for --otlp; --parquet exports the verdicts already in the store")
+        from mattrace.store import Store
+
+        with Store.open(args.store, read_only=True) as store:
+            run_id = args.run
+            if run_id == "latest":
+                latest = store.runs(limit=1)
+                if not latest:
+                    raise _CliError(f"{args.store}: the store holds no runs yet")
+                run_id = latest[0].run_id
+            written = store.export_parquet(args.parquet, run_id=run_id)
+        width = max(len(table) for table in written)
+        for table, rows in written.items():
+            sys.stdout.write(f"{table:<{width}}  {rows:>9,} row{'' if rows == 1 else 's'}\n")
+        which = f"run {run_id}" if run_id is not None else "every run"
+        sys.stdout.write(f"wrote {which} as Parquet to {args.parquet}, one run_id=RUN directory per table and run\n")
+        return EXIT_OK
+    if args.run is not None:
+        raise _CliError("--run is for --parquet; with --otlp, name the trace files")
+    if not args.files:
+        raise _CliError("--otlp needs the trace files to send (mattrace export TRACE... --otlp ENDPOINT)")
     from urllib.parse import urlsplit
 
     from mattrace.contracts import check
@@ -695,6 +750,26 @@ def _print_grouped(args: argparse.Namespace, by: list[str], run_id: str | None, 
         console.print(f"{empty} in the store" + (f" for run {run_id}" if run_id else ""), soft_wrap=True)
     else:
         console.print(table(rows, title=title + suffix))
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from mattrace.report.html import write_report
+    from mattrace.store import Store
+
+    by = [k.strip() for v in (args.by or ["config"]) for k in v.split(",") if k.strip()]
+    with Store.open(args.store, read_only=True) as store:
+        run_id = args.run
+        if run_id == "latest":
+            latest = store.runs(limit=1)
+            if not latest:
+                raise _CliError(f"{args.store}: the store holds no runs yet")
+            run_id = latest[0].run_id
+        try:
+            path = write_report(store, args.out, run_id=run_id, by=by, title=args.title)
+        except OSError as exc:
+            raise _CliError(f"{args.out}: cannot write the report: {exc.strerror or exc}") from exc
+    sys.stdout.write(f"report: {path}\n")
     return EXIT_OK
 
 

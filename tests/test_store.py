@@ -138,7 +138,8 @@ def test_ingest_of_a_recorded_trace_extracts_steps_and_run_metadata(tmp_path: Pa
 
 
 def test_ingest_of_the_example_support_desk_sums_tokens_and_finds_the_injection(tmp_path: Path) -> None:
-    """Three runs of the example system: tokens and cost per LLM step sum per trace; one retrieval is untrusted."""
+    """The demo's runs of the example system: tokens per LLM step sum per trace; the untrusted retrievals
+    are the forum post (slow refund, plain and governed) and the poisoned document."""
     import io
 
     from rich.console import Console
@@ -151,10 +152,11 @@ def test_ingest_of_the_example_support_desk_sums_tokens_and_finds_the_injection(
         rows = dict(store.query("SELECT trace_id, tokens FROM traces")[1])
         per_step = dict(store.query("SELECT trace_id, sum(tokens) FROM steps GROUP BY ALL")[1])
         untrusted = store.query("SELECT count(*) FROM steps WHERE untrusted AND kind = 'retrieval'")[1][0][0]
-    assert report.traces_added == 3 and report.steps_added == sum(len(t.steps) for t in traces)
+    assert len(traces) == 5 and report.traces_added == 5
+    assert report.steps_added == sum(len(t.steps) for t in traces)
     expected = {t.trace_id: sum(s.attrs["tokens"]["total"] for s in t.steps if s.kind == "llm") for t in traces}
     assert rows == expected and per_step == expected and all(v > 0 for v in expected.values())
-    assert untrusted == 1
+    assert untrusted == 3
 
 
 def test_ingesting_the_same_files_again_adds_nothing(tmp_path: Path) -> None:

@@ -265,3 +265,27 @@ class Store:
     def runs(self, limit: int = 20) -> list[RunInfo]:
         """The most recent runs first, with their trace counts and success rate."""
         return [RunInfo.from_row(r) for r in self._dicts(runs_sql(limit))]
+
+    # -- export ---------------------------------------------------------------------------
+
+    def export_parquet(self, directory: str | os.PathLike[str], run_id: str | None = None) -> dict[str, int]:
+        """Write traces, steps, verdicts, violations, faults and decisions as Parquet, one directory per run.
+
+        The store is one file that one machine opens; Hive-style partitions
+        (``directory/<table>/run_id=<run>/``) let DuckDB over object storage, Spark or Trino
+        read the same rows when that is not enough. Re-exporting a run replaces its
+        partitions; other runs' stay. Works on a read-only store.
+
+        Args:
+            directory: where the table directories go; created if missing.
+            run_id: only this run; default every run.
+
+        Returns:
+            The rows written per table.
+
+        Raises:
+            StoreError: an unknown ``run_id``, or a directory that cannot be written.
+        """
+        from mattrace.store._parquet import export_parquet
+
+        return export_parquet(self, directory, run_id=run_id)
