@@ -174,7 +174,7 @@ SCRIPT = r"""
     if (!section) { return; }
     var target = m[2] !== undefined ? document.getElementById(hash) : section;
     if (target) {
-      target.scrollIntoView({block: "center", inline: "start"});
+      target.scrollIntoView({block: "center", inline: "nearest"});
       if (target.tagName === "TR") {
         target.classList.add("flash");
         document.body.setAttribute("data-shown", hash);

@@ -20,7 +20,7 @@ COLOURS = {"pass": "#2e7d32", "contained": "#2e7d32", "degraded": "#f9a825", "es
            "allow": "#2e7d32", "rewrite": "#f9a825", "block": "#c62828", "bar": "#1565c0"}
 
 
-def _label(text: str, limit: int = 34) -> str:
+def _label(text: str, limit: int = 30) -> str:   # about what 12px text fits in the label column
     return escape(text if len(text) <= limit else text[:limit - 1] + "…")
 
 

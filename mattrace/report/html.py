@@ -65,17 +65,20 @@ def _overview(data: ReportData) -> str:
     governance = {_group(r.group): r for r in data.governance_by_group}
     head = ("<tr><th>configuration</th><th class=num>traces</th><th class=num>task success</th>"
             "<th class=num>termination</th><th class=num>compliance</th><th class=num>factuality</th>"
-            "<th class=num>pass^k</th><th class=num>containment</th><th class=num>governance allow / rewrite / "
-            "block</th><th class=num>tokens</th><th class=num>cost</th></tr>")
+            "<th class=num>pass^k</th><th class=num>containment</th><th class=num>governance</th>"
+            "<th class=num>tokens</th><th class=num>cost</th></tr>")
     rows = []
     for m in data.metrics:
         name = _group(m.group)
         c, g = containment.get(name), governance.get(name)
-        gov = f"{g.allow} / {g.rewrite} / {g.block}" if g is not None and g.decisions else _DASH
+        gov = ("<br>".join(escape(f"{name} {rate}") for name, rate in (("allow", g.allow), ("rewrite", g.rewrite),
+                                                                        ("block", g.block)))
+               if g is not None and g.decisions else _DASH)
         rows.append("<tr>" + _cell(name, "") + _cell(m.traces) + _cell(m.success) + _cell(m.termination)
                     + _cell(m.compliance) + _cell(m.factuality)
                     + _cell(f"{m.pass_k} k={m.k}" if m.k else _DASH)
-                    + _cell(c.containment if c is not None and c.faulted else _DASH) + _cell(gov)
+                    + _cell(c.containment if c is not None and c.faulted else _DASH)
+                    + f'<td class="num">{gov}</td>'
                     + _cell(m.tokens if m.tokens is not None else _DASH)
                     + _cell(f"${m.cost_usd:.4f}" if m.cost_usd is not None else _DASH) + "</tr>")
     if not rows:
