@@ -173,6 +173,11 @@ class Recorder:
         return self._header.name
 
     @property
+    def config(self) -> dict[str, Any]:
+        """What the run was configured with (a copy; cheap, unlike :attr:`trace`)."""
+        return dict(self._header.config)
+
+    @property
     def steps(self) -> list[Step]:
         """A snapshot of the steps recorded so far."""
         with self._lock:

@@ -14,7 +14,9 @@ scripts as the litellm provider ``mattrace/<script name>``.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 import re
 import string
 import threading
@@ -23,7 +25,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mattrace.errors import RecordingError
 
@@ -85,6 +87,16 @@ def _fill(value: Any, variables: dict[str, str]) -> Any:
     return value
 
 
+def _draw(messages: list[dict[str, Any]], agent: str | None) -> random.Random:
+    """A generator for one scripted choice: the run's seed and the conversation so far decide it."""
+    from mattrace.recording.context import active_recorder
+
+    rec = active_recorder()
+    seed = rec.config.get("seed", 0) if rec is not None else 0
+    digest = hashlib.sha256(json.dumps([seed, agent, [_text(m) for m in messages]], default=str).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
 class Rule(BaseModel):
     """One scripted answer and the conditions under which it is given (all must hold).
 
@@ -97,6 +109,10 @@ class Rule(BaseModel):
         reply: the text answer; tool_calls: the tool calls to request.
         respond: a Python function of the messages returning a :class:`Reply` (for
             answers no template expresses; rules with it cannot be loaded from JSON).
+        choices: alternative replies, one drawn per call with ``weights`` from a generator
+            seeded by the run's ``seed`` and the conversation so far: a *seeded stochastic*
+            model, so runs with different seeds really differ, and the same seed answers
+            the same way every time (and replays, since replay never asks the model).
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
@@ -109,6 +125,16 @@ class Rule(BaseModel):
     reply: str | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
     respond: Callable[[list[dict[str, Any]]], Reply] | None = Field(default=None, exclude=True)
+    choices: list[Reply] = Field(default_factory=list)
+    weights: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _weights_fit(self) -> Rule:
+        if self.weights is not None and (len(self.weights) != len(self.choices) or
+                                         any(w < 0 for w in self.weights) or not sum(self.weights)):
+            raise ValueError(f"weights must be {len(self.choices)} non-negative numbers, not all zero, "
+                             f"one per choice; got {self.weights}")
+        return self
 
     @field_validator("agent", "system", "last", "contains")
     @classmethod
@@ -143,6 +169,9 @@ class Rule(BaseModel):
             return None
         if self.respond is not None:
             return self.respond(messages)
+        if self.choices:
+            picked = _draw(messages, agent).choices(self.choices, weights=self.weights)[0]
+            return Reply(content=picked.content, tool_calls=list(picked.tool_calls))
         user = next((_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
         tool_result = _text(last) if last.get("role") == "tool" else ""
         variables = {"last": _text(last), "user": user, "tool_result": tool_result, **variables}
