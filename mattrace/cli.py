@@ -1,4 +1,4 @@
-"""The ``mattrace`` command: show, verify, check, import, export, report, schema, demo, and the store's
+"""The ``mattrace`` command: show, verify, check, import, export, report, compare, schema, demo, and the store's
 ingest, query, metrics and runs.
 
 Two rules shape this module:
@@ -292,6 +292,24 @@ def _store_parsers(sub: Any) -> None:
                      help="comma-separated group keys for the comparison (default: config; e.g. model,config.x)")
     rpt.add_argument("--title", help="the report's title")
     rpt.set_defaults(func=_cmd_report)
+
+    cmp = sub.add_parser(
+        "compare", help="run a suite's orchestration designs over seeds and compare them by their traces",
+        description="Run every (design, task, seed) of a suite (a module with DESIGNS, TASKS, run, oracle and "
+        "CONTRACTS, e.g. examples/research_team), check the contracts on every trace, store them as one run, "
+        "and print the metrics and pass^k per design with their intervals.",
+        epilog="exit status: 0 when the comparison ran, 2 on bad usage or a suite that cannot be loaded.")
+    cmp.add_argument("suite", metavar="SUITE", help="the suite: a path such as examples/research_team, or a module")
+    cmp.add_argument("--designs", metavar="NAMES", help="comma-separated designs (default: all of the suite's)")
+    cmp.add_argument("--tasks", metavar="NAMES", help="comma-separated tasks (default: all of the suite's)")
+    cmp.add_argument("--seeds", type=_positive, default=10, metavar="N", help="seeds 0..N-1 per design (default 10)")
+    cmp.add_argument("--faults", metavar="FILE", help="a TOML fault plan injected into every run")
+    cmp.add_argument("--governed", action="store_true", help="run every design under the suite's governor()")
+    cmp.add_argument("--search", action="store_true", help="also a small counterexample search per design")
+    _store_option(cmp)
+    cmp.add_argument("--out", metavar="FILE", help="also write the HTML report of the comparison")
+    cmp.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    cmp.set_defaults(func=_cmd_compare)
 
 
 LOG_WIDTH = 160
@@ -770,6 +788,47 @@ def _cmd_report(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise _CliError(f"{args.out}: cannot write the report: {exc.strerror or exc}") from exc
     sys.stdout.write(f"report: {path}\n")
+    return EXIT_OK
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from mattrace.compare import compare, load_suite
+
+    def names(value: str | None) -> list[str] | None:
+        return [n.strip() for n in value.split(",") if n.strip()] if value else None
+
+    faults = None
+    if args.faults:
+        from mattrace.faults import load_faults
+
+        faults = load_faults(args.faults)
+    suite = load_suite(args.suite)
+    result = compare(suite, names(args.designs), args.seeds, tasks=names(args.tasks), faults=faults,
+                     governed=args.governed, search=args.search, store=args.store, report=args.out)
+    if args.json:
+        _print_json({"run_id": result.run_id, "runs": result.runs, "seconds": round(result.seconds, 2),
+                     "metrics": [m.to_json_dict() for m in result.metrics],
+                     "report": str(result.report) if result.report else None})
+        return EXIT_OK
+    from mattrace.report.metrics import containment_table, metrics_table
+
+    console = _table_console()
+    console.print(f"{result.suite}: {len(result.designs)} design(s) x {len(result.tasks)} task(s) x "
+                  f"{len(result.seeds)} seed(s) = {result.runs} runs in {result.seconds:.1f} s; run {result.run_id}",
+                  soft_wrap=True)
+    console.print(metrics_table(result.metrics))
+    if result.containment:
+        console.print(containment_table(result.containment))
+    for design, found in result.searches.items():
+        if isinstance(found, str):
+            what = found
+        elif found.found and found.violation is not None:
+            what = f"{found.perturbation} breaks {found.violation.contract} (run {found.runs_to_find} of {found.runs})"
+        else:
+            what = f"nothing found: {found.stopped}"
+        console.print(f"search {design}: {what}", soft_wrap=True, highlight=False)
+    console.print(f"traces in {result.traces_dir}; store {result.store}"
+                  + (f"; report: {result.report}" if result.report else ""), soft_wrap=True, highlight=False)
     return EXIT_OK
 
 
