@@ -35,7 +35,8 @@ from types import ModuleType
 from typing import Any
 
 import mattrace
-from mattrace.contracts import check
+from mattrace.contracts import check, factuality_counts
+from mattrace.contracts._claims import ClaimsSupported, NoUnsupportedPropagation
 from mattrace.errors import MatTraceError, SearchError
 
 __all__ = ["Comparison", "compare", "load_suite"]
@@ -67,9 +68,21 @@ def load_suite(spec: str) -> ModuleType:
     Raises:
         MatTraceError: it cannot be imported, or lacks DESIGNS, TASKS, run, oracle or CONTRACTS.
     """
-    name = spec.rstrip("/").removesuffix(".py").replace(os.sep, ".").replace("/", ".")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())   # as `python -m` does: the suite resolves from here
+    path = Path(spec)
+    if path.exists():   # a path: the package it is in decides the module name and what goes on sys.path
+        path = path.resolve()
+        parts = [path.stem if path.suffix == ".py" else path.name]
+        root = path.parent
+        while (root / "__init__.py").exists():
+            parts.insert(0, root.name)
+            root = root.parent
+        name = ".".join(parts)
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+    else:
+        name = spec.rstrip("/").removesuffix(".py").replace(os.sep, ".").replace("/", ".")
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())   # as `python -m` does: the suite resolves from here
     try:
         module = importlib.import_module(name)
     except ImportError as exc:
@@ -116,6 +129,7 @@ def compare(suite: ModuleType, designs: Sequence[str] | None = None, seeds: int 
     results = Path(store).parent / "results" / run_id / "compare.jsonl"
     result = Comparison(run_id, name, chosen, seed_list, task_names, out_dir, Path(store))
     short = name.rsplit(".", 1)[-1]
+    claims = next((c for c in suite.CONTRACTS if isinstance(c, ClaimsSupported | NoUnsupportedPropagation)), None)
     with ResultsWriter(results, run) as writer:
         for design in chosen:
             for task in task_names:
@@ -129,13 +143,16 @@ def compare(suite: ModuleType, designs: Sequence[str] | None = None, seeds: int 
                         except Exception as exc:   # the run's error is its outcome; the others go on
                             rec.set_outcome("error", reason=f"{type(exc).__name__}: {exc}")
                         else:
-                            ok = bool(suite.oracle(answer, rec.steps))
-                            rec.set_outcome(success=ok, output=str(answer)[:2000],
-                                            reason=None if ok else "the oracle judged the task failed")
+                            said = rec.trace.outcome
+                            if said is None or said.status == "success":   # a run cut off says so itself
+                                ok = bool(suite.oracle(answer, rec.steps))
+                                rec.set_outcome(success=ok, output=str(answer)[:2000],
+                                                reason=None if ok else "the oracle judged the task failed")
                     trace = rec.trace
                     writer.write_check(trace_id=trace.trace_id, trace_file=rec.path,
                                        report=check(trace, suite.CONTRACTS), test=f"{short}/{task}", trial=seed,
-                                       seed=seed)
+                                       seed=seed, factuality=factuality_counts(trace.steps, claims.extract)
+                                       if claims is not None else None)
                     result.runs += 1
                     if on_run is not None:
                         on_run(design, task, seed)

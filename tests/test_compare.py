@@ -114,3 +114,24 @@ def test_a_module_that_is_not_a_suite_is_refused_with_what_it_lacks() -> None:
         load_suite("json")
     with pytest.raises(MatTraceError, match="cannot import the suite 'no/such/suite'"):
         load_suite("no/such/suite")
+
+
+def test_a_suite_loads_from_a_file_path_anywhere(suite: str, tmp_path: Path) -> None:
+    module = load_suite(str(tmp_path / f"{suite}.py"))
+    assert module.__name__ == suite and module.DESIGNS == ("careful", "reckless")
+
+
+def test_the_research_team_designs_differ_and_repeat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worked example: three designs measured apart over seeds, the same seeds giving the same numbers."""
+    monkeypatch.delenv("MATTRACE_MODEL", raising=False)
+    module = load_suite(str(Path(__file__).resolve().parents[1] / "examples" / "research_team"))
+
+    def numbers(store: Path) -> dict[str, tuple[object, ...]]:
+        result = compare(module, seeds=10, store=store)
+        return {m.group["config.design"]: (m.success.value, m.compliance.value, m.factuality.value)
+                for m in result.metrics}
+
+    first = numbers(tmp_path / "a" / "m.duckdb")
+    assert set(first) == {"central", "roundrobin", "hierarchical"}
+    assert len(set(first.values())) > 1, f"the designs measured alike: {first}"
+    assert numbers(tmp_path / "b" / "m.duckdb") == first
