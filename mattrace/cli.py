@@ -549,12 +549,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         from mattrace.store import Store
 
         with Store.open(args.store, read_only=True) as store:
-            run_id = args.run
-            if run_id == "latest":
-                latest = store.runs(limit=1)
-                if not latest:
-                    raise _CliError(f"{args.store}: the store holds no runs yet")
-                run_id = latest[0].run_id
+            run_id = _run_id(store, args.run, args.store)
             written = store.export_parquet(args.parquet, run_id=run_id)
         width = max(len(table) for table in written)
         for table, rows in written.items():
@@ -722,12 +717,7 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     default = ["fault"] if args.containment else ["rule"] if args.governance else ["config"]
     by = [k.strip() for v in (args.by or default) for k in v.split(",") if k.strip()]
     with Store.open(args.store, read_only=True) as store:
-        run_id = args.run
-        if run_id == "latest":
-            latest = store.runs(limit=1)
-            if not latest:
-                raise _CliError(f"{args.store}: the store holds no runs yet")
-            run_id = latest[0].run_id
+        run_id = _run_id(store, args.run, args.store)
         if args.containment or args.governance:   # the store stays open while the table prints: read-only
             from mattrace.report.metrics import containment_table, governance_table
 
@@ -777,18 +767,23 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     by = [k.strip() for v in (args.by or ["config"]) for k in v.split(",") if k.strip()]
     with Store.open(args.store, read_only=True) as store:
-        run_id = args.run
-        if run_id == "latest":
-            latest = store.runs(limit=1)
-            if not latest:
-                raise _CliError(f"{args.store}: the store holds no runs yet")
-            run_id = latest[0].run_id
+        run_id = _run_id(store, args.run, args.store)
         try:
             path = write_report(store, args.out, run_id=run_id, by=by, title=args.title)
         except OSError as exc:
             raise _CliError(f"{args.out}: cannot write the report: {exc.strerror or exc}") from exc
     sys.stdout.write(f"report: {path}\n")
     return EXIT_OK
+
+
+def _run_id(store: Any, run: str | None, where: str) -> str | None:
+    """``--run``: a run id as given, ``latest`` for the newest run in the store, or None for all."""
+    if run != "latest":
+        return run
+    latest = store.runs(limit=1)
+    if not latest:
+        raise _CliError(f"{where}: the store holds no runs yet")
+    return str(latest[0].run_id)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
