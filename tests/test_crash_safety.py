@@ -104,7 +104,11 @@ def test_sigkilled_recordings_keep_every_reported_step(tmp_path: Path) -> None:
                 if delay:
                     time.sleep(delay)
                 proc.kill()
-                out, _ = proc.communicate()
+                # read the rest through the same buffered stream readline used: communicate() reads the
+                # raw pipe and would miss lines readline had already buffered but not yet returned
+                assert proc.stdout is not None
+                out = proc.stdout.read()
+                proc.communicate()   # nothing left to read: it waits and closes the other pipes
                 reported += [int(x) for x in out.split()]  # printed before it died: reported too
                 assert proc.returncode == -9
                 _check_recovered(path, reported)
