@@ -19,6 +19,7 @@ from mattrace import (
     Redactor,
     Source,
     StepError,
+    StepKind,
     Trace,
 )
 from mattrace.recording import Answer, Call, CallOutcome
@@ -772,3 +773,17 @@ def test_tool_returning_undecodable_text_still_returns_under_recording(trace_dir
     steps = _saved(rec).steps
     assert [s.kind for s in steps] == ["tool", "end"]
     assert steps[0].result is not None
+
+
+def test_an_llm_calls_offered_tools_are_not_text_it_read(tmp_path: Path) -> None:
+    """A tool named like an earlier step's output (``write_memory``) must not link the two: only
+    what the model was given to read makes a ``reads`` edge."""
+    with mattrace.record("offered-tools", dir=tmp_path, cassette=False) as rec:
+        asked = rec.append(StepKind.LLM, agent="analyst", target="m", args={"model": "m", "messages": []},
+                           result={"role": "assistant", "tool_calls": [{"name": "write_memory", "arguments": {}}]})
+        offered = rec.append(StepKind.LLM, agent="writer", target="m", args={
+            "model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": ["write_memory"]})
+        quoted = rec.append(StepKind.LLM, agent="writer", target="m", args={
+            "model": "m", "messages": [{"role": "user", "content": "you called write_memory before"}]})
+    assert asked.index not in offered.reads
+    assert asked.index in quoted.reads          # the same text in a message is read

@@ -262,7 +262,7 @@ class Recorder:
                 raise RecordingError(f"step {index} ({kind.value}) reads {sorted(map(repr, bad))}, "
                                      f"which are not earlier steps (0..{index - 1})")
             if kind in _INFER_READS:
-                edges.update(self._outputs.found_in(content, args_j))
+                edges.update(self._outputs.found_in(content, _read_inputs(kind, args_j)))
             if kind is StepKind.TOOL and target in self._tool_requests:
                 edges.add(self._tool_requests.pop(target))
             try:
@@ -296,7 +296,7 @@ class Recorder:
         with self._lock:
             edges: set[int] = set()
             if kind in _INFER_READS:
-                edges.update(self._outputs.found_in(content, args_j))
+                edges.update(self._outputs.found_in(content, _read_inputs(kind, args_j)))
             if kind is StepKind.TOOL and target in self._tool_requests:
                 edges.add(self._tool_requests[target])
             return Step(index=len(self._steps), kind=kind, agent=agent or current_agent(), target=target,
@@ -377,6 +377,14 @@ class Recorder:
         with self._lock:
             self._closed = True
             self._writer.close()
+
+
+def _read_inputs(kind: StepKind, args: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The inputs a step's ``reads`` are inferred from: an LLM call's list of offered tools is
+    not text it read (a tool named like an earlier output must not link the two)."""
+    if kind is StepKind.LLM and args and "tools" in args:
+        return {k: v for k, v in args.items() if k != "tools"}
+    return args
 
 
 class _Record:
