@@ -648,15 +648,14 @@ def _check_ingested(store: Any, report: Any, contracts: list[Any], run: dict[str
     """
     from pathlib import Path
 
-    from mattrace.contracts import check, factuality_counts
-    from mattrace.contracts._claims import ClaimsSupported, NoUnsupportedPropagation
+    from mattrace.contracts import check
+    from mattrace.contracts._claims import factuality_of
     from mattrace.errors import TraceFormatError
     from mattrace.store.results import ResultsWriter
     from mattrace.tracefile import read_trace_file
 
     base = Path(store.path).parent if store.path != ":memory:" else Path(".mattrace")
     results = base / "results" / run["run_id"] / "cli.jsonl"
-    claims = next((c for c in contracts if isinstance(c, (ClaimsSupported, NoUnsupportedPropagation))), None)
     with ResultsWriter(results, run) as writer:
         for file in report.added_files:
             try:
@@ -670,7 +669,7 @@ def _check_ingested(store: Any, report: Any, contracts: list[Any], run: dict[str
                                test=trace.labels.get("mattrace.test") or trace.name,
                                trial=int(trial) if trial is not None and trial.isdigit() else None,
                                seed=seed if isinstance(seed, int) else None,
-                               factuality=factuality_counts(trace.steps, claims.extract) if claims else None)
+                               factuality=factuality_of(trace.steps, contracts))
     checked = store.ingest([results], run=run)
     report.results_files += checked.results_files
     report.verdicts_added += checked.verdicts_added

@@ -35,8 +35,8 @@ from types import ModuleType
 from typing import Any
 
 import mattrace
-from mattrace.contracts import check, factuality_counts
-from mattrace.contracts._claims import ClaimsSupported, NoUnsupportedPropagation
+from mattrace.contracts import check
+from mattrace.contracts._claims import factuality_of
 from mattrace.errors import MatTraceError, SearchError
 
 __all__ = ["Comparison", "compare", "load_suite"]
@@ -129,7 +129,6 @@ def compare(suite: ModuleType, designs: Sequence[str] | None = None, seeds: int 
     results = Path(store).parent / "results" / run_id / "compare.jsonl"
     result = Comparison(run_id, name, chosen, seed_list, task_names, out_dir, Path(store))
     short = name.rsplit(".", 1)[-1]
-    claims = next((c for c in suite.CONTRACTS if isinstance(c, ClaimsSupported | NoUnsupportedPropagation)), None)
     with ResultsWriter(results, run) as writer:
         for design in chosen:
             for task in task_names:
@@ -151,8 +150,7 @@ def compare(suite: ModuleType, designs: Sequence[str] | None = None, seeds: int 
                     trace = rec.trace
                     writer.write_check(trace_id=trace.trace_id, trace_file=rec.path,
                                        report=check(trace, suite.CONTRACTS), test=f"{short}/{task}", trial=seed,
-                                       seed=seed, factuality=factuality_counts(trace.steps, claims.extract)
-                                       if claims is not None else None)
+                                       seed=seed, factuality=factuality_of(trace.steps, suite.CONTRACTS))
                     result.runs += 1
                     if on_run is not None:
                         on_run(design, task, seed)

@@ -213,6 +213,15 @@ def _repeats(claim_words: frozenset[str], claim_numbers: set[str], words: frozen
         and claim_numbers <= numbers
 
 
+def factuality_of(steps: Iterable[Step], contracts: Iterable[Any]) -> dict[str, int] | None:
+    """:func:`factuality_counts` with the claim extractor of the first claims contract among
+    ``contracts``, or None when none judges claims (the run has no factuality to measure)."""
+    for contract in contracts:
+        if isinstance(contract, ClaimsSupported | NoUnsupportedPropagation):
+            return factuality_counts(steps, contract.extract)
+    return None
+
+
 def factuality_counts(steps: Iterable[Step], extract: Extractor | bool | None = None) -> dict[str, int]:
     """How many claims a run made, how many were supported, how many unsupported ones spread.
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from mattrace.contracts import Report, check, factuality_counts
-from mattrace.contracts._claims import ClaimsSupported, NoUnsupportedPropagation
+from mattrace.contracts import Report, check
+from mattrace.contracts._claims import factuality_of
 from mattrace.errors import RecordingError
 from mattrace.faults import FaultPlan, containment
 from mattrace.recording import record
@@ -230,16 +230,10 @@ class Mat:
         contained = containment(run.trace, run.report)
         self.session.record_check(trace_id=run.trace.trace_id, trace_file=run.path, report=run.report,
                                   test=self.test, trial=self.trial, seed=self.seed,
-                                  factuality=self._factuality(run.trace),
+                                  factuality=factuality_of(run.trace.steps, self.spec.contracts),
                                   containment=None if contained is None else {
                                       "class": contained.cls, "reason": contained.reason,
                                       "step": contained.step, "faults": list(contained.faults)})
-
-    def _factuality(self, trace: Trace) -> dict[str, int] | None:
-        for contract in self.spec.contracts:
-            if isinstance(contract, (ClaimsSupported, NoUnsupportedPropagation)):
-                return factuality_counts(trace.steps, contract.extract)
-        return None
 
     def _failing(self, runs: list[MatRun]) -> list[MatRun]:
         """Runs with a violation that fails the test (safety; quality too when strict)."""
