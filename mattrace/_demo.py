@@ -180,16 +180,15 @@ def _suite(desk: Any, model: str, dir: Path, console: Console) -> tuple[list[Pat
 
 def _report(paths: list[Path], dir: Path, desk: Any) -> Path:
     """Ingest this demo's traces with their verdicts and write the HTML report of them."""
-    from mattrace.cli import _check_ingested
     from mattrace.report.html import write_report
     from mattrace.store import Store, new_run_id
-    from mattrace.store.results import new_run
+    from mattrace.store.results import check_ingested, new_run
 
     contracts = importlib.import_module("examples.support_desk.contracts").CONTRACTS
     run = new_run(new_run_id(), source="demo", argv=["mattrace", "demo"], worker="demo")
     with Store.open(dir.parent / "mattrace.duckdb") as store:
         ingested = store.ingest(paths, run=run)
-        _check_ingested(store, ingested, contracts, run)
+        check_ingested(store, ingested, contracts, run)
         return write_report(store, dir.parent / "report.html", run_id=run["run_id"], by=("config.ticket",),
                             title="mattrace demo: the support desk")
 

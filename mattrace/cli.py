@@ -617,14 +617,14 @@ def _counting(inner: Any) -> Any:
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from mattrace.store import Store, new_run_id
-    from mattrace.store.results import new_run
+    from mattrace.store.results import check_ingested, new_run
 
     contracts = _contracts(args.contracts) if args.contracts else None   # bad contracts: exit 2 first
     run = new_run(new_run_id(), source="ingest", argv=["mattrace", *args.argv], worker="cli")
     with Store.open(args.store) as store:
         report = store.ingest(args.paths, run=run)
         if contracts is not None and report.added_files:
-            _check_ingested(store, report, contracts, run)
+            check_ingested(store, report, contracts, run)
     if args.json:
         _print_json(report.to_json_dict())
     else:
@@ -638,42 +638,6 @@ def _contracts(specs: list[str]) -> list[Any]:
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())   # as `python -m` does: module:NAME resolves from here
     return [c for spec in specs for c in resolve_contracts(spec)]
-
-
-def _check_ingested(store: Any, report: Any, contracts: list[Any], run: dict[str, Any]) -> None:
-    """Check each newly ingested trace; the verdicts go to a results file, which is then ingested.
-
-    Writing the file first keeps the files the source of truth: a store rebuilt from them
-    has these verdicts too.
-    """
-    from pathlib import Path
-
-    from mattrace.contracts import check
-    from mattrace.contracts._claims import factuality_of
-    from mattrace.errors import TraceFormatError
-    from mattrace.store.results import ResultsWriter
-    from mattrace.tracefile import read_trace_file
-
-    base = Path(store.path).parent if store.path != ":memory:" else Path(".mattrace")
-    results = base / "results" / run["run_id"] / "cli.jsonl"
-    with ResultsWriter(results, run) as writer:
-        for file in report.added_files:
-            try:
-                trace = read_trace_file(file).trace
-            except TraceFormatError as exc:   # ingested, but its hash chain does not verify
-                report.errors.append(f"{exc} (stored, but not checked)")
-                continue
-            trial = trace.labels.get("mattrace.trial")
-            seed = trace.config.get("seed")
-            writer.write_check(trace_id=trace.trace_id, trace_file=file, report=check(trace, contracts),
-                               test=trace.labels.get("mattrace.test") or trace.name,
-                               trial=int(trial) if trial is not None and trial.isdigit() else None,
-                               seed=seed if isinstance(seed, int) else None,
-                               factuality=factuality_of(trace.steps, contracts))
-    checked = store.ingest([results], run=run)
-    report.results_files += checked.results_files
-    report.verdicts_added += checked.verdicts_added
-    report.errors += checked.errors
 
 
 def _cmd_query(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mattrace.contracts import Report
 
-__all__ = ["FORMAT", "new_run", "ResultsWriter", "VERSION"]
+__all__ = ["check_ingested", "FORMAT", "new_run", "ResultsWriter", "VERSION"]
 
 FORMAT = "mattrace-results"
 VERSION = 1
@@ -97,3 +97,37 @@ class ResultsWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_ingested(store: Any, report: Any, contracts: list[Any], run: dict[str, Any]) -> None:
+    """Check each trace ``report`` says was newly ingested; the verdicts go to a results file
+    beside the store, which is then ingested too (``report`` gains its counts and errors).
+
+    Writing the file first keeps the files the source of truth: a store rebuilt from them
+    has these verdicts too.
+    """
+    from mattrace.contracts import check
+    from mattrace.contracts._claims import factuality_of
+    from mattrace.errors import TraceFormatError
+    from mattrace.tracefile import read_trace_file
+
+    base = Path(store.path).parent if store.path != ":memory:" else Path(".mattrace")
+    results = base / "results" / run["run_id"] / "cli.jsonl"
+    with ResultsWriter(results, run) as writer:
+        for file in report.added_files:
+            try:
+                trace = read_trace_file(file).trace
+            except TraceFormatError as exc:   # ingested, but its hash chain does not verify
+                report.errors.append(f"{exc} (stored, but not checked)")
+                continue
+            trial = trace.labels.get("mattrace.trial")
+            seed = trace.config.get("seed")
+            writer.write_check(trace_id=trace.trace_id, trace_file=file, report=check(trace, contracts),
+                               test=trace.labels.get("mattrace.test") or trace.name,
+                               trial=int(trial) if trial is not None and trial.isdigit() else None,
+                               seed=seed if isinstance(seed, int) else None,
+                               factuality=factuality_of(trace.steps, contracts))
+    checked = store.ingest([results], run=run)
+    report.results_files += checked.results_files
+    report.verdicts_added += checked.verdicts_added
+    report.errors += checked.errors
