@@ -50,6 +50,7 @@ __all__ = [
     "Recorder",
     "recorder_extension",
     "RecorderExtension",
+    "unrecorded",
 ]
 
 DEFAULT_DIR = ".mattrace/traces"
@@ -501,6 +502,14 @@ def record(name: str | Callable[..., Any] | None = None, /, *,
     if callable(name):  # bare @record
         return _Record(None, options)._decorate(name)
     return _Record(name, options)
+
+
+def unrecorded(fn: Any) -> Any:
+    """``fn`` without its ``@record`` decorator: for callers that open the record() block
+    themselves (replay, a search), so the run is not recorded twice in nested blocks."""
+    while getattr(fn, "__mattrace_record__", False) and hasattr(fn, "__wrapped__"):
+        fn = fn.__wrapped__
+    return fn
 
 
 def _entrypoint(fn: Callable[..., Any], args: tuple[Any, ...],

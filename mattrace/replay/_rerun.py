@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mattrace.errors import MatTraceError, ReplayMismatch
-from mattrace.recording.recorder import record
+from mattrace.recording.recorder import record, unrecorded
 from mattrace.replay._cassette import Cassette, RecordMode, cassette_path
 from mattrace.replay._diff import Divergence, first_divergence
 from mattrace.replay._extension import active_cassette
@@ -70,7 +70,7 @@ def _target(entrypoint: dict[str, Any], where: str) -> Any:
     except AttributeError:
         raise ReplayMismatch(f"{where}: the entry point {spec} no longer exists") from None
     # a function recorded with @mattrace.record opens its own block; replay provides it
-    return obj.__wrapped__ if getattr(obj, "__mattrace_record__", False) else obj
+    return unrecorded(obj)
 
 
 def replay_trace(path: str | Path, *, out_dir: str | Path | None = None, cassette: str | Path | None = None,

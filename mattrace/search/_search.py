@@ -37,7 +37,7 @@ from hypothesis.errors import HypothesisException
 from mattrace.contracts._verdict import Violation
 from mattrace.errors import SearchError
 from mattrace.faults._injector import FaultPlan
-from mattrace.recording.recorder import record
+from mattrace.recording.recorder import record, unrecorded
 from mattrace.search._budget import Budget, Spend
 from mattrace.search._margin import Margin
 from mattrace.search._perturbations import Perturbation, combine
@@ -103,17 +103,10 @@ class _Counterexample(AssertionError):
     """Raised in the hypothesis test body when a run breaks a contract."""
 
 
-def _unwrap(run: Callable[..., Any]) -> Callable[..., Any]:
-    # a function decorated with @mattrace.record records itself; the search records each run
-    while getattr(run, "__mattrace_record__", False) and hasattr(run, "__wrapped__"):
-        run = run.__wrapped__
-    return run
-
-
 def record_executor(run: Callable[..., Any], name: str, input: str | None,
                     config: dict[str, Any] | None) -> Executor:
     """Run a plain callable inside its own ``record()`` block, perturbed as the request says."""
-    fn = _unwrap(run)
+    fn = unrecorded(run)
     if inspect.iscoroutinefunction(fn):
         raise SearchError(f"{name}: find_counterexample runs a plain function; wrap the coroutine "
                           "in asyncio.run(...)")
@@ -336,7 +329,7 @@ def find_counterexample(run: Callable[..., Any], space: Space, contracts: Any, b
         raise SearchError(f"find_counterexample: {space!r} perturbs the run's input; pass input=... "
                           "(the unperturbed text) and a run that takes it")
     contract_list = list(contracts) if isinstance(contracts, list | tuple) else [contracts]
-    label: str = name or str(getattr(_unwrap(run), "__qualname__", "run"))
+    label: str = name or str(getattr(unrecorded(run), "__qualname__", "run"))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     where = Path(dir) if dir is not None else DEFAULT_DIR / f"{stamp}-{uuid.uuid4().hex[:6]}"
     examples, saved = database_for(database, where.parent / "examples")
