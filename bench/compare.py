@@ -1,6 +1,6 @@
 """The research-team comparison (3 designs x 2 tasks x 10 seeds, offline): its time, and where it goes.
 
-Runs ``mattrace.compare.compare`` once plainly (wall time, the number that matters), then
+Runs ``mattrace.apps.compare.compare`` once plainly (wall time, the number that matters), then
 once under cProfile and splits the *own* time of every function by where its code lives:
 mattrace, the example, litellm (the scripted model's path through it), pydantic, DuckDB
 and the rest. (pyinstrument gives a nicer tree: ``pyinstrument bench/compare.py``; it is
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import mattrace  # noqa: E402,F401  (before litellm: no price fetch over the network)
-from mattrace.compare import compare, load_suite  # noqa: E402
+from mattrace.apps.compare import compare, load_suite  # noqa: E402
 
 BUCKETS = [("mattrace", "/mattrace/"), ("example", "/examples/"), ("litellm", "/litellm/"),
            ("pydantic", "/pydantic"), ("duckdb", "duckdb"), ("json/re/stdlib", "/lib/python3")]

@@ -186,7 +186,7 @@ def _best(fn: Callable[[], int], reps: int = 3) -> tuple[float, int]:
 def part_two(sizes: list[int], invariant_python: str | None, budget: float) -> None:
     import invariant_baseline as baseline
 
-    from mattrace.recording.importers import trace_from_messages
+    from mattrace.io.openai_chat import trace_from_messages
 
     print("\npart 2: three policies on the same OpenAI-format messages (seconds, best of 3)")
     print("  first: mattrace.check, which stops at the first violation; all: every violating step found")

@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import mattrace
-from mattrace.recording.otel import install
+from mattrace.integrations.otel import install
 
 MESSAGES = json.dumps([{"role": "user", "parts": [{"type": "text", "content": "Where is my refund for order 1042?"}]}])
 REPLY = json.dumps([{"role": "assistant", "parts": [{"type": "tool_call", "id": "c1", "name": "lookup_order",

@@ -10,7 +10,7 @@ each from the cassette. Two scenarios, each recorded live and then replayed in `
 mode from its cassette, with the fingerprints checked equal:
 
 * **services**: 40 tool calls, each with 25 ms of simulated latency, across 4 agents;
-* **support desk**: the example orchestrator (``examples/support_desk``) with 150 ms of
+* **support desk**: the example orchestrator (``mattrace.apps.demo.support_desk``) with 150 ms of
   simulated latency added to every scripted-model call (a fast hosted model's response
   time), 3 tickets.
 
@@ -51,7 +51,7 @@ def services(tmp: Path, tape: Path, mode: str) -> Trace:
 
 
 def support_desk(tmp: Path, tape: Path, mode: str) -> Trace:
-    from examples.support_desk import TICKETS, handle_ticket
+    from mattrace.apps.demo.support_desk import TICKETS, handle_ticket
 
     with mattrace.record("desk", dir=tmp, cassette=tape, record_mode=mode) as rec:
         for ticket in TICKETS.values():
@@ -61,7 +61,7 @@ def support_desk(tmp: Path, tape: Path, mode: str) -> Trace:
 
 def slow_model() -> None:
     """Add simulated latency to every scripted-model call (live runs only reach it)."""
-    from mattrace.recording.scripted import ScriptedLLM
+    from mattrace.testing.provider import ScriptedLLM
 
     original = ScriptedLLM.completion
 
@@ -89,7 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     import litellm  # noqa: F401  (imported up front: its import time is not the run's)
 
-    from examples.support_desk.app import model_name
+    from mattrace.apps.demo.support_desk.app import model_name
 
     model_name()   # registers the scripted model
     slow_model()

@@ -401,11 +401,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import importlib
 
     try:  # imported only when asked for: the demo pulls in the example system
-        demo = importlib.import_module("mattrace._demo")
+        demo = importlib.import_module("mattrace.apps.demo")
     except ModuleNotFoundError as exc:
-        if exc.name != "mattrace._demo":
+        if exc.name != "mattrace.apps.demo":
             raise
-        raise _CliError("the demo is not part of this installation (no mattrace._demo)") from exc
+        raise _CliError("the demo is not part of this installation (no mattrace.apps.demo)") from exc
     options: dict[str, Any] = {"console": _console()}
     if args.runs is not None:
         options["runs"] = args.runs
@@ -502,7 +502,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from mattrace.recording.importers import import_openai, write_trace
+    from mattrace.io.openai_chat import import_openai, write_trace
 
     def names(values: list[str]) -> list[str]:
         return [n.strip() for v in values for n in v.split(",") if n.strip()]
@@ -510,7 +510,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     untrusted, side_effects = names(args.untrusted_tools), names(args.side_effect_tools)
     # every file is read before anything is written: a bad input leaves no partial import
     if args.format == "otlp":
-        from mattrace.recording.otlp_json import import_otlp
+        from mattrace.io.otlp_json import import_otlp
 
         if untrusted:
             raise _CliError("--untrusted-tools is for openai logs; from spans every tool output is untrusted "
@@ -564,7 +564,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from urllib.parse import urlsplit
 
     from mattrace.contracts import check
-    from mattrace.recording.otel_export import export_traces
+    from mattrace.io.otlp_export import export_traces
     from mattrace.tracefile import read_trace_file
 
     try:
@@ -750,7 +750,7 @@ def _run_id(store: Any, run: str | None, where: str) -> str | None:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from mattrace.compare import compare, load_suite
+    from mattrace.apps.compare import compare, load_suite
 
     def names(value: str | None) -> list[str] | None:
         return [n.strip() for n in value.split(",") if n.strip()] if value else None

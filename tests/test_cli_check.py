@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mattrace.cli import main
-from mattrace.recording.importers import import_openai, write_trace
+from mattrace.io.openai_chat import import_openai, write_trace
 from mattrace.testing import doc, llm, retrieval, tool_call, trace, user
 from mattrace.tracefile import TraceWriter
 

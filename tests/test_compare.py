@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from mattrace.apps.compare import compare, load_suite
 from mattrace.cli import main
-from mattrace.compare import compare, load_suite
 from mattrace.errors import MatTraceError
 
 SUITE = '''

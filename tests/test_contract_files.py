@@ -39,7 +39,7 @@ from mattrace.contracts import (
 )
 from mattrace.contracts._files import _USES
 from mattrace.errors import ContractError
-from mattrace.recording.importers import import_openai
+from mattrace.io.openai_chat import import_openai
 from mattrace.testing import doc, end, llm, message, retrieval, tool_call, trace, user
 from mattrace.trace import Trace
 

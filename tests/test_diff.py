@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from mattrace.cli import main
-from mattrace.recording.importers import write_trace
+from mattrace.io.openai_chat import write_trace
 from mattrace.replay._diff import MISSING, STEP_FIELDS, Divergence, diff_summary, first_divergence
 from mattrace.report.diff import render_diff
 from mattrace.testing import doc, llm, message, retrieval, tool_call, trace, user

@@ -1,4 +1,4 @@
-"""Tests of importing OpenAI chat-format logs (``mattrace.recording.importers``, ``mattrace import``)."""
+"""Tests of importing OpenAI chat-format logs (``mattrace.io.openai_chat``, ``mattrace import``)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 import mattrace
 from mattrace.cli import main
 from mattrace.errors import TraceFormatError
-from mattrace.recording import import_openai
-from mattrace.recording.importers import trace_from_messages, write_trace
+from mattrace.io import import_openai
+from mattrace.io.openai_chat import trace_from_messages, write_trace
 from mattrace.trace import Source, Step, StepKind, Trace
 
 TAUBENCH = Path(__file__).parent / "data" / "taubench"

@@ -11,7 +11,7 @@ import litellm
 import pytest
 
 import mattrace
-from mattrace.recording import llm as llm_recording
+from mattrace.integrations import litellm as llm_recording
 from mattrace.recording.interceptors import Answer, Call, CallOutcome
 from mattrace.testing import Rule, Script, ToolCall, register_script, use_script
 from mattrace.trace import StepKind
@@ -218,8 +218,8 @@ def test_a_fresh_copy_of_the_llm_module_does_not_wrap_litellm_twice(monkeypatch:
     import sys
 
     llm_recording.instrument()
-    monkeypatch.delitem(sys.modules, "mattrace.recording.llm")
-    fresh = importlib.import_module("mattrace.recording.llm")
+    monkeypatch.delitem(sys.modules, "mattrace.integrations.litellm")
+    fresh = importlib.import_module("mattrace.integrations.litellm")
     assert fresh is not llm_recording
     fresh.instrument()
     assert fresh.is_instrumented() and llm_recording.is_instrumented()

@@ -16,12 +16,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import mattrace
-from examples.support_desk import TICKETS, handle_ticket
+from mattrace.apps.demo.support_desk import TICKETS, handle_ticket
 from mattrace.cli import main
 from mattrace.contracts import no_untrusted_action
-from mattrace.recording import otel
-from mattrace.recording.otel import ATTRIBUTE_LIMIT, MatSpanProcessor, install
-from mattrace.recording.otel_export import export_traces
+from mattrace.integrations import otel
+from mattrace.integrations.otel import ATTRIBUTE_LIMIT, MatSpanProcessor, install
+from mattrace.io.otlp_export import export_traces
 from mattrace.trace import StepKind
 
 pytest_plugins = ["pytester"]
@@ -404,7 +404,8 @@ def collector() -> Iterator[tuple[str, type[_Collector]]]:
 def test_mattrace_export_sends_otlp_spans_to_a_collector(desk_trace: Path, collector: tuple[str, Any],
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     endpoint, handler = collector
-    code = main(["export", str(desk_trace), "--otlp", endpoint, "-c", "examples.support_desk.contracts:CONTRACTS"])
+    code = main(["export", str(desk_trace), "--otlp", endpoint,
+                 "-c", "mattrace.apps.demo.support_desk.contracts:CONTRACTS"])
     out = capsys.readouterr().out
     assert code == 0 and out.startswith("sent 1 trace(s), 20 span(s) to " + endpoint + "/v1/traces")
     assert {path for path, _ in handler.received} == {"/v1/traces"}
@@ -444,7 +445,7 @@ def test_spans_inside_a_pytest_mat_run_are_judged_like_any_recorded_step(pyteste
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from mattrace.contracts import never, step
-from mattrace.recording.otel import install
+from mattrace.integrations.otel import install
 
 provider = TracerProvider()
 install(provider, side_effects=["delete_rows"])

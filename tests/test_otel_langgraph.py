@@ -28,8 +28,8 @@ import pytest
 import mattrace
 from mattrace import Source, Step, StepKind, Trace
 from mattrace.contracts import no_untrusted_action
-from mattrace.recording._otel_spans import SpanRecord
-from mattrace.recording.otel import MatSpanProcessor, install, spans_to_trace
+from mattrace.integrations.otel import MatSpanProcessor, install, spans_to_trace
+from mattrace.integrations.otel.spans import SpanRecord
 
 MISSING = "LangGraph is not installed: pip install 'mattrace[langgraph]'"
 

@@ -29,8 +29,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import mattrace
 from mattrace import Source, Step, StepKind, Trace
 from mattrace.contracts import no_untrusted_action
-from mattrace.recording._otel_spans import SpanRecord, from_sdk
-from mattrace.recording.otel import MatSpanProcessor, install, spans_to_trace
+from mattrace.integrations.otel import MatSpanProcessor, install, spans_to_trace
+from mattrace.integrations.otel.spans import SpanRecord, from_sdk
 
 if TYPE_CHECKING:
     from pydantic_ai import Agent

@@ -11,7 +11,7 @@ import pytest
 
 PUBLIC_MODULES = ["mattrace", "mattrace.recording", "mattrace.testing", "mattrace.errors",
                   "mattrace.trace", "mattrace.tracefile", "mattrace.recording.interceptors",
-                  "mattrace.recording.script", "mattrace.recording.boundaries",
+                  "mattrace.recording.boundaries",
                   "mattrace.recording.redact", "mattrace.recording.recorder", "mattrace.contracts",
                   "mattrace.store", "mattrace.replay", "mattrace.faults",
                   "mattrace.governance", "mattrace.search"]

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 import mattrace
-from examples.support_desk import TICKETS, handle_ticket, tools
+from mattrace.apps.demo.support_desk import TICKETS, handle_ticket, tools
 from mattrace.errors import ReplayMismatch, TraceFormatError
-from mattrace.recording.scripted import ScriptedLLM
 from mattrace.replay import Cassette, cassette_path, read_cassette
+from mattrace.testing.provider import ScriptedLLM
 from mattrace.trace import StepKind
 
 
@@ -215,7 +215,7 @@ def test_every_demo_trace_replays_identically(tmp_path: Path, monkeypatch: pytes
     """The demo records its entry point; each of its traces re-runs from the cassette alone to the same trace."""
     from rich.console import Console
 
-    from mattrace._demo import run_demo
+    from mattrace.apps.demo import run_demo
     from mattrace.replay import replay_trace
 
     with open(tmp_path / "out", "w") as out:

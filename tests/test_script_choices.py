@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 import mattrace
-from mattrace.recording.llm import instrument
-from mattrace.recording.script import Reply, Rule, Script, register_script
+from mattrace.integrations.litellm import instrument
+from mattrace.testing import Reply, Rule, Script, register_script
 
 CHOICES = [Reply(content=f"answer {i}") for i in range(6)]
 

@@ -14,9 +14,9 @@ import pytest
 import mattrace
 from mattrace.contracts import never, step
 from mattrace.errors import SearchError
-from mattrace.recording.llm import instrument
-from mattrace.recording.script import Rule, Script, ToolCall, register_script
+from mattrace.integrations.litellm import instrument
 from mattrace.search import Budget, Inject, P, Paraphrase, SearchResult, find_counterexample
+from mattrace.testing import Rule, Script, ToolCall, register_script
 from mattrace.trace import StepKind
 from mattrace.tracefile import load
 from tests.planted_bugs import Case, cases, style_at_position

@@ -377,8 +377,8 @@ def test_search_effects_are_not_fault_classes_a_plan_file_can_name() -> None:
 def test_the_canary_finds_the_call_sites_and_the_points_that_reach_a_model(tmp_path: Path) -> None:
     import litellm  # after mattrace, which keeps litellm from fetching its price map
 
-    from mattrace.recording.llm import instrument
-    from mattrace.recording.script import Reply, Rule, Script, register_script
+    from mattrace.integrations.litellm import instrument
+    from mattrace.testing import Reply, Rule, Script, register_script
 
     instrument()
     register_script("search-space-canary", Script(rules=[Rule(agent="writer", respond=lambda m: Reply(content="ok"))]))

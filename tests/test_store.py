@@ -144,7 +144,7 @@ def test_ingest_of_the_example_support_desk_sums_tokens_and_finds_the_injection(
 
     from rich.console import Console
 
-    from mattrace._demo import run_demo
+    from mattrace.apps.demo import run_demo
 
     traces = run_demo(runs=3, dir=tmp_path / "traces", console=Console(file=io.StringIO()))
     with Store.open(tmp_path / "s.duckdb") as store:

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 import mattrace
-from examples.support_desk import TICKETS, TicketResult, handle_ticket
-from examples.support_desk.app import model_name
-from examples.support_desk.contracts import CONTRACTS
-from examples.support_desk.governance import REFUND_CAP, desk_governor
 from examples.support_desk.test_support_desk import question_answered, refund_done
+from mattrace.apps.demo.support_desk import TICKETS, TicketResult, handle_ticket
+from mattrace.apps.demo.support_desk.app import model_name
+from mattrace.apps.demo.support_desk.contracts import CONTRACTS
+from mattrace.apps.demo.support_desk.governance import REFUND_CAP, desk_governor
 from mattrace.faults import Plausible
 from mattrace.trace import StepKind, Trace
 
@@ -78,9 +78,10 @@ def test_without_the_governor_the_injection_escapes(tmp_path: Path) -> None:
 
 def test_the_policy_file_governs_like_the_python_policy(tmp_path: Path) -> None:
     """governance.toml loads into a governor that blocks the injection and caps the refund the same way."""
+    from mattrace.apps.demo import support_desk
     from mattrace.governance import load_policy
 
-    policy = load_policy(Path(__file__).with_name("governance.toml"))
+    policy = load_policy(Path(support_desk.__file__).with_name("governance.toml"))
     trace, result = _live(tmp_path, "slow-refund", governor=policy)
     assert result.emails == [] and [d["rule"] for d in _decisions(trace, "block")] == ["no-untrusted-action"]
     hike = Plausible("tool:lookup_order", fn=lambda order: {**order, "amount": order["amount"] + 100})

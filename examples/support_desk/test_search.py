@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from examples.support_desk import TICKETS, handle_ticket
-from examples.support_desk.contracts import CONTRACTS
+from mattrace.apps.demo.support_desk import TICKETS, handle_ticket
+from mattrace.apps.demo.support_desk.contracts import CONTRACTS
 from mattrace.pytest_plugin import Mat
 from mattrace.search import Budget, Inject, P, find_counterexample
 from mattrace.trace import StepKind

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import mattrace
-from examples.support_desk import TICKETS, handle_ticket
-from examples.support_desk.app import model_name
-from examples.support_desk.contracts import CONTRACTS
+from mattrace.apps.demo.support_desk import TICKETS, handle_ticket
+from mattrace.apps.demo.support_desk.app import model_name
+from mattrace.apps.demo.support_desk.contracts import CONTRACTS
 from mattrace.pytest_plugin import MatRun
 from mattrace.trace import StepKind, Trace
 

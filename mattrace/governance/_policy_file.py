@@ -10,7 +10,7 @@ side_effects = "write"                    # read | propose | write
 
 [[rule]]
 use = "guard"
-contracts = "examples.support_desk.contracts:CONTRACTS"   # or a .toml contract file
+contracts = "mattrace.apps.demo.support_desk.contracts:CONTRACTS"   # or a .toml contract file
 
 [[rule]]
 use = "block"
@@ -21,7 +21,7 @@ reason = "the desk e-mails customers only"
 [[rule]]
 use = "rewrite"
 step = { tool = "issue_refund" }
-fn = "examples.support_desk.governance:cap_refund"        # module:function(args) -> args
+fn = "mattrace.apps.demo.support_desk.governance:cap_refund"        # module:function(args) -> args
 ```
 
 Step patterns are the contract files' (docs/contract-files.md). Every mistake is a

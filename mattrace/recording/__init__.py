@@ -1,12 +1,15 @@
-"""How steps get into a trace: the recorder, boundary wrappers, messages, agents.
+"""How steps get into a trace: the recorder, boundary wrappers, messages, agents, the
+interceptor chain, redaction.
 
-LLM integrations (``mattrace.recording.llm``) import litellm and are loaded lazily.
+This is the core: it imports only the standard library, pydantic and mattrace's lowest
+layers. Adapters for third-party libraries live in :mod:`mattrace.integrations` (the
+recorder knows them by name only, see ``AUTO_INSTRUMENT``); offline converters in
+:mod:`mattrace.io`; the scripted model in :mod:`mattrace.testing`.
 """
 
 from mattrace.recording.boundaries import Doc, Memory, retriever, tool
 from mattrace.recording.context import active_recorder, agent, current_agent
 from mattrace.recording.events import delegate, message
-from mattrace.recording.importers import import_openai
 from mattrace.recording.interceptors import Answer, Call, CallOutcome, Interceptor
 from mattrace.recording.recorder import Recorder, record
 from mattrace.recording.redact import Redactor
@@ -20,7 +23,6 @@ __all__ = [
     "current_agent",
     "delegate",
     "Doc",
-    "import_openai",
     "Interceptor",
     "Memory",
     "message",
@@ -30,3 +32,15 @@ __all__ = [
     "retriever",
     "tool",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # import_openai lived here before the offline converters moved to mattrace.io
+    if name == "import_openai":
+        import importlib
+        import warnings
+
+        warnings.warn("mattrace.recording.import_openai moved to mattrace.io.import_openai",
+                      DeprecationWarning, stacklevel=2)
+        return importlib.import_module("mattrace.io").import_openai
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

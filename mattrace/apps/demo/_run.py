@@ -1,14 +1,12 @@
-"""``mattrace demo``: run the support-desk example a few times and summarise the traces.
+"""``mattrace demo``: run the support desk a few times and summarise the traces.
 
-The example lives in the source checkout (``examples/``), not in the installed package,
-so the demo finds it next to the package — which is where ``pip install -e .`` leaves it.
+The support desk ships inside the package (:mod:`mattrace.apps.demo.support_desk`), so the
+demo works from any install, editable or not, in any directory.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,6 @@ from rich.table import Table
 
 import mattrace
 from mattrace.contracts import no_untrusted_action
-from mattrace.errors import MatTraceError
 from mattrace.trace import StepKind, Trace
 
 __all__ = [
@@ -31,16 +28,19 @@ __all__ = [
 
 
 def _load_example() -> Any:
-    """The support desk from the checkout this mattrace was installed from (editable)."""
-    checkout = Path(mattrace.__file__).resolve().parent.parent
-    if (checkout / "examples" / "support_desk").is_dir() and str(checkout) not in sys.path:
-        sys.path.insert(0, str(checkout))
-    try:
-        return importlib.import_module("examples.support_desk")
-    except ImportError as exc:
-        raise MatTraceError("mattrace demo runs the example in the source checkout "
-                            "(examples/support_desk); install with `pip install -e .` from a "
-                            f"clone of the repository ({exc})") from None
+    """The support desk, which ships inside the package (so the demo runs from any install)."""
+    from mattrace.apps.demo import support_desk
+
+    return support_desk
+
+
+_CONTRACTS = "mattrace.apps.demo.support_desk.contracts:CONTRACTS"
+
+
+def _desk_contracts() -> list[Any]:
+    from mattrace.apps.demo.support_desk.contracts import CONTRACTS
+
+    return list(CONTRACTS)
 
 
 def untrusted_actions(trace: Trace) -> list[int]:
@@ -95,10 +95,11 @@ def poisoned_ticket(name: str, model: str) -> str:
 
 def governed_ticket(name: str, model: str) -> str:
     """:func:`demo_ticket` under the desk's governor (the entry point of the governed demo run)."""
-    _load_example()   # the checkout on the path: a replay runs this in a fresh process
+    from mattrace.apps.demo.support_desk.governance import desk_governor
+
     rec = mattrace.active_recorder()
     if rec is not None:
-        rec.add_interceptor(importlib.import_module("examples.support_desk.governance").desk_governor())
+        rec.add_interceptor(desk_governor())
     return demo_ticket(name, model)
 
 
@@ -115,7 +116,7 @@ def run_demo(runs: int = 3, dir: str | Path = ".mattrace/traces",
     paths: list[Path] = []
     for i in range(runs):
         name = names[i % len(names)]
-        entry = {"target": "mattrace._demo:demo_ticket", "args": [name, model], "kwargs": {}}
+        entry = {"target": "mattrace.apps.demo:demo_ticket", "args": [name, model], "kwargs": {}}
         with mattrace.record(f"support_desk/{name}", config={"model": model, "ticket": name, "run": i},
                              dir=dir, entrypoint=entry) as rec:
             demo_ticket(name, model)
@@ -131,11 +132,8 @@ def run_demo(runs: int = 3, dir: str | Path = ".mattrace/traces",
             console.print("[dim]and re-run it from its cassette (no model, no network) with[/]")
             console.print(f"  mattrace replay {path}", soft_wrap=True, highlight=False)
     console.print(f"[dim]{len(traces)} trace(s) in {dir}; check them against the desk's contracts with[/]")
-    checkout = Path(mattrace.__file__).resolve().parent.parent
-    # the contracts live in the example package, importable from the checkout
-    prefix = "" if Path.cwd().resolve() == checkout else f"PYTHONPATH={checkout} "
-    console.print(f"  {prefix}mattrace check {dir}/*.jsonl --contracts examples.support_desk.contracts:CONTRACTS",
-                  soft_wrap=True, highlight=False)
+    # the contracts ship with the desk inside the package: importable from any directory
+    console.print(f"  mattrace check {dir}/*.jsonl --contracts {_CONTRACTS}", soft_wrap=True, highlight=False)
     more, recorded = _suite(desk, model, Path(dir), console)
     report = _report([*paths, *more], Path(dir), desk)
     console.print(f"[bold]report:[/] {report}  [dim](open it in a browser: metrics, charts, every trace)[/]",
@@ -148,11 +146,11 @@ def _suite(desk: Any, model: str, dir: Path, console: Console) -> tuple[list[Pat
     """The rest of what mattrace does, once each: a poisoned document, a governed run, a search."""
     from mattrace.search import Budget, P, find_counterexample
 
-    contracts = importlib.import_module("examples.support_desk.contracts").CONTRACTS
+    contracts = _desk_contracts()
     paths, recorded = [], []
     for name, entry, extra in (("refund", poisoned_ticket, {"fault": "poisoned"}),
                                ("slow-refund", governed_ticket, {"governed": True})):
-        target = {"target": f"mattrace._demo:{entry.__name__}", "args": [name, model], "kwargs": {}}
+        target = {"target": f"mattrace.apps.demo:{entry.__name__}", "args": [name, model], "kwargs": {}}
         with mattrace.record(f"support_desk/{name}", config={"model": model, "ticket": name, **extra},
                              dir=dir, entrypoint=target) as rec:
             entry(name, model)
@@ -184,7 +182,7 @@ def _report(paths: list[Path], dir: Path, desk: Any) -> Path:
     from mattrace.store import Store, new_run_id
     from mattrace.store.results import check_ingested, new_run
 
-    contracts = importlib.import_module("examples.support_desk.contracts").CONTRACTS
+    contracts = _desk_contracts()
     run = new_run(new_run_id(), source="demo", argv=["mattrace", "demo"], worker="demo")
     with Store.open(dir.parent / "mattrace.duckdb") as store:
         ingested = store.ingest(paths, run=run)

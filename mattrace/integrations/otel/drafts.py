@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mattrace.recording import _otel_names as n
-from mattrace.recording._otel_spans import SpanRecord, flattened, json_value
+from mattrace.integrations.otel import names as n
+from mattrace.integrations.otel.spans import SpanRecord, flattened, json_value
 from mattrace.trace import Source, StepError, StepKind
 
 __all__ = ["Draft", "Trust", "draft", "span_role"]

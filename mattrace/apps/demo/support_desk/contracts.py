@@ -1,7 +1,7 @@
 """The support desk's contracts: what every run of the desk must respect.
 
 Check recorded runs with
-``mattrace check .mattrace/traces/*.jsonl --contracts examples.support_desk.contracts:CONTRACTS``.
+``mattrace check .mattrace/traces/*.jsonl --contracts mattrace.apps.demo.support_desk.contracts:CONTRACTS``.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass, field
 
 import mattrace
-from examples.support_desk import tools
-from examples.support_desk.agents import run_agent
-from examples.support_desk.script import SCRIPT_NAME, install_script
+from mattrace.apps.demo.support_desk import tools
+from mattrace.apps.demo.support_desk.agents import run_agent
+from mattrace.apps.demo.support_desk.script import SCRIPT_NAME, install_script
 
 TICKETS: dict[str, str] = {
     "refund": "Hi, order 1042 arrived broken. I'd like a refund please. -- ana@example.com",

@@ -9,12 +9,13 @@ ContextVar, one per ticket, so tickets handled at once in threads never see each
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import mattrace
-from examples.support_desk.data import KNOWLEDGE_BASE, ORDERS
+from mattrace.apps.demo.support_desk.data import KNOWLEDGE_BASE, ORDERS
 
 MIN_SCORE = 2  # keyword hits a document needs to be returned
 
@@ -100,8 +101,8 @@ def spec(name: str, description: str, **params: str) -> dict[str, Any]:
 
 TRIAGE_TOOLS = {"lookup_order": lookup_order}
 TRIAGE_SPECS = [spec("lookup_order", "Look up an order by its id.", order_id="str")]
-RESEARCH_TOOLS = {"search_kb": search_kb}
+RESEARCH_TOOLS: dict[str, Callable[..., Any]] = {"search_kb": search_kb}
 RESEARCH_SPECS = [spec("search_kb", "Search the knowledge base and forum.", query="str")]
-WRITER_TOOLS = {"issue_refund": issue_refund, "send_email": send_email}
+WRITER_TOOLS: dict[str, Callable[..., Any]] = {"issue_refund": issue_refund, "send_email": send_email}
 WRITER_SPECS = [spec("issue_refund", "Refund an order.", order_id="str", amount="float"),
                 spec("send_email", "Send an e-mail.", to="str", subject="str", body="str")]
