@@ -496,7 +496,8 @@ def test_trial_progress_draws_a_transient_bar_only_for_a_watched_terminal(pytest
     assert quiet.getvalue() == ""
     from types import SimpleNamespace
 
-    from mattrace.pytest_plugin._progress import INTERACTIVE, _console, note_terminal
+    from _mattrace_pytest import INTERACTIVE, note_terminal
+    from mattrace.pytest_plugin._progress import _console
 
     def config_writing_to(isatty: bool, markup: bool) -> Any:
         writer = SimpleNamespace(hasmarkup=markup, _file=SimpleNamespace(isatty=lambda: isatty))

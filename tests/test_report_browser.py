@@ -85,7 +85,7 @@ def test_report_of_the_example_suite_opens_and_links_to_the_first_violation(
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"} | {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "pytest", *EXAMPLES, "-k", PLUGIN_TESTS, "-q", "-p", "no:cacheprovider",
-         "-p", "mattrace.pytest_plugin", "--mattrace-store", str(store_dir)],
+         "-p", "_mattrace_pytest", "--mattrace-store", str(store_dir)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     with Store.open(store_dir / "mattrace.duckdb", read_only=True) as store:

@@ -1,4 +1,5 @@
-"""mattrace's pytest plugin (loaded through the ``pytest11`` entry point).
+"""mattrace's pytest plugin proper, loaded by the entry module ``_mattrace_pytest`` when a
+test first uses the ``mattrace`` marker or the ``mat`` fixture.
 
 ``@pytest.mark.mattrace(contracts=..., trials=k, config=..., oracle=...)`` and the ``mat``
 fixture record runs of the code under test, check contracts on each (safety violations
@@ -6,8 +7,9 @@ fail the test, quality ones are reported), repeat the test body over seeds, and 
 of the session ingest every trace into the DuckDB store and print the metrics. See
 ``docs/pytest.md``.
 
-Importing this module costs nothing beyond ``mattrace`` itself: the store (DuckDB) and
-the renderers are imported only by sessions that recorded something.
+The entry module owns the hooks and calls the functions here; sessions that never use
+mattrace never import it. Importing this module costs nothing beyond ``mattrace`` itself:
+the store (DuckDB) and the renderers are imported only by sessions that recorded something.
 """
 
 from __future__ import annotations
@@ -18,27 +20,33 @@ from typing import Any
 
 import pytest
 
-from mattrace.pytest_plugin._marker import MARKER, MarkerError, marker_spec
+from mattrace.pytest_plugin._marker import MarkerError, marker_spec
 from mattrace.pytest_plugin._mat import ContractFailure, Mat, MatRun
-from mattrace.pytest_plugin._options import Settings, add_options
-from mattrace.pytest_plugin._progress import note_terminal
-from mattrace.pytest_plugin._session import QUALITY_KEY, SESSION_KEY, MatSession, QualityNote
+from mattrace.pytest_plugin._options import Settings
+from mattrace.pytest_plugin._session import SESSION_KEY, MatSession, QualityNote
 
-__all__ = ["ContractFailure", "Mat", "MatRun", "Settings"]
+__all__ = [
+    "ContractFailure",
+    "finish",
+    "generate_tests",
+    "Mat",
+    "mat_fixture",
+    "MatRun",
+    "note_quality",
+    "pyfunc_call",
+    "Settings",
+    "start",
+    "terminal_summary",
+]
 
-QUALITY_ATTR = "mattrace_quality"
 FAULT_CASE = "mattrace_fault_case"
+pytest_plugins = ["_mattrace_pytest"]
+"""``-p mattrace.pytest_plugin`` (with plugin autoloading off) loads the entry module, which
+owns the hooks: naming this module the old way must not load a plugin that does nothing."""
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    add_options(parser)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", f"{MARKER}(contracts=..., trials=k, config=..., oracle=..., concurrency=n, faults=..., "
-        "governor=..., search=space, budget=...): record this test's runs with the mat fixture, check "
-        "contracts on each, repeat it over k seeds, or search perturbations for a counterexample")
+def start(config: pytest.Config) -> MatSession:
+    """Set up this session's mattrace state (the first time a test uses mattrace)."""
     # litellm's logging threads build pydantic types that use typing.ReadOnly after a test
     # has ended, outside pytest's per-test warning capture; without this every session
     # that recorded an LLM call ends with two screens of pydantic warnings.
@@ -46,17 +54,15 @@ def pytest_configure(config: pytest.Config) -> None:
                             category=UserWarning)
     session = MatSession(config)
     config.stash[SESSION_KEY] = session
-    config.pluginmanager.register(_QualityCollector(session), f"mattrace-quality-{id(session)}")
+    return session
 
 
 def _session(config: pytest.Config) -> MatSession:
     return config.stash[SESSION_KEY]
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+def generate_tests(metafunc: pytest.Metafunc) -> None:
     """Check the marker while collecting, so a bad one fails collection of its module."""
-    if metafunc.definition.get_closest_marker(MARKER) is None:
-        return
     try:
         spec = marker_spec(metafunc.definition, metafunc.definition.path)
     except MarkerError as exc:
@@ -66,20 +72,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize(FAULT_CASE, list(spec.matrix.cases), ids=[c.id for c in spec.matrix.cases])
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A marked test gets the ``mat`` fixture even when it does not ask for it (trials still run)."""
-    for item in items:
-        if isinstance(item, pytest.Function) and item.get_closest_marker(MARKER) is not None \
-                and "mat" not in item.fixturenames:
-            item.fixturenames.append("mat")
-
-
-@pytest.fixture
-def mat(request: pytest.FixtureRequest) -> Mat:
-    """Record runs of the code under test: ``with mat.run(config=...) as run: ...``.
-
-    Contracts, trials, config and oracle come from ``@pytest.mark.mattrace(...)``.
-    """
+def mat_fixture(request: pytest.FixtureRequest) -> Mat:
+    """The ``mat`` fixture's value: contracts, trials, config and oracle from the marker."""
     session = _session(request.config)
     try:
         spec = marker_spec(request.node, request.node.path)
@@ -91,9 +85,8 @@ def mat(request: pytest.FixtureRequest) -> Mat:
     return Mat(session, replace(spec, faults=faults), request.node.nodeid, 0, session.settings.seed)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    """Run the trials of a test that uses ``mat`` and fail it on its contracts."""
+def pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run the trials (or the search) of a test that uses ``mat`` and fail it on its contracts."""
     first = pyfuncitem.funcargs.get("mat")
     if not isinstance(first, Mat):
         return None
@@ -108,43 +101,19 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     return True
 
 
-class _QualityCollector:
-    """Reads the quality violations of every test report (xdist workers' too) for the summary."""
-
-    def __init__(self, session: MatSession) -> None:
-        self.session = session
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        for data in getattr(report, QUALITY_ATTR, None) or ():
-            self.session.note_quality(QualityNote(**data))
+def note_quality(config: pytest.Config, notes: list[dict[str, Any]]) -> None:
+    """Keep a test's quality notes (from its report, in any process) for the summary."""
+    for data in notes:
+        _session(config).note_quality(QualityNote(**data))
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Carry a test's quality violations on its report (xdist sends report attributes to the controller)."""
-    report = yield
-    if call.when == "call":
-        notes = item.stash.get(QUALITY_KEY, None)
-        if notes:
-            setattr(report, QUALITY_ATTR, notes)
-    return report
+def finish(config: pytest.Config) -> None:
+    """Close this process's results; the controller ingests the run."""
+    _session(config).finish()
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    note_terminal(session.config)
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    _session(session.config).finish()
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node: Any) -> None:
-    """Tell each xdist worker the run it writes into."""
-    node.workerinput.update(_session(node.config).worker_input())
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+def terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The metric table and the quality notes at the end of the session."""
     from mattrace.pytest_plugin._summary import write_summary
 
     write_summary(terminalreporter, _session(config))

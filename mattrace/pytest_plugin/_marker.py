@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from _mattrace_pytest import MARKER
 from mattrace.contracts import Contract, Pred, resolve_contracts
 from mattrace.contracts._check import contract_list
 from mattrace.errors import ContractError, FaultSpecError
@@ -24,7 +25,6 @@ from mattrace.governance import Governor
 
 __all__ = ["MARKER", "MarkerSpec", "marker_spec"]
 
-MARKER = "mattrace"
 _KEYS = ("budget", "concurrency", "config", "contracts", "faults", "governor", "oracle", "search", "trials")
 
 

@@ -16,20 +16,9 @@ import pytest
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-__all__ = ["INTERACTIVE", "note_terminal", "TrialProgress", "trial_progress"]
+from _mattrace_pytest import INTERACTIVE
 
-INTERACTIVE = pytest.StashKey[bool]()
-
-
-def note_terminal(config: pytest.Config) -> None:
-    """Remember whether pytest writes to an interactive terminal (asked at session start:
-    during a test, output capture makes stdout look like a file)."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    writer = getattr(reporter, "_tw", None)
-    file = getattr(writer, "_file", None)
-    config.stash[INTERACTIVE] = bool(writer is not None and writer.hasmarkup and file is not None
-                                     and getattr(file, "isatty", lambda: False)())
-
+__all__ = ["TrialProgress", "trial_progress"]
 
 class TrialProgress:
     """Advances once per finished trial; thread-safe (concurrent trials finish in any order).

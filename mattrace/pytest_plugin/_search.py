@@ -40,7 +40,7 @@ def run_search_test(item: pytest.Function, session: MatSession, spec: MarkerSpec
     """Search the space of the test's marker; fail the test with the minimal counterexample."""
     fn = item.obj
     args = {name: item.funcargs[name] for name in item._fixtureinfo.argnames}
-    budget = check_arguments(spec.search, "guided", spec.budget or Budget()).capped(session.settings.budget)
+    budget = check_arguments(spec.search, "guided", spec.budget or Budget()).capped(session.budget)
     raised: list[BaseException | None] = []
 
     def execute(request: RunRequest) -> None:

@@ -11,34 +11,26 @@ from __future__ import annotations
 
 import hashlib
 import re
-import secrets
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from mattrace.errors import MatTraceError
-from mattrace.pytest_plugin._options import Settings
+from mattrace.pytest_plugin._options import Settings, parse_budget
 
 if TYPE_CHECKING:
     from mattrace.contracts import Report
     from mattrace.store.results import ResultsWriter
 
+from _mattrace_pytest import QUALITY_KEY, run_place
+
 __all__ = ["MatSession", "QUALITY_KEY", "QualityNote", "SESSION_KEY", "SessionEnd"]
 
 SESSION_KEY = pytest.StashKey["MatSession"]()
-QUALITY_KEY = pytest.StashKey[list[dict[str, Any]]]()
-"""A test's quality violations that did not fail it, passed on its report to the summary."""
-_RUN_ID, _BASE = "mattrace_run_id", "mattrace_base"
-
-
-def _new_run_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
 
 
 @dataclass(frozen=True)
@@ -88,17 +80,13 @@ class MatSession:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.settings = Settings.from_config(config)
-        workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-        if workerinput is not None and _RUN_ID in workerinput:
-            self.run_id: str = workerinput[_RUN_ID]
-            self.base = Path(workerinput[_BASE])
-            self.worker: str = str(workerinput.get("workerid", "worker"))
-        else:
-            self.run_id = _new_run_id()
-            self.base = (Path(tempfile.mkdtemp(prefix="mattrace-")) if self.settings.no_store
-                         else self.settings.store)
-            self.worker = "main"
-        self.is_controller = workerinput is None
+        self.budget: Any = parse_budget(self.settings)
+        """The ``--mattrace-budget`` cap on every search (a :class:`mattrace.search.Budget`), or None."""
+        place = run_place(config)   # decided by the entry module, shared with xdist workers
+        self.run_id: str = place.run_id
+        self.base = place.base
+        self.worker: str = place.worker or "main"
+        self.is_controller = not hasattr(config, "workerinput")
         self.traces_dir = self.base / "traces" / self.run_id
         self.results_dir = self.base / "results" / self.run_id
         self.cassettes_dir = self.base / "cassettes"
@@ -107,10 +95,6 @@ class MatSession:
         self.outcome = SessionEnd()
         self._lock = threading.Lock()
         self._writer: ResultsWriter | None = None
-
-    def worker_input(self) -> dict[str, str]:
-        """What an xdist worker needs to write into this run."""
-        return {_RUN_ID: self.run_id, _BASE: str(self.base)}
 
     def cassette(self, test: str, trial: int, run: int) -> Path:
         """Where a run's cassette lives: by test node id, trial and run, the same in every session."""
