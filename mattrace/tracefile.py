@@ -26,6 +26,7 @@ import hmac
 import json
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,31 +37,66 @@ from mattrace.errors import RecordingError, TornTailWarning, TraceFormatError
 from mattrace.trace import Outcome, Step, Trace, canonical_json, validation_summary
 
 __all__ = [
+    "AUDIT_LOG",
+    "CASSETTE",
     "ChainedWriter",
+    "FileFormat",
     "FORMAT",
+    "FORMATS",
     "HMAC_ENV",
     "hmac_key_from_env",
     "load",
     "read_records",
     "read_trace_file",
     "ReadResult",
-    "RECORD_FORMATS",
     "RecordFile",
     "RecordWriter",
-    "register_record_format",
+    "TRACE",
     "TraceWriter",
     "verify",
     "VerifyReport",
     "VERSION",
 ]
 
-FORMAT = "mattrace-trace"
-VERSION = 1
 HMAC_ENV = "MATTRACE_HMAC_KEY"
 _SHA = "sha256"
 _HMAC = "hmac-sha256"
 _HASH_PREFIX = b',"h":"'
 _HASH_SUFFIX_LEN = len(_HASH_PREFIX) + 64 + 2  # ,"h":"<64 hex>"}
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """One kind of chained JSONL file: a header, body records of one type, a seal counting them.
+
+    Traces, cassettes and governance audit logs share the chain, the seal, torn-tail
+    recovery and HMAC signing; they differ only in the names below. The table of them is
+    static (:data:`FORMATS`), so any reader in any process knows every format without
+    importing the package that writes it.
+    """
+
+    name: str
+    """The header's ``format``."""
+    version: int
+    noun: str
+    """What a person calls the file, in messages."""
+    header_key: str
+    """The header field holding the file's metadata object."""
+    record: str
+    """The ``type`` of a body record (``step`` or ``entry``), whose payload is under the same key."""
+    counted: str
+    """The seal's count field (``steps`` or ``entries``)."""
+    suffix: str
+
+
+TRACE = FileFormat("mattrace-trace", 1, "trace", "trace", "step", "steps", ".jsonl")
+CASSETTE = FileFormat("mattrace-cassette", 1, "cassette", "cassette", "entry", "entries", ".cassette")
+AUDIT_LOG = FileFormat("mattrace-governance", 1, "governance audit log", "governance", "entry", "entries",
+                       ".governance")
+FORMATS: dict[str, FileFormat] = {f.name: f for f in (TRACE, CASSETTE, AUDIT_LOG)}
+"""Every format mattrace writes, by the header's ``format`` name."""
+FORMAT = TRACE.name
+VERSION = TRACE.version
 
 
 def hmac_key_from_env() -> bytes | None:
@@ -166,21 +202,22 @@ class RecordWriter(ChainedWriter):
     replaced (they are rewritten whole, never appended to after a crash).
     """
 
-    def __init__(self, path: str | Path, format: str, version: int, header_key: str, header: dict[str, Any], *,
+    def __init__(self, path: str | Path, fmt: FileFormat, header: dict[str, Any], *,
                  fsync: bool = False, key: bytes | None = None) -> None:
         super().__init__(path, fsync=fsync, key=key, replace=True)
+        self.format = fmt
         self.count = 0
-        self._append({"type": "header", "format": format, "version": version, "alg": self._chain.algorithm,
-                      header_key: header})
+        self._append({"type": "header", "format": fmt.name, "version": fmt.version, "alg": self._chain.algorithm,
+                      fmt.header_key: header})
 
     def write_entry(self, entry: dict[str, Any]) -> None:
-        self._append({"type": "entry", "entry": entry})
+        self._append({"type": self.format.record, self.format.record: entry})
         self.count += 1
 
     def seal(self) -> None:
         if self._fd < 0:
             return
-        self._append({"type": "seal", "entries": self.count, "final": self._chain.prev})
+        self._append({"type": "seal", self.format.counted: self.count, "final": self._chain.prev})
         self.close()
 
 
@@ -194,91 +231,6 @@ class RecordFile:
     sealed: bool
     algorithm: str = _SHA
     warnings: list[TornTailWarning] = field(default_factory=list)
-
-
-def read_records(path: str | Path, format: str, version: int, header_key: str, *,
-                 key: bytes | None = None) -> RecordFile:
-    """Read and verify a record file of ``format``; a torn tail keeps every complete entry.
-
-    Raises:
-        TraceFormatError: missing, another format or version, or a line that does not
-            verify (altered, removed, reordered, truncated), naming file and line.
-    """
-    path = Path(path)
-    what = format.removeprefix("mattrace-")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise TraceFormatError(path, None, f"cannot read {what}: {exc.strerror or exc}") from exc
-    if not data:
-        raise TraceFormatError(path, None, f"{what} is empty; no header was ever written")
-    key = key if key is not None else hmac_key_from_env()
-    lines = data.split(b"\n")
-    tail = lines.pop()
-    chain = _Chain(None)
-    header: dict[str, Any] | None = None
-    entries: list[dict[str, Any]] = []
-    sealed = False
-    for lineno, raw in enumerate(lines, start=1):
-        if sealed:
-            raise TraceFormatError(path, lineno, f"data after the seal; lines were appended to a sealed {what}")
-        body, h = _split_hash(path, lineno, raw)
-        record = _parse(path, lineno, body)
-        if lineno == 1:
-            chain = _record_chain(path, record, key, format, version)
-            header = record.get(header_key)
-            if not isinstance(header, dict):
-                raise TraceFormatError(path, 1, f"the {what} header has no {header_key!r} object")
-        if chain.digest(body) != h:
-            raise TraceFormatError(path, lineno, "hash chain broken: this line or one before it was altered, "
-                                                 "removed, reordered or inserted")
-        chain.prev = h
-        kind = record.get("type")
-        if lineno == 1:
-            continue
-        if kind == "entry" and isinstance(record.get("entry"), dict):
-            entries.append(record["entry"])
-        elif kind == "seal":
-            if record.get("entries") != len(entries):
-                raise TraceFormatError(path, lineno, f"seal counts {record.get('entries')} entries but the "
-                                                     f"{what} holds {len(entries)}: entries were removed or added")
-            sealed = True
-        else:
-            raise TraceFormatError(path, lineno, f"unknown {what} record {kind!r}")
-    if header is None:
-        raise TraceFormatError(path, 1, "the header line is incomplete; the recording died at once")
-    if tail and sealed:
-        raise TraceFormatError(path, len(lines) + 1, f"data after the seal; lines were appended to a sealed {what}")
-    found = RecordFile(path, header, entries, sealed, chain.algorithm)
-    if not sealed:
-        found.warnings.append(TornTailWarning(path, len(lines) + 1, len(entries), torn=bool(tail)))
-    return found
-
-
-RECORD_FORMATS: dict[str, tuple[int, str]] = {}
-"""Record-file formats ``verify`` knows: format -> (version, header key); their modules register them."""
-
-
-def register_record_format(format: str, version: int, header_key: str) -> None:
-    """Let :func:`verify` check files of ``format`` (cassettes, governance audit logs)."""
-    RECORD_FORMATS[format] = (version, header_key)
-
-
-def _record_chain(path: Path, record: dict[str, Any], key: bytes | None, format: str, version: int) -> _Chain:
-    what = format.removeprefix("mattrace-")
-    if record.get("type") != "header" or record.get("format") != format:
-        raise TraceFormatError(path, 1, f"not a mattrace {what} (no {what} header line)")
-    if record.get("version") != version:
-        raise TraceFormatError(path, 1, f"{what} format version {record.get('version')!r}, but this mattrace "
-                                        f"reads version {version}; record it again with this version")
-    alg = record.get("alg")
-    if alg == _HMAC:
-        if key is None:
-            raise TraceFormatError(path, 1, f"{what} is HMAC-signed; set {HMAC_ENV} to the key to read it")
-        return _Chain(key)
-    if alg == _SHA:
-        return _Chain(None)
-    raise TraceFormatError(path, 1, f"unknown hash algorithm {alg!r}")
 
 
 class TraceWriter(ChainedWriter):
@@ -295,8 +247,8 @@ class TraceWriter(ChainedWriter):
         super().__init__(path, fsync=fsync, key=key)
         self.steps_written = 0
         self.sealed = False
-        self._append({"type": "header", "format": FORMAT, "version": VERSION,
-                      "alg": self._chain.algorithm, "trace": trace.header_dict()})
+        self._append({"type": "header", "format": TRACE.name, "version": TRACE.version,
+                      "alg": self._chain.algorithm, TRACE.header_key: trace.header_dict()})
 
     @classmethod
     def resume(cls, path: str | Path, *, fsync: bool = False,
@@ -369,6 +321,128 @@ def _split_hash(path: Path, lineno: int, raw: bytes) -> tuple[bytes, str]:
     return raw[:cut] + b"}", h
 
 
+@dataclass
+class _Scan:
+    """How far a chained file verified, and what its header and seal said."""
+
+    header: dict[str, Any]
+    algorithm: str
+    last_hash: str = ""
+    count: int = 0
+    seal: dict[str, Any] | None = None
+    valid_bytes: int = 0
+    lines: int = 0
+    torn_line: int | None = None
+
+    @property
+    def sealed(self) -> bool:
+        return self.seal is not None
+
+
+def _header_chain(path: Path, record: dict[str, Any], fmt: FileFormat, key: bytes | None) -> _Chain:
+    """The chain a file's header line asks for: its format, version and hash algorithm checked."""
+    noun = fmt.noun
+    if record.get("type") != "header" or record.get("format") != fmt.name:
+        raise TraceFormatError(path, 1, f"not a mattrace {noun} file (no {noun} header line)")
+    if record.get("version") != fmt.version:
+        raise TraceFormatError(path, 1, f"{noun} format version {record.get('version')!r}, but this mattrace "
+                                        f"reads version {fmt.version}; record it again with this version")
+    if not isinstance(record.get(fmt.header_key), dict):
+        raise TraceFormatError(path, 1, f"the {noun} header has no {fmt.header_key!r} object")
+    alg = record.get("alg")
+    if alg == _HMAC:
+        if key is None:
+            raise TraceFormatError(path, 1, f"{noun} is HMAC-signed; set {HMAC_ENV} to the key to read it")
+        return _Chain(key)
+    if alg == _SHA:
+        return _Chain(None)
+    raise TraceFormatError(path, 1, f"unknown hash algorithm {alg!r}")
+
+
+def _scan(path: Path, fmt: FileFormat, key: bytes | None,
+          on_record: Callable[[int, Any, int], None]) -> _Scan:
+    """The one reader loop of every chained file: verify each line's hash against the chain,
+    hand each body record's payload to ``on_record(lineno, payload, position)`` in order, and
+    check the seal's count. Reads line by line, so memory does not grow with the file.
+
+    A partial last line of an unsealed file is a torn tail (a crash), reported in the
+    result, not raised; everything else that does not verify raises
+    :class:`~mattrace.errors.TraceFormatError` naming the file and line.
+    """
+    noun = fmt.noun
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise TraceFormatError(path, None, f"cannot read {noun}: {exc.strerror or exc}") from exc
+    with handle:
+        scan: _Scan | None = None
+        chain = _Chain(None)
+        lineno = 0
+        for lineno, raw in enumerate(handle, start=1):
+            if not raw.endswith(b"\n"):   # the last line, cut short by a crash
+                if scan is not None and scan.sealed:
+                    raise TraceFormatError(path, lineno, f"data after the seal; lines were appended to a sealed {noun}")
+                if scan is None:
+                    raise TraceFormatError(path, 1, "the header line is incomplete; the recording died at once")
+                scan.torn_line = lineno
+                break
+            if scan is not None and scan.sealed:
+                raise TraceFormatError(path, lineno, f"data after the seal; lines were appended to a sealed {noun}")
+            line = raw[:-1]
+            body, h = _split_hash(path, lineno, line)
+            record = _parse(path, lineno, body)
+            if scan is None:   # the header names the hash algorithm, so it is read before its hash
+                chain = _header_chain(path, record, fmt, key)
+                scan = _Scan(header=record[fmt.header_key], algorithm=chain.algorithm)
+            if chain.digest(body) != h:
+                raise TraceFormatError(path, lineno, "hash chain broken: this line or one before it was altered, "
+                                                     "removed, reordered or inserted")
+            chain.prev = h
+            kind = record.get("type")
+            if lineno == 1:
+                pass
+            elif kind == fmt.record:
+                on_record(lineno, record.get(fmt.record), scan.count)
+                scan.count += 1
+            elif kind == "seal":
+                if record.get(fmt.counted) != scan.count:
+                    raise TraceFormatError(path, lineno, f"seal counts {record.get(fmt.counted)} {fmt.counted} but "
+                                                         f"the {noun} holds {scan.count}: {fmt.counted} were "
+                                                         "removed or added")
+                scan.seal = record
+            else:
+                raise TraceFormatError(path, lineno, f"unknown record type {kind!r} in a {noun}")
+            scan.valid_bytes += len(raw)
+            scan.last_hash = h
+        if scan is None:
+            raise TraceFormatError(path, None, f"{noun} is empty; no header was ever written")
+        scan.lines = lineno
+        return scan
+
+
+def read_records(path: str | Path, fmt: FileFormat, *, key: bytes | None = None) -> RecordFile:
+    """Read and verify a record file (cassette, audit log); a torn tail keeps every complete entry.
+
+    Raises:
+        TraceFormatError: missing, another format or version, or a line that does not
+            verify (altered, removed, reordered, truncated), naming file and line.
+    """
+    path = Path(path)
+    entries: list[dict[str, Any]] = []
+
+    def keep(lineno: int, entry: Any, position: int) -> None:
+        if not isinstance(entry, dict):
+            raise TraceFormatError(path, lineno, f"a {fmt.noun} entry is not a JSON object")
+        entries.append(entry)
+
+    scan = _scan(path, fmt, key if key is not None else hmac_key_from_env(), keep)
+    found = RecordFile(path, scan.header, entries, scan.sealed, scan.algorithm)
+    if not scan.sealed:
+        found.warnings.append(TornTailWarning(path, scan.torn_line or scan.lines + 1, len(entries),
+                                              torn=scan.torn_line is not None))
+    return found
+
+
 def read_trace_file(path: str | Path, *, key: bytes | None = None) -> ReadResult:
     """Read and verify a trace file line by line.
 
@@ -376,73 +450,22 @@ def read_trace_file(path: str | Path, *, key: bytes | None = None) -> ReadResult
     reported in ``torn_line``. Raises TraceFormatError for anything that does not verify.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise TraceFormatError(path, None, f"cannot read file: {exc.strerror or exc}") from exc
-    if not data:
-        raise TraceFormatError(path, None, "file is empty; no header was ever written")
-    key = key if key is not None else hmac_key_from_env()
-    lines = data.split(b"\n")
-    tail = lines.pop()  # b"" when the file ends with a newline, else a torn fragment
-    chain = _Chain(None)
-    trace: Trace | None = None
     steps: list[Step] = []
-    outcome: Outcome | None = None
-    sealed = False
-    valid_bytes = 0
-    for lineno, raw in enumerate(lines, start=1):
-        if sealed:
-            raise TraceFormatError(path, lineno, "data after the seal; lines were appended to a sealed trace")
-        body, h = _split_hash(path, lineno, raw)
-        if lineno == 1:  # the header names the hash algorithm, so it is read before its hash
-            record = _parse(path, lineno, body)
-            chain = _header_chain(path, record, key)
-        if chain.digest(body) != h:
-            raise TraceFormatError(
-                path, lineno, "hash chain broken: this line or one before it was altered, "
-                "removed, reordered or inserted")
-        chain.prev = h
-        if lineno > 1:
-            record = _parse(path, lineno, body)
-        kind = record.get("type")
-        if lineno == 1:
-            trace = _parse_header(path, record)
-        elif kind == "step":
-            steps.append(_parse_step(path, lineno, record, len(steps)))
-        elif kind == "seal":
-            outcome = _parse_seal(path, lineno, record, len(steps))
-            sealed = True
-        else:
-            raise TraceFormatError(path, lineno, f"unknown record type {kind!r}")
-        valid_bytes += len(raw) + 1
-    if trace is None:
-        raise TraceFormatError(path, 1, "the header line is incomplete; the recording died at once")
-    result = ReadResult(trace=trace, sealed=sealed, algorithm=chain.algorithm,
-                        last_hash=chain.prev, valid_bytes=valid_bytes)
-    if tail:
-        if sealed:
-            raise TraceFormatError(path, len(lines) + 1, "data after the seal; lines were appended to a sealed trace")
-        result.torn_line = len(lines) + 1
-    if not sealed:
-        result.warnings.append(TornTailWarning(path, result.torn_line or len(lines) + 1, len(steps),
-                                               torn=result.torn_line is not None))
+    scan = _scan(path, TRACE, key if key is not None else hmac_key_from_env(),
+                 lambda lineno, raw, position: steps.append(_parse_step(path, lineno, raw, position)))
+    try:
+        trace = Trace.model_validate(scan.header)
+    except ValidationError as exc:
+        raise TraceFormatError(path, 1, f"invalid header: {validation_summary(exc)}") from exc
+    outcome = _parse_outcome(path, scan.lines, scan.seal) if scan.seal else None
+    result = ReadResult(trace=trace, sealed=scan.sealed, algorithm=scan.algorithm,
+                        last_hash=scan.last_hash, valid_bytes=scan.valid_bytes, torn_line=scan.torn_line)
+    if not scan.sealed:
+        result.warnings.append(TornTailWarning(path, scan.torn_line or scan.lines + 1, len(steps),
+                                               torn=scan.torn_line is not None))
     trace.steps = steps
     trace.outcome = outcome
     return result
-
-
-def _header_chain(path: Path, record: dict[str, Any], key: bytes | None) -> _Chain:
-    alg = record.get("alg")
-    if record.get("type") != "header" or record.get("format") != FORMAT:
-        raise TraceFormatError(path, 1, "not a mattrace trace file (no header line)")
-    if alg == _HMAC:
-        if key is None:
-            raise TraceFormatError(path, 1, f"file is HMAC-signed; set {HMAC_ENV} to the key to read it")
-        return _Chain(key)
-    if alg == _SHA:
-        return _Chain(None)
-    raise TraceFormatError(path, 1, f"unknown hash algorithm {alg!r}")
 
 
 def _parse(path: Path, lineno: int, body: bytes) -> dict[str, Any]:
@@ -455,19 +478,9 @@ def _parse(path: Path, lineno: int, body: bytes) -> dict[str, Any]:
     return record
 
 
-def _parse_header(path: Path, record: dict[str, Any]) -> Trace:
-    if record.get("version") != VERSION:
-        raise TraceFormatError(path, 1, f"unsupported format version {record.get('version')!r} "
-                                        f"(this mattrace reads version {VERSION})")
+def _parse_step(path: Path, lineno: int, raw: Any, expected: int) -> Step:
     try:
-        return Trace.model_validate(record.get("trace"))
-    except ValidationError as exc:
-        raise TraceFormatError(path, 1, f"invalid header: {validation_summary(exc)}") from exc
-
-
-def _parse_step(path: Path, lineno: int, record: dict[str, Any], expected: int) -> Step:
-    try:
-        step = Step.model_validate(record.get("step"))
+        step = Step.model_validate(raw)
     except ValidationError as exc:
         raise TraceFormatError(path, lineno, f"invalid step: {validation_summary(exc)}") from exc
     if step.index != expected:
@@ -475,11 +488,8 @@ def _parse_step(path: Path, lineno: int, record: dict[str, Any], expected: int) 
     return step
 
 
-def _parse_seal(path: Path, lineno: int, record: dict[str, Any], count: int) -> Outcome | None:
-    if record.get("steps") != count:
-        raise TraceFormatError(path, lineno, f"seal counts {record.get('steps')} steps but the file "
-                                             f"holds {count}: steps were removed or added")
-    raw = record.get("outcome")
+def _parse_outcome(path: Path, lineno: int, seal: dict[str, Any]) -> Outcome | None:
+    raw = seal.get("outcome")
     try:
         return Outcome.model_validate(raw) if raw is not None else None
     except ValidationError as exc:
@@ -527,15 +537,14 @@ def verify(path: str | Path, *, key: bytes | None = None) -> VerifyReport:
 
     Stricter than :func:`load`: an unsealed file fails (it may have been truncated), and
     with an HMAC key available a plain-sha256 file fails (anyone can recompute sha256).
-    Files of a registered record format (:func:`register_record_format`) are checked the
-    same way; ``steps`` then counts their entries.
+    Every format of :data:`FORMATS` is checked the same way (the file's header says which
+    it is); ``steps`` then counts a cassette's or audit log's entries.
     """
     key = key if key is not None else hmac_key_from_env()
     format = _format_of(path)
     try:
-        if format in RECORD_FORMATS:
-            version, header_key = RECORD_FORMATS[format]
-            records = read_records(path, format, version, header_key, key=key)
+        if format in FORMATS and format != TRACE.name:
+            records = read_records(path, FORMATS[format], key=key)
             count, sealed, algorithm, torn = len(records.entries), records.sealed, records.algorithm, None
         else:
             result = read_trace_file(path, key=key)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mattrace.tracefile import RecordFile, RecordWriter, read_records, register_record_format
+from mattrace.tracefile import AUDIT_LOG, RecordFile, RecordWriter, read_records
 
 __all__ = ["AUDIT_FORMAT", "AUDIT_VERSION", "audit_path", "read_audit_log"]
 
-AUDIT_FORMAT = "mattrace-governance"
-AUDIT_VERSION = 1
-register_record_format(AUDIT_FORMAT, AUDIT_VERSION, "governance")
+AUDIT_FORMAT = AUDIT_LOG.name
+AUDIT_VERSION = AUDIT_LOG.version
 
 
 def audit_path(trace_path: str | Path) -> Path:
@@ -26,10 +25,9 @@ def audit_path(trace_path: str | Path) -> Path:
 
 
 def open_audit_log(trace_path: str | Path, trace_id: str, name: str) -> RecordWriter:
-    return RecordWriter(audit_path(trace_path), AUDIT_FORMAT, AUDIT_VERSION, "governance",
-                        {"trace_id": trace_id, "name": name})
+    return RecordWriter(audit_path(trace_path), AUDIT_LOG, {"trace_id": trace_id, "name": name})
 
 
 def read_audit_log(path: str | Path) -> RecordFile:
     """Read and verify an audit log (``TraceFormatError`` with file and line if it was altered)."""
-    return read_records(path, AUDIT_FORMAT, AUDIT_VERSION, "governance")
+    return read_records(path, AUDIT_LOG)

@@ -13,13 +13,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from mattrace.tracefile import RecordFile, RecordWriter, read_records, register_record_format
+from mattrace.tracefile import CASSETTE, RecordFile, RecordWriter, read_records
 
 __all__ = ["CASSETTE_FORMAT", "CASSETTE_VERSION", "CassetteFile", "CassetteWriter", "read_cassette"]
 
-CASSETTE_FORMAT = "mattrace-cassette"
-CASSETTE_VERSION = 1
-register_record_format(CASSETTE_FORMAT, CASSETTE_VERSION, "cassette")
+CASSETTE_FORMAT = CASSETTE.name
+CASSETTE_VERSION = CASSETTE.version
 
 
 class CassetteWriter(RecordWriter):
@@ -27,7 +26,7 @@ class CassetteWriter(RecordWriter):
 
     def __init__(self, path: str | Path, header: dict[str, Any], *, fsync: bool = False,
                  key: bytes | None = None) -> None:
-        super().__init__(path, CASSETTE_FORMAT, CASSETTE_VERSION, "cassette", header, fsync=fsync, key=key)
+        super().__init__(path, CASSETTE, header, fsync=fsync, key=key)
 
 
 CassetteFile = RecordFile
@@ -40,7 +39,7 @@ def read_cassette(path: str | Path, *, key: bytes | None = None) -> RecordFile:
         TraceFormatError: missing, not a cassette, another format version, or a line that
             does not verify (altered, removed, reordered, truncated), naming file and line.
     """
-    return read_records(path, CASSETTE_FORMAT, CASSETTE_VERSION, "cassette", key=key)
+    return read_records(path, CASSETTE, key=key)
 
 
 def load_cassette(path: str | Path) -> CassetteFile:
