@@ -6,11 +6,12 @@ because the person reading it is usually looking at a CI log, not a debugger::
     MatTraceError
     ├── TraceFormatError      a trace/cassette/log file is corrupt, tampered or unreadable (file, line)
     ├── RecordingError        the recording API was misused (no active recorder, bad argument)
-    ├── ContractError         a contract is malformed (contract, location in the contract file)
+    ├── LocatedError          something is wrong in a file a person wrote, or in its Python twin (path, line)
+    │   ├── ContractError     a contract is malformed (contract, location in the contract file)
+    │   ├── FaultSpecError    a fault specification (or fault plan) is malformed or unknown
+    │   └── GovernanceError   a governance policy is malformed, or an action was refused
     ├── ReplayMismatch        a replayed call differs from the recording (step, expected vs got)
     ├── BudgetExhausted       a search or campaign ran out of budget
-    ├── FaultSpecError        a fault specification is malformed or unknown
-    ├── GovernanceError       a governance policy is malformed, or an action was refused
     ├── SearchError           a perturbation space or search is malformed, or has nothing to perturb
     └── StoreError            the DuckDB store cannot be opened, is locked, has another schema, or a query failed
 
@@ -21,6 +22,7 @@ because the person reading it is usually looking at a CI log, not a debugger::
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "ContractError",
     "FaultSpecError",
     "GovernanceError",
+    "LocatedError",
     "MatTraceError",
     "MatTraceWarning",
     "RecordingError",
@@ -65,7 +68,32 @@ class RecordingError(MatTraceError):
     """The recording API was used in a way that would lose or misattribute steps."""
 
 
-class ContractError(MatTraceError):
+class LocatedError(MatTraceError):
+    """Something is wrong in a file a person wrote (contract file, fault plan, policy), at a line of it.
+
+    The same error types are raised by the Python API, where no file is involved, so the
+    location is optional: ``LocatedError(reason)`` is just the reason, while
+    ``LocatedError(reason, path=p, line=n)`` reads ``p:n: reason`` (``p: reason`` without a
+    line), the form editors and CI logs turn into a link.
+
+    Attributes:
+        reason: what is wrong, without the location.
+        path: the file, or None when the error is not about a file.
+        line: the 1-based line in it, or None when no line applies (a missing file, an
+            empty one).
+    """
+
+    def __init__(self, reason: str, *, path: str | os.PathLike[str] | None = None, line: int | None = None) -> None:
+        self.reason = reason
+        self.path = None if path is None else os.fspath(path)
+        self.line = line
+        if self.path is None:
+            super().__init__(reason)
+        else:
+            super().__init__(f"{self.path}:{line}: {reason}" if line is not None else f"{self.path}: {reason}")
+
+
+class ContractError(LocatedError):
     """A contract is malformed; the message names the contract and where it was defined."""
 
 
@@ -77,11 +105,11 @@ class BudgetExhausted(MatTraceError):
     """A budgeted search or campaign hit one of its limits."""
 
 
-class FaultSpecError(MatTraceError):
+class FaultSpecError(LocatedError):
     """A fault specification is malformed or names an unknown fault."""
 
 
-class GovernanceError(MatTraceError):
+class GovernanceError(LocatedError):
     """A governance policy is malformed, or a blocked action was configured to raise."""
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mattrace._toml import LineMap
+from mattrace._config import LineMap
 from mattrace.contracts import (
     Contract,
     always,

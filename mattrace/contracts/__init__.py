@@ -26,7 +26,7 @@ from mattrace.contracts._claims import (
     no_unsupported_propagation,
 )
 from mattrace.contracts._contract import Contract, Monitor, describe_step
-from mattrace.contracts._files import load_contracts, resolve_contracts
+from mattrace.contracts._files import load_contracts, parse_step_pattern
 from mattrace.contracts._library import (
     confirmed_before,
     max_calls,
@@ -38,6 +38,7 @@ from mattrace.contracts._library import (
 from mattrace.contracts._operators import always, at_most, each, eventually, never, precedes, responds, within
 from mattrace.contracts._past import flows, once, since
 from mattrace.contracts._predicates import Pred, step
+from mattrace.contracts._resolve import resolve_contracts
 from mattrace.contracts._verdict import Report, Severity, Status, Verdict, Violation
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "no_unsupported_propagation",
     "no_untrusted_action",
     "once",
+    "parse_step_pattern",
     "precedes",
     "Pred",
     "Report",

@@ -16,26 +16,23 @@ the Python call would build (``use`` names a stock contract or an operator, the 
 are its arguments, step patterns map key by key onto ``step.*``), so a file and its Python
 twin give the same verdicts. Every mistake is a :class:`~mattrace.errors.ContractError`
 whose message starts ``file:line:`` and names the key; the error also carries ``path`` and
-``line``. tomllib reports no positions for values, so :class:`LineMap` re-reads the
-(already valid) text to find the line of every key and array element.
-:func:`resolve_contracts` adds ``module:NAME`` for contracts written in Python.
+``line`` (reading, decoding and locating are :mod:`mattrace._config`'s).
+:func:`parse_step_pattern` reads one step pattern of any such file (governance policies
+use them too).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import functools
-import importlib
 import operator
 import os
 import re
-import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, get_args
+from typing import Any, cast, get_args
 
-from mattrace._toml import Key, LineMap, did_you_mean, got, toml_error, unknown_key
+from mattrace._config import ConfigFile, Key, did_you_mean, got, read_config
 from mattrace.contracts._claims import claims_supported, no_unsupported_propagation
 from mattrace.contracts._contract import Contract
 from mattrace.contracts._library import (
@@ -50,12 +47,10 @@ from mattrace.contracts._operators import always, at_most, each, eventually, nev
 from mattrace.contracts._past import flows, once, since
 from mattrace.contracts._predicates import NameSpec, Pred, step
 from mattrace.contracts._verdict import Severity
-from mattrace.errors import ContractError
+from mattrace.errors import ContractError, LocatedError
 from mattrace.trace import StepKind
 
-__all__ = ["load_contracts", "resolve_contracts"]
-
-"""Where a value sits in the document: ``("contract", 2, "step", "args", "to")``."""
+__all__ = ["load_contracts", "parse_step_pattern"]
 
 _SEVERITIES: tuple[str, ...] = get_args(Severity)
 _KINDS = tuple(k.value for k in StepKind)
@@ -70,97 +65,27 @@ def load_contracts(path: str | os.PathLike[str]) -> list[Contract]:
             expression). The message starts ``path:line:``; ``path`` and ``line``
             attributes hold the same (``line`` is None when no line applies).
     """
-    file = os.fspath(path)
-    try:
-        data = Path(file).read_bytes()
-    except FileNotFoundError:
-        raise _error(file, None, "contract file not found") from None
-    except OSError as exc:
-        raise _error(file, None, f"cannot read contract file: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise _error(file, data[:exc.start].count(b"\n") + 1,
-                     f"contract file is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line, message = toml_error(text, str(exc))
-        raise _error(file, line, f"invalid TOML: {message}") from None
-    return _Loader(file, text).document(doc)
+    config = read_config(path, ContractError, "contract file")
+    return _Loader(config).document(config.doc)
 
 
-def resolve_contracts(spec: str) -> list[Contract]:
-    """Contracts from ``spec``: a TOML contract file, or ``module:NAME`` for contracts in Python.
+def parse_step_pattern(config: ConfigFile[LocatedError], at: Key, value: Any) -> Pred:
+    """The step predicate a step pattern of a TOML file means, as contract files write them.
 
-    ``module:NAME`` imports ``module`` (it must be importable: on ``sys.path``) and takes
-    its attribute ``NAME`` (dots reach further in: ``module:Suite.CONTRACTS``), which must be
-    a contract or an iterable of contracts. Anything that ends in ``.toml``, or is an
-    existing file, is read with :func:`load_contracts`.
+    Other file formats (governance policies) take step patterns too; this keeps one
+    grammar and one set of messages for all of them.
+
+    Args:
+        config: the file, as :func:`mattrace._config.read_config` returned it.
+        at: where the pattern sits in its document, e.g. ``("rule", 0, "step")``.
+        value: the pattern: a table such as ``{ tool = "send_email" }``.
 
     Raises:
-        ContractError: the file is wrong (see :func:`load_contracts`), or the module cannot
-            be imported, lacks the attribute, or the attribute holds something else; the
-            message names ``spec``.
+        LocatedError: of the file's own type (``config.error``), at the line of the
+            offending key, when the pattern is wrong.
+        ContractError: (without a location) when the contract DSL refuses what it builds.
     """
-    if not isinstance(spec, str) or not spec.strip():
-        raise ContractError(f"contracts {spec!r}: expected a .toml contract file or module:NAME")
-    if spec.lower().endswith(".toml") or os.path.isfile(spec):
-        return load_contracts(spec)
-    module_name, colon, attr = spec.rpartition(":")
-    if not colon or not module_name or not attr:
-        raise ContractError(f"contracts {spec!r}: no such file, and not module:NAME; give a .toml contract "
-                            "file or a module attribute holding contracts, e.g. myproject.checks:CONTRACTS")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if missing and (module_name == missing or module_name.startswith(missing + ".")):
-            raise ContractError(f"contracts {spec!r}: no module named {missing!r}; is the directory that "
-                                "holds it on sys.path (run from the project root, or set PYTHONPATH)?") from None
-        raise ContractError(f"contracts {spec!r}: importing {module_name} failed: {exc}") from exc
-    except Exception as exc:
-        raise ContractError(f"contracts {spec!r}: importing {module_name} raised "
-                            f"{type(exc).__name__}: {exc}") from exc
-    value: Any = module
-    for part in attr.split("."):
-        try:
-            value = getattr(value, part)
-        except AttributeError:
-            names = [n for n in dir(value) if not n.startswith("_")]
-            raise ContractError(f"contracts {spec!r}: {module_name} has no attribute {attr!r}"
-                                f"{did_you_mean(part, names)}") from None
-    return _contracts_in(spec, value)
-
-
-# -- errors --------------------------------------------------------------------------------
-
-
-def _error(file: str, line: int | None, message: str) -> ContractError:
-    where = f"{file}:{line}" if line is not None else file
-    err = ContractError(f"{where}: {message}")
-    vars(err).update(path=file, line=line)
-    return err
-
-
-def _contracts_in(spec: str, value: Any) -> list[Contract]:
-    if isinstance(value, Contract):
-        return [value]
-    what = f"contracts {spec!r}"
-    if isinstance(value, Pred):
-        raise ContractError(f"{what}: {value} is a step predicate, not a contract; wrap it, e.g. never({value})")
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-        raise ContractError(f"{what}: holds a {type(value).__name__}, not a contract or a list of contracts")
-    items = list(value)
-    if not items:
-        raise ContractError(f"{what}: holds no contracts")
-    for position, item in enumerate(items):
-        if isinstance(item, Pred):
-            raise ContractError(f"{what}: item {position} ({item}) is a step predicate, not a contract; "
-                                f"wrap it, e.g. never({item})")
-        if not isinstance(item, Contract):
-            raise ContractError(f"{what}: item {position} is {item!r}, not a contract")
-    return items
+    return _Loader(config).pattern(at, value)
 
 
 _COMMON = ("name", "severity", "use")
@@ -195,14 +120,18 @@ def _globbed(names: list[str]) -> bool:
 
 
 class _Loader:
-    """Turns a parsed contract file into contracts; ``fail`` places every error on its line."""
+    """Turns a parsed contract file into contracts; ``fail`` places every error on its line.
 
-    def __init__(self, file: str, text: str) -> None:
-        self.file = file
-        self.lines = LineMap(text)
+    Messages quote the key they are about (``'n' must be ...``), so the typed getters get
+    ``repr`` of it as their name.
+    """
 
-    def fail(self, where: Key, message: str) -> ContractError:
-        return _error(self.file, self.lines.get(where), message)
+    def __init__(self, config: ConfigFile[LocatedError]) -> None:
+        self.config = config
+        self.fail = config.fail
+
+    def wrong(self, at: Key, value: Any, expected: str) -> LocatedError:
+        return self.config.wrong(at, value, expected, name=repr(at[-1]))
 
     def document(self, doc: dict[str, Any]) -> list[Contract]:
         for key in doc:
@@ -220,7 +149,7 @@ class _Loader:
         first: dict[str, int] = {}
         for k, c in enumerate(contracts):
             if c.name in first:
-                other = self.lines.get(("contract", first[c.name]))
+                other = self.config.line(("contract", first[c.name]))
                 also = f" (also by the entry at line {other})" if other is not None else ""
                 raise self.fail(("contract", k, "name"), f"two contracts are named {c.name!r}{also}; "
                                                          'give each a distinct name = "..."')
@@ -228,66 +157,50 @@ class _Loader:
         return contracts
 
     def entry(self, at: Key, raw: Any) -> Contract:
-        if not isinstance(raw, dict):
-            raise self.fail(at, f"each contract entry must be a table ([[contract]]), got {got(raw)}")
+        self.config.table(at, raw, name="each contract entry", expected="a table ([[contract]])")
         if "use" not in raw:
             raise self.fail(at, "contract entry has no 'use' key; name a stock contract or an operator, "
                                 'e.g. use = "terminates"')
-        use = raw["use"]
-        if not isinstance(use, str):
-            raise self.fail((*at, "use"), f"'use' must be the name of a contract, got {got(use)}")
+        use = self.config.string((*at, "use"), raw["use"], name="'use'", expected="the name of a contract")
         spec = _USES.get(use)
         if spec is None:
             hint = did_you_mean(use, _USES) or f" (known: {', '.join(sorted(_USES))})"
             raise self.fail((*at, "use"), f"unknown contract {use!r}{hint}")
-        known = sorted({*_COMMON, *spec.required, *spec.optional})
-        for key in raw:
-            if key not in known:
-                raise self.fail((*at, key), unknown_key(key, f"for {use}", known))
+        self.config.check_keys(at, raw, sorted({*_COMMON, *spec.required, *spec.optional}), f"for {use}")
         for key in spec.required:
             if key not in raw:
                 raise self.fail(at, f"{use} needs {key!r}: {_NEEDS.get(key, 'a value')}")
         try:
             contract = spec.build(self, at, raw)
         except ContractError as exc:
-            if "path" in vars(exc):
+            if exc.path is not None:
                 raise
             raise self.fail((*at, "use"), str(exc)) from None
         if "name" in raw:
             name = raw["name"]
             if not isinstance(name, str) or not name.strip():
-                raise self.fail((*at, "name"), f"'name' must be non-empty text, got {got(name)}")
+                raise self.wrong((*at, "name"), name, "non-empty text")
             contract = contract.named(name)
         if "severity" in raw:
-            level = raw["severity"]
-            if level not in _SEVERITIES:
-                raise self.fail((*at, "severity"), f"'severity' must be one of {', '.join(_SEVERITIES)}, "
-                                                   f"got {got(level)}")
-            contract = contract.severity(level)
+            level = self.config.choice((*at, "severity"), raw["severity"], _SEVERITIES, name="'severity'")
+            contract = contract.severity(cast(Severity, level))
         return contract
 
     # -- typed values ----------------------------------------------------------------------
 
     def whole(self, at: Key, value: Any, *, minimum: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            least = "non-negative" if minimum == 0 else f"at least {minimum}"
-            raise self.fail(at, f"{at[-1]!r} must be a whole number ({least}), got {got(value)}")
-        return value
+        least = "non-negative" if minimum == 0 else f"at least {minimum}"
+        return self.config.integer(at, value, name=repr(at[-1]), expected=f"a whole number ({least})",
+                                   minimum=minimum)
 
     def number(self, at: Key, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise self.fail(at, f"{at[-1]!r} must be a non-negative number, got {got(value)}")
-        return value
+        return self.config.number(at, value, name=repr(at[-1]), expected="a non-negative number", minimum=0)
 
     def flag(self, at: Key, value: Any) -> bool:
-        if not isinstance(value, bool):
-            raise self.fail(at, f"{at[-1]!r} must be true or false, got {got(value)}")
-        return value
+        return self.config.boolean(at, value, name=repr(at[-1]))
 
     def text(self, at: Key, value: Any) -> str:
-        if not isinstance(value, str):
-            raise self.fail(at, f"{at[-1]!r} must be text, got {got(value)}")
-        return value
+        return self.config.string(at, value, name=repr(at[-1]), expected="text")
 
     def regex(self, at: Key, value: Any, flags: int = 0) -> re.Pattern[str]:
         pattern = self.text(at, value)
@@ -305,8 +218,7 @@ class _Loader:
                 if not isinstance(item, str) or not item:
                     raise self.fail((*at, n), f"{at[-1]!r} must list names, got {got(item)}")
             return value
-        raise self.fail(at, f"{at[-1]!r} must be a name, a glob such as \"send_*\", or a non-empty list "
-                            f"of them, got {got(value)}")
+        raise self.wrong(at, value, 'a name, a glob such as "send_*", or a non-empty list of them')
 
     def name_spec(self, at: Key, value: Any) -> NameSpec:
         """``names`` as the DSL takes them: a list holding globs becomes one anchored regex."""
@@ -319,24 +231,19 @@ class _Loader:
 
     def table(self, at: Key, value: Any, what: str, keys: tuple[str, ...],
               required: tuple[str, ...] = ()) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(at, f"{at[-1]!r} must be a table, got {got(value)}")
-        for key in value:
-            if key not in keys:
-                raise self.fail((*at, key), unknown_key(key, f"in {what}", keys))
+        table = self.config.table(at, value, name=repr(at[-1]))
+        self.config.check_keys(at, table, keys, f"in {what}")
         for key in required:
-            if key not in value:
+            if key not in table:
                 raise self.fail(at, f"{what} needs {key!r} (a step pattern)")
-        return value
+        return table
 
     # -- step patterns ---------------------------------------------------------------------
 
     def pattern(self, at: Key, value: Any) -> Pred:
         """A step pattern: a table whose keys are ANDed, in the order written (empty: any step)."""
         where = f"entries of {at[-2]!r}" if isinstance(at[-1], int) else repr(at[-1])
-        if not isinstance(value, dict):
-            raise self.fail(at, f"{where} must be a step pattern (a table such as {{ tool = \"send_email\" }}), "
-                                f"got {got(value)}")
+        self.config.table(at, value, name=where, expected='a step pattern (a table such as { tool = "send_email" })')
         self.table(at, value, "step pattern", _PATTERN_KEYS)
         preds = [self.pattern_key((*at, key), key, v) for key, v in value.items()]
         if not preds:
@@ -345,7 +252,7 @@ class _Loader:
 
     def patterns(self, at: Key, value: Any) -> list[Pred]:
         if not isinstance(value, list) or not value:
-            raise self.fail(at, f"{at[-1]!r} must be a non-empty array of step patterns, got {got(value)}")
+            raise self.wrong(at, value, "a non-empty array of step patterns")
         return [self.pattern((*at, n), item) for n, item in enumerate(value)]
 
     def name_pred(self, at: Key, key: str, value: Any) -> Pred:
@@ -401,17 +308,15 @@ class _Loader:
             raise self.fail(at, "'kind' must name at least one step kind")
         for n, k in enumerate(items):
             where = (*at, n) if isinstance(value, list) else at
-            if not isinstance(k, str):
-                raise self.fail(where, f"'kind' must be a step kind or a list of them, got {got(k)}")
+            self.config.string(where, k, name="'kind'", expected="a step kind or a list of them")
             if k not in _KINDS:
                 hint = did_you_mean(k, _KINDS) or f" (known: {', '.join(_KINDS)})"
                 raise self.fail(where, f"unknown step kind {k!r}{hint}")
         return items
 
     def args(self, at: Key, value: Any) -> Pred:
-        if not isinstance(value, dict):
-            raise self.fail(at, "'args' must be a table of argument = value (or = { eq | matches | "
-                                f"not_matches | in = ... }}), got {got(value)}")
+        self.config.table(at, value, name="'args'",
+                          expected="a table of argument = value (or = { eq | matches | not_matches | in = ... })")
         if not value:
             raise self.fail(at, "'args' is empty; name at least one argument, e.g. args = { to = 'x' }")
         preds: list[Pred] = []
@@ -434,7 +339,7 @@ class _Loader:
                     preds.append(arg.not_matches(self.regex((*where, op), operand)))
                 else:
                     if not isinstance(operand, list):
-                        raise self.fail((*where, op), f"'in' must be an array of values, got {got(operand)}")
+                        raise self.wrong((*where, op), operand, "an array of values")
                     preds.append(arg.in_(operand))
         return functools.reduce(operator.and_, preds)
 
@@ -442,7 +347,7 @@ class _Loader:
 
     def roles(self, at: Key, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict) or not value:
-            raise self.fail(at, f"'roles' must be a non-empty table of agent = [tools], got {got(value)}")
+            raise self.wrong(at, value, "a non-empty table of agent = [tools]")
         roles: dict[str, Any] = {}
         for agent, spec in value.items():
             where = (*at, agent)

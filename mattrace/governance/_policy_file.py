@@ -24,27 +24,26 @@ step = { tool = "issue_refund" }
 fn = "mattrace.apps.demo.support_desk.governance:cap_refund"        # module:function(args) -> args
 ```
 
-Step patterns are the contract files' (docs/contract-files.md). Every mistake is a
+Step patterns are the contract files' (docs/contract-files.md), read by
+:func:`mattrace.contracts.parse_step_pattern`. Every mistake is a
 :class:`~mattrace.errors.GovernanceError` that starts ``path:line:``.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
-from mattrace._toml import Key, LineMap, got, toml_error, unknown_key
-from mattrace.contracts import resolve_contracts
-from mattrace.contracts._files import _Loader
+from mattrace._config import ConfigFile, Key, read_config
+from mattrace.contracts import Pred, parse_step_pattern, resolve_contracts
 from mattrace.errors import ContractError, GovernanceError
-from mattrace.governance._governor import Capability, Governor
+from mattrace.governance._governor import Capability, Governor, SideEffectClass
 from mattrace.governance._rules import Rule, allow, block, escalate, guard, rewrite
 
 __all__ = ["load_policy"]
 
+_TOP_KEYS = ("on_block", "audit", "capabilities", "rule")
 _RULE_KEYS = {"allow": ("use", "id", "step"), "block": ("use", "id", "step", "reason"),
               "rewrite": ("use", "id", "step", "fn", "reason"), "escalate": ("use", "id", "step", "approver"),
               "guard": ("use", "id", "contracts")}
@@ -52,50 +51,28 @@ _CAPABILITY_KEYS = ("tools", "max_calls", "per_tool", "side_effects", "memory")
 
 
 class _PolicyLoader:
-    def __init__(self, file: str, text: str) -> None:
-        self.file = file
-        self.lines = LineMap(text)
-        self.patterns = _Loader(file, text)
+    def __init__(self, config: ConfigFile[GovernanceError]) -> None:
+        self.config = config
+        self.fail = config.fail
 
-    def fail(self, where: Key, message: str) -> GovernanceError:
-        line = self.lines.get(where)
-        err = GovernanceError(f"{self.file}:{line}: {message}" if line is not None else f"{self.file}: {message}")
-        vars(err).update(path=self.file, line=line)
-        return err
-
-    def callable_at(self, at: Key, value: Any) -> Any:
-        if not isinstance(value, str) or ":" not in value:
-            raise self.fail(at, f"expected \"module:function\", got {got(value)}")
-        module, _, name = value.partition(":")
+    def pattern(self, at: Key, value: Any) -> Pred:
         try:
-            return getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as exc:
-            raise self.fail(at, f"{value!r} does not import ({exc})") from None
-
-    def pattern(self, at: Key, value: Any) -> Any:
-        try:
-            return self.patterns.pattern(at, value)
-        except ContractError as exc:
+            return parse_step_pattern(self.config, at, value)
+        except ContractError as exc:   # the contract DSL refused it: no line to give
             raise GovernanceError(str(exc)) from None
 
     def rule(self, at: Key, raw: Any) -> Rule:
+        config = self.config
         if not isinstance(raw, dict):
             raise self.fail(at, "each [[rule]] is a table")
-        use = raw.get("use")
-        if use not in _RULE_KEYS:
-            raise self.fail((*at, "use") if "use" in raw else at,
-                            f"use must be one of {', '.join(_RULE_KEYS)}, got {got(use)}")
-        for key in raw:
-            if key not in _RULE_KEYS[use]:
-                raise self.fail((*at, key), unknown_key(key, f"for a {use} rule", _RULE_KEYS[use]))
-        rule_id = raw.get("id", use)
-        if not isinstance(rule_id, str):
-            raise self.fail((*at, "id"), f"id must be a string, got {got(rule_id)}")
+        use = config.choice((*at, "use"), raw.get("use"), tuple(_RULE_KEYS))
+        config.check_keys(at, raw, _RULE_KEYS[use], f"for a {use} rule")
+        rule_id = config.string((*at, "id"), raw.get("id", use))
         if use == "guard":
             spec = raw.get("contracts")
             if not isinstance(spec, str):
                 raise self.fail((*at, "contracts"), "contracts must be a .toml contract file or module:NAME")
-            near = Path(self.file).parent / spec
+            near = Path(config.path).parent / spec
             try:
                 return guard(resolve_contracts(str(near) if near.exists() else spec), rule_id=rule_id)
             except ContractError as exc:
@@ -106,50 +83,36 @@ class _PolicyLoader:
         if use == "allow":
             return allow(pred, rule_id=rule_id)
         if use == "block":
-            reason = raw.get("reason", "blocked by policy")
-            if not isinstance(reason, str):
-                raise self.fail((*at, "reason"), f"reason must be a string, got {got(reason)}")
-            return block(pred, reason, rule_id=rule_id)
+            return block(pred, config.string((*at, "reason"), raw.get("reason", "blocked by policy")), rule_id=rule_id)
         if use == "rewrite":
-            fn = self.callable_at((*at, "fn"), raw.get("fn"))
+            fn = config.function((*at, "fn"), raw.get("fn"))
             return rewrite(pred, fn, reason=str(raw.get("reason", "rewritten by policy")), rule_id=rule_id)
-        return escalate(pred, self.callable_at((*at, "approver"), raw.get("approver")), rule_id=rule_id)
+        return escalate(pred, config.function((*at, "approver"), raw.get("approver")), rule_id=rule_id)
 
     def capability(self, at: Key, raw: Any) -> Capability:
+        config = self.config
         if not isinstance(raw, dict):
             raise self.fail(at, "each [capabilities.<agent>] is a table")
-        for key in raw:
-            if key not in _CAPABILITY_KEYS:
-                raise self.fail((*at, key), unknown_key(key, "in a capability", _CAPABILITY_KEYS))
-        tools = raw.get("tools", [])
-        if not isinstance(tools, list) or not all(isinstance(t, str) for t in tools):
-            raise self.fail((*at, "tools"), f"tools must be a list of names or patterns, got {got(tools)}")
-        side = raw.get("side_effects", "write")
-        if side not in ("read", "propose", "write"):
-            raise self.fail((*at, "side_effects"), f"side_effects must be read, propose or write, got {got(side)}")
+        config.check_keys(at, raw, _CAPABILITY_KEYS, "in a capability")
+        tools = config.strings((*at, "tools"), raw.get("tools", []), expected="a list of names or patterns")
+        side = config.choice((*at, "side_effects"), raw.get("side_effects", "write"), ("read", "propose", "write"),
+                             expected="read, propose or write")
         max_calls = raw.get("max_calls")
-        if max_calls is not None and (type(max_calls) is not int or max_calls < 0):
-            raise self.fail((*at, "max_calls"), f"max_calls must be a whole number, got {got(max_calls)}")
+        if max_calls is not None:
+            config.integer((*at, "max_calls"), max_calls, expected="a whole number", minimum=0)
         per_tool = raw.get("per_tool", {})
         if not isinstance(per_tool, dict) or not all(type(v) is int and v >= 0 for v in per_tool.values()):
             raise self.fail((*at, "per_tool"), "per_tool must map tool names to whole numbers")
-        memory = raw.get("memory", True)
-        if not isinstance(memory, bool):
-            raise self.fail((*at, "memory"), f"memory must be true or false, got {got(memory)}")
+        memory = config.boolean((*at, "memory"), raw.get("memory", True))
         return Capability(tools=tuple(tools), max_calls=max_calls, per_tool=dict(per_tool),
-                          side_effects=side, memory=memory)
+                          side_effects=cast(SideEffectClass, side), memory=memory)
 
     def governor(self, doc: dict[str, Any]) -> Governor:
-        for key in doc:
-            if key not in ("on_block", "capabilities", "rule", "audit"):
-                raise self.fail((key,), unknown_key(key, "at the top level", ["on_block", "audit", "capabilities",
-                                                                           "rule"]))
-        on_block = doc.get("on_block", "refuse")
-        if on_block not in ("refuse", "raise"):
-            raise self.fail(("on_block",), f"on_block must be refuse or raise, got {got(on_block)}")
-        audit = doc.get("audit", True)
-        if not isinstance(audit, bool):
-            raise self.fail(("audit",), f"audit must be true or false, got {got(audit)}")
+        config = self.config
+        config.check_keys((), doc, _TOP_KEYS, "at the top level")
+        on_block = config.choice(("on_block",), doc.get("on_block", "refuse"), ("refuse", "raise"),
+                                 expected="refuse or raise")
+        audit = config.boolean(("audit",), doc.get("audit", True))
         raw_rules = doc.get("rule", [])
         if not isinstance(raw_rules, list):
             raise self.fail(("rule",), "rules are [[rule]] entries (double brackets)")
@@ -161,7 +124,8 @@ class _PolicyLoader:
                         if caps is not None else None)
         if not rules and capabilities is None:
             raise self.fail(("rule",), "a policy needs [[rule]] entries or [capabilities.<agent>] tables")
-        return Governor(rules, capabilities=capabilities, on_block=on_block, audit=audit)
+        return Governor(rules, capabilities=capabilities, on_block=cast(Literal["refuse", "raise"], on_block),
+                        audit=audit)
 
 
 def load_policy(path: str | os.PathLike[str]) -> Governor:
@@ -171,16 +135,5 @@ def load_policy(path: str | os.PathLike[str]) -> Governor:
         GovernanceError: missing or unreadable file, invalid TOML, an unknown rule or key, a
             bad step pattern, value or import; the message starts ``path:line:``.
     """
-    file = os.fspath(path)
-    try:
-        text = Path(file).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise GovernanceError(f"{file}: policy file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GovernanceError(f"{file}: cannot read policy file: {exc}") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line, message = toml_error(text, str(exc))
-        raise GovernanceError(f"{file}:{line}: invalid TOML: {message}") from None
-    return _PolicyLoader(file, text).governor(doc)
+    config = read_config(path, GovernanceError, "policy file", plain_read_errors=True)
+    return _PolicyLoader(config).governor(config.doc)
