@@ -80,6 +80,7 @@ def test_the_demo_runs_from_a_non_editable_install_in_any_directory(tmp_path: Pa
     demo = subprocess.run([sys.executable, "-m", "mattrace", "demo", "--runs", "1", "--dir", "traces"],
                           cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
-    assert "mattrace check traces/*.jsonl --contracts mattrace.apps.demo.support_desk.contracts:CONTRACTS" in demo.stdout
+    assert ("mattrace check traces/*.jsonl --contracts mattrace.apps.demo.support_desk.contracts:CONTRACTS"
+            in demo.stdout)
     assert sorted(p.name for p in (work / "traces").glob("*.jsonl"))
     assert (work / "report.html").is_file()
