@@ -20,7 +20,8 @@ Tables, views and every metric's definition: docs/store.md.
 
 from mattrace.store._faults import CONTAINMENT_KEYS, ContainmentRow
 from mattrace.store._governance import GOVERNANCE_KEYS, GovernanceRow
-from mattrace.store._metrics import GROUP_KEYS, ComplianceRow, MetricsRow, Rate
+from mattrace.store._grouping import GROUP_KEYS
+from mattrace.store._metrics import ComplianceRow, MetricsRow, Rate
 from mattrace.store._report import IngestReport
 from mattrace.store._runs import RunInfo
 from mattrace.store._schema import SCHEMA_VERSION

@@ -18,16 +18,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from mattrace.store._metrics import GROUP_KEYS, Rate, _rate, group_expr_with
-from mattrace.store._sql import literal
+from mattrace.store._grouping import GroupKeys, run_filter
+from mattrace.store._metrics import Rate, _rate
 
 __all__ = ["CLASSES", "CONTAINMENT_KEYS", "ContainmentRow", "containment_sql", "fault_rows_sql", "taint_sql",
            "TRACE_CONTAINMENT"]
 
 CLASSES = ("contained", "degraded", "escaped")
-_FAULT_KEYS = {"call_target": "f_call_target", "fault": "f_fault", "fault_class": "f_fault_class",
-               "target": "f_target"}
-CONTAINMENT_KEYS: tuple[str, ...] = (*sorted(_FAULT_KEYS), *GROUP_KEYS)
+# a fault's own keys are columns of faults; the trace has a target and run_id of its own, hence the f_ aliases
+_KEYS = GroupKeys("containment", ("call_target", "fault", "fault_class", "target"), alias="f_")
+CONTAINMENT_KEYS: tuple[str, ...] = _KEYS.valid
 
 # The class name as a snake name (Timeout -> timeout, RateLimited -> rate_limited), for fault steps
 # recorded without attrs.fault_class (hand-built traces).
@@ -122,35 +122,25 @@ def containment_sql(by: tuple[str, ...] | list[str], *, run_id: str | None = Non
     Raises:
         StoreError: an item of ``by`` is not one of :data:`CONTAINMENT_KEYS`.
     """
-    exprs = list(dict.fromkeys(group_expr_with(item, _FAULT_KEYS, "containment", CONTAINMENT_KEYS) for item in by))
-    groups = [(f"g{i}", expr) for i, expr in enumerate(exprs)]
-    labels = names or tuple(g for g, _ in groups)
-    g_sel = "".join(f"{expr} AS {g}, " for g, expr in groups)
-    g_list = "".join(f"{g}, " for g, _ in groups)
-    group_by = f"GROUP BY {', '.join(g for g, _ in groups)}" if groups else ""
-    outer = "".join(f'{g} AS "{label}", ' for (g, _), label in zip(groups, labels, strict=True))
-    order = f"ORDER BY {', '.join(f'{g} NULLS LAST' for g, _ in groups)}" if groups else ""
-    where = f"WHERE run_id = {literal(run_id)}" if run_id is not None else ""
+    g = _KEYS.grouping(by, names)
     return f"""
     WITH t AS (
-        SELECT DISTINCT {g_sel}trace_id, run_id, containment, containment_source
-        FROM trace_containment
-        JOIN (SELECT trace_id, fault AS f_fault, fault_class AS f_fault_class, target AS f_target,
-                     call_target AS f_call_target FROM faults) USING (trace_id)
-        {where}),
+        SELECT DISTINCT {g.select}trace_id, run_id, containment, containment_source
+        FROM trace_containment JOIN (SELECT trace_id, {_KEYS.own_columns()} FROM faults) USING (trace_id)
+        {run_filter(run_id)}),
     agg AS (
-        SELECT {g_list}count(DISTINCT run_id) AS runs, count(*) AS faulted,
+        SELECT {g.columns}count(DISTINCT run_id) AS runs, count(*) AS faulted,
                count(*) FILTER (WHERE containment IN ('contained', 'degraded')) AS contained,
                count(*) FILTER (WHERE containment = 'degraded') AS degraded,
                count(*) FILTER (WHERE containment = 'escaped') AS escaped,
                count(*) FILTER (WHERE containment_source = 'store') AS derived
-        FROM t {group_by})
-    SELECT {outer}runs, faulted, contained, degraded, escaped, derived,
+        FROM t {g.group_by})
+    SELECT {g.labelled}runs, faulted, contained, degraded, escaped, derived,
            contained / faulted AS containment_rate,
            wilson_low(contained, faulted) AS containment_low, wilson_high(contained, faulted) AS containment_high,
            degraded / faulted AS degradation_rate,
            wilson_low(degraded, faulted) AS degradation_low, wilson_high(degraded, faulted) AS degradation_high
-    FROM agg {order}"""
+    FROM agg {g.order_by}"""
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from mattrace.store._metrics import GROUP_KEYS, Rate, _rate, group_expr_with
-from mattrace.store._sql import literal
+from mattrace.store._grouping import GroupKeys, run_filter
+from mattrace.store._metrics import Rate, _rate
 
 __all__ = ["DECISIONS", "GOVERNANCE_KEYS", "GovernanceRow", "decision_rows_sql", "governance_sql"]
 
 DECISIONS = ("allow", "rewrite", "block")
-_DECISION_KEYS = {"agent": "d_agent", "call_kind": "d_call_kind", "decision": "d_decision", "rule": "d_rule",
-                  "tool": "d_tool"}
-GOVERNANCE_KEYS: tuple[str, ...] = (*sorted(_DECISION_KEYS), *GROUP_KEYS)
+# a decision's own keys are columns of decisions; the trace has an agent of its own, hence the d_ aliases
+_KEYS = GroupKeys("governance", ("agent", "call_kind", "decision", "rule", "tool"), alias="d_")
+GOVERNANCE_KEYS: tuple[str, ...] = _KEYS.valid
 
 
 def decision_rows_sql(traces: str) -> str:
@@ -57,35 +57,26 @@ def governance_sql(by: tuple[str, ...] | list[str], *, run_id: str | None = None
     Raises:
         StoreError: an item of ``by`` is not one of :data:`GOVERNANCE_KEYS`.
     """
-    exprs = list(dict.fromkeys(group_expr_with(item, _DECISION_KEYS, "governance", GOVERNANCE_KEYS) for item in by))
-    groups = [(f"g{i}", expr) for i, expr in enumerate(exprs)]
-    labels = names or tuple(g for g, _ in groups)
-    g_sel = "".join(f"{expr} AS {g}, " for g, expr in groups)
-    g_list = "".join(f"{g}, " for g, _ in groups)
-    group_by = f"GROUP BY {', '.join(g for g, _ in groups)}" if groups else ""
-    outer = "".join(f'{g} AS "{label}", ' for (g, _), label in zip(groups, labels, strict=True))
-    order = f"ORDER BY {', '.join(f'{g} NULLS LAST' for g, _ in groups)}" if groups else ""
-    where = f"WHERE run_id = {literal(run_id)}" if run_id is not None else ""
+    g = _KEYS.grouping(by, names)
     shares = "".join(
         f"{n} / decisions AS {d}_share, wilson_low({n}, decisions) AS {d}_low, "
         f"wilson_high({n}, decisions) AS {d}_high, "
         for d, n in (("allow", "allowed"), ("rewrite", "rewritten"), ("block", "blocked")))
     return f"""
     WITH d AS (
-        SELECT {g_sel}trace_id, run_id, decision, escalated
-        FROM (SELECT t.*, d.agent AS d_agent, d.call_kind AS d_call_kind, d.tool AS d_tool,
-                     d.decision AS d_decision, d.rule AS d_rule, d.decision, d.escalated
+        SELECT {g.select}trace_id, run_id, decision, escalated
+        FROM (SELECT t.*, {_KEYS.own_columns("d")}, d.decision, d.escalated
               FROM decisions d JOIN traces t USING (trace_id))
-        {where}),
+        {run_filter(run_id)}),
     agg AS (
-        SELECT {g_list}count(DISTINCT run_id) AS runs, count(DISTINCT trace_id) AS traces, count(*) AS decisions,
+        SELECT {g.columns}count(DISTINCT run_id) AS runs, count(DISTINCT trace_id) AS traces, count(*) AS decisions,
                count(*) FILTER (WHERE decision = 'allow') AS allowed,
                count(*) FILTER (WHERE decision = 'rewrite') AS rewritten,
                count(*) FILTER (WHERE decision = 'block') AS blocked,
                count(*) FILTER (WHERE escalated) AS escalated
-        FROM d {group_by})
-    SELECT {outer}runs, traces, decisions, allowed, rewritten, blocked, escalated, {shares.rstrip(', ')}
-    FROM agg {order}"""
+        FROM d {g.group_by})
+    SELECT {g.labelled}runs, traces, decisions, allowed, rewritten, blocked, escalated, {shares.rstrip(', ')}
+    FROM agg {g.order_by}"""
 
 
 @dataclass(frozen=True)

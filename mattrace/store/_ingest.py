@@ -25,15 +25,16 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from mattrace.errors import TraceFormatError
 from mattrace.store._faults import fault_rows_sql, taint_sql
 from mattrace.store._governance import decision_rows_sql
+from mattrace.store._records import ATTRS, HEADER_RECORD, SEAL_RECORD, STEP_COLUMNS, STEP_RECORD
 from mattrace.store._report import IngestReport
 from mattrace.store._sql import literal, load_rows
-from mattrace.trace import StepKind
-from mattrace.tracefile import read_trace_file
+from mattrace.trace import OutcomeStatus, StepKind
+from mattrace.tracefile import VERSION, read_trace_file
 
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
@@ -42,17 +43,13 @@ __all__ = ["CHUNK_BYTES", "TraceFile", "ingest_traces"]
 
 CHUNK_BYTES = 256 << 20   # files are staged and committed in chunks of about this many bytes
 
-_STEP = json.dumps({"step": {
-    "index": "BIGINT", "kind": "VARCHAR", "agent": "VARCHAR", "target": "VARCHAR", "content": "VARCHAR",
-    "args": "JSON", "result": "JSON", "error": {"type": "VARCHAR", "message": "VARCHAR"}, "sources": "JSON",
-    "reads": ["INTEGER"], "side_effect": "BOOLEAN", "attrs": "JSON", "t_start": "BIGINT", "t_end": "BIGINT"}})
-_HEADER = json.dumps({"version": "BIGINT", "trace": {"trace_id": "VARCHAR", "name": "VARCHAR", "config": "JSON",
-                                                     "labels": "JSON", "entrypoint": "JSON"}})
-_SEAL = json.dumps({"steps": "BIGINT", "outcome": {"status": "VARCHAR", "output": "JSON", "reason": "VARCHAR"}})
+_STEP = json.dumps(STEP_RECORD)
+_HEADER = json.dumps(HEADER_RECORD)
+_SEAL = json.dumps(SEAL_RECORD)
 _TYPE = """CASE WHEN starts_with(json, '{"step":') THEN 'step' WHEN starts_with(json, '{"alg":') THEN 'header'
                 WHEN starts_with(json, '{"final":') THEN 'seal' ELSE json_extract_string(json, '$.type') END"""
 _KINDS = ", ".join(literal(k.value) for k in StepKind)
-_OUTCOMES = "'success', 'failure', 'error', 'timeout', 'max_steps'"
+_OUTCOMES = ", ".join(literal(status) for status in get_args(OutcomeStatus))
 _FILES: dict[str, Any] = {"filename": "VARCHAR", "file": "VARCHAR", "size": "BIGINT", "mtime_ns": "BIGINT",
                           "torn": "BOOLEAN"}
 _NEW = "(SELECT trace_id FROM _cand WHERE action IN ('add', 'replace'))"
@@ -145,7 +142,8 @@ def _stage(con: DuckDBPyConnection, files: list[TraceFile], report: IngestReport
     for filename, reason in con.execute(f"""
             SELECT filename, CASE
                 WHEN l.headers <> 1 THEN 'expected exactly one header line, found ' || l.headers
-                WHEN h.version IS DISTINCT FROM 1 THEN 'unsupported trace format version ' || coalesce(h.version, 0)
+                WHEN h.version IS DISTINCT FROM {VERSION}
+                    THEN 'unsupported trace format version ' || coalesce(h.version, 0)
                 WHEN h.trace_id IS NULL OR h.trace_id = '' OR h.name IS NULL THEN 'the header has no trace_id or name'
                 WHEN json_type(h.config) <> 'OBJECT' OR json_type(h.labels) <> 'OBJECT'
                     THEN 'the header''s config and labels must be objects'
@@ -192,14 +190,8 @@ _INSERT_STEPS = f"""
         SELECT c.trace_id, json_transform(r.json, {literal(_STEP)}).step AS s
         FROM _raw r JOIN _cand c USING (filename)
         WHERE r.type = 'step' AND c.action IN ('add', 'replace')),
-    a AS (SELECT *, CASE WHEN s.attrs IS NOT NULL THEN json_extract_string(s.attrs,
-                ['$.model', '$.tokens.total', '$.tokens.prompt', '$.tokens.completion', '$.cost_usd']) END AS a
-          FROM l)
-    SELECT trace_id, s.index, s.kind, coalesce(s.agent, 'main'), s.target, s.content, s.args, s.result,
-           s.error.type, s.error.message, s.sources, coalesce(s.reads, []), coalesce(s.side_effect, false),
-           coalesce(contains(s.sources::VARCHAR, '"trusted":false'), false), a[1],
-           coalesce(TRY_CAST(a[2] AS BIGINT), TRY_CAST(a[3] AS BIGINT) + TRY_CAST(a[4] AS BIGINT)),
-           TRY_CAST(a[5] AS DOUBLE), s.attrs, s.t_start, s.t_end
+    a AS (SELECT *, {ATTRS} AS a FROM l)
+    SELECT {", ".join(column.value for column in STEP_COLUMNS)}
     FROM a"""
 
 _AGGREGATE = f"""

@@ -17,51 +17,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from mattrace.errors import StoreError
-from mattrace.store._sql import json_path, literal
+from mattrace.store._grouping import METRIC_KEYS, run_filter
 
-__all__ = ["GROUP_KEYS", "ComplianceRow", "MetricsRow", "Rate", "compliance_sql", "group_expr", "group_expr_with",
-           "metrics_sql"]
+__all__ = ["ComplianceRow", "MetricsRow", "Rate", "compliance_sql", "metrics_sql"]
 
-_FIXED = {"config": "config_key", "model": "model", "orchestration": "orchestration", "run": "run_id",
-          "seed": "seed", "test": "test", "trial": "trial"}
 _DASH = "\u2013"  # en dash: a range, and readable in plain CI logs
-GROUP_KEYS: tuple[str, ...] = (*sorted(_FIXED), "config.<key>", "label.<key>")
-
-
-def group_expr(item: str) -> str:
-    """The SQL expression (over ``trace_metrics``) that groups by ``item``.
-
-    Raises:
-        StoreError: ``item`` is not one of :data:`GROUP_KEYS`.
-    """
-    if item in _FIXED:
-        return _FIXED[item]
-    if item.startswith("config.") and len(item) > len("config."):
-        return f"json_extract_string(config, {literal(json_path(item[len('config.'):].split('.')))})"
-    if item.startswith("label.") and len(item) > len("label."):
-        return f"json_extract_string(labels, {literal(json_path([item[len('label.'):]]))})"
-    raise StoreError(f"cannot group metrics by {item!r}; valid: {', '.join(GROUP_KEYS)}")
-
-
-def group_expr_with(item: str, own: dict[str, str], what: str, valid: tuple[str, ...]) -> str:
-    """``own[item]`` (a view's own grouping columns), else :func:`group_expr`; errors name ``what``."""
-    if item in own:
-        return own[item]
-    try:
-        return group_expr(item)
-    except StoreError:
-        raise StoreError(f"cannot group {what} by {item!r}; valid: {', '.join(valid)}") from None
-
-
-def _groups(by: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
-    seen: dict[str, str] = {}
-    for item in by:
-        seen.setdefault(item, group_expr(item))
-    return [(f"g{i}", expr) for i, expr in enumerate(seen.values())]
-
-
-def _where(run_id: str | None) -> str:
-    return f"WHERE run_id = {literal(run_id)}" if run_id is not None else ""
 
 
 def metrics_sql(by: tuple[str, ...] | list[str], *, run_id: str | None = None, k: int | None = None,
@@ -69,28 +29,24 @@ def metrics_sql(by: tuple[str, ...] | list[str], *, run_id: str | None = None, k
     """The metrics query: one row per group of ``by``, columns as in docs/store.md.
 
     ``names`` renames the group columns (default ``g0``, ``g1``, …).
+
+    Raises:
+        StoreError: an item of ``by`` is not one of :data:`~mattrace.store.GROUP_KEYS`.
     """
-    groups = _groups(by)
-    labels = names or tuple(g for g, _ in groups)
-    g_sel = "".join(f"{expr} AS {g}, " for g, expr in groups)
-    g_list = "".join(f"{g}, " for g, _ in groups)
-    partition = f"PARTITION BY {', '.join(g for g, _ in groups)}" if groups else ""
-    group_by = f"GROUP BY {', '.join(g for g, _ in groups)}" if groups else ""
-    outer = "".join(f'{g} AS "{label}", ' for (g, _), label in zip(groups, labels, strict=True))
-    order = f"ORDER BY {', '.join(f'{g} NULLS LAST' for g, _ in groups)}" if groups else ""
+    g = METRIC_KEYS.grouping(by, names)
     k_sql = "NULL" if k is None else str(int(k))
     return f"""
-    WITH t AS (SELECT {g_sel}* FROM trace_metrics {_where(run_id)}),
+    WITH t AS (SELECT {g.select}* FROM trace_metrics {run_filter(run_id)}),
     tasks AS (
-        SELECT {g_list}run_id, test, config_key, count(*) AS n, count(*) FILTER (WHERE success) AS c,
+        SELECT {g.columns}run_id, test, config_key, count(*) AS n, count(*) FILTER (WHERE success) AS c,
                count(*) FILTER (WHERE terminated) AS term, sum(verdicts) AS verdicts, sum(passed) AS passed,
                sum(claims) AS claims, sum(claims_supported) AS supported,
                sum(claims_propagated) AS propagated, sum(n_steps) AS steps, sum(tokens) AS tokens,
                sum(cost_usd) AS cost_usd
-        FROM t GROUP BY {g_list}run_id, test, config_key),
-    tk AS (SELECT *, coalesce({k_sql}::BIGINT, min(n) OVER ({partition})) AS k FROM tasks),
+        FROM t GROUP BY {g.columns}run_id, test, config_key),
+    tk AS (SELECT *, coalesce({k_sql}::BIGINT, min(n) OVER ({g.partition_by})) AS k FROM tasks),
     agg AS (
-        SELECT {g_list}count(DISTINCT run_id) AS runs, count(*) AS tasks, sum(n) AS traces,
+        SELECT {g.columns}count(DISTINCT run_id) AS runs, count(*) AS tasks, sum(n) AS traces,
                sum(steps) AS steps, sum(c) AS successes, sum(term) AS terminated,
                sum(verdicts) AS verdicts, sum(passed) AS passed, coalesce(sum(claims), 0) AS claims,
                coalesce(sum(supported), 0) AS claims_supported, sum(propagated) AS claims_propagated,
@@ -99,8 +55,8 @@ def metrics_sql(by: tuple[str, ...] | list[str], *, run_id: str | None = None, k
                count(*) FILTER (WHERE n >= 2) AS multi_trial_tasks,
                count(*) FILTER (WHERE n >= 2 AND c > 0 AND c < n) AS flipped_tasks,
                sum(tokens) AS tokens, sum(cost_usd) AS cost_usd
-        FROM tk {group_by})
-    SELECT {outer}runs, tasks, traces, steps,
+        FROM tk {g.group_by})
+    SELECT {g.labelled}runs, tasks, traces, steps,
         successes, successes / traces AS success_rate,
         wilson_low(successes, traces) AS success_low, wilson_high(successes, traces) AS success_high,
         terminated, terminated / traces AS termination_rate,
@@ -116,20 +72,23 @@ def metrics_sql(by: tuple[str, ...] | list[str], *, run_id: str | None = None, k
         CASE WHEN multi_trial_tasks > 0 THEN flipped_tasks / multi_trial_tasks END AS flip_rate,
         wilson_low(flipped_tasks, multi_trial_tasks) AS flip_low,
         wilson_high(flipped_tasks, multi_trial_tasks) AS flip_high, tokens, cost_usd
-    FROM agg WHERE traces > 0 {order}"""
+    FROM agg WHERE traces > 0 {g.order_by}"""
 
 
 def compliance_sql(by: tuple[str, ...] | list[str], per: str, *, run_id: str | None = None) -> str:
-    """PASS verdicts / verdicts per contract (or per trace), within each group of ``by``."""
+    """PASS verdicts / verdicts per contract (or per trace), within each group of ``by``.
+
+    Raises:
+        StoreError: ``per`` is neither ``contract`` nor ``trace``, or an item of ``by`` is not one
+            of :data:`~mattrace.store.GROUP_KEYS`.
+    """
     if per not in ("contract", "trace"):
         raise StoreError(f"compliance is computed per 'contract' or per 'trace', not {per!r}")
-    groups = _groups(by)
+    g = METRIC_KEYS.grouping(by)
     subject = "v.contract" if per == "contract" else "t.trace_id"
-    g_sel = "".join(f"{expr} AS {g}, " for g, expr in groups)
-    g_list = "".join(f"{g}, " for g, _ in groups)
     return f"""
-    WITH t AS (SELECT {g_sel}* FROM trace_metrics {_where(run_id)})
-    SELECT {g_list}{subject} AS subject, any_value(t.test) AS test,
+    WITH t AS (SELECT {g.select}* FROM trace_metrics {run_filter(run_id)})
+    SELECT {g.columns}{subject} AS subject, any_value(t.test) AS test,
            CASE WHEN count(DISTINCT v.severity) = 1 THEN any_value(v.severity) END AS severity,
            count(*) AS total, count(*) FILTER (WHERE v.status = 'pass') AS passed,
            count(*) FILTER (WHERE v.status = 'fail') AS failed,
@@ -137,7 +96,7 @@ def compliance_sql(by: tuple[str, ...] | list[str], per: str, *, run_id: str | N
            wilson_low(count(*) FILTER (WHERE v.status = 'pass'), count(*)) AS low,
            wilson_high(count(*) FILTER (WHERE v.status = 'pass'), count(*)) AS high
     FROM verdicts v JOIN t USING (trace_id)
-    GROUP BY {g_list}{subject} ORDER BY {g_list}{subject}"""
+    GROUP BY {g.columns}{subject} ORDER BY {g.columns}{subject}"""
 
 
 @dataclass(frozen=True)

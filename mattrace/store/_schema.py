@@ -18,6 +18,7 @@ from mattrace.errors import StoreError
 from mattrace.store._faults import TRACE_CONTAINMENT, containment_sql, fault_rows_sql, taint_sql
 from mattrace.store._governance import decision_rows_sql, governance_sql
 from mattrace.store._metrics import metrics_sql
+from mattrace.store._records import STEP_COLUMNS
 
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
@@ -40,10 +41,8 @@ TABLES: dict[str, str] = {
         llm_calls INTEGER, tool_calls INTEGER, errors INTEGER, side_effects INTEGER,
         tokens BIGINT, cost_usd DOUBLE, t_start BIGINT, t_end BIGINT, file VARCHAR,
         ingested_at TIMESTAMP, fault_steps INTEGER, tainted_side_effect INTEGER""",
-    "steps": """trace_id VARCHAR, idx INTEGER, kind VARCHAR, agent VARCHAR, target VARCHAR,
-        content VARCHAR, args JSON, result JSON, error_type VARCHAR, error_message VARCHAR,
-        sources JSON, reads INTEGER[], side_effect BOOLEAN, untrusted BOOLEAN, model VARCHAR,
-        tokens BIGINT, cost_usd DOUBLE, attrs JSON, t_start BIGINT, t_end BIGINT""",
+    # derived from mattrace.trace.Step (the model's fields, and where the table differs: _records.py)
+    "steps": ", ".join(f"{column.name} {column.type}" for column in STEP_COLUMNS),
     "checks": """trace_id VARCHAR, run_id VARCHAR, test VARCHAR, trial INTEGER, seed BIGINT,
         trace_file VARCHAR, claims INTEGER, claims_supported INTEGER, claims_propagated INTEGER,
         results_file VARCHAR, line INTEGER, containment VARCHAR, containment_reason VARCHAR,

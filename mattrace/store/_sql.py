@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
 
-__all__ = ["json_path", "literal", "load_rows", "sql_type"]
+__all__ = ["identifier", "json_path", "literal", "load_rows", "sql_type"]
 
 Structure = str | list[Any] | dict[str, Any]
 
@@ -21,6 +21,11 @@ Structure = str | list[Any] | dict[str, Any]
 def literal(text: str) -> str:
     """``text`` as a SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def identifier(name: str) -> str:
+    """``name`` as a quoted SQL identifier (a column named after what a person typed, quotes and all)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def sql_type(structure: Structure) -> str:

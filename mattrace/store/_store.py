@@ -16,11 +16,11 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mattrace.errors import StoreError
 from mattrace.store._faults import ContainmentRow, containment_sql
@@ -39,6 +39,7 @@ __all__ = ["DEFAULT_STORE", "Store"]
 
 DEFAULT_STORE = ".mattrace/mattrace.duckdb"
 MEMORY = ":memory:"
+_Row = TypeVar("_Row")
 
 
 def _pid(message: str) -> str:
@@ -190,6 +191,13 @@ class Store:
         columns, rows = self.query(sql)
         return [dict(zip(columns, row, strict=True)) for row in rows]
 
+    def _grouped(self, build: Callable[..., str], row: Callable[[dict[str, Any], dict[str, Any]], _Row],
+                 by: Sequence[str], run_id: str | None, **options: Any) -> list[_Row]:
+        """Run a grouped query whose group columns are named after the keys of ``by``; one ``row`` per group."""
+        names = _group_names(by)
+        rows = self._dicts(build(names, run_id=run_id, names=names, **options))
+        return [row({n: r[n] for n in names}, r) for r in rows]
+
     def metrics(self, by: Sequence[str] = ("config",), *, run_id: str | None = None,
                 k: int | None = None) -> list[MetricsRow]:
         """The metrics per group of traces (docs/store.md defines each one).
@@ -206,9 +214,7 @@ class Store:
         """
         if k is not None and k < 1:
             raise StoreError(f"pass^k needs k >= 1, got {k}")
-        names = _group_names(by)
-        rows = self._dicts(metrics_sql(names, run_id=run_id, k=k, names=names))
-        return [MetricsRow.from_row({n: r[n] for n in names}, r) for r in rows]
+        return self._grouped(metrics_sql, MetricsRow.from_row, by, run_id, k=k)
 
     def compliance(self, by: Sequence[str] = (), *, per: str = "contract",
                    run_id: str | None = None) -> list[ComplianceRow]:
@@ -241,9 +247,7 @@ class Store:
         Raises:
             StoreError: an unknown ``by`` item (the message lists the valid ones).
         """
-        names = _group_names(by)
-        rows = self._dicts(containment_sql(names, run_id=run_id, names=names))
-        return [ContainmentRow.from_row({n: r[n] for n in names}, r) for r in rows]
+        return self._grouped(containment_sql, ContainmentRow.from_row, by, run_id)
 
     def governance(self, by: Sequence[str] = ("rule",), *, run_id: str | None = None) -> list[GovernanceRow]:
         """Governance decisions per group: allowed, rewritten, blocked and escalated, each share with its interval.
@@ -258,9 +262,7 @@ class Store:
         Raises:
             StoreError: an unknown ``by`` item (the message lists the valid ones).
         """
-        names = _group_names(by)
-        rows = self._dicts(governance_sql(names, run_id=run_id, names=names))
-        return [GovernanceRow.from_row({n: r[n] for n in names}, r) for r in rows]
+        return self._grouped(governance_sql, GovernanceRow.from_row, by, run_id)
 
     def runs(self, limit: int = 20) -> list[RunInfo]:
         """The most recent runs first, with their trace counts and success rate."""
