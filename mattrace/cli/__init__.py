@@ -33,6 +33,8 @@ from mattrace.errors import MatTraceError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from mattrace.tracefile import ReadResult
+
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -337,12 +339,7 @@ def _table_console() -> Console:
 # -- subcommands -------------------------------------------------------------------------------
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from mattrace.tracefile import read_trace_file
-
-    result = read_trace_file(args.file)
-    # printed, not warnings.warn(): under -W error a warning would become a traceback
-    for warning in result.warnings:
-        _stderr(f"mattrace: warning: {warning}")
+    [result] = _read_traces([args.file])
     trace = result.trace
     if args.step is not None and args.step >= len(trace.steps):
         valid = f"steps 0..{len(trace.steps) - 1}" if trace.steps else "no steps"
@@ -416,19 +413,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from mattrace.contracts import check, resolve_contracts
-    from mattrace.tracefile import read_trace_file
+    from mattrace.contracts import check
 
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())   # as `python -m` does: module:NAME resolves from here
-    contracts = [c for spec in args.contracts for c in resolve_contracts(spec)]
-    # every trace is read first: a corrupt file is a usage error (2), not half a report
-    loaded = []
-    for path in args.files:
-        result = read_trace_file(path)
-        for warning in result.warnings:
-            _stderr(f"mattrace: warning: {warning}")
-        loaded.append((path, result.trace))
+    contracts = _contracts(args.contracts)   # a bad contract file: exit 2 before any trace is read
+    loaded = [(path, result.trace) for path, result in zip(args.files, _read_traces(args.files), strict=True)]
     reports = [(path, trace, check(trace, contracts)) for path, trace in loaded]
     failed = sum(not report.ok for _, _, report in reports)
     if args.json:
@@ -478,15 +466,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 def _cmd_diff(args: argparse.Namespace) -> int:
     from mattrace.replay._diff import diff_summary, first_divergence
-    from mattrace.tracefile import read_trace_file
 
-    traces = []
-    for path in (args.old, args.new):   # both are read first: a corrupt file is a usage error (2)
-        result = read_trace_file(path)
-        for warning in result.warnings:
-            _stderr(f"mattrace: warning: {warning}")
-        traces.append(result.trace)
-    old, new = traces
+    old, new = (result.trace for result in _read_traces([args.old, args.new]))
     first = first_divergence(old, new)
     # the overview walks every step, so it is computed only when asked for (--all, --json)
     differences = diff_summary(old, new, limit=None if args.all else 20) if args.all or args.json else []
@@ -565,7 +546,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     from mattrace.contracts import check
     from mattrace.io.otlp_export import export_traces
-    from mattrace.tracefile import read_trace_file
 
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -576,12 +556,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise _CliError(f"--otlp {args.otlp!r}: expected an http(s) URL such as http://localhost:4318")
     endpoint = args.otlp if parts.path.strip("/") else args.otlp.rstrip("/") + "/v1/traces"
     contracts = _contracts(args.contracts) if args.contracts else None
-    traces = []
-    for path in args.files:
-        result = read_trace_file(path)
-        for warning in result.warnings:
-            _stderr(f"mattrace: warning: {warning}")
-        traces.append(result.trace)
+    traces = [result.trace for result in _read_traces(args.files)]
     reports = [check(t, contracts) for t in traces] if contracts is not None else None
     exporter = _counting(OTLPSpanExporter(endpoint=endpoint, timeout=10))
     sent = export_traces(traces, exporter, reports=reports, service=args.service)
@@ -816,6 +791,26 @@ def _print_json(data: Any, default: Callable[[Any], Any] | None = None) -> None:
 
 def _stderr(line: str) -> None:
     sys.stderr.write(line.replace("\n", " ") + "\n")
+
+
+def _read_traces(paths: Sequence[str]) -> list[ReadResult]:
+    """Read every trace file a command was given, before the command shows anything.
+
+    A file that cannot be read or does not verify raises its ``TraceFormatError``
+    (``path:line: reason``), which :func:`main` reports as a usage error (exit 2): a corrupt
+    file stops the command rather than leaving half a report. A torn tail (an unsealed file
+    whose last line was cut off) is readable, so it is a warning on stderr, printed rather
+    than ``warnings.warn()``-ed: under ``-W error`` a warning would become a traceback.
+    """
+    from mattrace.tracefile import read_trace_file
+
+    results = []
+    for path in paths:
+        result = read_trace_file(path)
+        for warning in result.warnings:
+            _stderr(f"mattrace: warning: {warning}")
+        results.append(result)
+    return results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
