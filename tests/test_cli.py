@@ -268,3 +268,76 @@ print(json.dumps({{"codes": codes, "heavy": heavy}}))
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result == {"codes": [0, 0, 0, 0, 0, 0], "heavy": []}
+
+
+SHARED = ("--json", "--store", "--contracts", "--run", "--by", "--width", "--around")
+# options that share a shared option's name but not its meaning: query's --json is one of --json | --csv,
+# and show's --around is the window around --step (default 3), not context around a finding
+OWN = {("query", "--json"), ("show", "--around")}
+OPTION = re.compile(r"^  (-\S.*?)(?:\s{2,}(\S.*))?$")  # "  --json     print ..." (or its help on the next lines)
+
+
+def _commands(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """The commands ``mattrace --help`` lists."""
+    assert main(["--help"]) == 0
+    return re.findall(r"^    (\w+) ", capsys.readouterr().out, re.MULTILINE)
+
+
+def _option_help(page: str) -> dict[str, str]:
+    """Each option on a ``--help`` page with its description, white space folded."""
+    section = page.split("\noptions:\n", 1)[1].split("\n\n", 1)[0]
+    options: dict[str, list[str]] = {}
+    for line in section.splitlines():
+        match = OPTION.match(line)
+        if match:
+            words = options.setdefault(match[1].split()[0].rstrip(","), [])
+            words += (match[2] or "").split()
+        else:   # a continuation line of the last option's description
+            words += line.split()
+    return {option: " ".join(words) for option, words in options.items()}
+
+
+def test_every_command_has_help_and_a_shared_option_reads_the_same_everywhere(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every listed command's --help works, and an option several commands take is described alike in each."""
+    monkeypatch.setenv("COLUMNS", "200")
+    commands = _commands(capsys)
+    assert {"show", "verify", "check", "diff", "replay", "import", "export", "ingest", "query", "metrics",
+            "runs", "report", "compare", "demo", "schema"} <= set(commands)
+    described: dict[str, dict[str, str]] = {}
+    for command in commands:
+        assert main([command, "--help"]) == 0
+        page = capsys.readouterr().out
+        assert page.startswith(f"usage: mattrace {command} ")
+        for option, text in _option_help(page).items():
+            if option in SHARED and (command, option) not in OWN:
+                described.setdefault(option, {})[command] = text
+    assert sorted(described) == sorted(SHARED)
+    for option, texts in described.items():
+        assert len(texts) >= 2 and all(texts.values()), (option, texts)
+        assert len(set(texts.values())) == 1, f"{option} is described differently: {texts}"
+    assert {"show", "verify", "check", "diff", "replay", "ingest", "metrics", "runs", "compare"} <= set(
+        described["--json"])
+
+
+@pytest.mark.slow
+def test_importing_the_cli_and_every_help_page_leave_heavy_dependencies_unimported() -> None:
+    """``import mattrace.cli`` and ``mattrace COMMAND --help`` for every command import no litellm, duckdb, OTel
+    or hypothesis."""
+    code = f"""
+import contextlib, io, json, re, sys
+import mattrace.cli
+on_import = sorted({{m.split(".")[0] for m in sys.modules}} & set({HEAVY!r}))
+with contextlib.redirect_stdout(io.StringIO()) as page:
+    mattrace.cli.main(["--help"])
+commands = re.findall(r"^    (\\w+) ", page.getvalue(), re.MULTILINE)
+with contextlib.redirect_stdout(io.StringIO()):
+    codes = {{c: mattrace.cli.main([c, "--help"]) for c in commands}}
+heavy = sorted({{m.split(".")[0] for m in sys.modules}} & set({HEAVY!r}))
+print(json.dumps({{"on_import": on_import, "codes": codes, "heavy": heavy}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["on_import"] == [] and result["heavy"] == []
+    assert len(result["codes"]) >= 15 and set(result["codes"].values()) == {0}, result["codes"]

@@ -1,0 +1,104 @@
+"""The ``mattrace`` command: show, verify, check, import, export, report, compare, schema, demo, and the store's
+ingest, query, metrics and runs.
+
+:func:`main` only builds the top-level parser and dispatches; each command group lives in
+its own module with every command's parser next to its handler: ``_traces`` (show, verify,
+schema, check, diff), ``_replay``, ``_convert`` (import, export), ``_store`` (ingest, query,
+metrics, runs, report, and ``export --parquet``) and ``_apps`` (compare, demo). What they
+share (exit codes, the options several commands take, reading trace files) is in ``_common``.
+
+Two rules shape this package:
+
+* **Fast start.** ``mattrace --help``, ``show``, ``verify`` and ``schema`` are run by
+  people and CI scripts many times a day, so nothing here imports litellm, duckdb,
+  OpenTelemetry or hypothesis; subcommand bodies import what they need when they run
+  (the store commands import duckdb only once they open the store).
+* **Errors are one line, never a traceback.** A bad argument, a missing file or a corrupt
+  trace prints ``mattrace: error: <path>:<line>: <reason>`` on stderr and exits 2. A
+  traceback here would mean a bug in mattrace, not in the user's input.
+
+Exit codes: 0 success; 1 a verdict went against the files (``verify`` found a file that
+is missing, unreadable, unsealed or tampered with; ``check`` found a contract violated;
+``ingest`` skipped a file it could not read, after ingesting the others: a judgement, not
+a usage error);
+2 usage error or a file that cannot be shown; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from mattrace.cli import _apps, _convert, _replay, _store, _traces
+from mattrace.cli._common import (
+    DEFAULT_STORE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    Parents,
+    Parser,
+    stderr,
+)
+from mattrace.errors import MatTraceError
+
+__all__ = ["DEFAULT_STORE", "main"]
+
+_GROUPS = (_traces, _replay, _convert, _store, _apps)
+# the order `mattrace --help` lists the commands in, and argparse's "invalid choice" message names them in
+_LISTED = ("show", "verify", "schema", "demo", "check", "diff", "replay", "import", "export",
+          "ingest", "query", "metrics", "runs", "report", "compare")
+
+
+def _parser() -> Parser:
+    from mattrace import __version__
+
+    parser = Parser(prog="mattrace", description="Message-Action Traces for multi-agent "
+                    "LLM systems: show, verify, check and import recorded runs; ingest them into "
+                    "a DuckDB store and measure them with metrics and SQL.",
+                    epilog="exit status: 0 ok; 1 verify found a bad file, check a violated "
+                    "contract or ingest a file it skipped; 2 bad usage, "
+                    "a file that cannot be read or is corrupt, or a store that cannot be opened.")
+    parser.add_argument("--version", action="version", version=f"mattrace {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = Parents.build()
+    adders = {name: add for group in _GROUPS for name, add in group.COMMANDS.items()}
+    for name in sorted(adders, key=_LISTED.index):   # a command missing from _LISTED fails here, loudly
+        adders[name](sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``mattrace`` command with ``argv`` (default ``sys.argv[1:]``); return its exit code.
+
+    Never raises for bad input: usage errors and unreadable or corrupt files become one
+    line on stderr and exit code 2.
+    """
+    try:
+        args = _parser().parse_args(argv)
+    except CliError as exc:
+        stderr(f"mattrace: error: {exc}")
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help and --version print and "exit" with 0
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    func: Callable[[argparse.Namespace], int] = args.func
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
+    try:
+        return func(args)
+    except (CliError, MatTraceError) as exc:
+        stderr(f"mattrace: error: {exc}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        stderr("mattrace: interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `mattrace show big.jsonl | head`: the reader left, so stop
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # keep the exit-time flush from failing too
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""What every command group of ``mattrace`` shares: exit codes, the one-line error, the
+shared options as argparse parent parsers, consoles, and reading trace files.
+
+Kept to the standard library, rich (imported lazily) and ``mattrace.errors``, so that
+``mattrace --help`` and the quick commands start fast: the heavy dependencies (litellm,
+duckdb, OpenTelemetry, hypothesis) are imported only by the handlers that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from rich.console import Console
+
+    from mattrace.tracefile import ReadResult
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_STORE = ".mattrace/mattrace.duckdb"  # = mattrace.store.DEFAULT_STORE (not imported: fast start)
+LOG_WIDTH = 160
+
+
+class CliError(Exception):
+    """A problem with the user's input, reported as one line and exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line (no usage dump) raised to :func:`mattrace.cli.main`."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError(f"{message} (see `{self.prog} --help`)")
+
+
+if TYPE_CHECKING:
+    Commands: TypeAlias = argparse._SubParsersAction[Parser]  # what a group adds its commands to
+    Adder: TypeAlias = Callable[[Commands, "Parents"], None]  # adds one command's parser, next to its handler
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse ``type`` for whole numbers >= ``low``, with a readable error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    return parse
+
+
+non_negative, positive = int_at_least(0), int_at_least(1)
+
+
+@dataclass(frozen=True)
+class Parents:
+    """The options several commands take, each defined once as an argparse parent parser.
+
+    A command lists the ones it takes in ``parents=[...]``, so ``--json`` or ``--store``
+    is spelled, defaulted and described the same way wherever it appears.
+    """
+
+    json: Parser
+    store: Parser
+    contracts: Parser
+    contracts_required: Parser
+    run: Parser
+    by: Parser
+    width: Parser
+    around: Parser
+
+    @classmethod
+    def build(cls) -> Parents:
+        """The parent parsers, made anew for each top-level parser (argparse shares their actions)."""
+        def parent(*flags: str, **options: Any) -> Parser:
+            parser = Parser(add_help=False)
+            parser.add_argument(*flags, **options)
+            return parser
+
+        # check cannot run without contracts; ingest and export --otlp check only when given some
+        def contracts(required: bool) -> Parser:
+            return parent("--contracts", "-c", action="append", required=required, metavar="FILE|module:NAME",
+                          help="a contract file (.toml) or module:NAME; repeat to combine")
+
+        return cls(
+            json=parent("--json", action="store_true", help="print the result as JSON, for scripts"),
+            store=parent("--store", default=DEFAULT_STORE, metavar="FILE",
+                         help=f"the DuckDB store (default {DEFAULT_STORE})"),
+            contracts=contracts(required=False),
+            contracts_required=contracts(required=True),
+            run=parent("--run", metavar="ID", help="only this run ('latest': the newest one; default: every run)"),
+            by=parent("--by", action="append", metavar="KEYS",
+                      help="comma-separated group keys, e.g. model,config.x (default: config)"),
+            width=parent("--width", type=positive, metavar="COLS",
+                         help="lay out to COLS columns (default: the terminal's width)"),
+            around=parent("--around", type=non_negative, default=2, metavar="K",
+                          help="steps of context either side of the first violation or divergence (default 2)"),
+        )
+
+
+def split_names(values: Iterable[str]) -> list[str]:
+    """Comma-separated names from one or more option values, blanks dropped: ``["a, b", "c"]`` → a, b, c."""
+    return [n.strip() for v in values for n in v.split(",") if n.strip()]
+
+
+def resolve_run(store: Any, run: str | None, where: str) -> str | None:
+    """The run a ``--run`` option names in an open store: an id as given, ``latest`` for the newest, None for all.
+
+    Raises:
+        CliError: ``latest`` on a store that holds no runs (``where`` names the store).
+    """
+    if run != "latest":
+        return run
+    latest = store.runs(limit=1)
+    if not latest:
+        raise CliError(f"{where}: the store holds no runs yet")
+    return str(latest[0].run_id)
+
+
+def console(width: int | None = None) -> Console:
+    """A stdout console; rich leaves colour out when stdout is not a terminal."""
+    from rich.console import Console
+
+    return Console(width=width, highlight=False)
+
+
+def table_console() -> Console:
+    """A console for wide tables: a terminal's width, or a wide page when writing to a file or CI log.
+
+    rich assumes 80 columns when stdout is not a terminal, which folds a metrics table
+    into three lines a row; a log does not wrap, so draw it wide there (``COLUMNS`` wins).
+    """
+    wide = console()
+    if not wide.is_terminal and "COLUMNS" not in os.environ:
+        wide.width = LOG_WIDTH
+    return wide
+
+
+def print_json(data: Any, default: Callable[[Any], Any] | None = None) -> None:
+    """``data`` on stdout as indented JSON, non-ASCII kept readable."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=default) + "\n")
+
+
+def stderr(line: str) -> None:
+    """One line on stderr: a message with a newline in it would read as two."""
+    sys.stderr.write(line.replace("\n", " ") + "\n")
+
+
+def read_traces(paths: Iterable[str]) -> list[ReadResult]:
+    """Read every trace file a command was given, before the command shows anything.
+
+    A file that cannot be read or does not verify raises its ``TraceFormatError``
+    (``path:line: reason``), which :func:`mattrace.cli.main` reports as a usage error (exit 2):
+    a corrupt file stops the command rather than leaving half a report. A torn tail (an
+    unsealed file whose last line was cut off) is readable, so it is a warning on stderr,
+    printed rather than ``warnings.warn()``-ed: under ``-W error`` a warning would become a
+    traceback.
+    """
+    from mattrace.tracefile import read_trace_file
+
+    results = []
+    for path in paths:
+        result = read_trace_file(path)
+        for warning in result.warnings:
+            stderr(f"mattrace: warning: {warning}")
+        results.append(result)
+    return results
+
+
+def load_contracts(specs: Iterable[str]) -> list[Any]:
+    """The contracts named by ``--contracts`` values: contract files or ``module:NAME`` objects.
+
+    The working directory goes on ``sys.path`` first, as ``python -m`` puts it there, so
+    ``module:NAME`` finds the user's own modules.
+    """
+    from mattrace.contracts import resolve_contracts
+
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    return [c for spec in specs for c in resolve_contracts(spec)]

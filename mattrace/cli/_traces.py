@@ -1,0 +1,194 @@
+"""``mattrace show | verify | schema | check | diff``: the commands that look at trace files.
+
+These run many times a day from terminals and CI scripts, so each handler imports only
+what it needs when it runs (rich, the report views, the contract checker): none of them
+touches litellm, duckdb, OpenTelemetry or hypothesis.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from mattrace.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CliError,
+    Parents,
+    Parser,
+    console,
+    load_contracts,
+    non_negative,
+    print_json,
+    read_traces,
+)
+from mattrace.errors import MatTraceError
+
+if TYPE_CHECKING:
+    from mattrace.cli._common import Adder, Commands
+
+
+def _add_show(sub: Commands, common: Parents) -> None:
+    show = sub.add_parser("show", parents=[common.width, common.json], help="render a trace file in the terminal",
+                          description="Render a trace: header, one row per step, and with "
+                          "--step a window around that step plus all of its fields.")
+    show.add_argument("file", metavar="FILE", help="a trace file (.jsonl)")
+    show.add_argument("--step", type=non_negative, metavar="N",
+                      help="show steps N-K..N+K and the details of step N (with --json: that step)")
+    # not the shared --around: a window to read around a chosen step is wider than one around a finding
+    show.add_argument("--around", type=non_negative, default=3, metavar="K",
+                      help="steps of context either side of --step (default 3)")
+    show.set_defaults(func=_show)
+
+
+def _show(args: argparse.Namespace) -> int:
+    [result] = read_traces([args.file])
+    trace = result.trace
+    if args.step is not None and args.step >= len(trace.steps):
+        valid = f"steps 0..{len(trace.steps) - 1}" if trace.steps else "no steps"
+        raise CliError(f"{args.file}: step {args.step} is out of range: the trace has {valid}")
+    if args.json:
+        data: Any = (trace.model_dump(mode="json") if args.step is None
+                     else trace.steps[args.step].model_dump(mode="json"))
+        print_json(data)
+        return EXIT_OK
+    from mattrace.report import render_trace
+
+    console(args.width).print(render_trace(
+        trace, step=args.step, around=args.around, width=args.width, path=args.file,
+        sealed=result.sealed, torn_line=result.torn_line))
+    return EXIT_OK
+
+
+def _add_verify(sub: Commands, common: Parents) -> None:
+    verify = sub.add_parser(
+        "verify", parents=[common.json], help="check that trace files are complete, sealed and unaltered",
+        description="Check each file's hash chain and seal. A file that is missing, "
+        "unreadable, unsealed or altered is reported FAIL with path:line: reason.",
+        epilog="exit status: 0 when every file is OK, 1 when any FAILs, 2 on bad usage. "
+        "Set MATTRACE_HMAC_KEY to require HMAC-signed files.")
+    verify.add_argument("files", nargs="+", metavar="FILE", help="trace files")
+    verify.set_defaults(func=_verify)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    # not read_traces(): a file that does not verify is this command's verdict (exit 1), not bad input
+    from mattrace.tracefile import VerifyReport, verify
+
+    reports: list[VerifyReport] = []
+    for path in args.files:
+        try:
+            reports.append(verify(path))
+        except MatTraceError as exc:  # verify() reports file problems; be safe anyway
+            reports.append(VerifyReport(path, ok=False, reason=str(exc)))
+    failed = sum(not r.ok for r in reports)
+    if args.json:
+        print_json([asdict(r) for r in reports])
+        return EXIT_FAILED if failed else EXIT_OK
+    from rich.text import Text
+
+    out = console()
+    for r in reports:
+        if r.ok:
+            out.print(Text.assemble(("OK  ", "bold green"), f"  {r.path} ({r.steps} steps, {r.algorithm})"),
+                      soft_wrap=True)
+        else:
+            where = f"{r.path}:{r.line}" if r.line is not None else r.path
+            out.print(Text.assemble(("FAIL", "bold red"), f"  {where}: {r.reason}"), soft_wrap=True)
+    if len(reports) > 1:
+        out.print(f"{len(reports) - failed} ok, {failed} failed", soft_wrap=True)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _add_schema(sub: Commands, common: Parents) -> None:
+    schema = sub.add_parser("schema", help="print the JSON Schema of a trace",
+                            description="Print the JSON Schema of a Trace (as `show --json` prints it).")
+    schema.set_defaults(func=_schema)
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from mattrace.trace import trace_json_schema
+
+    print_json(trace_json_schema())
+    return EXIT_OK
+
+
+def _add_check(sub: Commands, common: Parents) -> None:
+    # TRACE comes in a parent ahead of --contracts so that a bare `mattrace check` names the
+    # missing arguments in the order it always has ("TRACE, --contracts/-c")
+    files = Parser(add_help=False)
+    files.add_argument("files", nargs="+", metavar="TRACE", help="trace files (.jsonl)")
+    chk = sub.add_parser(
+        "check", parents=[files, common.contracts_required, common.around, common.width, common.json],
+        help="check trace files against contracts",
+        description="Check each trace against the contracts and show every failing contract "
+        "with its first violating step in context. Contracts come from a TOML contract file "
+        "or a Python object `module:NAME` (a contract or a list of them). With --json, one "
+        "report per trace.",
+        epilog="exit status: 0 when every contract passes on every trace, 1 when any "
+        "contract fails, 2 on bad usage, a bad contract file or an unreadable trace.")
+    chk.add_argument("--failures-only", action="store_true", help="do not list the contracts that passed")
+    chk.set_defaults(func=_check)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from mattrace.contracts import check
+
+    contracts = load_contracts(args.contracts)   # a bad contract file: exit 2 before any trace is read
+    loaded = [(path, result.trace) for path, result in zip(args.files, read_traces(args.files), strict=True)]
+    reports = [(path, trace, check(trace, contracts)) for path, trace in loaded]
+    failed = sum(not report.ok for _, _, report in reports)
+    if args.json:
+        print_json([{"path": path} | report.to_json_dict() for path, _, report in reports])
+        return EXIT_FAILED if failed else EXIT_OK
+    from mattrace.report.verdicts import print_report
+
+    out = console(args.width)
+    for path, trace, report in reports:
+        print_report(out, report, trace, path=path, around=args.around, passed=not args.failures_only)
+    if len(reports) > 1:
+        out.print(f"{len(reports) - failed} of {len(reports)} traces passed every contract", soft_wrap=True)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _add_diff(sub: Commands, common: Parents) -> None:
+    dif = sub.add_parser(
+        "diff", parents=[common.around, common.json],
+        help="compare two trace files: identical, or where they first differ",
+        description="Compare two traces as their fingerprints do (times, trace ids and volatile "
+        "attrs are ignored) and show the first divergence: the step and field, both values, and "
+        'the steps around it in each trace. With --json, {"identical", "first", "differences"}.',
+        epilog="exit status: 0 when the traces are identical, 1 when they differ, 2 on bad usage or "
+        "a file that cannot be read or is corrupt.")
+    dif.add_argument("old", metavar="A", help="the reference trace file (e.g. the recording)")
+    dif.add_argument("new", metavar="B", help="the trace file compared with it (e.g. the replay)")
+    dif.add_argument("--all", action="store_true", help="also list every differing step")
+    dif.set_defaults(func=_diff)
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from mattrace.replay._diff import diff_summary, first_divergence
+
+    old, new = (result.trace for result in read_traces([args.old, args.new]))
+    first = first_divergence(old, new)
+    # the overview walks every step, so it is computed only when asked for (--all, --json)
+    differences = diff_summary(old, new, limit=None if args.all else 20) if args.all or args.json else []
+    if args.json:
+        print_json({"identical": first is None, "first": first.to_json_dict() if first else None,
+                    "differences": [d.to_json_dict() for d in differences]})
+        return EXIT_OK if first is None else EXIT_FAILED
+    from mattrace.report.diff import print_diff
+
+    print_diff(console(), old, new, first, old_path=args.old, new_path=args.new, around=args.around,
+               differences=differences if args.all else None)
+    return EXIT_OK if first is None else EXIT_FAILED
+
+
+COMMANDS: dict[str, Adder] = {  # the group's commands, each with the function that adds its parser
+    "show": _add_show,
+    "verify": _add_verify,
+    "schema": _add_schema,
+    "check": _add_check,
+    "diff": _add_diff,
+}
