@@ -11,7 +11,6 @@ import os as _os
 # a recorded test run must never reach the network, so say so before anyone imports it.
 _os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import mattrace.faults as _faults  # noqa: F401  (registers fault injection with record())
 from mattrace.contracts import Report, Violation, check
 from mattrace.errors import (
     BudgetExhausted,

@@ -13,7 +13,7 @@ from mattrace.faults._errors import (
     InjectedServiceError,
     InjectedTimeout,
 )
-from mattrace.faults._injector import FaultInjector, FaultPlan
+from mattrace.faults._injector import FaultInjector, FaultPlan, join_run
 from mattrace.faults._matrix import FaultCase, FaultMatrix, matrix
 from mattrace.faults._plan_file import load_faults
 from mattrace.faults._specs import (
@@ -56,6 +56,7 @@ __all__ = [
     "InjectedServiceError",
     "InjectedTimeout",
     "Irrelevant",
+    "join_run",
     "Latency",
     "load_faults",
     "Malformed",

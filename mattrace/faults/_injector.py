@@ -20,7 +20,8 @@ from typing import Any
 from mattrace.errors import FaultSpecError
 from mattrace.faults._specs import Fault
 from mattrace.recording.interceptors import FAULTS_ORDER, Answer, Call, CallOutcome
-from mattrace.recording.recorder import Recorder, recorder_extension
+from mattrace.recording.options import RecordOptions
+from mattrace.recording.recorder import Recorder
 from mattrace.trace import Source, SourceKind, StepKind
 
 __all__ = ["FaultInjector", "FaultPlan", "INJECTOR_AGENT"]
@@ -125,9 +126,13 @@ class FaultInjector:
             outcome = hit.fault.after(call, outcome, history)
         return outcome
 
+    def close(self) -> None:
+        """Nothing to write: every injected fault is already a step of the trace."""
 
-@recorder_extension("faults")
-def _join(recorder: Recorder, options: dict[str, Any]) -> FaultInjector | None:
+
+def join_run(recorder: Recorder, options: RecordOptions) -> FaultInjector | None:
+    """The fault injector of a new run with ``faults=``: the recorder extension named in
+    ``mattrace.recording.extensions.EXTENSIONS``."""
     faults = options.get("faults")
     if not faults:
         return None

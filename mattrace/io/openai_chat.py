@@ -60,7 +60,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mattrace.errors import TraceFormatError
-from mattrace.recording.recorder import DEFAULT_DIR, _slug
+from mattrace.recording.recorder import DEFAULT_DIR, slug
 from mattrace.trace import Source, Step, StepKind, Trace, canonical_json, validation_summary
 from mattrace.tracefile import TraceWriter
 
@@ -157,7 +157,7 @@ def write_trace(trace: Trace, dir: str | os.PathLike[str] = DEFAULT_DIR) -> Path
     The file is named like a recorded one (``<name>-<trace id prefix>.jsonl``) and is never
     overwritten; a file that could not be written whole is removed again.
     """
-    path = Path(dir) / f"{_slug(trace.name)}-{trace.trace_id[:8]}.jsonl"
+    path = Path(dir) / f"{slug(trace.name)}-{trace.trace_id[:8]}.jsonl"
     writer = TraceWriter(path, trace)
     try:
         for step in trace.steps:

@@ -20,7 +20,7 @@ from mattrace.contracts import Report, check
 from mattrace.contracts._claims import factuality_of
 from mattrace.errors import RecordingError
 from mattrace.faults import FaultPlan, containment
-from mattrace.recording import record
+from mattrace.recording import RecordMode, record
 from mattrace.recording.recorder import Recorder
 from mattrace.trace import OutcomeStatus, Step, Trace
 
@@ -91,7 +91,7 @@ class MatRun:
             self._block = record(self.name, config=self.config, dir=session.traces_dir,
                                  labels=session.labels(mat.test, mat.trial),
                                  cassette=session.cassette(mat.test, mat.trial, self.number),
-                                 record_mode=session.settings.record_mode,
+                                 record_mode=RecordMode(session.settings.record_mode),
                                  faults=list(self.faults) or None, governor=mat.governor)
             self.recorder = self._block.__enter__()
             return self

@@ -7,11 +7,14 @@ recorder knows them by name only, see ``AUTO_INSTRUMENT``); offline converters i
 :mod:`mattrace.io`; the scripted model in :mod:`mattrace.testing`.
 """
 
+from mattrace.recording.blocks import record, unrecorded
 from mattrace.recording.boundaries import Doc, Memory, retriever, tool
 from mattrace.recording.context import active_recorder, agent, current_agent
 from mattrace.recording.events import delegate, message
+from mattrace.recording.extensions import recorder_extension
 from mattrace.recording.interceptors import Answer, Call, CallOutcome, Interceptor
-from mattrace.recording.recorder import Recorder, record
+from mattrace.recording.options import RecordMode, RecordOptions
+from mattrace.recording.recorder import Recorder
 from mattrace.recording.redact import Redactor
 
 __all__ = [
@@ -28,9 +31,13 @@ __all__ = [
     "message",
     "record",
     "Recorder",
+    "recorder_extension",
+    "RecordMode",
+    "RecordOptions",
     "Redactor",
     "retriever",
     "tool",
+    "unrecorded",
 ]
 
 

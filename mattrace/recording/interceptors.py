@@ -102,6 +102,11 @@ class Interceptor(Protocol):
         """Inspect/replace the outcome of ``call``."""
         ...
 
+    def close(self) -> None:
+        """Called once, after the run's trace is sealed: write what was kept (a cassette, an
+        audit log), release what was held. The recorder tolerates an object without it."""
+        ...
+
 
 def _enter(chain: list[Interceptor], call: Call) -> tuple[list[Interceptor], Answer | None]:
     entered: list[Interceptor] = []

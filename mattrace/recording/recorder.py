@@ -3,34 +3,30 @@
 One :class:`Recorder` per run. It assigns step indices under a lock (so concurrent agents
 in threads get one total order), fills in the agent and inferred ``reads``, redacts
 secrets, writes each step to the trace file at once, and on exit records the ``end``
-step and seals the file. :class:`record` is the public entry: a context manager (sync and
-async) and a decorator (sync and async functions).
+step and seals the file. ``record()`` (:mod:`mattrace.recording.blocks`) is the public
+entry that creates one.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
-import inspect
-import json
 import re
-import sys
 import threading
 import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable
-from contextvars import Token
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast, overload
+from typing import Any, Unpack
 
 from pydantic import ValidationError
 
 from mattrace.errors import RecordingError, TraceWriteWarning
-from mattrace.recording.context import _recorder, current_agent
+from mattrace.recording.context import current_agent
+from mattrace.recording.extensions import run_extensions
 from mattrace.recording.interceptors import Interceptor
 from mattrace.recording.jsonable import to_jsonable
+from mattrace.recording.options import DEFAULT_DIR, RecordOptions, check_options
 from mattrace.recording.provenance import OutputIndex
 from mattrace.recording.redact import Redactor
 from mattrace.trace import (
@@ -45,19 +41,8 @@ from mattrace.trace import (
 )
 from mattrace.tracefile import TraceWriter
 
-__all__ = [
-    "AUTO_INSTRUMENT",
-    "auto_instrument",
-    "DEFAULT_DIR",
-    "record",
-    "Recorder",
-    "recorder_extension",
-    "RecorderExtension",
-    "unrecorded",
-]
+__all__ = ["DEFAULT_DIR", "Recorder", "slug"]
 
-DEFAULT_DIR = ".mattrace/traces"
-F = TypeVar("F", bound=Callable[..., Any])
 
 # steps whose inputs are searched for earlier outputs (see provenance.py)
 _INFER_READS = frozenset({StepKind.MESSAGE, StepKind.DELEGATE, StepKind.LLM, StepKind.TOOL,
@@ -65,57 +50,6 @@ _INFER_READS = frozenset({StepKind.MESSAGE, StepKind.DELEGATE, StepKind.LLM, Ste
 # steps whose outputs later steps may read
 _PRODUCES = frozenset({StepKind.MESSAGE, StepKind.DELEGATE, StepKind.LLM, StepKind.TOOL,
                        StepKind.RETRIEVAL, StepKind.MEMORY_READ})
-
-
-AUTO_INSTRUMENT: dict[str, str] = {
-    "litellm": "mattrace.integrations.litellm:instrument",
-}
-"""Libraries whose calls ``record()`` records without being asked: when the library (the key)
-is already imported, the function (``module:name``) is called on entering a ``record()`` block.
-
-Named as strings so the core never imports an integration (or the library it adapts):
-a program that does not use litellm never pays for importing it.
-"""
-
-
-def auto_instrument() -> None:
-    """Instrument every library of :data:`AUTO_INSTRUMENT` that the program has imported.
-
-    Idempotent (each instrument function is). Raises:
-        RecordingError: a table entry does not name an importable function.
-    """
-    for library, target in AUTO_INSTRUMENT.items():
-        if library in sys.modules:
-            module, _, attr = target.partition(":")
-            try:
-                instrument = getattr(importlib.import_module(module), attr)
-            except (ImportError, AttributeError) as exc:
-                raise RecordingError(f"cannot instrument {library}: {target} is not importable ({exc})") from None
-            instrument()
-
-
-RecorderExtension = Callable[["Recorder", dict[str, Any]], Interceptor | None]
-"""Called for every new recorder with the ``record()`` options; may return an interceptor."""
-
-_EXTENSIONS: dict[str, RecorderExtension] = {}
-
-
-def recorder_extension(name: str) -> Callable[[RecorderExtension], RecorderExtension]:
-    """Register a function that joins every recorder (replay, faults and governance plug in so).
-
-    ``recording`` imports none of those packages; they register here when imported. The
-    returned interceptor joins the recorder's chain; if it has a ``close()`` method, the
-    recorder calls it after sealing the trace.
-    """
-    if not isinstance(name, str) or not name:
-        raise RecordingError(f"a recorder extension needs a name, got {name!r}")
-
-    def register(fn: RecorderExtension) -> RecorderExtension:
-        if not callable(fn):
-            raise RecordingError(f"recorder extension {name!r} must be callable, got {fn!r}")
-        _EXTENSIONS[name] = fn
-        return fn
-    return register
 
 
 def _step_kind(kind: StepKind | str) -> StepKind:
@@ -126,7 +60,8 @@ def _step_kind(kind: StepKind | str) -> StepKind:
         raise RecordingError(f"unknown step kind {kind!r}; expected one of: {known}") from None
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
+    """``name`` as a safe file-name part (what a trace file of that run is called)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:80] or "trace"
 
 
@@ -155,19 +90,18 @@ class Recorder:
         write_error: the OSError that stopped the file being written, if one did.
     """
 
-    def __init__(self, name: str, *, config: dict[str, Any] | None = None,
-                 dir: str | Path = DEFAULT_DIR, fsync: bool = False,
-                 entrypoint: dict[str, Any] | None = None,
-                 governor: Interceptor | None = None, labels: dict[str, str] | None = None,
-                 redact: Redactor | None = None, path: str | Path | None = None,
-                 persist: bool = True, cassette: str | Path | bool = True,
-                 record_mode: str = "once", faults: Any = None) -> None:
+    def __init__(self, name: str, *, path: str | Path | None = None, persist: bool = True,
+                 **options: Unpack[RecordOptions]) -> None:
         if not isinstance(name, str) or not name:
             raise RecordingError(f"record() needs a non-empty run name, got {name!r}")
+        check_options(options)
+        config, labels, entrypoint = options.get("config"), options.get("labels"), options.get("entrypoint")
+        redact, fsync = options.get("redact"), bool(options.get("fsync", False))
+        dir = options.get("dir", DEFAULT_DIR)
         self.trace_id = uuid.uuid4().hex
         self.redactor = redact if redact is not None else Redactor()
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        self.path = Path(path) if path else Path(dir) / f"{_slug(name)}-{stamp}-{self.trace_id[:8]}.jsonl"
+        self.path = Path(path) if path else Path(dir) / f"{slug(name)}-{stamp}-{self.trace_id[:8]}.jsonl"
         try:
             self._header = Trace(trace_id=self.trace_id, name=name,
                                  config=self.redactor(to_jsonable(config or {})), labels=dict(labels or {}),
@@ -184,16 +118,14 @@ class Recorder:
         self._outcome: Outcome | None = None
         self._closed = False
         self.write_error: OSError | None = None
+        governor = options.get("governor")
         if governor is not None:
             self.add_interceptor(governor)
         # extensions first: one that refuses the run (a missing cassette to replay) must do so
         # before a trace file exists, or an empty unsealed trace would be left behind
-        options = {"cassette": cassette if persist else False, "record_mode": record_mode, "fsync": fsync,
-                   "faults": faults}
-        for extension in list(_EXTENSIONS.values()):
-            joined = extension(self, options)
-            if joined is not None:
-                self.add_interceptor(joined)
+        cassette = options.get("cassette", True) if persist else False   # a run kept in memory has none
+        for joined in run_extensions(self, {**options, "cassette": cassette}):
+            self.add_interceptor(joined)
         self._writer: TraceWriter | _NullWriter = (
             TraceWriter(self.path, self._header, fsync=fsync) if persist else _NullWriter())
 
@@ -238,10 +170,14 @@ class Recorder:
     # -- interceptors ----------------------------------------------------------------------
 
     def add_interceptor(self, interceptor: Interceptor) -> None:
-        """Put ``interceptor`` into this run's boundary chain, at its ``order``."""
-        if not isinstance(interceptor, Interceptor):
+        """Put ``interceptor`` into this run's boundary chain, at its ``order``.
+
+        Checked by duck typing at run time: ``close()`` is part of the protocol (a type
+        checker asks for it) but an object without one is accepted and simply not closed.
+        """
+        if not all(hasattr(interceptor, member) for member in ("name", "order", "before", "after")):
             raise RecordingError(f"{interceptor!r} is not an Interceptor (needs name, order, "
-                                 "before(call) and after(call, outcome))")
+                                 "before(call), after(call, outcome) and close())")
         with self._lock:
             self._interceptors.append(interceptor)
             self._interceptors.sort(key=lambda i: i.order)
@@ -379,7 +315,7 @@ class Recorder:
             except OSError as exc:
                 self._lose_file(exc, len(self._steps))
         for interceptor in self.interceptors:
-            close = getattr(interceptor, "close", None)
+            close = getattr(interceptor, "close", None)   # optional at run time, see add_interceptor
             if callable(close):
                 close()
         return self.trace
@@ -416,137 +352,3 @@ def _read_inputs(kind: StepKind, args: dict[str, Any] | None) -> dict[str, Any] 
     if kind is StepKind.LLM and args and "tools" in args:
         return {k: v for k, v in args.items() if k != "tools"}
     return args
-
-
-class _Record:
-    """A ``record()`` block: context manager (sync and async) and decorator factory."""
-
-    def __init__(self, name: str | None, options: dict[str, Any]) -> None:
-        self._name = name
-        self._options = options
-        self._recorder: Recorder | None = None
-        self._token: Token[Recorder | None] | None = None
-
-    # -- context manager -------------------------------------------------------------------
-
-    def __enter__(self) -> Recorder:
-        if self._recorder is not None:
-            raise RecordingError("this record() block is already active; use a new record() per run")
-        if self._name is None:
-            raise RecordingError("record() used as a context manager needs a run name")
-        auto_instrument()
-        self._recorder = Recorder(self._name, **self._options)
-        self._token = _recorder.set(self._recorder)
-        return self._recorder
-
-    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        assert self._recorder is not None and self._token is not None
-        try:
-            self._recorder.close(error=exc)
-        finally:
-            _recorder.reset(self._token)
-
-    async def __aenter__(self) -> Recorder:
-        return self.__enter__()
-
-    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        self.__exit__(exc_type, exc, tb)
-
-    # -- decorator -------------------------------------------------------------------------
-
-    def __call__(self, *args: Any) -> Any:
-        if len(args) != 1 or not callable(args[0]):
-            raise RecordingError("record(...) as a decorator takes exactly one function, "
-                                 f"got {args!r}")
-        return self._decorate(args[0])
-
-    def _decorate(self, fn: F) -> F:
-        name = self._name or fn.__qualname__
-        options = self._options
-
-        def make(call_args: tuple[Any, ...], call_kwargs: dict[str, Any]) -> _Record:
-            entry = options["entrypoint"] or _entrypoint(fn, call_args, call_kwargs)
-            return _Record(name, options | {"entrypoint": entry})
-
-        if inspect.iscoroutinefunction(fn):
-            @functools.wraps(fn)
-            async def async_wrapper(*a: Any, **kw: Any) -> Any:
-                async with make(a, kw):
-                    return await fn(*a, **kw)
-            async_wrapper.__mattrace_record__ = True  # type: ignore[attr-defined]
-            return cast(F, async_wrapper)
-
-        @functools.wraps(fn)
-        def wrapper(*a: Any, **kw: Any) -> Any:
-            with make(a, kw):
-                return fn(*a, **kw)
-        # replay calls the function inside its own record() block, so it unwraps this one
-        wrapper.__mattrace_record__ = True  # type: ignore[attr-defined]
-        return cast(F, wrapper)
-
-
-@overload
-def record(name: F, /) -> F: ...
-@overload
-def record(name: str | None = None, /, *, config: dict[str, Any] | None = None,
-           dir: str | Path = DEFAULT_DIR, fsync: bool = False,
-           entrypoint: dict[str, Any] | None = None, governor: Interceptor | None = None,
-           labels: dict[str, str] | None = None, redact: Redactor | None = None,
-           cassette: str | Path | bool = True, record_mode: str = "once", faults: Any = None) -> _Record: ...
-def record(name: str | Callable[..., Any] | None = None, /, *,
-           config: dict[str, Any] | None = None, dir: str | Path = DEFAULT_DIR,
-           fsync: bool = False, entrypoint: dict[str, Any] | None = None,
-           governor: Interceptor | None = None, labels: dict[str, str] | None = None,
-           redact: Redactor | None = None, cassette: str | Path | bool = True,
-           record_mode: str = "once", faults: Any = None) -> Any:
-    """Record a run: ``with record(name) as rec:``, ``async with``, ``@record(name)`` or ``@record``.
-
-    Args:
-        name: the run's name (e.g. the test's node id); a decorator defaults to the
-            function's qualified name.
-        config: what this run was configured with (model, seed, orchestration, ...).
-        dir: directory for the trace file (default ``.mattrace/traces``).
-        fsync: ``os.fsync`` every step (durable against power loss; much slower).
-        entrypoint: ``{"target": "module:function", "args": [...], "kwargs": {...}}`` so
-            the run can be re-run; the decorator fills it in when the arguments are JSON-able.
-        governor: an interceptor put in front of every boundary call.
-        labels: free-form string labels stored with the trace.
-        redact: the :class:`Redactor` for everything recorded (default redacts common secrets).
-        cassette: where the run's boundary results are stored for replay: ``True`` (default)
-            next to the trace file (``x.jsonl`` → ``x.cassette``), a path, or ``False`` for none.
-        record_mode: ``once`` (default: record unless the cassette exists, else replay it),
-            ``none`` (replay only), ``new`` (replay known calls, record new ones), ``all``.
-        faults: faults to inject (``mattrace.faults``: a list, or a ``FaultPlan`` with a seed);
-            each hit is recorded as a ``fault`` step.
-
-    As a decorator each call of the function is one run in its own trace file; inside it,
-    ``mattrace.active_recorder()`` returns the recorder. The decorated function stays a
-    plain (or coroutine) function, so it works as a method and ``inspect`` sees it as async.
-    """
-    options: dict[str, Any] = dict(config=config, dir=dir, fsync=fsync, entrypoint=entrypoint,
-                                   governor=governor, labels=labels, redact=redact, cassette=cassette,
-                                   record_mode=record_mode, faults=faults)
-    if callable(name):  # bare @record
-        return _Record(None, options)._decorate(name)
-    return _Record(name, options)
-
-
-def unrecorded(fn: Any) -> Any:
-    """``fn`` without its ``@record`` decorator: for callers that open the record() block
-    themselves (replay, a search), so the run is not recorded twice in nested blocks."""
-    while getattr(fn, "__mattrace_record__", False) and hasattr(fn, "__wrapped__"):
-        fn = fn.__wrapped__
-    return fn
-
-
-def _entrypoint(fn: Callable[..., Any], args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> dict[str, Any] | None:
-    """``module:qualname`` plus arguments, when the arguments survive JSON unchanged."""
-    if "<locals>" in fn.__qualname__:
-        return None
-    try:
-        if json.loads(json.dumps([list(args), kwargs])) != [list(args), kwargs]:
-            return None
-    except (TypeError, ValueError):
-        return None
-    return {"target": f"{fn.__module__}:{fn.__qualname__}", "args": list(args), "kwargs": kwargs}

@@ -9,7 +9,7 @@ trace has the same fingerprint. See docs/replay.md.
 from mattrace.replay._cassette import MODES, Cassette, RecordMode, cassette_path
 from mattrace.replay._codec import ReplayedError
 from mattrace.replay._diff import MISSING, STEP_FIELDS, Divergence, describe_step, diff_summary, first_divergence
-from mattrace.replay._extension import active_cassette, now, random
+from mattrace.replay._extension import active_cassette, join_run, now, random
 from mattrace.replay._file import CassetteFile, read_cassette
 from mattrace.replay._rerun import ReplayResult, replay_trace
 
@@ -22,6 +22,7 @@ __all__ = [
     "diff_summary",
     "Divergence",
     "first_divergence",
+    "join_run",
     "MISSING",
     "MODES",
     "now",

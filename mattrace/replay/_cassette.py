@@ -25,11 +25,12 @@ import warnings
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
-from mattrace.errors import RecordingError, ReplayMismatch, TraceWriteWarning
+from mattrace.errors import ReplayMismatch, TraceWriteWarning
 from mattrace.recording.interceptors import REPLAY_ORDER, Answer, Call, CallOutcome
 from mattrace.recording.jsonable import to_jsonable
+from mattrace.recording.options import RecordMode, record_mode
 from mattrace.recording.redact import Redactor
 from mattrace.replay._codec import decode_error, decode_value, encode_error, encode_value
 from mattrace.replay._file import CassetteWriter, read_cassette
@@ -37,8 +38,7 @@ from mattrace.trace import canonical_json
 
 __all__ = ["Cassette", "cassette_path", "MODES", "RecordMode"]
 
-RecordMode = Literal["none", "once", "new", "all"]
-MODES: tuple[str, ...] = get_args(RecordMode)
+MODES: tuple[str, ...] = tuple(m.value for m in RecordMode)
 CLOCK = "clock"
 GATE_SPINS = 10_000
 
@@ -72,10 +72,10 @@ class Cassette:
     name = "replay"
     order = REPLAY_ORDER
 
-    def __init__(self, path: str | Path, mode: RecordMode = "once", *, redact: Redactor | None = None,
-                 header: dict[str, Any] | None = None, fsync: bool = False) -> None:
-        if mode not in MODES:
-            raise RecordingError(f"unknown record mode {mode!r}; expected one of {', '.join(MODES)}")
+    def __init__(self, path: str | Path, mode: RecordMode | str = RecordMode.ONCE, *,
+                 redact: Redactor | None = None, header: dict[str, Any] | None = None,
+                 fsync: bool = False) -> None:
+        mode = record_mode(mode)
         self.path = Path(path)
         self.mode = mode
         self.redact = redact if redact is not None else Redactor()

@@ -1,6 +1,6 @@
 """How a cassette joins every recorded run, and the clock and randomness helpers.
 
-``mattrace.record()`` asks its registered extensions to join each new recorder; this one
+``mattrace.record()`` asks its extensions to join each new recorder; this one
 attaches a :class:`Cassette` (unless ``cassette=False`` or the trace is kept in memory)
 and seeds the global ``random`` with the run's seed, so code that uses ``random`` replays
 too. Concurrent runs share the global generator, so code that must replay under
@@ -13,25 +13,27 @@ import random as _random
 import time
 import warnings
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from mattrace.errors import TraceWriteWarning
 from mattrace.recording.context import active_recorder
-from mattrace.recording.recorder import Recorder, recorder_extension
-from mattrace.replay._cassette import Cassette, RecordMode, cassette_path
+from mattrace.recording.options import RecordOptions, record_mode
+from mattrace.recording.recorder import Recorder
+from mattrace.replay._cassette import Cassette, cassette_path
 
-__all__ = ["active_cassette", "now", "random"]
+__all__ = ["active_cassette", "join_run", "now", "random"]
 
 
-@recorder_extension("replay")
-def _join(recorder: Recorder, options: dict[str, Any]) -> Cassette | None:
+def join_run(recorder: Recorder, options: RecordOptions) -> Cassette | None:
+    """The cassette of a new run (unless ``cassette=False``): the recorder extension named
+    in ``mattrace.recording.extensions.EXTENSIONS``."""
     where = options.get("cassette", True)
     if where is False or where is None:
         return None
     path = cassette_path(recorder.path) if where is True else Path(cast(str, where))
     seed = recorder.trace.config.get("seed")
     try:
-        cassette = Cassette(path, cast(RecordMode, options.get("record_mode", "once")), redact=recorder.redactor,
+        cassette = Cassette(path, record_mode(options.get("record_mode", "once")), redact=recorder.redactor,
                             fsync=bool(options.get("fsync")),
                             header={"trace_id": recorder.trace_id, "name": recorder.name,
                                     **({"seed": seed} if type(seed) is int else {})})

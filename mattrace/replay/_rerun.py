@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from mattrace.errors import MatTraceError, ReplayMismatch
-from mattrace.recording.recorder import record, unrecorded
-from mattrace.replay._cassette import Cassette, RecordMode, cassette_path
+from mattrace.recording import RecordMode, record, unrecorded
+from mattrace.recording.options import record_mode
+from mattrace.replay._cassette import Cassette, cassette_path
 from mattrace.replay._diff import Divergence, first_divergence
 from mattrace.replay._extension import active_cassette
 from mattrace.trace import StepKind, Trace
@@ -74,7 +75,7 @@ def _target(entrypoint: dict[str, Any], where: str) -> Any:
 
 
 def replay_trace(path: str | Path, *, out_dir: str | Path | None = None, cassette: str | Path | None = None,
-                 mode: RecordMode = "none") -> ReplayResult:
+                 mode: RecordMode | str = RecordMode.NONE) -> ReplayResult:
     """Re-run the recorded run of the trace at ``path`` under its cassette and compare.
 
     Args:
@@ -110,7 +111,7 @@ def replay_trace(path: str | Path, *, out_dir: str | Path | None = None, cassett
     try:
         labels = {**original.labels, REPLAY_LABEL: original.trace_id}   # volatile: not in the fingerprint
         with record(original.name, config=original.config, labels=labels, entrypoint=entry,
-                    dir=out, cassette=tape, record_mode=mode) as rec:
+                    dir=out, cassette=tape, record_mode=record_mode(mode)) as rec:
             used = active_cassette()
             result = fn(*entry.get("args", []), **entry.get("kwargs", {}))
             if inspect.isawaitable(result):

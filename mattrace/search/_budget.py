@@ -184,3 +184,6 @@ class BudgetGuard:
 
     def after(self, call: Call, outcome: CallOutcome) -> CallOutcome:
         return outcome
+
+    def close(self) -> None:
+        """Nothing to release: the budget outlives the run it guarded."""

@@ -19,6 +19,7 @@ from mattrace.contracts import check
 from mattrace.contracts._verdict import Violation
 from mattrace.errors import SearchError
 from mattrace.faults._specs import Fault
+from mattrace.recording import RecordMode
 from mattrace.recording.recorder import Recorder
 from mattrace.replay._cassette import cassette_path
 from mattrace.search._budget import Budget, BudgetGuard, OutOfBudget, Spend
@@ -59,7 +60,7 @@ class RunRequest:
     labels: dict[str, str]
     dir: Path
     cassette: Path | bool = True
-    record_mode: str = "all"
+    record_mode: RecordMode = RecordMode.ALL
     recorders: list[Recorder] = field(default_factory=list)
     input_seen: str | None = None
     _join: Callable[[Recorder], None] | None = None
@@ -176,7 +177,7 @@ class Runner:
         request = RunRequest(attempt.number, attempt.role, attempt.perturbation,
                              attempt.perturbation.faults() if attempt.perturbation is not None else (),
                              self.seed, dict(attempt.trace.labels), self.dir / "replays",
-                             cassette=attempt.cassette or False, record_mode="none")
+                             cassette=attempt.cassette or False, record_mode=RecordMode.NONE)
         try:
             self.execute(request)
         except Exception:   # recorded as the replayed run's outcome

@@ -37,7 +37,7 @@ from hypothesis.errors import HypothesisException
 from mattrace.contracts._verdict import Violation
 from mattrace.errors import SearchError
 from mattrace.faults._injector import FaultPlan
-from mattrace.recording.recorder import record, unrecorded
+from mattrace.recording import record, unrecorded
 from mattrace.search._budget import Budget, Spend
 from mattrace.search._margin import Margin
 from mattrace.search._perturbations import Perturbation, combine
