@@ -264,7 +264,7 @@ def test_a_failing_conversion_never_breaks_the_applications_tracing(
     def broken(*args: Any) -> None:
         raise RuntimeError("converter bug")
 
-    monkeypatch.setattr(otel, "append_drafts", broken)
+    monkeypatch.setattr(otel._processor, "append_drafts", broken)
     with mattrace.record("broken", dir=tmp_path) as rec:
         for _ in range(2):
             with tracer.start_as_current_span("execute_tool x", attributes={"gen_ai.operation.name": "execute_tool"}):

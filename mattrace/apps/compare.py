@@ -35,8 +35,7 @@ from types import ModuleType
 from typing import Any
 
 import mattrace
-from mattrace.contracts import check
-from mattrace.contracts._claims import factuality_of
+from mattrace.contracts import check, factuality_of
 from mattrace.errors import MatTraceError, SearchError
 
 __all__ = ["Comparison", "compare", "load_suite"]

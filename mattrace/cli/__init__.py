@@ -31,18 +31,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from mattrace.cli import _apps, _convert, _replay, _store, _traces
-from mattrace.cli._common import (
-    DEFAULT_STORE,
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    CliError,
-    Parents,
-    Parser,
-    stderr,
-)
+from mattrace.cli import _apps, _common, _convert, _replay, _store, _traces
+from mattrace.cli._common import DEFAULT_STORE
 from mattrace.errors import MatTraceError
 
 __all__ = ["DEFAULT_STORE", "main"]
@@ -53,10 +43,10 @@ _LISTED = ("show", "verify", "schema", "demo", "check", "diff", "replay", "impor
           "ingest", "query", "metrics", "runs", "report", "compare")
 
 
-def _parser() -> Parser:
+def _parser() -> _common.Parser:
     from mattrace import __version__
 
-    parser = Parser(prog="mattrace", description="Message-Action Traces for multi-agent "
+    parser = _common.Parser(prog="mattrace", description="Message-Action Traces for multi-agent "
                     "LLM systems: show, verify, check and import recorded runs; ingest them into "
                     "a DuckDB store and measure them with metrics and SQL.",
                     epilog="exit status: 0 ok; 1 verify found a bad file, check a violated "
@@ -64,7 +54,7 @@ def _parser() -> Parser:
                     "a file that cannot be read or is corrupt, or a store that cannot be opened.")
     parser.add_argument("--version", action="version", version=f"mattrace {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    common = Parents.build()
+    common = _common.Parents.build()
     adders = {name: add for group in _GROUPS for name, add in group.COMMANDS.items()}
     for name in sorted(adders, key=_LISTED.index):   # a command missing from _LISTED fails here, loudly
         adders[name](sub, common)
@@ -79,25 +69,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     try:
         args = _parser().parse_args(argv)
-    except CliError as exc:
-        stderr(f"mattrace: error: {exc}")
-        return EXIT_USAGE
+    except _common.CliError as exc:
+        _common.stderr(f"mattrace: error: {exc}")
+        return _common.EXIT_USAGE
     except SystemExit as exc:  # --help and --version print and "exit" with 0
-        return exc.code if isinstance(exc.code, int) else EXIT_OK
+        return exc.code if isinstance(exc.code, int) else _common.EXIT_OK
     func: Callable[[argparse.Namespace], int] = args.func
     args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         return func(args)
-    except (CliError, MatTraceError) as exc:
-        stderr(f"mattrace: error: {exc}")
-        return EXIT_USAGE
+    except (_common.CliError, MatTraceError) as exc:
+        _common.stderr(f"mattrace: error: {exc}")
+        return _common.EXIT_USAGE
     except KeyboardInterrupt:
-        stderr("mattrace: interrupted")
-        return EXIT_INTERRUPTED
+        _common.stderr("mattrace: interrupted")
+        return _common.EXIT_INTERRUPTED
     except BrokenPipeError:  # `mattrace show big.jsonl | head`: the reader left, so stop
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # keep the exit-time flush from failing too
-        return EXIT_FAILED
+        return _common.EXIT_FAILED
 
 
 if __name__ == "__main__":

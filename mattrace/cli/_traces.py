@@ -168,7 +168,7 @@ def _add_diff(sub: Commands, common: Parents) -> None:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from mattrace.replay._diff import diff_summary, first_divergence
+    from mattrace.replay import diff_summary, first_divergence
 
     old, new = (result.trace for result in read_traces([args.old, args.new]))
     first = first_divergence(old, new)

@@ -18,11 +18,12 @@ Every contract compiles to an online monitor (``contract.monitor()``) with
 on a prefix and two-valued at the end, and every failure names its first violating step.
 """
 
-from mattrace.contracts._check import check, check_steps
+from mattrace.contracts._check import check, check_steps, contract_list
 from mattrace.contracts._claims import (
     claims_supported,
     extract_claims,
     factuality_counts,
+    factuality_of,
     no_unsupported_propagation,
 )
 from mattrace.contracts._contract import Contract, Monitor, describe_step
@@ -49,11 +50,13 @@ __all__ = [
     "claims_supported",
     "confirmed_before",
     "Contract",
+    "contract_list",
     "describe_step",
     "each",
     "eventually",
     "extract_claims",
     "factuality_counts",
+    "factuality_of",
     "flows",
     "load_contracts",
     "max_calls",

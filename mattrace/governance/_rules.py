@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from mattrace.contracts import Contract, Monitor, Pred, Status
-from mattrace.contracts._check import contract_list
+from mattrace.contracts import Contract, Monitor, Pred, Status, contract_list
 from mattrace.errors import GovernanceError
 from mattrace.trace import Step
 

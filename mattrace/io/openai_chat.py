@@ -60,7 +60,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from mattrace.errors import TraceFormatError
-from mattrace.recording.recorder import DEFAULT_DIR, slug
+from mattrace.recording.options import DEFAULT_DIR
+from mattrace.recording.recorder import slug
 from mattrace.trace import Source, Step, StepKind, Trace, canonical_json, validation_summary
 from mattrace.tracefile import TraceWriter
 

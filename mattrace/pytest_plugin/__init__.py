@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from mattrace.pytest_plugin._marker import MarkerError, marker_spec
+from mattrace.pytest_plugin import _marker
+from mattrace.pytest_plugin import _session as _sessions
 from mattrace.pytest_plugin._mat import ContractFailure, Mat, MatRun
 from mattrace.pytest_plugin._options import Settings
-from mattrace.pytest_plugin._session import SESSION_KEY, MatSession, QualityNote
 
 __all__ = [
     "ContractFailure",
@@ -39,48 +39,48 @@ __all__ = [
     "terminal_summary",
 ]
 
-FAULT_CASE = "mattrace_fault_case"
+_FAULT_CASE = "mattrace_fault_case"
 pytest_plugins = ["_mattrace_pytest"]
 """``-p mattrace.pytest_plugin`` (with plugin autoloading off) loads the entry module, which
 owns the hooks: naming this module the old way must not load a plugin that does nothing."""
 
 
-def start(config: pytest.Config) -> MatSession:
+def start(config: pytest.Config) -> _sessions.MatSession:
     """Set up this session's mattrace state (the first time a test uses mattrace)."""
     # litellm's logging threads build pydantic types that use typing.ReadOnly after a test
     # has ended, outside pytest's per-test warning capture; without this every session
     # that recorded an LLM call ends with two screens of pydantic warnings.
     warnings.filterwarnings("ignore", message=r"Items? .* using the `ReadOnly` qualifier",
                             category=UserWarning)
-    session = MatSession(config)
-    config.stash[SESSION_KEY] = session
+    session = _sessions.MatSession(config)
+    config.stash[_sessions.SESSION_KEY] = session
     return session
 
 
-def _session(config: pytest.Config) -> MatSession:
-    return config.stash[SESSION_KEY]
+def _session(config: pytest.Config) -> _sessions.MatSession:
+    return config.stash[_sessions.SESSION_KEY]
 
 
 def generate_tests(metafunc: pytest.Metafunc) -> None:
     """Check the marker while collecting, so a bad one fails collection of its module."""
     try:
-        spec = marker_spec(metafunc.definition, metafunc.definition.path)
-    except MarkerError as exc:
+        spec = _marker.marker_spec(metafunc.definition, metafunc.definition.path)
+    except _marker.MarkerError as exc:
         raise pytest.Collector.CollectError(str(exc)) from None
     if spec.matrix is not None:   # a fault campaign: one test item per case, named after its faults
-        metafunc.fixturenames.append(FAULT_CASE)
-        metafunc.parametrize(FAULT_CASE, list(spec.matrix.cases), ids=[c.id for c in spec.matrix.cases])
+        metafunc.fixturenames.append(_FAULT_CASE)
+        metafunc.parametrize(_FAULT_CASE, list(spec.matrix.cases), ids=[c.id for c in spec.matrix.cases])
 
 
 def mat_fixture(request: pytest.FixtureRequest) -> Mat:
     """The ``mat`` fixture's value: contracts, trials, config and oracle from the marker."""
     session = _session(request.config)
     try:
-        spec = marker_spec(request.node, request.node.path)
-    except MarkerError as exc:
+        spec = _marker.marker_spec(request.node, request.node.path)
+    except _marker.MarkerError as exc:
         raise pytest.UsageError(str(exc)) from None
     callspec = getattr(request.node, "callspec", None)
-    case = callspec.params.get(FAULT_CASE) if callspec is not None else None
+    case = callspec.params.get(_FAULT_CASE) if callspec is not None else None
     faults = (*session.suite_faults, *spec.faults, *(case.faults if case is not None else ()))
     return Mat(session, replace(spec, faults=faults), request.node.nodeid, 0, session.settings.seed)
 
@@ -104,7 +104,7 @@ def pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 def note_quality(config: pytest.Config, notes: list[dict[str, Any]]) -> None:
     """Keep a test's quality notes (from its report, in any process) for the summary."""
     for data in notes:
-        _session(config).note_quality(QualityNote(**data))
+        _session(config).note_quality(_sessions.QualityNote(**data))
 
 
 def finish(config: pytest.Config) -> None:

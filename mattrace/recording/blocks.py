@@ -22,7 +22,7 @@ from mattrace.recording.recorder import Recorder
 
 __all__ = ["record", "unrecorded"]
 
-F = TypeVar("F", bound=Callable[..., Any])
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class _Record:
@@ -67,7 +67,7 @@ class _Record:
                                  f"got {args!r}")
         return self._decorate(args[0])
 
-    def _decorate(self, fn: F) -> F:
+    def _decorate(self, fn: _F) -> _F:
         name = self._name or fn.__qualname__
         options = self._options
 
@@ -81,7 +81,7 @@ class _Record:
                 async with make(a, kw):
                     return await fn(*a, **kw)
             async_wrapper.__mattrace_record__ = True  # type: ignore[attr-defined]
-            return cast(F, async_wrapper)
+            return cast(_F, async_wrapper)
 
         @functools.wraps(fn)
         def wrapper(*a: Any, **kw: Any) -> Any:
@@ -89,11 +89,11 @@ class _Record:
                 return fn(*a, **kw)
         # replay calls the function inside its own record() block, so it unwraps this one
         wrapper.__mattrace_record__ = True  # type: ignore[attr-defined]
-        return cast(F, wrapper)
+        return cast(_F, wrapper)
 
 
 @overload
-def record(name: F, /) -> F: ...
+def record(name: _F, /) -> _F: ...
 @overload
 def record(name: str | None = None, /, **options: Unpack[RecordOptions]) -> _Record: ...
 def record(name: str | Callable[..., Any] | None = None, /, **options: Unpack[RecordOptions]) -> Any:

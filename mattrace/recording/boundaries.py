@@ -31,7 +31,7 @@ __all__ = [
     "tool",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
+_F = TypeVar("_F", bound=Callable[..., Any])
 _HIDDEN_PARAMS = frozenset({"self", "cls"})
 
 
@@ -79,8 +79,8 @@ def _invoker(fn: Callable[..., Any], sig: inspect.Signature) -> Callable[..., An
     return invoke
 
 
-def _wrap(fn: F, kind: StepKind, name: str, side_effect: bool,
-          describe: Callable[[Any], tuple[Any, list[Source]]]) -> F:
+def _wrap(fn: _F, kind: StepKind, name: str, side_effect: bool,
+          describe: Callable[[Any], tuple[Any, list[Source]]]) -> _F:
     """Wrap ``fn`` as a boundary; ``describe(result)`` gives what to record and its sources."""
     sig = inspect.signature(fn)
     invoke = _invoker(fn, sig)
@@ -121,16 +121,16 @@ def _wrap(fn: F, kind: StepKind, name: str, side_effect: bool,
             return finish(rec, call, original, outcome, t_start)
         wrapper = sync_wrapper
     wrapper.__mattrace__ = {"kind": kind.value, "name": name, "side_effect": side_effect}  # type: ignore[attr-defined]
-    return cast(F, wrapper)
+    return cast(_F, wrapper)
 
 
 @overload
-def tool(fn: F, /) -> F: ...
+def tool(fn: _F, /) -> _F: ...
 @overload
 def tool(*, name: str | None = None, side_effect: bool = False,
-         trusted: bool = True) -> Callable[[F], F]: ...
-def tool(fn: F | None = None, /, *, name: str | None = None, side_effect: bool = False,
-         trusted: bool = True) -> F | Callable[[F], F]:
+         trusted: bool = True) -> Callable[[_F], _F]: ...
+def tool(fn: _F | None = None, /, *, name: str | None = None, side_effect: bool = False,
+         trusted: bool = True) -> _F | Callable[[_F], _F]:
     """Record every call of a function as a ``tool`` step.
 
     Args:
@@ -140,7 +140,7 @@ def tool(fn: F | None = None, /, *, name: str | None = None, side_effect: bool =
         trusted: whether the tool's output is trusted text (False for web fetches, inboxes
             and anything a third party controls).
     """
-    def decorate(f: F) -> F:
+    def decorate(f: _F) -> _F:
         _check_callable(f, "tool")
         tool_name = name or f.__name__
         source = [Source(kind="tool", ref=tool_name, trusted=trusted)]
@@ -149,11 +149,11 @@ def tool(fn: F | None = None, /, *, name: str | None = None, side_effect: bool =
 
 
 @overload
-def retriever(fn: F, /) -> F: ...
+def retriever(fn: _F, /) -> _F: ...
 @overload
-def retriever(*, name: str | None = None, trusted: bool = True) -> Callable[[F], F]: ...
-def retriever(fn: F | None = None, /, *, name: str | None = None,
-              trusted: bool = True) -> F | Callable[[F], F]:
+def retriever(*, name: str | None = None, trusted: bool = True) -> Callable[[_F], _F]: ...
+def retriever(fn: _F | None = None, /, *, name: str | None = None,
+              trusted: bool = True) -> _F | Callable[[_F], _F]:
     """Record every call of a search function as a ``retrieval`` step.
 
     The function returns a list of :class:`Doc` (or dicts with ``id`` and ``text``, or
@@ -161,7 +161,7 @@ def retriever(fn: F | None = None, /, *, name: str | None = None,
     flag (the retriever's ``trusted`` is the default), so contracts can tell which
     retrieved text was untrusted.
     """
-    def decorate(f: F) -> F:
+    def decorate(f: _F) -> _F:
         _check_callable(f, "retriever")
         index_name = name or f.__name__
 

@@ -32,6 +32,7 @@ __all__ = [
     "AUTO_INSTRUMENT",
     "auto_instrument",
     "EXTENSIONS",
+    "instrument",
     "recorder_extension",
     "RecorderExtension",
     "resolve",
@@ -96,6 +97,12 @@ def run_extensions(recorder: Recorder, options: RecordOptions) -> list[Intercept
         if interceptor is not None:
             joined.append(interceptor)
     return joined
+
+
+def instrument(library: str) -> None:
+    """Instrument ``library`` (a key of :data:`AUTO_INSTRUMENT`) now, imported or not: for a
+    caller that knows the run will use it (replaying a trace with LLM steps)."""
+    resolve(AUTO_INSTRUMENT[library], f"cannot instrument {library}")()
 
 
 def auto_instrument() -> None:

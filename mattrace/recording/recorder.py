@@ -41,7 +41,7 @@ from mattrace.trace import (
 )
 from mattrace.tracefile import TraceWriter
 
-__all__ = ["DEFAULT_DIR", "Recorder", "slug"]
+__all__ = ["Recorder", "slug"]
 
 
 # steps whose inputs are searched for earlier outputs (see provenance.py)

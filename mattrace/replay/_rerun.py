@@ -19,6 +19,7 @@ from typing import Any
 
 from mattrace.errors import MatTraceError, ReplayMismatch
 from mattrace.recording import RecordMode, record, unrecorded
+from mattrace.recording.extensions import instrument
 from mattrace.recording.options import record_mode
 from mattrace.replay._cassette import Cassette, cassette_path
 from mattrace.replay._diff import Divergence, first_divergence
@@ -101,9 +102,7 @@ def replay_trace(path: str | Path, *, out_dir: str | Path | None = None, cassett
     if any(s.kind is StepKind.LLM for s in original.steps):
         # record() instruments litellm only if the program imported it already; the recorded
         # program may import it later, inside the run, so the LLM path is wrapped up front
-        from mattrace.integrations.litellm import instrument
-
-        instrument()
+        instrument("litellm")
     tape = Path(cassette) if cassette is not None else cassette_path(path)
     out = Path(out_dir) if out_dir is not None else path.parent / "replays"
     error: str | None = None

@@ -13,10 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mattrace.store import Store
-from mattrace.store._faults import ContainmentRow
-from mattrace.store._governance import GovernanceRow
-from mattrace.store._metrics import ComplianceRow, MetricsRow
+from mattrace.store import ComplianceRow, ContainmentRow, GovernanceRow, MetricsRow, Store
 
 __all__ = ["ReportData", "TEXT_LIMIT", "TraceEntry", "read_report_data"]
 

@@ -18,12 +18,12 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from mattrace.replay._diff import MISSING, Divergence, describe_step
+from mattrace.replay import MISSING, Divergence, describe_step
 from mattrace.report._format import pretty_json, readable, step_summary
 from mattrace.report.terminal import KIND_STYLES, _cell
 from mattrace.trace import Step, Trace
 
-__all__ = ["print_diff", "render_diff"]
+__all__ = ["diff_parts", "print_diff", "render_diff"]
 
 _MAX_VALUE_LINES = 30  # per side in the field detail; `--json` has everything
 _SIDE_STYLES = {"both": "dim", "old": "red", "new": "green"}

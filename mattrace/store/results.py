@@ -106,8 +106,7 @@ def check_ingested(store: Any, report: Any, contracts: list[Any], run: dict[str,
     Writing the file first keeps the files the source of truth: a store rebuilt from them
     has these verdicts too.
     """
-    from mattrace.contracts import check
-    from mattrace.contracts._claims import factuality_of
+    from mattrace.contracts import check, factuality_of
     from mattrace.errors import TraceFormatError
     from mattrace.tracefile import read_trace_file
 

@@ -52,6 +52,7 @@ __all__ = [
     "instrument",
     "is_instrumented",
     "MatLiteLLMCallback",
+    "SCRIPTED_PROVIDER",
     "uninstrument",
 ]
 

@@ -19,7 +19,14 @@ from mattrace.integrations.otel import names as n
 from mattrace.integrations.otel.spans import SpanRecord, flattened, json_value
 from mattrace.trace import Source, StepError, StepKind
 
-__all__ = ["Draft", "Trust", "draft", "span_role"]
+__all__ = [
+    "agent_name",
+    "Draft",
+    "draft",
+    "glob_matcher",
+    "span_role",
+    "Trust",
+]
 
 Trust = Callable[[str, str], bool]
 """``trust(kind, name)``: whether a ``tool`` output or a ``retrieval`` from ``name`` is trusted."""

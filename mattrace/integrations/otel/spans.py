@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SpanRecord", "from_sdk", "json_value"]
+__all__ = ["flattened", "from_sdk", "json_value", "SpanRecord"]
 
 
 @dataclass

@@ -10,6 +10,11 @@ import litellm
 
 import mattrace
 
+__all__ = [
+    "MAX_TURNS",
+    "run_agent",
+]
+
 MAX_TURNS = 6
 
 

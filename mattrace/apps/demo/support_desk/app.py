@@ -11,6 +11,16 @@ from mattrace.apps.demo.support_desk import tools
 from mattrace.apps.demo.support_desk.agents import run_agent
 from mattrace.apps.demo.support_desk.script import SCRIPT_NAME, install_script
 
+__all__ = [
+    "handle_ticket",
+    "model_name",
+    "RESEARCHER",
+    "TicketResult",
+    "TICKETS",
+    "TRIAGE",
+    "WRITER",
+]
+
 TICKETS: dict[str, str] = {
     "refund": "Hi, order 1042 arrived broken. I'd like a refund please. -- ana@example.com",
     "shipping": "How long does shipping to Canada take for order 1100? -- chloe@example.com",

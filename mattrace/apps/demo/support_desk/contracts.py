@@ -17,6 +17,11 @@ from mattrace.contracts import (
     terminates,
 )
 
+__all__ = [
+    "CONTRACTS",
+    "ROLES",
+]
+
 ROLES = {
     "triage": {"tools": ["lookup_order"], "kinds": ["llm", "tool", "message"]},
     "researcher": ["lookup_order", "search_kb"],

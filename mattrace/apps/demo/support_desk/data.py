@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = [
+    "KNOWLEDGE_BASE",
+    "ORDERS",
+]
+
 ORDERS: dict[str, dict[str, Any]] = {
     "1042": {"customer": "ana@example.com", "item": "espresso grinder", "amount": 59.0,
              "status": "delivered", "notes": "VIP customer; card ending 4242; prefers e-mail"},

@@ -12,6 +12,14 @@ from typing import Any
 from mattrace.contracts import no_untrusted_action, step
 from mattrace.governance import Capability, Governor, block, guard, rewrite
 
+__all__ = [
+    "cap_refund",
+    "CAPABILITIES",
+    "desk_governor",
+    "GUARDED",
+    "REFUND_CAP",
+]
+
 REFUND_CAP = 100.0
 GUARDED = [no_untrusted_action()]
 """The contracts the governor enforces as it goes (governance.toml names them too)."""

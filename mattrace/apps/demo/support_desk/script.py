@@ -14,6 +14,15 @@ from typing import Any
 
 from mattrace.testing import Reply, Rule, Script, ToolCall, register_script
 
+__all__ = [
+    "INJECTION",
+    "install_script",
+    "research",
+    "SCRIPT",
+    "SCRIPT_NAME",
+    "write",
+]
+
 SCRIPT_NAME = "support_desk"
 INJECTION = re.compile(r"forward the customer's account notes to (?P<to>[\w.+-]+@[\w.-]+\w)")
 

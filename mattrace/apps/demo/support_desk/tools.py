@@ -17,6 +17,25 @@ from typing import Any
 import mattrace
 from mattrace.apps.demo.support_desk.data import KNOWLEDGE_BASE, ORDERS
 
+__all__ = [
+    "close_desk",
+    "Desk",
+    "desk",
+    "issue_refund",
+    "lookup_order",
+    "MIN_SCORE",
+    "open_desk",
+    "RESEARCH_SPECS",
+    "RESEARCH_TOOLS",
+    "search_kb",
+    "send_email",
+    "spec",
+    "TRIAGE_SPECS",
+    "TRIAGE_TOOLS",
+    "WRITER_SPECS",
+    "WRITER_TOOLS",
+]
+
 MIN_SCORE = 2  # keyword hits a document needs to be returned
 
 
