@@ -15,6 +15,7 @@ and shrinks; the budget, read from the recorded LLM usage, stops it. See docs/se
 """
 
 from mattrace.search._budget import Budget, OutOfBudget, Spend
+from mattrace.search._constructors import P
 from mattrace.search._corpus import DEFAULT_GOAL, INJECTION_STYLES, injections
 from mattrace.search._margin import margins
 from mattrace.search._perturbations import (
@@ -33,7 +34,7 @@ from mattrace.search._perturbations import (
 from mattrace.search._runner import Attempt
 from mattrace.search._search import SearchResult, find_counterexample
 from mattrace.search._sites import CallSite, Point, Sites
-from mattrace.search._space import Context, P, Space
+from mattrace.search._space import Context, Space
 
 __all__ = [
     "Attempt",
