@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from mattrace.errors import SearchError
-from mattrace.faults._specs import Fault
+from mattrace.faults import Fault
 from mattrace.search._corpus import injections
 from mattrace.search._perturbations import Drop, FaultPerturbation, Inject, Noise, Perturbation, Reorder, combine
 from mattrace.search._sites import CallSite, Point

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mattrace.faults._specs import Fault
+from mattrace.faults import Fault
 from mattrace.search._boundary_spaces import _DropSpace, _FaultSpace, _InjectSpace, _NoiseSpace, _ReorderSpace
 from mattrace.search._corpus import injections
 from mattrace.search._input_spaces import _DistractorSpace, _ParaphraseSpace, _TyposSpace

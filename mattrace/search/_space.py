@@ -23,7 +23,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from mattrace.errors import FaultSpecError, SearchError
-from mattrace.faults._target import Target, parse_target
+from mattrace.faults import Target, parse_target
 from mattrace.search._perturbations import Perturbation, combine
 from mattrace.search._sites import Sites
 
