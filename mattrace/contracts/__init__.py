@@ -16,6 +16,10 @@ report.first_violation        # Violation(contract, step, reason, witness) or No
 Every contract compiles to an online monitor (``contract.monitor()``) with
 ``observe(step) -> Verdict | None`` and ``finish() -> Verdict``; verdicts are three-valued
 on a prefix and two-valued at the end, and every failure names its first violating step.
+
+``contract_list`` and ``factuality_of`` are exported for mattrace's other packages (the
+governance guard, the pytest plugin, the store and ``compare``), which check contract
+arguments and count claims the same way ``check`` does.
 """
 
 from mattrace.contracts._check import check, check_steps, contract_list
@@ -36,7 +40,17 @@ from mattrace.contracts._library import (
     stays_in_role,
     terminates,
 )
-from mattrace.contracts._operators import always, at_most, each, eventually, never, precedes, responds, within
+from mattrace.contracts._operators import (
+    AtMost,
+    always,
+    at_most,
+    each,
+    eventually,
+    never,
+    precedes,
+    responds,
+    within,
+)
 from mattrace.contracts._past import flows, once, since
 from mattrace.contracts._predicates import Pred, step
 from mattrace.contracts._resolve import resolve_contracts
@@ -45,6 +59,7 @@ from mattrace.contracts._verdict import Report, Severity, Status, Verdict, Viola
 __all__ = [
     "always",
     "at_most",
+    "AtMost",
     "check",
     "check_steps",
     "claims_supported",

@@ -18,7 +18,14 @@ Contracts = Contract | Iterable[Contract]
 
 
 def contract_list(contracts: Contracts) -> list[Contract]:
-    """Normalise one contract or an iterable of them, refusing anything that is not one."""
+    """Normalise one contract or an iterable of them, refusing anything that is not one.
+
+    Every place that takes contracts from a user checks them with this, so the errors read
+    alike: :func:`check`, the governance ``guard`` rule and the pytest marker.
+
+    Raises:
+        ContractError: an item is a step predicate or not a contract, or two share a name.
+    """
     items = [contracts] if isinstance(contracts, Contract | Pred) else list(contracts)
     out = []
     for position, item in enumerate(items):

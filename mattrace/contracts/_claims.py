@@ -215,7 +215,12 @@ def _repeats(claim_words: frozenset[str], claim_numbers: set[str], words: frozen
 
 def factuality_of(steps: Iterable[Step], contracts: Iterable[Any]) -> dict[str, int] | None:
     """:func:`factuality_counts` with the claim extractor of the first claims contract among
-    ``contracts``, or None when none judges claims (the run has no factuality to measure)."""
+    ``contracts``, or None when none judges claims (the run has no factuality to measure).
+
+    Used where a checked run's results line is written (the pytest plugin, the results file
+    of the store, ``compare``), so the factuality metrics count claims the way the run's own
+    claims contract judges them.
+    """
     for contract in contracts:
         if isinstance(contract, ClaimsSupported | NoUnsupportedPropagation):
             return factuality_counts(steps, contract.extract)

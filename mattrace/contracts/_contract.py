@@ -4,11 +4,19 @@ A :class:`Contract` is an immutable description (it prints, it has a name and a 
 :meth:`Contract.monitor` makes a fresh :class:`Monitor`, the stateful object that sees one
 run step by step. Keeping the two apart lets the same contract list check many traces, in
 many threads, without sharing state.
+
+Both are abstract base classes, so an incomplete subclass fails when it is instantiated
+(``TypeError`` naming the missing methods) and under mypy, not halfway through a check:
+
+- a :class:`Contract` must define :meth:`~Contract.describe` and :meth:`~Contract.monitor`;
+- a :class:`Monitor` must define :meth:`~Monitor._step` (judge one step); :meth:`~Monitor._finish`
+  (judge the end of the run) is an optional hook whose default passes.
 """
 
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from typing import Self, get_args
 
 from mattrace.contracts._verdict import Severity, Status, Verdict, Violation
@@ -34,19 +42,24 @@ def describe_step(s: Step) -> str:
     return f"{what} by {s.agent}"
 
 
-class Contract:
-    """A property of a whole run; compile it with :meth:`monitor`, check it with ``mattrace.check``."""
+class Contract(ABC):
+    """A property of a whole run; compile it with :meth:`monitor`, check it with ``mattrace.check``.
+
+    Subclasses must define :meth:`describe` and :meth:`monitor`; naming, severity, ``repr``
+    and ``str`` come from here. A contract is immutable once built: :meth:`named` and
+    :meth:`severity` return shallow copies.
+    """
 
     _name: str | None = None
     _severity: Severity = "safety"
 
+    @abstractmethod
     def describe(self) -> str:
         """The contract as readable text (the default name)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def monitor(self) -> Monitor:
         """A fresh online monitor for one run."""
-        raise NotImplementedError
 
     @property
     def name(self) -> str:
@@ -83,13 +96,18 @@ class Contract:
         return self.name
 
 
-class Monitor:
+class Monitor(ABC):
     """Sees one run a step at a time; settles to ``PASS`` or ``FAIL`` as early as it can.
 
     ``observe(step)`` returns None while the verdict is still pending on the prefix seen so
     far, and the settled :class:`Verdict` once it is definite (and on every call after).
     ``finish()`` turns a pending verdict into a final one. Steps must arrive in index order.
     Not thread-safe: one monitor per run.
+
+    Subclasses must define :meth:`_step`, and may override :meth:`_finish` (by default a
+    run that never settled passes). They settle with :meth:`passed` and :meth:`failed`.
+    ``observe`` and ``finish`` are the callers' side and are not meant to be overridden:
+    ``check`` calls ``_step`` directly on monitors that have not settled.
     """
 
     __slots__ = ("_verdict", "last", "name", "severity")
@@ -119,8 +137,9 @@ class Monitor:
         self.last = s.index
         return self._step(s)
 
+    @abstractmethod
     def _step(self, s: Step) -> Verdict | None:
-        raise NotImplementedError
+        """Judge the next step of an unsettled run: a verdict from :meth:`passed`/:meth:`failed`, or None."""
 
     def finish(self) -> Verdict:
         """The final, two-valued verdict of the run observed."""
@@ -129,6 +148,7 @@ class Monitor:
         return self._verdict
 
     def _finish(self) -> Verdict:
+        """Judge the end of a run that never settled; the default passes it."""
         return Verdict(self.name, Status.PASS, self.severity)
 
     def passed(self, at: int | None) -> Verdict:

@@ -271,7 +271,11 @@ def within(*, steps: int | None = None, seconds: float | None = None, tokens: in
 
 
 class AtMost(Contract):
-    """At most ``n`` steps satisfy p."""
+    """At most ``n`` steps satisfy ``pred``: what ``at_most(n, p)`` and ``max_calls(tool, n)`` build.
+
+    Its ``n`` and ``pred`` are read by the search's ``count`` margin (how close a run came
+    to the limit).
+    """
 
     def __init__(self, n: int, pred: Pred) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:

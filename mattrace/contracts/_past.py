@@ -16,6 +16,8 @@ __all__ = ["Earlier", "Flows", "once", "since", "flows"]
 
 
 class _Unary(Pred):
+    """A past-time operator over one operand; subclasses give ``text`` and ``bind``."""
+
     __slots__ = ("inner",)
 
     def __init__(self, inner: Pred) -> None:

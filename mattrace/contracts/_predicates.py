@@ -8,6 +8,9 @@ keep their state in the bound evaluator: a fresh ``bind()`` is a fresh run.
 
 A bound evaluator is called exactly once per step, in order. Combinators therefore never
 short-circuit past a stateful operand: skipping it would leave its history one step behind.
+
+:class:`Pred` is an abstract base class: a subclass must define :meth:`~Pred.bind` and
+:meth:`~Pred.text`, or instantiating it raises ``TypeError`` naming what is missing.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, ClassVar
 
@@ -33,8 +37,13 @@ def witness_of(evaluator: Evaluator) -> tuple[int, ...]:
     return explain() if explain is not None else ()
 
 
-class Pred:
-    """A predicate over one step (and, for the past-time operators, its history)."""
+class Pred(ABC):
+    """A predicate over one step (and, for the past-time operators, its history).
+
+    Subclasses must define :meth:`bind` and :meth:`text`. A predicate whose answer depends
+    on earlier steps also overrides :attr:`stateful` to return True; ``compound`` (print in
+    parentheses when nested) defaults to False. The operators ``& | ~ >>`` come from here.
+    """
 
     __slots__ = ()
     compound: ClassVar[bool] = False
@@ -44,13 +53,13 @@ class Pred:
         """True when the answer at a step depends on earlier steps (once, since, flows)."""
         return False
 
+    @abstractmethod
     def bind(self) -> Evaluator:
         """A fresh evaluator for one run over a trace."""
-        raise NotImplementedError
 
+    @abstractmethod
     def text(self) -> str:
         """The predicate as readable text, used in every verdict and report."""
-        raise NotImplementedError
 
     def __call__(self, s: Step) -> bool:
         if self.stateful:
@@ -352,6 +361,8 @@ step = StepNamespace()
 
 
 class _Binary(Pred):
+    """Two operands joined by a connective; subclasses give ``symbol``, ``combine`` and ``short_circuit``."""
+
     __slots__ = ("left", "right")
     compound = True
     symbol: ClassVar[str] = ""
@@ -372,13 +383,14 @@ class _Binary(Pred):
                             short=self.short_circuit)
 
     @staticmethod
+    @abstractmethod
     def combine(a: bool, b: bool) -> bool:
-        raise NotImplementedError
+        """The result from both operands' answers."""
 
     @staticmethod
+    @abstractmethod
     def short_circuit(a: bool) -> bool | None:
         """The result when ``a`` alone decides it, else None."""
-        raise NotImplementedError
 
 
 class _BoundBinary:

@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 
 from _mattrace_pytest import MARKER
-from mattrace.contracts import Contract, Pred, resolve_contracts
-from mattrace.contracts._check import contract_list
+from mattrace.contracts import Contract, Pred, contract_list, resolve_contracts
 from mattrace.errors import ContractError, FaultSpecError
 from mattrace.faults import FaultMatrix, FaultPlan
 from mattrace.governance import Governor

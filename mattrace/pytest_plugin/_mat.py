@@ -16,8 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from mattrace.contracts import Report, check
-from mattrace.contracts._claims import factuality_of
+from mattrace.contracts import Report, check, factuality_of
 from mattrace.errors import RecordingError
 from mattrace.faults import FaultPlan, containment
 from mattrace.recording import RecordMode, record
@@ -27,7 +26,7 @@ from mattrace.trace import OutcomeStatus, Step, Trace
 if TYPE_CHECKING:
     from mattrace.pytest_plugin._marker import MarkerSpec
     from mattrace.pytest_plugin._session import MatSession
-    from mattrace.search._runner import RunRequest
+    from mattrace.search import RunRequest
 
 __all__ = ["ContractFailure", "Mat", "MatRun"]
 

@@ -25,9 +25,16 @@ from mattrace.pytest_plugin._mat import Mat
 from mattrace.pytest_plugin._progress import trial_progress
 from mattrace.pytest_plugin._session import MatSession
 from mattrace.report.verdicts import print_report
-from mattrace.search import Budget, OutOfBudget, SearchResult
-from mattrace.search._runner import RunRequest
-from mattrace.search._search import check_arguments, database_for, run_search, search_key
+from mattrace.search import (
+    Budget,
+    OutOfBudget,
+    RunRequest,
+    SearchResult,
+    check_arguments,
+    database_for,
+    run_search,
+    search_key,
+)
 
 __all__ = ["run_search_test"]
 

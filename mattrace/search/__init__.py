@@ -12,9 +12,14 @@ result.replay()        # the counterexample again, from its cassette
 A canary run first finds where text can be planted and which of those points reach a
 model; hypothesis then generates, targets (on how close each run came to a violation)
 and shrinks; the budget, read from the recorded LLM usage, stops it. See docs/search.md.
+
+``run_search`` (the search for any executor, which gets a ``RunRequest`` per run),
+``check_arguments``, ``database_for`` and ``search_key`` are exported for the pytest
+plugin's search tests, which run the same search with the test body as the executor.
 """
 
 from mattrace.search._budget import Budget, OutOfBudget, Spend
+from mattrace.search._constructors import P
 from mattrace.search._corpus import DEFAULT_GOAL, INJECTION_STYLES, injections
 from mattrace.search._margin import margins
 from mattrace.search._perturbations import (
@@ -30,17 +35,26 @@ from mattrace.search._perturbations import (
     Reorder,
     Typos,
 )
-from mattrace.search._runner import Attempt
-from mattrace.search._search import SearchResult, find_counterexample
+from mattrace.search._runner import Attempt, RunRequest
+from mattrace.search._search import (
+    SearchResult,
+    check_arguments,
+    database_for,
+    find_counterexample,
+    run_search,
+    search_key,
+)
 from mattrace.search._sites import CallSite, Point, Sites
-from mattrace.search._space import Context, P, Space
+from mattrace.search._space import Context, Space
 
 __all__ = [
     "Attempt",
     "Budget",
     "CallSite",
+    "check_arguments",
     "Combined",
     "Context",
+    "database_for",
     "DEFAULT_GOAL",
     "Distractor",
     "Drop",
@@ -58,6 +72,9 @@ __all__ = [
     "Perturbation",
     "Point",
     "Reorder",
+    "run_search",
+    "RunRequest",
+    "search_key",
     "SearchResult",
     "Sites",
     "Space",

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from mattrace.faults._specs import Fault
+from mattrace.faults import Fault
 from mattrace.recording.interceptors import Call, CallOutcome
 from mattrace.search._sites import Item, add_text
 from mattrace.trace import StepKind

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from mattrace.contracts._operators import AtMost
+from mattrace.contracts import AtMost
 from mattrace.trace import Step, StepKind, Trace
 
 __all__ = ["Margin", "margins"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mattrace.faults._specs import Fault
+from mattrace.faults import Fault
 from mattrace.search._effects import (
     DroppedItems,
     NudgedNumber,

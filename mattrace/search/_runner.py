@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mattrace.contracts import check
-from mattrace.contracts._verdict import Violation
+from mattrace.contracts import Violation, check
 from mattrace.errors import SearchError
-from mattrace.faults._specs import Fault
+from mattrace.faults import Fault
 from mattrace.recording import RecordMode
 from mattrace.recording.recorder import Recorder
-from mattrace.replay._cassette import cassette_path
+from mattrace.replay import cassette_path
 from mattrace.search._budget import Budget, BudgetGuard, OutOfBudget, Spend
 from mattrace.search._margin import Margin, margins
 from mattrace.search._perturbations import Perturbation
@@ -50,7 +49,11 @@ class Attempt:
 
 @dataclass
 class RunRequest:
-    """What an executor needs to make one run of the code under test."""
+    """What an executor needs to make one run of the code under test.
+
+    :func:`~mattrace.search.run_search` hands one to its executor per run; the pytest plugin's ``mat`` fixture
+    keeps it to perturb its ``mat.run()`` blocks and to join their recorders to the search.
+    """
 
     number: int
     role: str

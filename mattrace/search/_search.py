@@ -34,9 +34,9 @@ from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.errors import HypothesisException
 
-from mattrace.contracts._verdict import Violation
+from mattrace.contracts import Violation
 from mattrace.errors import SearchError
-from mattrace.faults._injector import FaultPlan
+from mattrace.faults import FaultPlan
 from mattrace.recording import record, unrecorded
 from mattrace.search._budget import Budget, Spend
 from mattrace.search._margin import Margin
@@ -193,7 +193,7 @@ def run_search(execute: Executor, space: Space, contracts: list[Any], budget: Bu
                input: str | None, strategy: str, margin: Margin | None, dir: Path,
                database: ExampleDatabase | None, key: bytes, saved: Path | None = None,
                on_run: Callable[[Attempt, Spend], None] | None = None) -> SearchResult:
-    """The search itself, for any executor (``find_counterexample`` and the pytest plugin).
+    """The search itself, for any executor (``find_counterexample`` and the pytest plugin's search tests).
 
     ``saved``: the directory where counterexamples are kept between searches (tried first).
     """
@@ -253,7 +253,14 @@ def run_search(execute: Executor, space: Space, contracts: list[Any], budget: Bu
 
 
 def check_arguments(space: Any, strategy: Any, budget: Any) -> Budget:
-    """Validate what every search is given; the budget, defaulted."""
+    """Validate what every search is given; the budget, defaulted.
+
+    Shared by :func:`find_counterexample` and the pytest plugin's search tests, so both
+    refuse a bad space, strategy or budget with the same message.
+
+    Raises:
+        SearchError: the space is not built with ``P``, the strategy is unknown, or the budget is not a Budget.
+    """
     if not isinstance(space, Space):
         raise SearchError(f"search: the space must be built with P (P.inject(...), P.typos(...) ...), got {space!r}")
     if strategy not in ("guided", "random"):
@@ -267,7 +274,10 @@ def check_arguments(space: Any, strategy: Any, budget: Any) -> Budget:
 def database_for(database: bool | str | Path | ExampleDatabase | None,
                  default: Path) -> tuple[ExampleDatabase | None, Path | None]:
     """hypothesis's example database and the directory counterexamples are kept in: True means
-    ``default``, a path that directory, a database object itself (nothing kept), None/False none."""
+    ``default``, a path that directory, a database object itself (nothing kept), None/False none.
+
+    Used by :func:`find_counterexample` and the pytest plugin's search tests.
+    """
     if database is None or database is False:
         return None, None
     if database is True:
@@ -281,7 +291,10 @@ def database_for(database: bool | str | Path | ExampleDatabase | None,
 
 
 def search_key(name: str, space: Space, contracts: list[Any], input: str | None) -> bytes:
-    """What the example database files a search under: the same search finds its examples again."""
+    """What the example database files a search under: the same search finds its examples again.
+
+    Used by :func:`find_counterexample` and the pytest plugin's search tests (``name`` is the test's node id).
+    """
     described = [getattr(c, "name", None) or repr(c) for c in contracts]
     return hashlib.sha256(repr((name, repr(space), described, input)).encode()).digest()
 

@@ -18,8 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from mattrace.faults._specs import Fault
-from mattrace.faults._target import Target
+from mattrace.faults import Fault, Target
 from mattrace.recording.boundaries import Doc
 from mattrace.recording.interceptors import Call, CallOutcome
 from mattrace.recording.provenance import text_leaves
