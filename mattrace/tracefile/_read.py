@@ -1,30 +1,8 @@
-"""The on-disk trace format: append-only JSONL, hash-chained, sealed, crash-recoverable.
-
-Why this shape: the trace file is the source of truth for everything derived later (the
-DuckDB store, OTel export, reports), so it has to survive the recording process being
-killed at any instant and has to show when anyone edited it afterwards.
-
-* One line per record: a header, one line per step, a seal. Each line is written with a
-  single ``write(2)`` as soon as it exists (``fsync`` optional), so a crash loses at most
-  the line being written.
-* Every line ends with ``"h": H(previous h + the line's bytes without h)``; H is sha256, or
-  HMAC-SHA256 when ``MATTRACE_HMAC_KEY`` is set. The hash covers the raw bytes, not a
-  re-serialisation, so no byte can change unnoticed.
-* The seal records the step count and the last hash: a sealed file that lost lines at the
-  end is detected as truncated.
-* A partial last line (no newline) is the signature of a crash: readers recover every
-  complete line and warn (:class:`~mattrace.errors.TornTailWarning`). Anything else that
-  does not verify is a :class:`~mattrace.errors.TraceFormatError` naming file and line.
-
-Thread-safety: a :class:`TraceWriter` is not locked; the recorder serialises calls to it.
-"""
+"""Reading chained files: one loop verifies every line of every format, streaming."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,192 +11,22 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mattrace.errors import RecordingError, TornTailWarning, TraceFormatError
-from mattrace.trace import Outcome, Step, Trace, canonical_json, validation_summary
+from mattrace.errors import TornTailWarning, TraceFormatError
+from mattrace.trace import Outcome, Step, Trace, validation_summary
+from mattrace.tracefile._format import (
+    _HASH_PREFIX,
+    _HASH_SUFFIX_LEN,
+    _HMAC,
+    _SHA,
+    FORMATS,
+    HMAC_ENV,
+    TRACE,
+    FileFormat,
+    _Chain,
+    hmac_key_from_env,
+)
 
-__all__ = [
-    "AUDIT_LOG",
-    "CASSETTE",
-    "ChainedWriter",
-    "FileFormat",
-    "FORMAT",
-    "FORMATS",
-    "HMAC_ENV",
-    "hmac_key_from_env",
-    "load",
-    "read_records",
-    "read_trace_file",
-    "ReadResult",
-    "RecordFile",
-    "RecordWriter",
-    "TRACE",
-    "TraceWriter",
-    "verify",
-    "VerifyReport",
-    "VERSION",
-]
-
-HMAC_ENV = "MATTRACE_HMAC_KEY"
-_SHA = "sha256"
-_HMAC = "hmac-sha256"
-_HASH_PREFIX = b',"h":"'
-_HASH_SUFFIX_LEN = len(_HASH_PREFIX) + 64 + 2  # ,"h":"<64 hex>"}
-
-
-@dataclass(frozen=True)
-class FileFormat:
-    """One kind of chained JSONL file: a header, body records of one type, a seal counting them.
-
-    Traces, cassettes and governance audit logs share the chain, the seal, torn-tail
-    recovery and HMAC signing; they differ only in the names below. The table of them is
-    static (:data:`FORMATS`), so any reader in any process knows every format without
-    importing the package that writes it.
-    """
-
-    name: str
-    """The header's ``format``."""
-    version: int
-    noun: str
-    """What a person calls the file, in messages."""
-    header_key: str
-    """The header field holding the file's metadata object."""
-    record: str
-    """The ``type`` of a body record (``step`` or ``entry``), whose payload is under the same key."""
-    counted: str
-    """The seal's count field (``steps`` or ``entries``)."""
-    suffix: str
-
-
-TRACE = FileFormat("mattrace-trace", 1, "trace", "trace", "step", "steps", ".jsonl")
-CASSETTE = FileFormat("mattrace-cassette", 1, "cassette", "cassette", "entry", "entries", ".cassette")
-AUDIT_LOG = FileFormat("mattrace-governance", 1, "governance audit log", "governance", "entry", "entries",
-                       ".governance")
-FORMATS: dict[str, FileFormat] = {f.name: f for f in (TRACE, CASSETTE, AUDIT_LOG)}
-"""Every format mattrace writes, by the header's ``format`` name."""
-FORMAT = TRACE.name
-VERSION = TRACE.version
-
-
-def hmac_key_from_env() -> bytes | None:
-    """The HMAC key from ``MATTRACE_HMAC_KEY``, or None when unset or empty."""
-    key = os.environ.get(HMAC_ENV)
-    return key.encode("utf-8") if key else None
-
-
-class _Chain:
-    """The running hash of a file: H(prev + body), sha256 or keyed HMAC-SHA256."""
-
-    def __init__(self, key: bytes | None, prev: str = "") -> None:
-        self.key = key
-        self.prev = prev
-        self.algorithm = _HMAC if key else _SHA
-
-    def digest(self, body: bytes) -> str:
-        data = self.prev.encode("ascii") + body
-        if self.key is not None:
-            return hmac.new(self.key, data, hashlib.sha256).hexdigest()
-        return hashlib.sha256(data).hexdigest()
-
-
-def _encode(body_obj: dict[str, Any]) -> bytes:
-    """The canonical bytes of a record; ASCII-escaped when text holds lone surrogates.
-
-    Undecodable file names (``os.listdir`` on non-UTF-8 names) carry lone surrogates,
-    which UTF-8 cannot encode; ``\\udcxx`` escapes keep them exactly, so the record still
-    reads back as it was.
-    """
-    text = canonical_json(body_obj)
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        return canonical_json(body_obj, ascii_only=True).encode("ascii")
-
-
-def _seal_line(body_obj: dict[str, Any], chain: _Chain) -> tuple[bytes, str]:
-    """The line to write and its hash; the chain advances only once the line is written."""
-    body = _encode(body_obj)
-    h = chain.digest(body)
-    return body[:-1] + _HASH_PREFIX + h.encode("ascii") + b'"}\n', h
-
-
-class ChainedWriter:
-    """Writes hash-chained JSONL records to a new file, one ``write`` per line.
-
-    The mechanics every mattrace evidence file shares (traces, cassettes): the chain, the
-    one-``write`` lines, ``fsync``, and cutting a failed write back off. Not locked: the
-    owner serialises calls.
-
-    Args:
-        path: the file to create; with ``replace`` an existing file is truncated first,
-            otherwise it must not exist.
-        fsync: call ``os.fsync`` after every line (durable against power loss, ~100x slower).
-        key: HMAC key; defaults to ``MATTRACE_HMAC_KEY``.
-    """
-
-    def __init__(self, path: str | Path, *, fsync: bool = False, key: bytes | None = None,
-                 replace: bool = False) -> None:
-        self.path = Path(path)
-        self.fsync = fsync
-        self._chain = _Chain(key if key is not None else hmac_key_from_env())
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        mode = os.O_TRUNC if replace else os.O_EXCL
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | mode | os.O_APPEND, 0o644)
-        self._size = 0
-
-    def _append(self, record: dict[str, Any]) -> None:
-        """Write one record whole, or leave the file as it was and raise.
-
-        A failed write (disk full, I/O error) is cut back off the file, so the partial
-        bytes never glue onto the next record and the chain never covers a lost line.
-        """
-        line, h = _seal_line(record, self._chain)
-        view = memoryview(line)
-        try:
-            while view:  # os.write may write less than asked (signals, full disks)
-                written = os.write(self._fd, view)
-                view = view[written:]
-            if self.fsync:
-                os.fsync(self._fd)
-        except OSError:
-            try:
-                os.ftruncate(self._fd, self._size)
-            except OSError:
-                pass  # the reader will see a torn tail, which it recovers from
-            raise
-        self._size += len(line)
-        self._chain.prev = h
-
-    def close(self) -> None:
-        """Close the file without sealing it (it then reads as interrupted)."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-
-class RecordWriter(ChainedWriter):
-    """A chained file of one header, ``entry`` records and a seal counting them.
-
-    The shape cassettes and governance audit logs share. An existing file at ``path`` is
-    replaced (they are rewritten whole, never appended to after a crash).
-    """
-
-    def __init__(self, path: str | Path, fmt: FileFormat, header: dict[str, Any], *,
-                 fsync: bool = False, key: bytes | None = None) -> None:
-        super().__init__(path, fsync=fsync, key=key, replace=True)
-        self.format = fmt
-        self.count = 0
-        self._append({"type": "header", "format": fmt.name, "version": fmt.version, "alg": self._chain.algorithm,
-                      fmt.header_key: header})
-
-    def write_entry(self, entry: dict[str, Any]) -> None:
-        self._append({"type": self.format.record, self.format.record: entry})
-        self.count += 1
-
-    def seal(self) -> None:
-        if self._fd < 0:
-            return
-        self._append({"type": "seal", self.format.counted: self.count, "final": self._chain.prev})
-        self.close()
+__all__ = ["load", "read_records", "read_trace_file", "ReadResult", "RecordFile", "verify", "VerifyReport"]
 
 
 @dataclass
@@ -232,71 +40,6 @@ class RecordFile:
     algorithm: str = _SHA
     warnings: list[TornTailWarning] = field(default_factory=list)
 
-
-class TraceWriter(ChainedWriter):
-    """Appends a trace's records to its file: the header, then steps in order, then the seal.
-
-    Args:
-        path: the file to create (must not exist) or, with :meth:`resume`, to continue.
-        fsync: call ``os.fsync`` after every line (durable against power loss, ~100x slower).
-        key: HMAC key; defaults to ``MATTRACE_HMAC_KEY``.
-    """
-
-    def __init__(self, path: str | Path, trace: Trace, *, fsync: bool = False,
-                 key: bytes | None = None) -> None:
-        super().__init__(path, fsync=fsync, key=key)
-        self.steps_written = 0
-        self.sealed = False
-        self._append({"type": "header", "format": TRACE.name, "version": TRACE.version,
-                      "alg": self._chain.algorithm, TRACE.header_key: trace.header_dict()})
-
-    @classmethod
-    def resume(cls, path: str | Path, *, fsync: bool = False,
-               key: bytes | None = None) -> TraceWriter:
-        """Reopen an unsealed file to append more steps, cutting a torn tail first.
-
-        Cutting the tail is what keeps a half-written line from being glued to the next
-        record. Raises RecordingError if the file is already sealed.
-        """
-        key = key if key is not None else hmac_key_from_env()
-        result = read_trace_file(path, key=key)
-        if result.sealed:
-            raise RecordingError(f"{path}: trace file is sealed; a sealed trace cannot be appended to")
-        self = cls.__new__(cls)
-        self.path = Path(path)
-        self.fsync = fsync
-        # continue with the file's own algorithm, whatever the environment says now
-        self._chain = _Chain(key if result.algorithm == _HMAC else None, prev=result.last_hash)
-        self.steps_written = len(result.trace.steps)
-        self.sealed = False
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-        os.truncate(self.path, result.valid_bytes)
-        self._size = result.valid_bytes
-        return self
-
-    def write_step(self, step: Step) -> None:
-        """Append one step; its index must be the next one."""
-        if self.sealed:
-            raise RecordingError(f"{self.path}: step {step.index} recorded after the trace was sealed")
-        if step.index != self.steps_written:
-            raise RecordingError(
-                f"{self.path}: step index {step.index} out of order (expected {self.steps_written})")
-        try:
-            self._append({"type": "step", "step": step.to_json_dict()})
-        except ValueError as exc:  # NaN/Infinity: JSON has no form for them
-            raise RecordingError(f"{self.path}: step {step.index} holds a value JSON cannot "
-                                 f"represent ({exc}); record NaN/Infinity as strings") from exc
-        self.steps_written += 1
-
-    def seal(self, outcome: Outcome | None) -> None:
-        """Write the seal (step count, final hash, outcome) and close the file."""
-        if self.sealed:
-            return
-        seal = {"type": "seal", "steps": self.steps_written, "final": self._chain.prev,
-                "outcome": outcome.model_dump(mode="json") if outcome else None}
-        self._append(seal)
-        self.sealed = True
-        self.close()
 
 @dataclass
 class ReadResult:

@@ -1,0 +1,89 @@
+"""The formats of mattrace's chained files and the hash chain they share."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from mattrace.trace import canonical_json
+
+__all__ = ["AUDIT_LOG", "CASSETTE", "FileFormat", "FORMAT", "FORMATS", "HMAC_ENV", "hmac_key_from_env", "TRACE",
+           "VERSION"]
+
+HMAC_ENV = "MATTRACE_HMAC_KEY"
+_SHA = "sha256"
+_HMAC = "hmac-sha256"
+_HASH_PREFIX = b',"h":"'
+_HASH_SUFFIX_LEN = len(_HASH_PREFIX) + 64 + 2  # ,"h":"<64 hex>"}
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """One kind of chained JSONL file: a header, body records of one type, a seal counting them.
+
+    Traces, cassettes and governance audit logs share the chain, the seal, torn-tail
+    recovery and HMAC signing; they differ only in the names below. The table of them is
+    static (:data:`FORMATS`), so any reader in any process knows every format without
+    importing the package that writes it.
+    """
+
+    name: str
+    """The header's ``format``."""
+    version: int
+    noun: str
+    """What a person calls the file, in messages."""
+    header_key: str
+    """The header field holding the file's metadata object."""
+    record: str
+    """The ``type`` of a body record (``step`` or ``entry``), whose payload is under the same key."""
+    counted: str
+    """The seal's count field (``steps`` or ``entries``)."""
+    suffix: str
+
+
+TRACE = FileFormat("mattrace-trace", 1, "trace", "trace", "step", "steps", ".jsonl")
+CASSETTE = FileFormat("mattrace-cassette", 1, "cassette", "cassette", "entry", "entries", ".cassette")
+AUDIT_LOG = FileFormat("mattrace-governance", 1, "governance audit log", "governance", "entry", "entries",
+                       ".governance")
+FORMATS: dict[str, FileFormat] = {f.name: f for f in (TRACE, CASSETTE, AUDIT_LOG)}
+"""Every format mattrace writes, by the header's ``format`` name."""
+FORMAT = TRACE.name
+VERSION = TRACE.version
+
+
+def hmac_key_from_env() -> bytes | None:
+    """The HMAC key from ``MATTRACE_HMAC_KEY``, or None when unset or empty."""
+    key = os.environ.get(HMAC_ENV)
+    return key.encode("utf-8") if key else None
+
+
+class _Chain:
+    """The running hash of a file: H(prev + body), sha256 or keyed HMAC-SHA256."""
+
+    def __init__(self, key: bytes | None, prev: str = "") -> None:
+        self.key = key
+        self.prev = prev
+        self.algorithm = _HMAC if key else _SHA
+
+    def digest(self, body: bytes) -> str:
+        data = self.prev.encode("ascii") + body
+        if self.key is not None:
+            return hmac.new(self.key, data, hashlib.sha256).hexdigest()
+        return hashlib.sha256(data).hexdigest()
+
+
+def _encode(body_obj: dict[str, Any]) -> bytes:
+    """The canonical bytes of a record; ASCII-escaped when text holds lone surrogates.
+
+    Undecodable file names (``os.listdir`` on non-UTF-8 names) carry lone surrogates,
+    which UTF-8 cannot encode; ``\\udcxx`` escapes keep them exactly, so the record still
+    reads back as it was.
+    """
+    text = canonical_json(body_obj)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return canonical_json(body_obj, ascii_only=True).encode("ascii")
