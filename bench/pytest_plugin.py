@@ -8,8 +8,9 @@ Run by hand from the repository root::
 Writes a suite of ``--tests`` plain tests (no marker, no ``mat`` fixture) into a temporary
 directory and times ``pytest --collect-only -q`` on it in a fresh process, alternately with
 the plugin (its ``pytest11`` entry point, ``_mattrace_pytest``) and without it
-(``-p no:mattrace``), so both see the same machine load. Prints the median wall time of
-each, the difference (what the plugin adds), and whether the session imported mattrace.
+(``-p no:mattrace``), so both see the same machine load; which goes first alternates. Prints the median wall time and
+CPU time of each, the difference (what the plugin adds), and whether the session imported
+mattrace. On a shared machine the CPU time is the steadier of the two.
 Everything else pytest loads (its other plugins) is the same in both columns.
 """
 
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -42,17 +45,39 @@ def _suite(root: Path, tests: int) -> None:
     (root / "conftest.py").write_text(SPY)
 
 
-def _collect(root: Path, with_plugin: bool, spy: Path) -> tuple[float, list[str]]:
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _collect(root: Path, with_plugin: bool, spy: Path) -> tuple[float, float, list[str]]:
     args = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
     if not with_plugin:
         args += ["-p", "no:mattrace"]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu()
     proc = subprocess.run(args, cwd=root, capture_output=True, text=True,
-                          env={**__import__("os").environ, "MATTRACE_BENCH_SPY": str(spy)})
-    elapsed = time.perf_counter() - start
+                          env={**os.environ, "MATTRACE_BENCH_SPY": str(spy)})
+    elapsed, cpu = time.perf_counter() - start, _cpu() - cpu
     if proc.returncode != 0:
         raise SystemExit(f"pytest failed:\n{proc.stdout}\n{proc.stderr}")
-    return elapsed, json.loads(spy.read_text())
+    return elapsed, cpu, json.loads(spy.read_text())
+
+
+IMPORT_COST = """
+import json, time
+import pytest
+start = time.perf_counter(); import _mattrace_pytest; entry = time.perf_counter() - start
+start = time.perf_counter(); import mattrace.pytest_plugin; plugin = time.perf_counter() - start
+print(json.dumps([entry, plugin]))
+"""
+
+
+def _import_costs(rounds: int) -> tuple[float, float]:
+    """Median ms to import the entry module, and then the plugin proper, in a fresh process
+    that has pytest loaded already (as a pytest session has)."""
+    costs = [json.loads(subprocess.run([sys.executable, "-c", IMPORT_COST], capture_output=True, text=True,
+                                       check=True).stdout) for _ in range(rounds)]
+    return (statistics.median(c[0] for c in costs) * 1000, statistics.median(c[1] for c in costs) * 1000)
 
 
 def main() -> None:
@@ -67,19 +92,27 @@ def main() -> None:
         _suite(root, options.tests)
         spy = root / "spy.json"
         times: dict[bool, list[float]] = {True: [], False: []}
+        cpus: dict[bool, list[float]] = {True: [], False: []}
         imported: list[str] = []
         _collect(root, True, spy)   # warm the file cache once
-        for _ in range(rounds):
-            for with_plugin in (True, False):
-                elapsed, loaded = _collect(root, with_plugin, spy)
+        for round_ in range(rounds):
+            # alternate which goes first: the second of two back-to-back runs is often faster
+            for with_plugin in ((True, False) if round_ % 2 == 0 else (False, True)):
+                elapsed, cpu, loaded = _collect(root, with_plugin, spy)
                 times[with_plugin].append(elapsed)
+                cpus[with_plugin].append(cpu)
                 if with_plugin:
                     imported = loaded
-    on, off = statistics.median(times[True]) * 1000, statistics.median(times[False]) * 1000
     print(f"pytest --collect-only of {options.tests} plain tests, median of {rounds} fresh processes each")
-    print(f"  with the mattrace plugin   {on:8.1f} ms")
-    print(f"  with -p no:mattrace        {off:8.1f} ms")
-    print(f"  added by the plugin        {on - off:8.1f} ms ({on / off:.3f}x)")
+    print("                              wall ms    cpu ms (user+sys of the pytest process)")
+    for label, key in (("with the mattrace plugin", True), ("with -p no:mattrace", False)):
+        print(f"  {label:26} {statistics.median(times[key]) * 1000:8.1f}  {statistics.median(cpus[key]) * 1000:8.1f}")
+    wall = (statistics.median(times[True]) - statistics.median(times[False])) * 1000
+    cpu = (statistics.median(cpus[True]) - statistics.median(cpus[False])) * 1000
+    print(f"  added by the plugin        {wall:8.1f}  {cpu:8.1f}")
+    entry, plugin = _import_costs(rounds)
+    print(f"  importing the entry module (_mattrace_pytest): {entry:6.1f} ms; the plugin proper, loaded only "
+          f"when a test uses mattrace: {plugin:6.1f} ms")
     print(f"  mattrace modules imported: {len(imported)}{' ' + ', '.join(imported[:5]) if imported else ''}")
 
 
