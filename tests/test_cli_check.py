@@ -72,7 +72,7 @@ def test_check_shows_the_first_violation_in_context(tainted: Path, contracts_mod
     assert main(["check", str(tainted), "-c", contracts_module, "--width", "120"]) == 1
     out = capsys.readouterr().out
     assert "FAIL  no untrusted action" in out and "first violation at step 4" in out
-    assert "path 1 → 2 → 4" in out
+    assert "argument to='x@evil.example' came from untrusted content from step 1" in out
     lines = out.splitlines()
     marked = [line for line in lines if "▶" in line]
     assert len(marked) == 1 and " 4 " in marked[0] and "send_email" in marked[0]
@@ -90,7 +90,7 @@ def test_check_json_lists_one_report_per_trace(tainted: Path, clean: Path, contr
     assert [r["path"] for r in data] == [str(clean), str(tainted)]
     assert data[0]["ok"] is True and data[0]["first_violation"] is None
     first = data[1]["first_violation"]
-    assert first["contract"] == "no untrusted action" and first["step"] == 4 and first["witness"] == [1, 2, 4]
+    assert first["contract"] == "no untrusted action" and first["step"] == 4 and first["witness"] == [1, 4]
     assert [v["status"] for v in data[1]["verdicts"]] == ["fail", "pass", "pass"]
 
 

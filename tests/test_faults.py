@@ -10,7 +10,7 @@ import litellm
 import pytest
 
 import mattrace
-from mattrace.contracts import check, no_untrusted_action
+from mattrace.contracts import check, flows, never, no_untrusted_action, no_untrusted_context_action, step
 from mattrace.errors import FaultSpecError
 from mattrace.faults import (
     ConnectionFailed,
@@ -113,7 +113,8 @@ def test_stale_returns_an_earlier_answer(tmp_path: Path) -> None:
 
 
 def test_poisoned_retrieval_is_untrusted_and_its_taint_reaches_a_side_effect(tmp_path: Path) -> None:
-    """A poisoned document is added and marked untrusted; an e-mail built from it fails no_untrusted_action."""
+    """A poisoned document is added and marked untrusted; an e-mail whose body is copied from it is reached by the
+    poison both in its context and by data (its recipient is not, so the stock data check passes)."""
     def body(out: list[Any]) -> None:
         docs = search("refunds")
         out.append(docs)
@@ -122,9 +123,12 @@ def test_poisoned_retrieval_is_untrusted_and_its_taint_reaches_a_side_effect(tmp
     assert [d.id for d in out[0]] == ["kb-1", "injected"] and out[0][-1].trusted is False
     retrieval = next(s for s in trace.steps if s.kind is StepKind.RETRIEVAL)
     assert retrieval.untrusted and "fault:poisoned" in [s.ref for s in retrieval.sources]
-    violation = check(trace, [no_untrusted_action()]).first_violation
+    violation = check(trace, [no_untrusted_context_action()]).first_violation
     assert violation is not None and trace.steps[violation.step].target == "send_email"
     assert violation.witness[0] in (0, retrieval.index), "the taint path starts at the fault or the poisoned step"
+    by_data = check(trace, [never(flows(step.untrusted(), into=step.side_effect(), via="data"))]).first_violation
+    assert by_data is not None and by_data.step == violation.step and by_data.witness[0] == retrieval.index
+    assert check(trace, [no_untrusted_action()]).ok
 
 
 def test_memory_loss_and_corruption(tmp_path: Path) -> None:

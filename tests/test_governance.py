@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import mattrace
-from mattrace.contracts import check, no_untrusted_action, step
+from mattrace.contracts import check, no_untrusted_action, no_untrusted_context_action, step
 from mattrace.governance import (
     ActionBlocked,
     Capability,
@@ -129,16 +129,30 @@ def test_escalation_asks_the_approver_and_records_it(tmp_path: Path) -> None:
 
 
 def test_guard_blocks_exactly_the_step_that_would_violate(tmp_path: Path) -> None:
-    """guard(no_untrusted_action) lets the clean e-mail through and blocks the one fed by the web page."""
+    """guard(no_untrusted_context_action) lets the clean e-mail through and blocks the one fed by the web page."""
     def body(out: list[Any]) -> None:
         out.append(send_email("ana@example.com", "Your refund is on its way"))
         page = web("refund tips")[0].text
         out.append(send_email("ana@example.com", page))
-    out, trace = run(Governor([guard([no_untrusted_action()])]), body, tmp_path)
+    out, trace = run(Governor([guard([no_untrusted_context_action()])]), body, tmp_path)
     assert out[0] == "sent to ana@example.com" and out[1]["blocked"] is True
     assert [e["body"] for e in SENT] == ["Your refund is on its way"], "zero unauthorised side effects"
-    assert "would violate 'no untrusted action'" in out[1]["reason"]
-    assert check(trace, [no_untrusted_action()]).ok, "the governed trace keeps the contract"
+    assert "would violate 'no untrusted context action'" in out[1]["reason"]
+    assert check(trace, [no_untrusted_context_action()]).ok, "the governed trace keeps the contract"
+
+
+def test_guard_judges_an_action_by_where_its_recipient_came_from(tmp_path: Path) -> None:
+    """guard(no_untrusted_action) judges the arguments before the call: the e-mail to the customer passes even
+    after reading the page, the one to the address the page named is blocked, and the reason names the page."""
+    def body(out: list[Any]) -> None:
+        page = web("refund tips")[0].text
+        out.append(send_email("ana@example.com", "Your refund is on its way"))
+        out.append(send_email(page.rsplit(" ", 1)[-1], "the notes"))
+    out, trace = run(Governor([guard([no_untrusted_action()])]), body, tmp_path)
+    assert out[0] == "sent to ana@example.com" and out[1]["blocked"] is True
+    assert [e["to"] for e in SENT] == ["ana@example.com"]
+    assert "argument to='x@evil.example' came from untrusted content from step 1 (result[0].text" in out[1]["reason"]
+    assert check(trace, [no_untrusted_action()]).ok
 
 
 def test_capabilities_cover_agents_tools_budgets_and_side_effects(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ import pytest
 
 import mattrace
 from mattrace import Source, Step, StepKind, Trace
-from mattrace.contracts import no_untrusted_action
+from mattrace.contracts import no_untrusted_action, no_untrusted_context_action
 from mattrace.integrations.otel import MatSpanProcessor, install, spans_to_trace
 from mattrace.integrations.otel.spans import SpanRecord
 
@@ -268,7 +268,9 @@ def assert_injection_steps(trace: Trace) -> None:
     report = mattrace.check(trace, [no_untrusted_action()])
     violation = report.first_violation
     assert violation is not None and violation.step == send.index
-    assert violation.witness[0] == fetch.index and second.index in violation.witness
+    assert violation.witness == (fetch.index, send.index)   # the page the recipient was copied from
+    context = mattrace.check(trace, [no_untrusted_context_action()]).first_violation
+    assert context is not None and context.witness[0] == fetch.index and second.index in context.witness
 
 
 # -- live runs ---------------------------------------------------------------------------------------------------------
@@ -352,7 +354,7 @@ def test_tool_steps_are_linked_to_their_tool_calls_by_id(traced: Traced, tmp_pat
     assert first.index in fetch.reads
     assert second.index in send.reads
     assert {fetch.index, send.index} <= set(last.reads)
-    report = mattrace.check(trace, [no_untrusted_action()])
+    report = mattrace.check(trace, [no_untrusted_context_action()])   # the context flow follows those links
     assert report.first_violation is not None and report.first_violation.step == send.index
 
 

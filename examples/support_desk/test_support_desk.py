@@ -90,7 +90,7 @@ def test_runs_are_deterministic_offline() -> None:
 
 
 def test_contracts_catch_the_injected_email_at_the_email_step() -> None:
-    """no_untrusted_action fails at the writer's e-mail, witnessing the path from the forum post."""
+    """no_untrusted_action fails at the writer's e-mail, witnessing the forum post the address was copied from."""
     trace, _, _ = _run("slow-refund")
     report = mattrace.check(trace, CONTRACTS)
     email = next(s for s in trace.steps if s.target == "send_email")
@@ -98,9 +98,9 @@ def test_contracts_catch_the_injected_email_at_the_email_step() -> None:
     first = report.first_violation
     assert first is not None and first.contract == "no untrusted action"
     assert first.step == email.index
-    assert first.witness[0] == forum.index and first.witness[-1] == email.index
-    for earlier, later in zip(first.witness, first.witness[1:], strict=False):
-        assert earlier in trace.steps[later].reads, "the witness is a path along reads edges"
+    assert first.witness == (forum.index, email.index)
+    assert f"argument to='refunds-desk@fastrefund.example' came from untrusted content from step {forum.index}" \
+        in first.reason
     assert report["e-mail only customers"].violation.step == email.index
     failing = {v.contract for v in report.violations}
     assert failing == {"no untrusted action", "e-mail only customers"}

@@ -31,12 +31,14 @@ from mattrace.contracts._claims import (
     no_unsupported_propagation,
 )
 from mattrace.contracts._contract import Contract, Monitor, describe_step
+from mattrace.contracts._dataflow import untrusted_selector
 from mattrace.contracts._files import load_contracts, parse_step_pattern
 from mattrace.contracts._library import (
     confirmed_before,
     max_calls,
     no_action_after_error,
     no_untrusted_action,
+    no_untrusted_context_action,
     stays_in_role,
     terminates,
 )
@@ -80,6 +82,7 @@ __all__ = [
     "no_action_after_error",
     "no_unsupported_propagation",
     "no_untrusted_action",
+    "no_untrusted_context_action",
     "once",
     "parse_step_pattern",
     "precedes",
@@ -93,6 +96,7 @@ __all__ = [
     "stays_in_role",
     "step",
     "terminates",
+    "untrusted_selector",
     "Verdict",
     "Violation",
     "within",

@@ -10,6 +10,7 @@ violation reports (the user's "yes", the untrusted document an e-mail came from)
 from __future__ import annotations
 
 from mattrace.contracts._predicates import Evaluator, Pred, _paren, _pred
+from mattrace.errors import ContractError
 from mattrace.trace import Step
 
 __all__ = ["Earlier", "Flows", "once", "since", "flows"]
@@ -203,6 +204,21 @@ def since(a: Pred, b: Pred) -> Pred:
     return Since(a, b)
 
 
-def flows(src: Pred, *, into: Pred) -> Pred:
-    """A step matching ``into`` that consumed, along ``reads`` edges, output of a ``src`` step."""
-    return Flows(src, into)
+def flows(src: Pred, *, into: Pred, via: str = "context") -> Pred:
+    """A step matching ``into`` that consumed output of a ``src`` step.
+
+    Args:
+        via: ``"context"`` (default): along ``reads`` edges, transitively (the step could
+            have seen it); ``"data"``: an input value of the step was copied from the
+            ``src`` step's output and from no user or trusted text (see
+            :mod:`mattrace.provenance`); ``"any"``: either.
+    """
+    if via == "context":
+        return Flows(src, into)
+    from mattrace.contracts._dataflow import DataFlows
+
+    if via == "data":
+        return DataFlows(src, into)
+    if via == "any":
+        return Flows(src, into) | DataFlows(src, into)
+    raise ContractError(f'flows(..., via={via!r}): expected "context", "data" or "any"')

@@ -1,0 +1,328 @@
+"""Where each input value of a step came from: one incremental pass over the steps.
+
+:class:`Provenance` observes the steps of a run in order. Each step's *outputs* are
+indexed (who said them, and how much to trust that); each step's *input values* (every
+argument leaf of a tool or memory write, an agent message's text) are looked up in what
+came before. The result per value is a :class:`ValueOrigin`: its trust class and the
+earlier steps it was found in, and how.
+
+Cost: every lookup is a dictionary probe per identifier, per span start and per leaf, so
+a step costs time linear in the text it reads and writes, whatever the run's length and
+however alike the earlier outputs are: an index key keeps only the first step of each
+trust class that produced it (which is all a verdict needs), never a list of every step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mattrace.provenance._text import SPAN, WEAK, Region, identifiers, leaves, normalise, span_starts
+from mattrace.trace import Step, StepKind
+
+__all__ = [
+    "Origin",
+    "Provenance",
+    "StepOrigins",
+    "TrustClass",
+    "ValueOrigin",
+    "origins_of",
+    "output_class",
+]
+
+TrustClass = Literal["user", "trusted", "untrusted", "mixed", "generated"]
+"""``user``: the user said it; ``trusted``: a trusted tool, document or system prompt did;
+``untrusted``: only untrusted content did; ``mixed``: parts of it each; ``generated``:
+found nowhere (the model wrote it)."""
+
+_Source = Literal["user", "trusted", "untrusted"]
+_MIN_WHOLE = 3   # shorter values ("1", "ok") are found everywhere and prove nothing
+_RANK = {"user": 0, "trusted": 1, "untrusted": 2}
+
+
+@dataclass(frozen=True)
+class Origin:
+    """One place a value (or a part of it) was found: step ``step``'s output."""
+
+    step: int
+    trust: _Source
+    how: Literal["whole", "span", "identifier"]
+    token: str
+    """What matched: the identifier (``email:x@y.z``) or the start of the span or value."""
+    region: Region
+    where: str
+    """Where in the output: the leaf's path (``result.body``, ``content``)."""
+
+
+@dataclass(frozen=True)
+class ValueOrigin:
+    """An input value of a step and where it came from."""
+
+    path: str
+    """The argument it is (``to``, ``recipients[0]``, ``content``)."""
+    value: str
+    trust: TrustClass
+    origins: tuple[Origin, ...]
+    untrusted_parts: tuple[str, ...] = ()
+    """Tokens of the value found only in untrusted content (empty unless untrusted or mixed)."""
+
+    @property
+    def instructed(self) -> bool:
+        """Whether an untrusted-only part of the value was found in untrusted *text* (prose,
+        where instructions live) rather than only as a field of an untrusted record."""
+        return any(o.trust == "untrusted" and o.region == "text" and o.token in self.untrusted_parts
+                   for o in self.origins)
+
+
+@dataclass(frozen=True)
+class StepOrigins:
+    """The origins of every input value of one step."""
+
+    index: int
+    values: tuple[ValueOrigin, ...] = ()
+
+    def of(self, path: str) -> ValueOrigin | None:
+        """The origin of the argument ``path`` (``to``), or of its first element."""
+        for v in self.values:
+            if v.path == path or v.path.startswith(path + "[") or v.path.startswith(path + "."):
+                return v
+        return None
+
+
+def output_class(step: Step) -> _Source | None:
+    """How far to trust what a step produced, or None when it produced no evidence of its own
+    (a model's answer, an agent's message: their text came from somewhere, or was generated).
+
+    Labels the trace carries win: a source marked ``trusted=False`` makes the output untrusted.
+    """
+    kind = step.kind
+    if kind is StepKind.MESSAGE:
+        if step.agent == "user" or any(s.kind == "user" for s in step.sources):
+            return "user"
+        if step.agent == "system":
+            return "trusted"
+        return "untrusted" if any(not s.trusted for s in step.sources) else None
+    if kind in (StepKind.TOOL, StepKind.RETRIEVAL, StepKind.MEMORY_READ):
+        return "untrusted" if any(not s.trusted for s in step.sources) else "trusted"
+    return None   # a fault step describes what was injected; the step it changed holds it
+
+
+def _outputs(step: Step) -> Iterator[tuple[str, Any]]:
+    if step.content:
+        yield "content", step.content
+    if step.result is not None and step.kind is not StepKind.END:
+        yield "result", step.result
+
+
+def _inputs(step: Step) -> Iterator[tuple[str, Any]]:
+    """The input values whose origins are asked for: a tool's or memory write's arguments,
+    an agent's message (not an LLM prompt: that is the context flow's business)."""
+    if step.kind in (StepKind.TOOL, StepKind.MEMORY_WRITE, StepKind.RETRIEVAL) and step.args:
+        for key, value in step.args.items():
+            if not key.startswith("_"):
+                yield key, value
+    elif step.kind in (StepKind.MESSAGE, StepKind.DELEGATE) and step.content and output_class(step) is None:
+        yield "content", step.content
+
+
+@dataclass
+class _Hits:
+    """The first output of each trust class that holds one key (all a verdict needs)."""
+
+    first: dict[tuple[_Source, Region], tuple[int, str]] = field(default_factory=dict)
+
+    def add(self, trust: _Source, region: Region, step: int, where: str) -> None:
+        self.first.setdefault((trust, region), (step, where))
+
+
+class Provenance:
+    """The origins of each step's input values, computed incrementally.
+
+    Feed it the steps of one run in order with :meth:`observe`; it returns that step's
+    :class:`StepOrigins` (judged against the steps before it) and then indexes the step's
+    own outputs. Deterministic and free of I/O; not thread-safe (one per reader).
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[str, _Hits] = {}
+        self._spans: dict[str, _Hits] = {}
+        self._whole: dict[str, _Hits] = {}
+        self._written: set[str] = set()   # memory keys this run wrote: reading them back is no new source
+
+    def observe(self, step: Step) -> StepOrigins:
+        """The origins of ``step``'s input values; then remember its outputs.
+
+        A step whose input was copied from untrusted text (a search for the product an
+        injected review named) produces output chosen by that text: its outputs are
+        indexed as untrusted text too, so what the agent picks from them next is traced
+        back to the instruction.
+        """
+        values = tuple(self._value(path, value) for key, raw in _inputs(step)
+                       for path, value in _flatten(key, raw))
+        steered = any(v.trust in ("untrusted", "mixed") and v.instructed for v in values)
+        if step.kind is StepKind.MEMORY_WRITE and step.target:
+            self._written.add(step.target)
+        elif not (step.kind is StepKind.MEMORY_READ and step.target in self._written):
+            self._index(step, steered, _echoed(step))
+        return StepOrigins(step.index, values)
+
+    # -- indexing -------------------------------------------------------------------------
+
+    def _index(self, step: Step, steered: bool, echoed: _Echo) -> None:
+        """Remember a step's outputs, except what merely echoes its own inputs (a tool that
+        returns the event it was given vouches for nothing it was told)."""
+        trust = output_class(step)
+        if trust is None:
+            return
+        if steered:
+            trust = "untrusted"
+        per_doc = _document_trust(step) if trust == "untrusted" and not steered else {}
+        for name, value in _outputs(step):
+            for leaf in leaves(value, name):
+                leaf_trust = per_doc.get(leaf.path.split(".", 1)[0], trust)
+                norm = normalise(leaf.text)
+                if not norm:
+                    continue
+                region: Region = "text" if steered else leaf.region
+                if len(norm) <= 2 * SPAN and norm not in echoed.whole:
+                    self._whole.setdefault(norm, _Hits()).add(leaf_trust, region, step.index, leaf.path)
+                for token in identifiers(leaf.text) - echoed.ids:
+                    self._ids.setdefault(token, _Hits()).add(leaf_trust, region, step.index, leaf.path)
+                for start in span_starts(norm):
+                    piece = norm[start:start + SPAN]
+                    if piece not in echoed.spans:
+                        self._spans.setdefault(piece, _Hits()).add(leaf_trust, region, step.index, leaf.path)
+
+    # -- lookup ---------------------------------------------------------------------------
+
+    def _value(self, path: str, value: str) -> ValueOrigin:
+        norm = normalise(value)
+        parts: dict[str, list[Origin]] = {}
+        whole = self._whole.get(norm) if len(norm) >= _MIN_WHOLE else None
+        if whole is not None:
+            parts[f"value:{norm[:40]}"] = _origins(whole, "whole", f"value:{norm[:40]}")
+        tokens = identifiers(value)
+        if any(not t.startswith(WEAK) for t in tokens):   # a domain or digits inside a stronger token
+            tokens = {t for t in tokens if not t.startswith(WEAK)}
+        named = _named_by(value, tokens)
+        if named is not None:   # the value *is* an address, a URL, an account: that decides
+            tokens, whole, norm = {named}, None, ""
+            parts.clear()
+        for token in sorted(tokens):
+            hits = self._ids.get(token)
+            if hits is None:
+                continue
+            found = _origins(hits, "identifier", token)
+            if token.startswith("url:") and all(o.trust == "untrusted" for o in found):
+                # same site as the user (or trusted data) named: a link within a site the user
+                # sent the agent to is the user's choice, as the browser's same-origin rule has it
+                site = self._ids.get("domain:" + token[4:].split("/", 1)[0])
+                vouched = [o for o in _origins(site, "identifier", token) if o.trust != "untrusted"] if site else []
+                found = found + vouched
+            parts[token] = found
+        if whole is None:
+            for start in span_starts(norm):
+                piece = norm[start:start + SPAN]
+                hits = self._spans.get(piece)
+                if hits is not None:
+                    parts[f"span:{piece}"] = _origins(hits, "span", f"span:{piece}")
+        return _judge(path, value, parts)
+
+
+_NAMES = ("email:", "url:", "account:", "phone:")
+
+
+def _named_by(value: str, tokens: set[str]) -> str | None:
+    """The one identifier a value consists of (``bob@x.com``, ``https://x.com/a``), if it does."""
+    text = normalise(value).removeprefix("https://").removeprefix("http://").removeprefix("www.").rstrip("/")
+    for token in tokens:
+        if token.startswith(_NAMES):
+            body = token.split(":", 1)[1]
+            if token.startswith(("account:", "phone:")):
+                if len(value.strip()) <= len(body) + 6:
+                    return token
+            elif text in (body, "mailto:" + body) or text.removeprefix("www.") == body:
+                return token
+    return None
+
+
+def _document_trust(step: Step) -> dict[str, _Source]:
+    """Per item of a retrieval's result (``result[2]``), its own trust, where the sources
+    name the documents: one untrusted forum post does not make the handbook beside it untrusted."""
+    if step.kind is not StepKind.RETRIEVAL or not isinstance(step.result, list):
+        return {}
+    trusted_refs = {s.ref: s.trusted for s in step.sources if s.ref}
+    out: dict[str, _Source] = {}
+    for i, item in enumerate(step.result):
+        ref = item.get("id") if isinstance(item, dict) else None
+        if ref in trusted_refs and item.get("trusted", True) is not False:
+            out[f"result[{i}]"] = "trusted" if trusted_refs[ref] else "untrusted"
+    return out
+
+
+@dataclass(frozen=True)
+class _Echo:
+    """What a step was given: its outputs repeating it are not evidence."""
+
+    ids: frozenset[str] = frozenset()
+    spans: frozenset[str] = frozenset()
+    whole: frozenset[str] = frozenset()
+
+
+def _echoed(step: Step) -> _Echo:
+    if not step.args or step.kind not in (StepKind.TOOL, StepKind.RETRIEVAL, StepKind.MEMORY_READ):
+        return _Echo()
+    ids: set[str] = set()
+    spans: set[str] = set()
+    whole: set[str] = set()
+    for _, text in (pv for key, raw in step.args.items() for pv in _flatten(key, raw)):
+        norm = normalise(text)
+        whole.add(norm)
+        ids |= identifiers(text)
+        spans.update(norm[i:i + SPAN] for i in span_starts(norm))
+    return _Echo(frozenset(ids), frozenset(spans), frozenset(whole))
+
+
+def _origins(hits: _Hits, how: Literal["whole", "span", "identifier"], token: str) -> list[Origin]:
+    return [Origin(step, trust, how, token, region, where)
+            for (trust, region), (step, where) in sorted(hits.first.items(), key=lambda kv: kv[1][0])]
+
+
+def _judge(path: str, value: str, parts: Mapping[str, list[Origin]]) -> ValueOrigin:
+    """A value's trust class from its parts: a part is untrusted when only untrusted content
+    holds it; the value is untrusted when its parts that were found are all so."""
+    if not parts:
+        return ValueOrigin(path, value, "generated", ())
+    untrusted_only = [token for token, found in parts.items() if all(o.trust == "untrusted" for o in found)]
+    vouched = [o for token, found in parts.items() for o in found if o.trust != "untrusted"]
+    origins = tuple(sorted((o for found in parts.values() for o in found), key=lambda o: (o.step, o.token)))
+    if untrusted_only and vouched:
+        trust: TrustClass = "mixed"
+    elif untrusted_only:
+        trust = "untrusted"
+    else:
+        trust = "user" if any(o.trust == "user" for o in vouched) else "trusted"
+    return ValueOrigin(path, value, trust, origins, tuple(untrusted_only))
+
+
+def _flatten(key: str, value: Any) -> Iterator[tuple[str, str]]:
+    """(path, text) of every scalar leaf of an argument."""
+    if isinstance(value, str):
+        yield key, value
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int | float):
+        yield key, str(value)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _flatten(f"{key}.{k}", v)
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            yield from _flatten(f"{key}[{i}]", v)
+
+
+def origins_of(steps: Iterable[Step]) -> list[StepOrigins]:
+    """The origins of every step's input values (one pass; for a whole trace at once)."""
+    analysis = Provenance()
+    return [analysis.observe(s) for s in steps]
