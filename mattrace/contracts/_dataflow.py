@@ -31,13 +31,16 @@ __all__ = ["DataFlows", "explain_selector", "SELECTOR_NAMES", "SelectorContract"
            "untrusted_selector"]
 
 SELECTOR_NAMES = re.compile(
-    r"^(?:to|cc|bcc|recipients?|receivers?|payees?|emails?|email_address(?:es)?|address(?:es)?|"
+    r"^(?:\w+_)?(?:to|cc|bcc|recipients?|receivers?|payees?|emails?|email_address(?:es)?|address(?:es)?|"
     r"urls?|links?|uris?|domains?|hosts?|iban|ibans|accounts?|account_(?:number|id)s?|"
     r"(?:file_?)?paths?|files?|file_?names?|dirs?|director(?:y|ies)|destinations?|dest|targets?|"
-    r"users?|user_?names?|members?|participants?|collaborators?|invitees?|phones?|phone_numbers?|"
-    r"channels?|repos?|repositor(?:y|ies)|ids?|\w+_ids?|(?:new_)?passwords?|passwd|pin|secrets?|tokens?)$",
+    r"users?|user_?names?|owners?|owner_?names?|members?|participants?|collaborators?|invitees?|"
+    r"phones?|phone_numbers?|channels?|repos?|repo_names?|repositor(?:y|ies)|ids?|"
+    r"passwords?|passwd|pin|secrets?|tokens?|keys?)$",
     re.IGNORECASE)
-"""Argument names that select what an action touches, or the credential it sets (the default rule)."""
+"""Argument names that select what an action touches, or the credential it sets (the default
+rule): ``to``, ``recipients``, ``url``, ``iban``, ``path``, ``repo_name``, ``new_owner_username``,
+``ssh_key``, ``password``, any ``*_id``."""
 
 _WHOLE_IDENTIFIER = ("email:", "url:", "account:", "phone:")
 

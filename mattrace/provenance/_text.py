@@ -144,6 +144,7 @@ _DOMAIN = re.compile(r"\b(?:[a-z0-9-]+\.)+(?:com|org|net|io|dev|ai|co|uk|de|fr|c
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]){10,30}\b")
 _PHONE = re.compile(r"(?<![\w-])\+?\d[\d ().-]{6,}\d(?![\w-])")
 _PATH = re.compile(r"(?:[\w.-]*/)+[\w.-]+\.\w{1,5}\b|/(?:[\w.-]+/)+[\w.-]*")
+_SLUG = re.compile(r"(?<![\w/.:@-])[A-Za-z][\w.-]*/[\w.-]*[A-Za-z0-9](?![\w/@])")
 _ID = re.compile(r"\b(?=[\w-]*\d)(?=[\w-]*[a-z])[a-z0-9]+(?:[_-][a-z0-9]+)*\b", re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?![\w])")
 _MIN_NUMBER_DIGITS = 3
@@ -159,7 +160,8 @@ def identifiers(text: str) -> set[str]:
     """The identifier tokens of ``text``, normalised (``kind:value``).
 
     E-mail addresses, URLs (without scheme and trailing slash) and their domains, IBANs
-    and account numbers (without spaces), phone numbers (digits only), file paths, ids
+    and account numbers (without spaces), phone numbers (digits only), file paths and
+    ``owner/name`` slugs, ids
     (letters and digits together: ``attacker-account-9981``, ``P123``) and numbers of three
     or more digits (amounts, order numbers).
     """
@@ -188,6 +190,8 @@ def identifiers(text: str) -> set[str]:
     for m in _PATH.finditer(text):
         if "://" not in text[max(0, m.start() - 3):m.start() + 3]:
             found.add(f"path:{m.group().lower()}")
+    for m in _SLUG.finditer(text):   # owner/repo, team/channel
+        found.add(f"path:{m.group().lower()}")
     for m in _ID.finditer(text):
         token = m.group().lower()
         if len(token) >= 3 and not token.isdigit():
