@@ -27,6 +27,7 @@ from mattrace.contracts import (
     no_action_after_error,
     no_unsupported_propagation,
     no_untrusted_action,
+    no_untrusted_context_action,
     once,
     precedes,
     resolve_contracts,
@@ -183,6 +184,15 @@ ROUND_TRIPS: list[tuple[str, str, Contract]] = [
     ("no_untrusted_action", """
         use = "no_untrusted_action"
      """, no_untrusted_action()),
+    ("no_untrusted_action with egress and selectors", """
+        use = "no_untrusted_action"
+        strict = true
+        egress = { fetch = ["url"] }
+        selectors = { send_email = ["to", "cc"] }
+     """, no_untrusted_action(egress={"fetch": ["url"]}, selectors={"send_email": ["to", "cc"]}, strict=True)),
+    ("no_untrusted_context_action", """
+        use = "no_untrusted_context_action"
+     """, no_untrusted_context_action()),
     ("no_action_after_error", """
         use = "no_action_after_error"
      """, no_action_after_error()),
@@ -256,7 +266,8 @@ MINIMAL = {
     "stays_in_role": 'roles = { nobody = [] }',
     "claims_supported": "extract = false",
     "no_unsupported_propagation": "extract = true",
-    "no_untrusted_action": "",
+    "no_untrusted_action": 'egress = { get_webpage = ["url"] }',
+    "no_untrusted_context_action": "",
     "confirmed_before": 'tool = "rm_*"\nby = "admin"\nignore_case = false',
     "no_action_after_error": "",
     "max_calls": 'tool = ["rm_rf", "rm_all"]\nn = 0',
@@ -369,7 +380,7 @@ ERRORS: list[tuple[str, str, int, str]] = [
         use = "xyzzy"
      """, 2, "unknown contract 'xyzzy' (known: always, at_most, claims_supported, confirmed_before, each, "
              "eventually, max_calls, never, no_action_after_error, no_unsupported_propagation, "
-             "no_untrusted_action, precedes, responds, stays_in_role, terminates, within)"),
+             "no_untrusted_action, no_untrusted_context_action, precedes, responds, stays_in_role, terminates, within)"),
     ("bad regex in a sub-table", """
         [[contract]]
         use = "never"

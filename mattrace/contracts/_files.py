@@ -40,6 +40,7 @@ from mattrace.contracts._library import (
     max_calls,
     no_action_after_error,
     no_untrusted_action,
+    no_untrusted_context_action,
     stays_in_role,
     terminates,
 )
@@ -417,6 +418,18 @@ def _max_calls(ld: _Loader, at: Key, raw: dict[str, Any]) -> Contract:
     return max_calls(ld.name_spec((*at, "tool"), raw["tool"]), n)
 
 
+def _no_untrusted_action(ld: _Loader, at: Key, raw: dict[str, Any]) -> Contract:
+    """``selectors`` / ``egress``: tables of tool name = [argument names]; ``strict``: true or false."""
+    tables: dict[str, dict[str, list[str]]] = {}
+    for key in ("selectors", "egress"):
+        if key in raw:
+            table = ld.config.table((*at, key), raw[key], name=repr(key), expected="a table of tool = [arguments]")
+            tables[key] = {tool: ld.config.strings((*at, key, tool), names, name=repr(tool))
+                           for tool, names in table.items()}
+    strict = ld.flag((*at, "strict"), raw["strict"]) if "strict" in raw else False
+    return no_untrusted_action(selectors=tables.get("selectors"), egress=tables.get("egress"), strict=strict)
+
+
 def _extract(ld: _Loader, at: Key, raw: dict[str, Any]) -> bool:
     return ld.flag((*at, "extract"), raw["extract"]) if "extract" in raw else False
 
@@ -445,7 +458,8 @@ _USES: dict[str, _Use] = {
     "claims_supported": _Use(lambda ld, at, raw: claims_supported(_extract(ld, at, raw)), optional=("extract",)),
     "no_unsupported_propagation": _Use(lambda ld, at, raw: no_unsupported_propagation(_extract(ld, at, raw)),
                                        optional=("extract",)),
-    "no_untrusted_action": _Use(lambda ld, at, raw: no_untrusted_action()),
+    "no_untrusted_action": _Use(_no_untrusted_action, optional=("selectors", "egress", "strict")),
+    "no_untrusted_context_action": _Use(lambda ld, at, raw: no_untrusted_context_action()),
     "confirmed_before": _Use(_confirmed_before, ("tool",), ("pattern", "by", "ignore_case")),
     "no_action_after_error": _Use(lambda ld, at, raw: no_action_after_error()),
     "max_calls": _Use(_max_calls, ("tool", "n")),

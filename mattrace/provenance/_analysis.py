@@ -202,12 +202,9 @@ class Provenance:
         whole = self._whole.get(norm) if len(norm) >= _MIN_WHOLE else None
         if whole is not None:
             parts[f"value:{norm[:40]}"] = _origins(whole, "whole", f"value:{norm[:40]}")
-        tokens = identifiers(value)
-        if any(not t.startswith(WEAK) for t in tokens):   # a domain or digits inside a stronger token
-            tokens = {t for t in tokens if not t.startswith(WEAK)}
-        named = _named_by(value, tokens)
-        if named is not None:   # the value *is* an address, a URL, an account: that decides
-            tokens, whole, norm = {named}, None, ""
+        tokens, named = value_tokens(value)
+        if named:   # the value *is* an address, a URL, an account: that decides
+            whole, norm = None, ""
             parts.clear()
         for token in sorted(tokens):
             hits = self._ids.get(token)
@@ -231,6 +228,20 @@ class Provenance:
 
 
 _NAMES = ("email:", "url:", "account:", "phone:")
+
+
+def value_tokens(value: str) -> tuple[set[str], bool]:
+    """The identifiers a value is looked up by, and whether it consists of one of them.
+
+    A domain or digits inside a stronger token (an address, an IBAN) do not speak for the
+    value on their own; a value that *is* an address, URL, account or phone number is
+    judged by that alone.
+    """
+    tokens = identifiers(value)
+    if any(not t.startswith(WEAK) for t in tokens):
+        tokens = {t for t in tokens if not t.startswith(WEAK)}
+    named = _named_by(value, tokens)
+    return ({named}, True) if named is not None else (tokens, False)
 
 
 def _named_by(value: str, tokens: set[str]) -> str | None:
