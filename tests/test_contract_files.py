@@ -380,7 +380,8 @@ ERRORS: list[tuple[str, str, int, str]] = [
         use = "xyzzy"
      """, 2, "unknown contract 'xyzzy' (known: always, at_most, claims_supported, confirmed_before, each, "
              "eventually, max_calls, never, no_action_after_error, no_unsupported_propagation, "
-             "no_untrusted_action, no_untrusted_context_action, precedes, responds, stays_in_role, terminates, within)"),
+             "no_untrusted_action, no_untrusted_context_action, precedes, responds, stays_in_role, terminates, "
+             "within)"),
     ("bad regex in a sub-table", """
         [[contract]]
         use = "never"
