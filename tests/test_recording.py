@@ -787,3 +787,15 @@ def test_an_llm_calls_offered_tools_are_not_text_it_read(tmp_path: Path) -> None
             "model": "m", "messages": [{"role": "user", "content": "you called write_memory before"}]})
     assert asked.index not in offered.reads
     assert asked.index in quoted.reads          # the same text in a message is read
+
+
+def test_an_answer_requesting_the_same_tool_twice_links_both_calls(tmp_path: Path) -> None:
+    """Each requested call of one tool is linked to the LLM step that asked for it (not only the first)."""
+    with mattrace.record("twice", dir=tmp_path) as rec:
+        rec.append("llm", agent="a", content="calling", attrs={"tool_calls_requested": ["lookup", "lookup"]})
+        rec.append("tool", agent="a", target="lookup", args={"id": 1})
+        rec.append("tool", agent="a", target="lookup", args={"id": 2})
+        rec.append("tool", agent="a", target="lookup", args={"id": 3})
+    steps = rec.trace.steps
+    assert 0 in steps[1].reads and 0 in steps[2].reads, "both requested calls read the answer"
+    assert 0 not in steps[3].reads, "a third call nobody requested links to nothing"

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 import warnings
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,7 +113,9 @@ class Recorder:
         self._lock = threading.RLock()
         self._steps: list[Step] = []
         self._outputs = OutputIndex()
-        self._tool_requests: dict[str, int] = {}
+        # tool name -> the LLM steps that requested a call of it, oldest first (one entry per
+        # requested call, so an answer asking for the same tool twice links both calls)
+        self._tool_requests: dict[str, deque[int]] = defaultdict(deque)
         self._interceptors: list[Interceptor] = []
         self._before_end: list[Callable[[], None]] = []
         self._outcome: Outcome | None = None
@@ -230,8 +233,9 @@ class Recorder:
                                      f"which are not earlier steps (0..{index - 1})")
             if kind in _INFER_READS:
                 edges.update(self._outputs.found_in(content, _read_inputs(kind, args_j)))
-            if kind is StepKind.TOOL and target in self._tool_requests:
-                edges.add(self._tool_requests.pop(target))
+            requested = self._tool_requests.get(target) if kind is StepKind.TOOL and target else None
+            if requested:
+                edges.add(requested.popleft())
             try:
                 step = Step(index=index, kind=kind, agent=agent or current_agent(), target=target,
                             content=content, args=args_j, result=result_j, error=error,
@@ -250,7 +254,7 @@ class Recorder:
             if kind in _PRODUCES:
                 self._outputs.add(index, content, result_j)
             for name in attrs_j.get("tool_calls_requested", ()) if kind is StepKind.LLM else ():
-                self._tool_requests[name] = index
+                self._tool_requests[name].append(index)
             return step
 
     def preview(self, kind: StepKind | str, *, agent: str | None = None, target: str | None = None,
@@ -264,8 +268,9 @@ class Recorder:
             edges: set[int] = set()
             if kind in _INFER_READS:
                 edges.update(self._outputs.found_in(content, _read_inputs(kind, args_j)))
-            if kind is StepKind.TOOL and target in self._tool_requests:
-                edges.add(self._tool_requests[target])
+            requested = self._tool_requests.get(target) if kind is StepKind.TOOL and target else None
+            if requested:
+                edges.add(requested[0])
             return Step(index=len(self._steps), kind=kind, agent=agent or current_agent(), target=target,
                         content=content, args=args_j, sources=tuple(sources), reads=tuple(sorted(edges)),
                         side_effect=side_effect)
