@@ -264,6 +264,9 @@ def _detail(trace: Trace, step: Step, width: int | None) -> Panel:
     grid.add_row("target", Text(step.target) if step.target else none)
     grid.add_row("content", Text(step.content, overflow="fold") if step.content else none)
     grid.add_row("args", _json(step.args) if step.args is not None else none)
+    origins = _origins(trace, step)
+    if origins is not None:
+        grid.add_row("origins", origins)
     grid.add_row("result", _json(step.result) if step.result is not None else none)
     grid.add_row("error", Text(f"{step.error.type}: {step.error.message}", style="bold red")
                  if step.error else none)
@@ -277,6 +280,33 @@ def _detail(trace: Trace, step: Step, width: int | None) -> Panel:
     grid.add_row("time", Text(_times(step)) if step.t_start is not None else none)
     title = f"step {step.index} · {step.kind.value}" + (f" {step.target}" if step.target else "")
     return Panel(grid, title=title, title_align="left", width=width)
+
+
+_TRUST_STYLES = {"untrusted": "bold red", "mixed": "red", "user": "green", "trusted": "green", "generated": "dim"}
+
+
+def _origins(trace: Trace, step: Step) -> Text | None:
+    """Where each input value of ``step`` came from (mattrace.provenance), untrusted ones marked ⚠."""
+    from mattrace.provenance import origins_of
+
+    if not 0 <= step.index < len(trace.steps):
+        return None
+    found = origins_of(trace.steps[:step.index + 1])[-1].values
+    if not found:
+        return None
+    text = Text()
+    for value in found:
+        if text:
+            text.append("\n")
+        mark = "⚠ " if value.trust in ("untrusted", "mixed") else ""
+        shown = value.value if len(value.value) <= 40 else value.value[:37] + "..."
+        text.append(f"{mark}{value.path}={shown!r} ", style=_TRUST_STYLES[value.trust])
+        text.append(value.trust, style=_TRUST_STYLES[value.trust])
+        steps = sorted({o.step for o in value.origins})
+        if steps:
+            first = min(value.origins, key=lambda o: (o.trust != "untrusted", o.step))
+            text.append(f" ← step {', '.join(map(str, steps[:4]))} ({first.where}, {first.how})", style="dim")
+    return text
 
 
 def _json(value: Any) -> Text:
