@@ -84,3 +84,13 @@ def test_the_demo_runs_from_a_non_editable_install_in_any_directory(tmp_path: Pa
     assert f"mattrace check traces/*.jsonl --contracts {contracts}" in demo.stdout
     assert sorted(p.name for p in (work / "traces").glob("*.jsonl"))
     assert (work / "report.html").is_file()
+
+
+def test_names_that_left_the_recorder_module_still_import_with_a_warning() -> None:
+    """``from mattrace.recording.recorder import record`` (its old home) warns and gives the function itself."""
+    import mattrace.recording
+    import mattrace.recording.recorder as recorder_module
+
+    with pytest.warns(DeprecationWarning, match=r"recorder\.record moved to mattrace\.recording\.blocks\.record"):
+        moved = recorder_module.record
+    assert moved is mattrace.recording.record

@@ -357,3 +357,19 @@ def _read_inputs(kind: StepKind, args: dict[str, Any] | None) -> dict[str, Any] 
     if kind is StepKind.LLM and args and "tools" in args:
         return {k: v for k, v in args.items() if k != "tools"}
     return args
+
+
+_MOVED = {"record": "mattrace.recording.blocks", "unrecorded": "mattrace.recording.blocks",
+          "recorder_extension": "mattrace.recording.extensions", "RecorderExtension": "mattrace.recording.extensions",
+          "AUTO_INSTRUMENT": "mattrace.recording.extensions", "auto_instrument": "mattrace.recording.extensions"}
+
+
+def __getattr__(name: str) -> Any:
+    # names this module held before record() and the extension tables got modules of their own
+    if name in _MOVED:
+        import importlib
+
+        warnings.warn(f"mattrace.recording.recorder.{name} moved to {_MOVED[name]}.{name}",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
