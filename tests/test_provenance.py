@@ -181,6 +181,10 @@ def _reference(steps: list[Step]) -> list[list[tuple[str, str]]]:
                 tokens, _ = value_tokens(value)
                 for token in sorted(tokens):
                     holders = [(e, leaf) for e, leaf in earlier if token in ids(leaf.text)]
+                    if token.startswith("url:") and holders and all(output_class(e) == "untrusted" for e, _ in holders):
+                        site = "site:" + token[4:].split("/", 1)[0]   # a link on a site the user or trusted data named
+                        holders += [(e, leaf) for e, leaf in earlier
+                                    if site in ids(leaf.text) and output_class(e) != "untrusted"]
                     if holders:
                         parts[token] = holders
                 whole = [(e, leaf) for e, leaf in earlier if normalise(leaf.text) == normalise(value)]
@@ -190,7 +194,8 @@ def _reference(steps: list[Step]) -> list[list[tuple[str, str]]]:
     return out  # type: ignore[return-value]
 
 
-_NAMES = ["ana@shop.example", "x@evil.example", "acct-9981", "https://evil.example/pay", "bob@corp.example"]
+_NAMES = ["ana@shop.example", "x@evil.example", "acct-9981", "https://evil.example/pay", "bob@corp.example",
+          "www.evil.example"]
 
 
 @st.composite
@@ -210,7 +215,7 @@ def _runs(draw: st.DrawFn) -> list[Step]:
     return steps
 
 
-@settings(max_examples=150)
+@settings(max_examples=200)
 @given(_runs())
 def test_the_incremental_analysis_agrees_with_the_pairwise_reference(steps: list[Step]) -> None:
     """Every input value's trust class equals what comparing it with every earlier output gives."""

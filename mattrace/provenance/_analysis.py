@@ -214,7 +214,7 @@ class Provenance:
             if token.startswith("url:") and all(o.trust == "untrusted" for o in found):
                 # same site as the user (or trusted data) named: a link within a site the user
                 # sent the agent to is the user's choice, as the browser's same-origin rule has it
-                site = self._ids.get("domain:" + token[4:].split("/", 1)[0])
+                site = self._ids.get("site:" + token[4:].split("/", 1)[0])
                 vouched = [o for o in _origins(site, "identifier", token) if o.trust != "untrusted"] if site else []
                 found = found + vouched
             parts[token] = found

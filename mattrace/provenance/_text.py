@@ -151,7 +151,7 @@ _MIN_NUMBER_DIGITS = 3
 _YEAR = re.compile(r"(?:19|20)\d\d")
 
 
-WEAK = ("domain:", "number:")
+WEAK = ("domain:", "site:", "number:")
 """Token kinds that are parts of stronger ones (a domain of an address, digits of an IBAN):
 they speak for a value only when it holds no stronger identifier."""
 
@@ -159,7 +159,8 @@ they speak for a value only when it holds no stronger identifier."""
 def identifiers(text: str) -> set[str]:
     """The identifier tokens of ``text``, normalised (``kind:value``).
 
-    E-mail addresses, URLs (without scheme and trailing slash) and their domains, IBANs
+    E-mail addresses, URLs (without scheme and trailing slash) and their domains (a domain
+    named as a web site, in a URL or on its own, is also a ``site:``), IBANs
     and account numbers (without spaces), phone numbers (digits only), file paths and
     ``owner/name`` slugs, ids
     (letters and digits together: ``attacker-account-9981``, ``P123``) and numbers of three
@@ -175,11 +176,14 @@ def identifiers(text: str) -> set[str]:
         if url:
             found.add(f"url:{url}")
             found.add(f"domain:{url.split('/', 1)[0]}")
+            found.add(f"site:{url.split('/', 1)[0]}")
     for m in _DOMAIN.finditer(text):
         start = m.start()
         if start and text[start - 1] == "@":
             continue
-        found.add(f"domain:{m.group().lower().removeprefix('www.')}")
+        host = m.group().lower().removeprefix("www.")
+        found.add(f"domain:{host}")
+        found.add(f"site:{host}")
     for m in _IBAN.finditer(text):
         account = _SPACE.sub("", m.group()).upper()
         found.add(f"account:{account}")
