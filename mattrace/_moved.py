@@ -13,9 +13,11 @@ from __future__ import annotations
 import importlib
 import sys
 import warnings
+from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
-__all__ = ["alias"]
+__all__ = ["alias", "moved_names"]
 
 
 def _caller_level() -> int:
@@ -44,3 +46,16 @@ def alias(old: str, new: str) -> None:
     warnings.warn(f"{old} moved to {new}; import it from there (the old path will be removed)",
                   DeprecationWarning, stacklevel=_caller_level())
     sys.modules[old] = importlib.import_module(new)
+
+
+def moved_names(module: str, moved: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for names that left ``module``: each named in ``moved`` (name ->
+    its new module) still resolves, with a DeprecationWarning naming the new home."""
+
+    def __getattr__(name: str) -> Any:
+        if name in moved:
+            warnings.warn(f"{module}.{name} moved to {moved[name]}.{name}", DeprecationWarning, stacklevel=2)
+            return getattr(importlib.import_module(moved[name]), name)
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return __getattr__

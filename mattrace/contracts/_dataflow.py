@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from mattrace.contracts._contract import Contract, Monitor, describe_step
+from mattrace.contracts._past import Flows
 from mattrace.contracts._predicates import Evaluator, Pred, _paren, _pred
 from mattrace.contracts._verdict import Verdict
 from mattrace.errors import ContractError
@@ -155,20 +156,12 @@ def untrusted_selector(into: Pred, *, selectors: Mapping[str, Sequence[str]] | N
     return UntrustedSelector(into, selectors=selectors, egress=egress, strict=strict)
 
 
-class DataFlows(Pred):
+class DataFlows(Flows):
     """``flows(src, into=dst, via="data")``: a ``dst`` step with an input value copied from the
-    output of a ``src`` step (found there and in no user or trusted text)."""
+    output of a ``src`` step (found there and in no user or trusted text). The same operands
+    as the context flow; only how a step is reached differs."""
 
-    __slots__ = ("dst", "src")
-    compound = True
-
-    def __init__(self, src: Pred, dst: Pred) -> None:
-        self.src = _pred(src, "flows")
-        self.dst = _pred(dst, "flows")
-
-    @property
-    def stateful(self) -> bool:
-        return True
+    __slots__ = ()
 
     def text(self) -> str:
         return f"{_paren(self.dst)} with data from {_paren(self.src)}"

@@ -164,17 +164,18 @@ class Provenance:
         if step.kind is StepKind.MEMORY_WRITE and step.target:
             self._written.add(step.target)
         elif not (step.kind is StepKind.MEMORY_READ and step.target in self._written):
-            self._index(step, steered, _echoed(step))
+            self._index(step, steered)
         return StepOrigins(step.index, values)
 
     # -- indexing -------------------------------------------------------------------------
 
-    def _index(self, step: Step, steered: bool, echoed: _Echo) -> None:
+    def _index(self, step: Step, steered: bool) -> None:
         """Remember a step's outputs, except what merely echoes its own inputs (a tool that
         returns the event it was given vouches for nothing it was told)."""
         trust = output_class(step)
         if trust is None:
             return
+        echoed = _echoed(step)
         if steered:
             trust = "untrusted"
         per_doc = _document_trust(step) if trust == "untrusted" and not steered else {}

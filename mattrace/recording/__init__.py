@@ -7,6 +7,7 @@ recorder knows them by name only, see ``AUTO_INSTRUMENT``); offline converters i
 :mod:`mattrace.io`; the scripted model in :mod:`mattrace.testing`.
 """
 
+from mattrace._moved import moved_names as _moved_names
 from mattrace.recording.blocks import record, unrecorded
 from mattrace.recording.boundaries import Doc, Memory, retriever, tool
 from mattrace.recording.context import active_recorder, agent, current_agent
@@ -41,13 +42,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    # import_openai lived here before the offline converters moved to mattrace.io
-    if name == "import_openai":
-        import importlib
-        import warnings
-
-        warnings.warn("mattrace.recording.import_openai moved to mattrace.io.import_openai",
-                      DeprecationWarning, stacklevel=2)
-        return importlib.import_module("mattrace.io").import_openai
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# import_openai lived here before the offline converters moved to mattrace.io
+__getattr__ = _moved_names(__name__, {"import_openai": "mattrace.io"})

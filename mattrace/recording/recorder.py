@@ -22,6 +22,7 @@ from typing import Any, Unpack
 
 from pydantic import ValidationError
 
+from mattrace._moved import moved_names as _moved_names
 from mattrace.errors import RecordingError, TraceWriteWarning
 from mattrace.recording.context import current_agent
 from mattrace.recording.extensions import run_extensions
@@ -359,17 +360,9 @@ def _read_inputs(kind: StepKind, args: dict[str, Any] | None) -> dict[str, Any] 
     return args
 
 
-_MOVED = {"record": "mattrace.recording.blocks", "unrecorded": "mattrace.recording.blocks",
-          "recorder_extension": "mattrace.recording.extensions", "RecorderExtension": "mattrace.recording.extensions",
-          "AUTO_INSTRUMENT": "mattrace.recording.extensions", "auto_instrument": "mattrace.recording.extensions"}
 
-
-def __getattr__(name: str) -> Any:
-    # names this module held before record() and the extension tables got modules of their own
-    if name in _MOVED:
-        import importlib
-
-        warnings.warn(f"mattrace.recording.recorder.{name} moved to {_MOVED[name]}.{name}",
-                      DeprecationWarning, stacklevel=2)
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# names this module held before record() and the extension tables got modules of their own
+__getattr__ = _moved_names(__name__, {
+    "record": "mattrace.recording.blocks", "unrecorded": "mattrace.recording.blocks",
+    "recorder_extension": "mattrace.recording.extensions", "RecorderExtension": "mattrace.recording.extensions",
+    "AUTO_INSTRUMENT": "mattrace.recording.extensions", "auto_instrument": "mattrace.recording.extensions"})
