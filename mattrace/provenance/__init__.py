@@ -23,13 +23,15 @@ from mattrace.provenance._analysis import (
     origins_of,
     output_class,
 )
-from mattrace.provenance._text import FIELD_MAX, SPAN, Leaf, identifiers, leaves, normalise
+from mattrace.provenance._text import FIELD_MAX, SPAN, Leaf, identifiers, leaves, name_parts, names, normalise
 
 __all__ = [
     "FIELD_MAX",
     "identifiers",
     "Leaf",
     "leaves",
+    "name_parts",
+    "names",
     "normalise",
     "Origin",
     "origins_of",

@@ -18,7 +18,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mattrace.provenance._text import SPAN, WEAK, Region, identifiers, leaves, normalise, span_starts
+from mattrace.provenance._text import (
+    SPAN,
+    WEAK,
+    Region,
+    identifiers,
+    leaves,
+    name_parts,
+    names,
+    normalise,
+    span_starts,
+)
 from mattrace.trace import Step, StepKind
 
 __all__ = [
@@ -47,7 +57,7 @@ class Origin:
 
     step: int
     trust: _Source
-    how: Literal["whole", "span", "identifier"]
+    how: Literal["whole", "span", "identifier", "name"]
     token: str
     """What matched: the identifier (``email:x@y.z``) or the start of the span or value."""
     region: Region
@@ -149,6 +159,7 @@ class Provenance:
         self._spans: dict[str, _Hits] = {}
         self._whole: dict[str, _Hits] = {}
         self._written: set[str] = set()   # memory keys this run wrote: reading them back is no new source
+        self._names: dict[str, tuple[_Source, int]] = {}   # names the user or system prompt said
 
     def observe(self, step: Step) -> StepOrigins:
         """The origins of ``step``'s input values; then remember its outputs.
@@ -160,7 +171,8 @@ class Provenance:
         """
         values = tuple(self._value(path, value) for key, raw in _inputs(step)
                        for path, value in _flatten(key, raw))
-        steered = any(v.trust in ("untrusted", "mixed") and v.instructed for v in values)
+        steered = any(v.trust in ("untrusted", "mixed") and v.instructed
+                      and any(not part.startswith(WEAK) for part in v.untrusted_parts) for v in values)
         if step.kind is StepKind.MEMORY_WRITE and step.target:
             self._written.add(step.target)
         elif not (step.kind is StepKind.MEMORY_READ and step.target in self._written):
@@ -176,6 +188,9 @@ class Provenance:
         if trust is None:
             return
         echoed = _echoed(step)
+        if step.kind is StepKind.MESSAGE and trust != "untrusted" and step.content:
+            for name in names(step.content):
+                self._names.setdefault(name, (trust, step.index))
         if steered:
             trust = "untrusted"
         per_doc = _document_trust(step) if trust == "untrusted" and not steered else {}
@@ -196,6 +211,16 @@ class Provenance:
                         self._spans.setdefault(piece, _Hits()).add(leaf_trust, region, step.index, leaf.path)
 
     # -- lookup ---------------------------------------------------------------------------
+
+    def _named(self, token: str) -> list[Origin]:
+        """The user's (or system prompt's) message that named whom ``token`` identifies: the
+        user said "invite Alice", the agent found ``alice.miller@gmail.com`` in a listing."""
+        for part in name_parts(token):
+            said = self._names.get(part)
+            if said is not None:
+                trust, step = said
+                return [Origin(step, trust, "name", token, "field", f"name:{part}")]
+        return []
 
     def _value(self, path: str, value: str) -> ValueOrigin:
         norm = normalise(value)
@@ -218,6 +243,8 @@ class Provenance:
                 site = self._ids.get("site:" + token[4:].split("/", 1)[0])
                 vouched = [o for o in _origins(site, "identifier", token) if o.trust != "untrusted"] if site else []
                 found = found + vouched
+            if all(o.trust == "untrusted" for o in found):
+                found = found + self._named(token)
             parts[token] = found
         if whole is None:
             for start in span_starts(norm):
@@ -228,7 +255,7 @@ class Provenance:
         return _judge(path, value, parts)
 
 
-_NAMES = ("email:", "url:", "account:", "phone:")
+_NAMES = ("email:", "url:", "account:", "phone:", "path:")
 
 
 def value_tokens(value: str) -> tuple[set[str], bool]:

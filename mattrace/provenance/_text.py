@@ -21,6 +21,7 @@ a review's prose is following someone else's instructions.
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -33,6 +34,8 @@ __all__ = [
     "identifiers",
     "Leaf",
     "leaves",
+    "name_parts",
+    "names",
     "normalise",
     "Region",
     "SPAN",
@@ -83,9 +86,18 @@ def _value_leaves(value: Any, path: str) -> Iterator[tuple[str, str]]:
 _KEY_LINE = re.compile(r"^\s*(?:-\s+)?([A-Za-z_][\w .-]{0,40}):\s+(.*)$")
 
 
+_OPEN = re.compile(r"[\[{(]")
+
+
 def _parsed(text: str) -> Any:
     stripped = text.strip()
-    if not stripped or stripped[0] not in "[{(":
+    start = _OPEN.search(stripped[:8])   # a literal a defence wrapped in markers: <<{...}>>
+    if start is None:
+        return None
+    stripped = stripped[start.start():]
+    end = max(stripped.rfind(c) for c in "]})")
+    stripped = stripped[:end + 1]
+    if not stripped:
         return None
     try:
         return json.loads(stripped)
@@ -122,8 +134,7 @@ def leaves(value: Any, path: str = "") -> Iterator[Leaf]:
             yield from leaves(parsed, where)
             continue
         if len(raw) <= FIELD_MAX and "\n" not in raw:
-            structured = "." in where or "[" in where   # a record's value, not a whole text
-            yield Leaf(raw, "field" if structured and not _prose(raw) else "text", where)
+            yield Leaf(raw, "text" if _prose(raw) else "field", where)
             continue
         for line in raw.splitlines():
             match = _KEY_LINE.match(line)
@@ -131,6 +142,10 @@ def leaves(value: Any, path: str = "") -> Iterator[Leaf]:
             if not part:
                 continue
             key = match.group(1).strip() if match else ""
+            literal = _parsed(part) if part[:1] in "[{" else None
+            if isinstance(literal, list | dict):   # a line that is a record: ['ssh-rsa AAA...']
+                yield from leaves(literal, f"{where}.{key}" if where and key else (key or where))
+                continue
             region: Region = "field" if match and len(part) <= FIELD_MAX and not _prose(part) else "text"
             yield Leaf(part, region, f"{where}.{key}" if where and key else (key or where))
 
@@ -218,3 +233,36 @@ def span_starts(norm: str) -> Iterator[int]:
         if start + SPAN > len(norm):
             return
         yield start
+
+
+# -- names ----------------------------------------------------------------------------------
+
+_NAME_RUN = re.compile(r"\b[A-Z][a-z]{2,}(?:[ ]+[A-Z][a-z]{2,})*\b")
+_NAMED_KINDS = ("email:", "url:", "path:")
+
+
+def names(text: str) -> set[str]:
+    """The proper names a message says, lower case: each capitalised word of three or more
+    letters, and each two such words in a row run together (``Emma Johnson`` gives ``emma``,
+    ``johnson`` and ``emmajohnson``, the forms user names and addresses take)."""
+    found: set[str] = set()
+    for run in _NAME_RUN.finditer(text):
+        words = run.group().lower().split()
+        found.update(words)
+        found.update(a + b for a, b in itertools.pairwise(words))
+    return found
+
+
+def name_parts(token: str) -> list[str]:
+    """The words of an identifier that can name a person or an account: an e-mail address's
+    local part (``bob.olive``), a URL's path (``shared/lily_white/doc``, not its host) and a
+    path's or slug's segments (``emmajohnson/new_project``), split at punctuation, three
+    letters or more."""
+    if not token.startswith(_NAMED_KINDS):
+        return []
+    kind, body = token.split(":", 1)
+    if kind == "email":
+        body = body.split("@", 1)[0]
+    elif kind == "url":
+        body = body.split("/", 1)[1] if "/" in body else ""
+    return [part for part in re.split(r"[^a-z0-9]+", body) if len(part) >= 3]
