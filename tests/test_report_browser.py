@@ -251,3 +251,29 @@ def test_png_pixels_reads_every_filter_type() -> None:
     png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack("!IIBBBBB", width, len(rows), 8, 2, 0, 0, 0))
            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
     assert png_pixels(png) == (width, len(rows), bpp, rows)
+
+
+def test_an_arguments_origin_is_shown_and_links_to_its_step_even_step_0(browser: Browser, hostile_report: Path) -> None:
+    """The e-mail's recipient is marked untrusted with a link to the document it was copied from; its body came
+    from the user's message (step 0), and that link reaches the row of step 0."""
+    listed = browser.open(hostile_report.as_uri())
+    anchor = listed.evaluate("document.querySelector('a.first-violation').getAttribute('href')")
+    page = browser.open(hostile_report.as_uri() + anchor)
+    shown = page.wait_for("document.body.dataset.shown", timeout=5)
+    origins = page.evaluate(f"""Array.from(document.getElementById({json.dumps(shown)})
+        .querySelectorAll('.origin')).map(function (o) {{
+            return [o.className, o.textContent, o.getAttribute('title'),
+                    o.querySelector('a.origin-step').getAttribute('href')]; }})""")
+    by_arg = {text.split(":", 1)[0].lstrip("\u26a0 "): (cls, text, title, href) for cls, text, title, href in origins}
+    t = shown.split("-")[0]
+    cls, text, title, href = by_arg["to"]
+    assert cls == "origin untrusted" and text.startswith("\u26a0 to: untrusted") and href == f"#{t}-s1"
+    assert title.startswith("to is untrusted: found in step 1's result[0].text (") and title.endswith(" match)"), title
+    cls, text, title, href = by_arg["body"]
+    assert cls == "origin user" and href == f"#{t}-s0"
+
+    page.click(f"#{shown} .origin.user a.origin-step")
+    assert page.wait_for(f"document.body.dataset.shown === '{t}-s0' && document.body.dataset.shown",
+                         timeout=5) == f"{t}-s0"
+    assert page.evaluate(f"document.getElementById('{t}-s0').querySelector('td.idx').textContent") == "0"
+    _no_errors(page)

@@ -1,5 +1,9 @@
 """The report's stylesheet and script, inlined into every report (no CDN, works from disk).
 
+Each argument whose origin the provenance analysis found is listed under its step with
+its trust class and a link to the step it came from; hovering shows where in that
+step's output it was found.
+
 The script draws a trace view only when it is asked for (a link, or the address's
 ``#t3-s16``), from the JSON the page carries: a report of a thousand traces opens as fast
 as one of ten. It builds every element with ``textContent``, never from HTML strings, so
@@ -56,6 +60,8 @@ table.lanes tr:target td, table.lanes tr.flash td { outline: 2px solid var(--bad
 .mark { font-size: 11px; margin-left: 4px; }
 .mark.untrusted { color: var(--warn); } .mark.effect { color: var(--bad); } .mark.error { color: var(--bad); }
 .muted { color: var(--muted); }
+.origin { font-size: 11px; color: var(--muted); cursor: help; }
+.origin.untrusted, .origin.mixed { color: var(--bad); }
 """
 
 SCRIPT = r"""
@@ -89,6 +95,18 @@ SCRIPT = r"""
     if (s.e) { box.appendChild(el("span", "mark error", " \u2716 " + s.e)); }
     if (s.u) { box.appendChild(el("span", "mark untrusted", "\u26a0 untrusted")); }
     if (s.se) { box.appendChild(el("span", "mark effect", "\u26a1 side effect")); }
+    (s.o || []).forEach(function (o) {
+      // [argument, trust class, origin step, where in its output, how it was found]
+      var bad = o[1] === "untrusted" || o[1] === "mixed";
+      var span = el("span", "origin " + o[1], (bad ? "\u26a0 " : "") + o[0] + ": " + o[1] + " \u2190 ");
+      span.setAttribute("title", o[0] + " is " + o[1] + ": found in step " + o[2] + "'s " + o[3] +
+                        " (" + o[4] + " match)");
+      var from = link("#t" + t + "-s" + o[2], String(o[2]));
+      from.className = "origin-step";
+      span.appendChild(from);
+      box.appendChild(el("br"));
+      box.appendChild(span);
+    });
     if (s.r && s.r.length) {
       var reads = el("span", "muted", " \u2190 ");
       s.r.forEach(function (r, i) {

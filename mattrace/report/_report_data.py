@@ -13,7 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
+from mattrace.provenance import Provenance
 from mattrace.store import ComplianceRow, ContainmentRow, GovernanceRow, MetricsRow, Store
+from mattrace.trace import Source, Step, StepKind
 
 __all__ = ["ReportData", "TEXT_LIMIT", "TraceEntry", "read_report_data"]
 
@@ -75,6 +79,28 @@ def _json(raw: Any) -> Any:
     return raw
 
 
+def _origins(analysis: Provenance, idx: int, kind: str, agent: str, target: str | None, content: str | None,
+             args: Any, result: Any, sources: Any) -> list[list[Any]]:
+    """Where each argument of a step came from, as the report's script shows it: ``[path, trust, from step or
+    None, where, how]``, generated values left out (they point nowhere).
+
+    The provenance analysis runs over the steps as the store keeps them, in order, one analysis per trace;
+    a step the trace model cannot rebuild (a store written by a newer version) shows no origins."""
+    try:
+        rebuilt = Step(index=idx, kind=StepKind(kind), agent=agent, target=target, content=content,
+                       args=args if isinstance(args, dict) else None, result=result,
+                       sources=tuple(Source.model_validate(s) for s in sources or ()))
+    except (ValidationError, ValueError):
+        return []
+    shown = []
+    for value in analysis.observe(rebuilt).values:
+        if value.trust == "generated":
+            continue
+        first = min(value.origins, key=lambda o: (o.trust != "untrusted", o.step))
+        shown.append([value.path, value.trust, first.step, first.where, first.how])
+    return shown
+
+
 def _traces(store: Store, run_id: str | None) -> list[TraceEntry]:
     where = "WHERE t.run_id = ?" if run_id else ""
     params = [run_id] if run_id else None
@@ -89,13 +115,15 @@ def _traces(store: Store, run_id: str | None) -> list[TraceEntry]:
     scope = f"trace_id IN (SELECT trace_id FROM traces t {where})"
     _, steps = store.query(f"""
         SELECT trace_id, idx, kind, agent, target, content, args, result, error_type, error_message,
-               reads, side_effect, untrusted, attrs
+               reads, side_effect, untrusted, attrs, sources
         FROM steps WHERE {scope} ORDER BY trace_id, idx""", params)
+    analyses: dict[str, Provenance] = {}
     for (trace_id, idx, kind, agent, target, content, args, result, error_type, error_message, reads,
-         side_effect, untrusted, attrs) in steps:
+         side_effect, untrusted, attrs, sources) in steps:
         extra = _json(attrs) or {}
-        step = {"i": idx, "k": kind, "a": agent, "t": target, "c": _short(content),
-                "in": _short(_json(args)), "out": _short(_json(result)), "r": list(reads or []),
+        args, result = _json(args), _json(result)
+        step = {"k": kind, "a": agent, "t": target, "c": _short(content),
+                "in": _short(args), "out": _short(result), "r": list(reads or []),
                 "se": bool(side_effect), "u": bool(untrusted)}
         if error_type or error_message:
             step["e"] = _short(f"{error_type}: {error_message}")
@@ -103,7 +131,10 @@ def _traces(store: Store, run_id: str | None) -> list[TraceEntry]:
             step["f"] = extra.get("fault_class")
         if kind == "governance" and isinstance(extra, dict):
             step["g"] = extra.get("decision")
-        entries[trace_id].steps.append({k: v for k, v in step.items() if v not in (None, [], False)})
+        step["o"] = _origins(analyses.setdefault(trace_id, Provenance()), idx, kind, agent, target, content,
+                             args, result, _json(sources))
+        # the index always: step 0 is a step like any other (0 == False would drop it)
+        entries[trace_id].steps.append({"i": idx} | {k: v for k, v in step.items() if v not in (None, [], False)})
     _, violations = store.query(f"""
         SELECT trace_id, contract, step, reason, witness, severity FROM violations WHERE {scope}
         ORDER BY trace_id, step NULLS LAST, contract""", params)
