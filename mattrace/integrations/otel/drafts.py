@@ -282,7 +282,14 @@ def _tool(span: SpanRecord, d: Draft, trust: Trust, side_effects: Callable[[str]
     d.side_effect = side_effects(d.target)
     # what a side effect returns ("sent") is not content anyone acts on; what a lookup returns is
     trusted = True if d.side_effect else trust("tool", d.target)
-    d.sources.append(Source(kind="tool", ref=d.target, trusted=trusted))
+    d.sources.append(Source(kind="tool", ref=d.target, trusted=_label(attrs, trusted)))
+
+
+def _label(attrs: dict[str, Any], configured: bool) -> bool:
+    """The span's own trust label (``mattrace.trusted``), which wins over what the processor was configured
+    with: the code that made the span knows where its output came from."""
+    label = attrs.get(n.TRUSTED)
+    return label if isinstance(label, bool) else configured
 
 
 def _documents(attrs: dict[str, Any]) -> list[dict[str, Any]]:
@@ -302,14 +309,15 @@ def _retrieval(span: SpanRecord, d: Draft, trust: Trust) -> None:
     d.target = str(attrs.get(n.DATA_SOURCE_ID) or span.name.removeprefix("retrieval ").strip() or span.name)
     query = _first(attrs, (n.RETRIEVAL_QUERY, n.OI_INPUT_VALUE))
     d.args = {"query": json_value(query)} if query is not None else {}
-    trusted = trust("retrieval", d.target)
+    trusted = _label(attrs, trust("retrieval", d.target))
     docs = []
     for i, doc in enumerate(_documents(attrs)):
         doc_id = str(doc.get("id") or f"{d.target}#{i}")
         text = doc.get("content", doc.get("text"))
         docs.append({"id": doc_id, "text": _text(json_value(text)), **({"score": doc["score"]} if "score" in doc
                                                                          else {})})
-        d.sources.append(Source(kind="retrieval", ref=doc_id, trusted=trusted))
+        label = doc.get("trusted")   # one document's own label wins over its retriever's
+        d.sources.append(Source(kind="retrieval", ref=doc_id, trusted=label if isinstance(label, bool) else trusted))
     d.result = docs
     if not docs:
         d.sources.append(Source(kind="retrieval", ref=d.target, trusted=trusted))

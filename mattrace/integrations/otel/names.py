@@ -67,6 +67,7 @@ __all__ = [
     "TOOL_NAME",
     "TOOL_OPERATIONS",
     "TRACE",
+    "TRUSTED",
     "VERDICTS",
     "WARNING",
     "WORKFLOW_OPERATIONS",
@@ -146,3 +147,4 @@ TRACE = "mattrace.trace"               # name, config, labels, outcome as JSON (
 VERDICTS = "mattrace.verdicts"
 FIRST_VIOLATION = "mattrace.first_violation"
 WARNING = "mattrace_warning"           # an attrs key on steps read from a span that was not all readable
+TRUSTED = "mattrace.trusted"           # a label on a tool or retrieval span (bool): wins over configured trust
