@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
+import math
 import os
 import re
 import tomllib
@@ -144,6 +145,8 @@ class ConfigFile(Generic[E]):
         except tomllib.TOMLDecodeError as exc:
             line, message = _toml_error(text, str(exc))
             raise error(f"invalid TOML: {message}", path=path, line=line) from None
+        except RecursionError:   # arrays or inline tables nested thousands deep: no file anyone writes
+            raise error("invalid TOML: values nested too deep to read", path=path, line=None) from None
 
     @functools.cached_property
     def lines(self) -> LineMap:
@@ -185,8 +188,9 @@ class ConfigFile(Generic[E]):
 
     def number(self, at: Key, value: Any, *, name: str | None = None, expected: str = "a number",
                minimum: float | None = None) -> float:
-        """``value`` when it is an integer or a float (not a boolean) of at least ``minimum``, unchanged."""
-        if (isinstance(value, bool) or not isinstance(value, int | float)
+        """``value`` when it is an integer or a finite float (not a boolean) of at least ``minimum``, unchanged
+        (``nan`` and ``inf`` are TOML floats, and a bound of ``nan`` is never exceeded: a check that cannot fail)."""
+        if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
                 or (minimum is not None and value < minimum)):
             raise self.wrong(at, value, expected, name=name)
         return value

@@ -165,7 +165,7 @@ def test_located_errors_carry_path_line_and_reason(error: type[LocatedError]) ->
     (load_contracts, ContractError, '[[contract]]\nuse = "terminates"\n\nmax_steps = "ten"\n', 4,
      "'max_steps' must be a whole number (at least 1), got a string ('ten')"),
     (load_faults, FaultSpecError, '[[fault]]\ntype = "Timeout"\n\nseconds = "5"\n', 4,
-     "Timeout.seconds must be float, got a string ('5')"),
+     "Timeout.seconds must be a finite number, got a string ('5')"),
     (load_policy, GovernanceError, '[capabilities.writer]\ntools = ["a"]\n\nmemory = "no"\n', 4,
      "memory must be true or false, got a string ('no')"),
     (load_policy, GovernanceError, '[[rule]]\nuse = "block"\n\nstep = { tool = 3 }\n', 4,
@@ -179,3 +179,19 @@ def test_each_format_raises_its_own_located_error(tmp_path: Path, load: Any, err
         load(path)
     assert str(info.value) == f"{path}:{line}: {message}"
     assert (info.value.path, info.value.line, info.value.reason) == (str(path), line, message)
+
+
+def test_values_nested_thousands_deep_are_a_located_error_not_a_crash(tmp_path: Path) -> None:
+    """tomllib recurses per nesting level: a hostile file 2,000 arrays deep is an error of the format's type."""
+    path = write(tmp_path, "x = " + "[" * 2000 + "]" * 2000 + "\n")
+    for load, error in ((load_contracts, ContractError), (load_faults, FaultSpecError), (load_policy, GovernanceError)):
+        with pytest.raises(error, match="nested too deep"):
+            load(path)
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf"])
+def test_a_number_that_is_not_finite_is_refused(tmp_path: Path, raw: str) -> None:
+    """A bound of nan is never exceeded: a contract with one could never fail, so it is not a number."""
+    cfg = config(tmp_path, f"seconds = {raw}\n")
+    with pytest.raises(ContractError, match=":1: seconds must be a number"):
+        cfg.number(("seconds",), cfg.doc["seconds"], name="seconds")

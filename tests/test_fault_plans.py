@@ -60,6 +60,13 @@ fn = "tests.test_fault_plans:off_by_one"
     ('seed = "x"\n[[fault]]\ntype = "Empty"\n', 1, "seed must be an integer"),
     ('[[fault]\ntype = "Empty"\n', 1, "invalid TOML"),
     ('fault = 3\n[other]\n', 2, "unknown key 'other' at the top level"),
+    # amounts that load but cannot run: a hang or a crash in the middle of a suite
+    ('[[fault]]\ntype = "Latency"\nms = -5.0\n', 3, "Latency: ms must be between 0 and 600000, got -5.0"),
+    ('[[fault]]\ntype = "Latency"\nms = 1e12\n', 3, "ms must be between 0 and 600000"),
+    ('[[fault]]\ntype = "Timeout"\nseconds = nan\n', 3, "Timeout.seconds must be a finite number, got a float (nan)"),
+    ('[[fault]]\ntype = "RateLimited"\nretry_after = inf\n', 3, "retry_after must be a finite number"),
+    ('[[fault]]\ntype = "Duplicate"\ntimes = 1000000000\n', 3, "Duplicate: times must be between 2 and 1000"),
+    ('[[fault]]\ntype = "ServiceError"\nstatus = 7\n', 3, "status must be between 100 and 599"),
 ])
 def test_plan_mistakes_name_file_and_line(tmp_path: Path, text: str, line: int, message: str) -> None:
     """Unknown types and keys, bad targets, types and schedules are FaultSpecErrors at path:line."""

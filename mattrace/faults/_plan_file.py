@@ -75,8 +75,8 @@ def _fault(plan: ConfigFile[FaultSpecError], at: Key, raw: dict[str, Any]) -> Fa
     try:
         return cls(**kwargs)
     except FaultSpecError as exc:
-        bad = next((k for k in ("target", "on_call", "first", "probability", "version", "fn") if k in str(exc)),
-                   None)
+        bad = next((k for k in fields if f": {k} must" in str(exc)), None) or next(
+            (k for k in ("target", "on_call", "first", "probability", "version", "fn") if k in str(exc)), None)
         raise plan.fail((*at, bad) if bad else at, str(exc)) from None
 
 
@@ -85,4 +85,5 @@ def _value(plan: ConfigFile[FaultSpecError], at: Key, kind: str, field: dataclas
     if field.name == "fn":
         return plan.function(at, value, name=name)
     expected = next((t for t in ("bool", "int", "float", "str") if t in str(field.type).split(" | ")), None)
-    return value if expected is None else _GETTERS[expected](plan, at, value, name=name, expected=expected)
+    said = "a finite number" if expected == "float" else expected
+    return value if expected is None else _GETTERS[expected](plan, at, value, name=name, expected=said)

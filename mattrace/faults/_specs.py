@@ -14,6 +14,7 @@ refusal), :meth:`Fault.after` may replace what it returned (empty, stale, poison
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field, fields
@@ -52,6 +53,15 @@ __all__ = [
 ]
 
 FAULT_CLASSES: dict[str, type[Fault]] = {}
+LIMITS: dict[str, tuple[float, float | None]] = {
+    "ms": (0, 600_000),          # Latency: at most ten minutes per call
+    "seconds": (0, 86_400),      # Timeout: what the message says it waited
+    "retry_after": (0, 86_400),  # RateLimited
+    "status": (100, 599),        # ServiceError: an HTTP status
+    "times": (2, 1_000),         # Duplicate: deliveries of one call
+}
+"""Bounds of fault parameters by name (every other number need only be finite)."""
+
 IRRELEVANT_TEXT = "The municipal library extends its opening hours on public holidays."
 
 
@@ -88,6 +98,22 @@ class Fault:
         p = self.probability
         if p is not None and (isinstance(p, bool) or not isinstance(p, int | float) or not 0 < p <= 1):
             raise FaultSpecError(f"{type(self).__name__}: probability must be in (0, 1], got {p!r}")
+        self._check_amounts()
+
+    def _check_amounts(self) -> None:
+        """Durations, counts and statuses a run can carry out: finite, and within :data:`LIMITS`.
+        Checked when the fault is made, so a plan that loads also runs (a NaN or a year-long latency
+        found only mid-run is a hang or a crash in the middle of someone's test suite)."""
+        base = {f.name for f in fields(Fault)}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in base or f.name.startswith("_") or isinstance(value, bool) \
+                    or not isinstance(value, int | float):
+                continue
+            low, high = LIMITS.get(f.name, (-math.inf, math.inf))
+            if not math.isfinite(value) or not low <= value <= high:
+                bound = f"between {low:g} and {high:g}" if f.name in LIMITS else "a finite number"
+                raise FaultSpecError(f"{type(self).__name__}: {f.name} must be {bound}, got {value!r}")
 
     # -- description -------------------------------------------------------------------------
 
@@ -231,9 +257,9 @@ class Duplicate(Fault):
     name: ClassVar[str] = "duplicate"
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         if type(self.times) is not int or self.times < 2:
             raise FaultSpecError(f"Duplicate: times must be a whole number >= 2, got {self.times!r}")
+        super().__post_init__()
 
     def before(self, call: Call, history: list[Any]) -> Answer | None:
         call.repeat += self.times - 1
