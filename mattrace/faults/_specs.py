@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 FAULT_CLASSES: dict[str, type[Fault]] = {}
-LIMITS: dict[str, tuple[float, float | None]] = {
+LIMITS: dict[str, tuple[float, float]] = {
     "ms": (0, 600_000),          # Latency: at most ten minutes per call
     "seconds": (0, 86_400),      # Timeout: what the message says it waited
     "retry_after": (0, 86_400),  # RateLimited
