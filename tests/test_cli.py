@@ -362,3 +362,21 @@ def test_show_step_marks_arguments_copied_from_untrusted_content(tmp_path: Path,
     assert code == 0
     assert "⚠ to='x@evil.example' untrusted ← step 1 (result[0].text, identifier)" in out
     assert "cc='ana@shop.example' user ← step 0" in out and "⚠ cc=" not in out
+
+
+def test_names_with_brackets_are_text_not_styles(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A tool, agent or argument holding ``[/]`` or ``[red]`` (anyone can name a tool so) is shown as written;
+    rich would take it for markup and crash on a closing tag with nothing to close."""
+    from mattrace.testing import tool_call, trace, user
+    from mattrace.tracefile import TraceWriter
+
+    t = trace(user("hi [/bold] [x]"), tool_call("send [/]", {"to": "[red]a"}, "ok [/]", agent="w[/]",
+                                                side_effect=True), name="n [/]")
+    path = tmp_path / "t.jsonl"
+    writer = TraceWriter(path, t)
+    for s in t.steps:
+        writer.write_step(s)
+    writer.seal(t.outcome)
+    code, out, err = _run(capsys, "show", str(path), "--step", "1")
+    assert code == 0, err
+    assert "step 1 · tool send [/]" in out and "[red]a" in out and "MarkupError" not in out + err

@@ -85,6 +85,29 @@ def test_flow(mat):
     assert trace.labels["mattrace.test"] == "test_flow.py::test_flow" and trace.labels["mattrace.trial"] == "0"
 
 
+def test_a_parametrized_failure_names_its_parameter_and_brackets_are_text(pytester: pytest.Pytester) -> None:
+    """The replay command of a parametrized test reruns that parameter only (rich took ``[paris]`` for a style
+    and dropped it), and a contract named with brackets, even a closing tag, is printed as written."""
+    pytester.makepyfile(test_trip=TOOLS + """
+WEIRD = never(step.tool("send") & step.arg("to").matches("evil")).named("no evil [/bold] [paris]")
+
+@pytest.mark.mattrace(contracts=[WEIRD])
+@pytest.mark.parametrize("city", ["paris", "rome"])
+def test_trip(mat, city):
+    with mat.run():
+        send("evil@" + city + ".example")
+""")
+    result = run(pytester)
+    result.assert_outcomes(failed=2)
+    out = result.stdout.str()
+    for line in ("mattrace: 1 contract violation in test_trip.py::test_trip[paris] (seed 0)",
+                 "replay: pytest 'test_trip.py::test_trip[paris]' --mattrace-record=none",
+                 "replay: pytest 'test_trip.py::test_trip[rome]' --mattrace-record=none",
+                 "no evil [/bold] [paris]"):
+        assert line in out, line
+    assert "MarkupError" not in out
+
+
 def test_quality_violations_are_reported_and_fail_only_in_strict_mode(pytester: pytest.Pytester) -> None:
     """A quality contract's violation passes the test but is listed; --mattrace-strict or the ini key fails it."""
     pytester.makepyfile(test_claims=TOOLS + """

@@ -129,7 +129,7 @@ def console(width: int | None = None) -> Console:
     """A stdout console; rich leaves colour out when stdout is not a terminal."""
     from rich.console import Console
 
-    return Console(width=width, highlight=False)
+    return Console(width=width, highlight=False, markup=False)   # names and ids are text: [x] is no style
 
 
 def table_console() -> Console:

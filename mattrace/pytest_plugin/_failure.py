@@ -38,7 +38,7 @@ def pass_hat_k(successes: int, trials: int, k: int) -> float:
 def failure_message(mat: Mat, runs: list[MatRun], *, width: int = WIDTH) -> str:
     """The failure text for ``runs`` of one trial: every failing contract, in context."""
     out = io.StringIO()
-    console = Console(file=out, width=width, no_color=True, force_terminal=False, highlight=False,
+    console = Console(file=out, width=width, no_color=True, force_terminal=False, highlight=False, markup=False,
                       emoji=False, legacy_windows=False)
     failed = sum(len(r.report.violations) for r in runs if r.report is not None)
     console.print(f"mattrace: {failed} contract violation{'s' if failed != 1 else ''} in {mat.test} "

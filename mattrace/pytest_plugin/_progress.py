@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from _mattrace_pytest import INTERACTIVE
@@ -76,7 +77,7 @@ def trial_progress(config: pytest.Config, name: str, trials: int | None, *,
                         TextColumn(unit), TimeElapsedColumn(), console=console, transient=True,
                         auto_refresh=False)
     capture = config.pluginmanager.get_plugin("capturemanager")
-    bar = TrialProgress(progress, progress.add_task(name, total=trials),
+    bar = TrialProgress(progress, progress.add_task(escape(name), total=trials),   # test ids hold [params]
                         getattr(capture, "global_and_fixture_disabled", None))
     bar.start()
     try:

@@ -99,7 +99,8 @@ def _properties(result: SearchResult) -> list[tuple[str, str]]:
 def failure_text(test: str, result: SearchResult, contracts: Any, *, width: int = WIDTH) -> str:
     """The minimal counterexample of a search, as a failing test shows it."""
     out = io.StringIO()
-    console = Console(file=out, width=width, no_color=True, force_terminal=False, highlight=False, emoji=False)
+    console = Console(file=out, width=width, no_color=True, force_terminal=False, highlight=False, emoji=False,
+                      markup=False)
     what = (f"{result.perturbation} (size {result.perturbation.size})" if result.perturbation is not None
             else "none: the unperturbed run already breaks it")
     console.print(f"mattrace: the search of {test} found a counterexample at run {result.runs_to_find} "

@@ -41,7 +41,7 @@ def write_summary(terminalreporter: Any, session: MatSession) -> None:
         width = tr._tw.fullwidth if tr.hasmarkup else max(tr._tw.fullwidth, LOG_WIDTH)
         out = io.StringIO()
         console = Console(file=out, width=width, force_terminal=tr.hasmarkup, no_color=not tr.hasmarkup,
-                          highlight=False, emoji=False)
+                          highlight=False, emoji=False, markup=False)
         console.print(metrics_table(outcome.metrics))
         if outcome.containment:   # only runs with injected faults have a containment class
             from mattrace.report.metrics import containment_table

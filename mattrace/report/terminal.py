@@ -85,7 +85,7 @@ def render_trace(trace: Trace, *, step: int | None = None, around: int = 3,
 
 def print_trace(trace: Trace, console: Console | None = None, **options: Any) -> None:
     """Print :func:`render_trace` of ``trace`` to ``console`` (default: a new stdout console)."""
-    console = console or Console()
+    console = console or Console(markup=False)
     console.print(render_trace(trace, **options))
 
 
@@ -279,7 +279,7 @@ def _detail(trace: Trace, step: Step, width: int | None) -> Panel:
     grid.add_row("attrs", _json(step.attrs) if step.attrs else none)
     grid.add_row("time", Text(_times(step)) if step.t_start is not None else none)
     title = f"step {step.index} · {step.kind.value}" + (f" {step.target}" if step.target else "")
-    return Panel(grid, title=title, title_align="left", width=width)
+    return Panel(grid, title=Text(title), title_align="left", width=width)   # a tool name is text, not markup
 
 
 _TRUST_STYLES = {"untrusted": "bold red", "mixed": "red", "user": "green", "trusted": "green", "generated": "dim"}
