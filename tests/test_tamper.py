@@ -162,31 +162,37 @@ def test_hmac_file_fails_to_load_without_a_key(tmp_path: Path, monkeypatch: pyte
     assert not mattrace.verify(path).ok
 
 
-def test_sha256_file_fails_verify_when_a_key_is_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With a key set, a plain sha256 file (anyone can recompute it) does not verify, though it loads."""
+def test_sha256_file_fails_verify_and_load_when_a_key_is_set(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a key set, a plain sha256 file (anyone can recompute it) neither verifies nor loads."""
     path = _write_sealed(tmp_path / "plain.jsonl", 2)
     assert mattrace.verify(path).ok
     monkeypatch.setenv(HMAC_ENV, "secret")
     report = mattrace.verify(path)
-    assert (report.ok, report.line, report.algorithm) == (False, 1, "sha256")
-    assert len(mattrace.load(path).steps) == 2
+    assert (report.ok, report.line, report.reason) == (False, 1, f"{HMAC_ENV} is set but the file is not HMAC-signed")
+    with pytest.raises(TraceFormatError) as exc:
+        mattrace.load(path)
+    assert (exc.value.line, exc.value.reason) == (1, report.reason)
 
 
-def test_resume_keeps_the_files_algorithm_when_a_key_is_set(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """Resuming an unsealed sha256 file while MATTRACE_HMAC_KEY is set appends lines that still chain."""
-    path = tmp_path / "plain.jsonl"
+def test_resume_continues_an_hmac_file_with_its_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resuming an unsealed signed file appends lines signed with the same key; a sha256 one is refused."""
+    monkeypatch.setenv(HMAC_ENV, "secret")
+    path = tmp_path / "signed.jsonl"
     writer = TraceWriter(path, Trace(trace_id="t", name="n"))
     writer.write_step(Step(index=0, kind="message", content="before the crash"))
     writer.close()
-    monkeypatch.setenv(HMAC_ENV, "secret")
     resumed = TraceWriter.resume(path)
     resumed.write_step(Step(index=1, kind="message", content="after resume"))
     resumed.seal(Outcome(status="success"))
-    # the file is sha256 (its header says so); the key must not leak into its chain
     assert [s.content for s in mattrace.load(path).steps] == ["before the crash", "after resume"]
+    assert mattrace.verify(path).ok and mattrace.verify(path).algorithm == "hmac-sha256"
     monkeypatch.delenv(HMAC_ENV)
-    assert mattrace.verify(path).ok
+    plain = tmp_path / "plain.jsonl"
+    TraceWriter(plain, Trace(trace_id="p", name="n")).close()
+    monkeypatch.setenv(HMAC_ENV, "secret")
+    with pytest.raises(TraceFormatError, match="not HMAC-signed"):
+        TraceWriter.resume(plain)
 
 
 # -- corrupt files ------------------------------------------------------------------------------

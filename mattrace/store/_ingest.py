@@ -13,28 +13,32 @@ the bulk read fails, the batch is split in halves until the bad files are isolat
 each is reported as ``path:line: reason`` (worded by
 :func:`mattrace.tracefile.read_trace_file`, as ``mattrace verify`` words it). A torn tail
 is a crash, not corruption: the complete lines are ingested and the trace is marked
-unsealed. The hash chain is *not* verified here (that is ``mattrace verify``'s job, at
-Python speed); the structure is: one header, steps numbered 0..N-1, at most one seal
-counting them.
+unsealed. Without an HMAC key the hash chain is *not* verified here (that is ``mattrace
+verify``'s job, at Python speed); the structure is: one header, steps numbered 0..N-1, at
+most one seal counting them. With ``MATTRACE_HMAC_KEY`` set, integrity comes before speed:
+every new file goes through :func:`mattrace.tracefile.read_trace_file`, which refuses one
+not signed with the key (as every reader does), and DuckDB reads the very bytes that were
+verified (a copy), so the file cannot be swapped in between.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
-from mattrace.errors import TraceFormatError
+from mattrace.errors import TornTailWarning, TraceFormatError
 from mattrace.store._faults import fault_rows_sql, taint_sql
 from mattrace.store._governance import decision_rows_sql
 from mattrace.store._records import ATTRS, HEADER_RECORD, SEAL_RECORD, STEP_COLUMNS, STEP_RECORD
 from mattrace.store._report import IngestReport
 from mattrace.store._sql import literal, load_rows
 from mattrace.trace import OutcomeStatus, StepKind
-from mattrace.tracefile import VERSION, read_trace_file
+from mattrace.tracefile import VERSION, hmac_key_from_env, read_trace_file
 
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
@@ -86,25 +90,44 @@ def _read(con: DuckDBPyConnection, names: list[str], bad: dict[str, str], big: b
             bad[names[0]] = str(exc).splitlines()[0]
 
 
+def _verified_copy(tf: TraceFile, copy: Path, key: bytes | None, report: IngestReport) -> bool:
+    """Copy ``tf`` to ``copy`` and verify the copy with the trace reader; False if it does not read.
+
+    The copy keeps only the complete lines (a torn tail is cut), and is what DuckDB then
+    reads, so what is stored is exactly what was verified. Errors and warnings name ``tf``.
+    """
+    try:
+        copy.write_bytes(tf.path.read_bytes())
+        result = read_trace_file(copy, key=key)
+    except OSError as exc:
+        report.errors.append(f"{tf.path}: cannot read file: {exc.strerror or exc}")
+        return False
+    except TraceFormatError as exc:
+        report.errors.append(str(TraceFormatError(tf.path, exc.line, exc.reason)))
+        return False
+    os.truncate(copy, result.valid_bytes)
+    report.warnings.extend(str(TornTailWarning(tf.path, w.line, w.steps, w.torn)) for w in result.warnings
+                           if tf.torn)
+    return True
+
+
 def _stage(con: DuckDBPyConnection, files: list[TraceFile], report: IngestReport, tmp: Path,
-           checked_in: dict[str, str]) -> dict[str, str]:
+           checked_in: dict[str, str], key: bytes | None) -> dict[str, str]:
     """Read ``files`` into ``_raw`` and describe them in ``_files``, ``_heads``, ``_lite``.
 
-    Returns the files that cannot be ingested (filename -> reason).
+    A torn file (a crash) and, with an HMAC ``key``, every file is verified by the trace
+    reader first (see :func:`_verified_copy`). Returns the files that cannot be ingested
+    (filename -> reason).
     """
     con.execute("CREATE OR REPLACE TEMP TABLE _raw (filename VARCHAR, type VARCHAR, json VARCHAR)")
     rows: list[dict[str, Any]] = []
     for i, tf in enumerate(files):
         filename = str(tf.path)
-        if tf.torn:   # a crash: keep the complete lines, which read_trace_file verifies
-            try:
-                result = read_trace_file(tf.path)
-            except TraceFormatError as exc:
-                report.errors.append(str(exc))
+        if tf.torn or key is not None:
+            copy = tmp / f"{i}.jsonl"
+            if not _verified_copy(tf, copy, key, report):
                 continue
-            filename = str(tmp / f"{i}.jsonl")
-            Path(filename).write_bytes(tf.path.read_bytes()[:result.valid_bytes])
-            report.warnings.extend(str(w) for w in result.warnings)
+            filename = str(copy)
         rows.append({"filename": filename, "file": str(tf.path), "size": tf.size, "mtime_ns": tf.mtime_ns,
                      "torn": tf.torn})
     load_rows(con, "_files", _FILES, rows)
@@ -297,11 +320,15 @@ def ingest_traces(con: DuckDBPyConnection, files: list[TraceFile], report: Inges
 
     A trace's run is its ``mattrace.run`` label, else the run of a results file that
     checked it (``checked_in``: trace id -> run id), else the run it had, else ``batch_run``.
+
+    Raises:
+        MatTraceError: ``MATTRACE_HMAC_KEY`` is set but empty (before anything is read).
     """
+    key = hmac_key_from_env()
     runs: set[str] = set()
     for chunk in _chunks(files):
         with tempfile.TemporaryDirectory(prefix="mattrace-ingest-") as tmp:
-            bad = _stage(con, chunk, report, Path(tmp), checked_in)
+            bad = _stage(con, chunk, report, Path(tmp), checked_in, key)
             original = dict(con.execute("SELECT filename, file FROM _files").fetchall())
             while True:
                 _decide(con, bad)

@@ -10,6 +10,10 @@ killed at any instant and has to show when anyone edited it afterwards.
 * Every line ends with ``"h": H(previous h + the line's bytes without h)``; H is sha256, or
   HMAC-SHA256 when ``MATTRACE_HMAC_KEY`` is set. The hash covers the raw bytes, not a
   re-serialisation, so no byte can change unnoticed.
+* With a key, every reader accepts only files signed with it: anyone can recompute a plain
+  sha256 chain over a cut or edited file. The rule is in the one reader loop every reader
+  (check, show, the store, replay, governance, verify) goes through. An empty key is
+  refused, reading and writing: it is a configuration mistake, not "no key".
 * The seal records the step count and the last hash: a sealed file that lost lines at the
   end is detected as truncated.
 * A partial last line (no newline) is the signature of a crash: readers recover every

@@ -6,8 +6,10 @@ import hashlib
 import hmac
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from mattrace.errors import MatTraceError, RecordingError, TraceFormatError
 from mattrace.trace import canonical_json
 
 __all__ = ["AUDIT_LOG", "CASSETTE", "FileFormat", "FORMAT", "FORMATS", "HMAC_ENV", "hmac_key_from_env", "TRACE",
@@ -54,10 +56,62 @@ FORMAT = TRACE.name
 VERSION = TRACE.version
 
 
+_EMPTY_KEY = (f"{HMAC_ENV} is set but empty: an empty key signs nothing; set it to the secret key, "
+             "or unset it to record and read plain sha256 files")
+_UNSIGNED = f"{HMAC_ENV} is set but the file is not HMAC-signed"
+_OTHER_KEY = "HMAC signature does not match: the file was signed with another key, or its header was altered"
+
+
 def hmac_key_from_env() -> bytes | None:
-    """The HMAC key from ``MATTRACE_HMAC_KEY``, or None when unset or empty."""
+    """The HMAC key from ``MATTRACE_HMAC_KEY``, or None when it is unset.
+
+    Raises:
+        MatTraceError: the variable is set but empty. That is a configuration mistake (a
+            key that did not make it into the environment), not "no key": taken as no key,
+            it would record forgeable sha256 files and accept them on reading.
+    """
     key = os.environ.get(HMAC_ENV)
-    return key.encode("utf-8") if key else None
+    if key is None:
+        return None
+    if not key:
+        raise MatTraceError(_EMPTY_KEY)
+    return key.encode("utf-8")
+
+
+def _key(key: bytes | None) -> bytes | None:
+    """``key`` when one is given, else the environment's; an empty one raises MatTraceError."""
+    if key is None:
+        return hmac_key_from_env()
+    if not key:
+        raise MatTraceError("the HMAC key is empty: an empty key signs nothing; pass the secret key, "
+                            "or None for the key in " + HMAC_ENV)
+    return key
+
+
+def _reading_key(path: str | Path, key: bytes | None) -> bytes | None:
+    """The key to read ``path`` with (an explicit ``key``, else ``MATTRACE_HMAC_KEY``).
+
+    With a key, the reader accepts only files signed with it (see ``_header_chain``).
+
+    Raises:
+        TraceFormatError: the key is empty (naming the file, so every reader words it alike).
+    """
+    try:
+        return _key(key)
+    except MatTraceError as exc:
+        raise TraceFormatError(path, None, str(exc)) from None
+
+
+def _writing_key(path: str | Path, key: bytes | None) -> bytes | None:
+    """The key to sign ``path`` with (an explicit ``key``, else ``MATTRACE_HMAC_KEY``).
+
+    Raises:
+        RecordingError: the key is empty; raised before the file is created.
+    """
+    try:
+        return _key(key)
+    except MatTraceError as exc:
+        raise RecordingError(f"{path}: {exc}") from None
 
 
 class _Chain:
@@ -66,7 +120,7 @@ class _Chain:
     def __init__(self, key: bytes | None, prev: str = "") -> None:
         self.key = key
         self.prev = prev
-        self.algorithm = _HMAC if key else _SHA
+        self.algorithm = _HMAC if key is not None else _SHA
 
     def digest(self, body: bytes) -> str:
         data = self.prev.encode("ascii") + body

@@ -17,13 +17,15 @@ from mattrace.tracefile._format import (
     _HASH_PREFIX,
     _HASH_SUFFIX_LEN,
     _HMAC,
+    _OTHER_KEY,
     _SHA,
+    _UNSIGNED,
     FORMATS,
     HMAC_ENV,
     TRACE,
     FileFormat,
     _Chain,
-    hmac_key_from_env,
+    _reading_key,
 )
 
 __all__ = ["load", "read_records", "read_trace_file", "ReadResult", "RecordFile", "verify", "VerifyReport"]
@@ -83,7 +85,14 @@ class _Scan:
 
 
 def _header_chain(path: Path, record: dict[str, Any], fmt: FileFormat, key: bytes | None) -> _Chain:
-    """The chain a file's header line asks for: its format, version and hash algorithm checked."""
+    """The chain a file's header line asks for: its format, version and hash algorithm checked.
+
+    The integrity rule of every reader lives here: with a key, only a file signed with it
+    reads. Anyone can cut a file, add lines and recompute a plain sha256 chain, so with a
+    key a sha256 file is refused, whoever reads it (check, show, the store, replay,
+    governance, verify); a file signed with another key fails its header's hash in
+    :func:`_scan`.
+    """
     noun = fmt.noun
     if record.get("type") != "header" or record.get("format") != fmt.name:
         raise TraceFormatError(path, 1, f"not a mattrace {noun} file (no {noun} header line)")
@@ -98,6 +107,8 @@ def _header_chain(path: Path, record: dict[str, Any], fmt: FileFormat, key: byte
             raise TraceFormatError(path, 1, f"{noun} is HMAC-signed; set {HMAC_ENV} to the key to read it")
         return _Chain(key)
     if alg == _SHA:
+        if key is not None:
+            raise TraceFormatError(path, 1, _UNSIGNED)
         return _Chain(None)
     raise TraceFormatError(path, 1, f"unknown hash algorithm {alg!r}")
 
@@ -138,6 +149,8 @@ def _scan(path: Path, fmt: FileFormat, key: bytes | None,
                 chain = _header_chain(path, record, fmt, key)
                 scan = _Scan(header=record[fmt.header_key], algorithm=chain.algorithm)
             if chain.digest(body) != h:
+                if lineno == 1 and chain.key is not None:
+                    raise TraceFormatError(path, lineno, _OTHER_KEY)
                 raise TraceFormatError(path, lineno, "hash chain broken: this line or one before it was altered, "
                                                      "removed, reordered or inserted")
             chain.prev = h
@@ -166,9 +179,12 @@ def _scan(path: Path, fmt: FileFormat, key: bytes | None,
 def read_records(path: str | Path, fmt: FileFormat, *, key: bytes | None = None) -> RecordFile:
     """Read and verify a record file (cassette, audit log); a torn tail keeps every complete entry.
 
+    ``key`` defaults to ``MATTRACE_HMAC_KEY``; with a key, only a file signed with it reads.
+
     Raises:
-        TraceFormatError: missing, another format or version, or a line that does not
-            verify (altered, removed, reordered, truncated), naming file and line.
+        TraceFormatError: missing, another format or version, a line that does not verify
+            (altered, removed, reordered, truncated), or, with a key, a file not signed with
+            it; or the key is empty. The error names file and line.
     """
     path = Path(path)
     entries: list[dict[str, Any]] = []
@@ -178,7 +194,7 @@ def read_records(path: str | Path, fmt: FileFormat, *, key: bytes | None = None)
             raise TraceFormatError(path, lineno, f"a {fmt.noun} entry is not a JSON object")
         entries.append(entry)
 
-    scan = _scan(path, fmt, key if key is not None else hmac_key_from_env(), keep)
+    scan = _scan(path, fmt, _reading_key(path, key), keep)
     found = RecordFile(path, scan.header, entries, scan.sealed, scan.algorithm)
     if not scan.sealed:
         found.warnings.append(TornTailWarning(path, scan.torn_line or scan.lines + 1, len(entries),
@@ -190,11 +206,13 @@ def read_trace_file(path: str | Path, *, key: bytes | None = None) -> ReadResult
     """Read and verify a trace file line by line.
 
     Returns every complete, verified step; a partial final line of an unsealed file is
-    reported in ``torn_line``. Raises TraceFormatError for anything that does not verify.
+    reported in ``torn_line``. Raises TraceFormatError for anything that does not verify:
+    with a key (``key``, else ``MATTRACE_HMAC_KEY``) that includes a file not signed with
+    it, and an empty key.
     """
     path = Path(path)
     steps: list[Step] = []
-    scan = _scan(path, TRACE, key if key is not None else hmac_key_from_env(),
+    scan = _scan(path, TRACE, _reading_key(path, key),
                  lambda lineno, raw, position: steps.append(_parse_step(path, lineno, raw, position)))
     try:
         trace = Trace.model_validate(scan.header)
@@ -244,7 +262,8 @@ def load(path: str | Path) -> Trace:
 
     An unsealed file (the recording process died) loads with every complete step and a
     :class:`~mattrace.errors.TornTailWarning`; a corrupt or tampered one raises
-    :class:`~mattrace.errors.TraceFormatError` naming the file and line.
+    :class:`~mattrace.errors.TraceFormatError` naming the file and line, and so does, with
+    ``MATTRACE_HMAC_KEY`` set, one not signed with that key.
     """
     result = read_trace_file(path)
     for warning in result.warnings:
@@ -278,12 +297,12 @@ def _format_of(path: str | Path) -> str | None:
 def verify(path: str | Path, *, key: bytes | None = None) -> VerifyReport:
     """Check that a file is a complete, unaltered, sealed trace (or cassette, or audit log).
 
-    Stricter than :func:`load`: an unsealed file fails (it may have been truncated), and
-    with an HMAC key available a plain-sha256 file fails (anyone can recompute sha256).
+    Stricter than :func:`load` in one way: an unsealed file fails (it may have been
+    truncated). Like every reader, with an HMAC key (``key``, else ``MATTRACE_HMAC_KEY``) a
+    file not signed with it fails (anyone can recompute sha256), and an empty key fails.
     Every format of :data:`FORMATS` is checked the same way (the file's header says which
     it is); ``steps`` then counts a cassette's or audit log's entries.
     """
-    key = key if key is not None else hmac_key_from_env()
     format = _format_of(path)
     try:
         if format in FORMATS and format != TRACE.name:
@@ -298,7 +317,4 @@ def verify(path: str | Path, *, key: bytes | None = None) -> VerifyReport:
     if not sealed:
         return VerifyReport(str(path), False, count, algorithm, torn or (count + 2),
                             "file is not sealed: it was truncated, or its recording never finished")
-    if key is not None and algorithm != _HMAC:
-        return VerifyReport(str(path), False, count, algorithm, 1,
-                            f"{HMAC_ENV} is set but the file is not HMAC-signed")
     return VerifyReport(str(path), True, count, algorithm)

@@ -8,7 +8,7 @@ from typing import Any
 
 from mattrace.errors import RecordingError
 from mattrace.trace import Outcome, Step, Trace
-from mattrace.tracefile._format import _HASH_PREFIX, _HMAC, TRACE, FileFormat, _Chain, _encode, hmac_key_from_env
+from mattrace.tracefile._format import _HASH_PREFIX, TRACE, FileFormat, _Chain, _encode, _writing_key
 from mattrace.tracefile._read import read_trace_file
 
 __all__ = ["ChainedWriter", "RecordWriter", "TraceWriter"]
@@ -32,14 +32,15 @@ class ChainedWriter:
         path: the file to create; with ``replace`` an existing file is truncated first,
             otherwise it must not exist.
         fsync: call ``os.fsync`` after every line (durable against power loss, ~100x slower).
-        key: HMAC key; defaults to ``MATTRACE_HMAC_KEY``.
+        key: HMAC key; defaults to ``MATTRACE_HMAC_KEY``. An empty one raises
+            :class:`~mattrace.errors.RecordingError` before the file is created.
     """
 
     def __init__(self, path: str | Path, *, fsync: bool = False, key: bytes | None = None,
                  replace: bool = False) -> None:
         self.path = Path(path)
         self.fsync = fsync
-        self._chain = _Chain(key if key is not None else hmac_key_from_env())
+        self._chain = _Chain(_writing_key(self.path, key))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         mode = os.O_TRUNC if replace else os.O_EXCL
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | mode | os.O_APPEND, 0o644)
@@ -124,17 +125,19 @@ class TraceWriter(ChainedWriter):
         """Reopen an unsealed file to append more steps, cutting a torn tail first.
 
         Cutting the tail is what keeps a half-written line from being glued to the next
-        record. Raises RecordingError if the file is already sealed.
+        record. Raises RecordingError if the file is already sealed or the key is empty, and
+        TraceFormatError if it does not read: with a key, a file not signed with it is
+        refused (its continuation would be a file no reader with the key accepts).
         """
-        key = key if key is not None else hmac_key_from_env()
+        key = _writing_key(path, key)
         result = read_trace_file(path, key=key)
         if result.sealed:
             raise RecordingError(f"{path}: trace file is sealed; a sealed trace cannot be appended to")
         self = cls.__new__(cls)
         self.path = Path(path)
         self.fsync = fsync
-        # continue with the file's own algorithm, whatever the environment says now
-        self._chain = _Chain(key if result.algorithm == _HMAC else None, prev=result.last_hash)
+        # the reader accepted the file, so its algorithm is the key's: HMAC with one, sha256 without
+        self._chain = _Chain(key, prev=result.last_hash)
         self.steps_written = len(result.trace.steps)
         self.sealed = False
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
