@@ -265,7 +265,7 @@ STEP0 = {"type": "step", "step": {"index": 0, "kind": "message", "content": "fin
 
 @pytest.mark.parametrize(("bodies", "line", "words"), [
     ([HEADER, b"{not json at all}"], 2, "not valid JSON"),
-    ([HEADER, b'{"type":"step","bytes":"\xff\xfe"}'], 2, "not valid JSON"),
+    ([HEADER, b'{"type":"step","bytes":"\xff\xfe"}'], 2, "not UTF-8 text"),
     ([HEADER, STEP0, {"type": "step", "step": {"index": 1, "kind": "bogus"}}], 3, "invalid step"),
     ([HEADER, {"type": "step", "step": {"index": 0, "kind": "tool", "nope": 1}}], 2, "invalid step"),
     ([HEADER, {"type": "step", "step": {"index": 1, "kind": "tool"}}], 2, "index 1"),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import json
+import errno
+import os
+import stat
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from mattrace.tracefile._format import (
     _Chain,
     _reading_key,
 )
+from mattrace.tracefile._json import JSONInputError, parse_json
 
 __all__ = ["load", "read_records", "read_trace_file", "ReadResult", "RecordFile", "verify", "VerifyReport"]
 
@@ -125,6 +128,7 @@ def _scan(path: Path, fmt: FileFormat, key: bytes | None,
     """
     noun = fmt.noun
     try:
+        _regular(path)
         handle = open(path, "rb")
     except OSError as exc:
         raise TraceFormatError(path, None, f"cannot read {noun}: {exc.strerror or exc}") from exc
@@ -144,8 +148,8 @@ def _scan(path: Path, fmt: FileFormat, key: bytes | None,
                 raise TraceFormatError(path, lineno, f"data after the seal; lines were appended to a sealed {noun}")
             line = raw[:-1]
             body, h = _split_hash(path, lineno, line)
-            record = _parse(path, lineno, body)
             if scan is None:   # the header names the hash algorithm, so it is read before its hash
+                record = _parse(path, lineno, body)
                 chain = _header_chain(path, record, fmt, key)
                 scan = _Scan(header=record[fmt.header_key], algorithm=chain.algorithm)
             if chain.digest(body) != h:
@@ -153,6 +157,8 @@ def _scan(path: Path, fmt: FileFormat, key: bytes | None,
                     raise TraceFormatError(path, lineno, _OTHER_KEY)
                 raise TraceFormatError(path, lineno, "hash chain broken: this line or one before it was altered, "
                                                      "removed, reordered or inserted")
+            if lineno > 1:   # every other line is parsed only once its hash holds: no edit reaches the parser
+                record = _parse(path, lineno, body)
             chain.prev = h
             kind = record.get("type")
             if lineno == 1:
@@ -231,9 +237,9 @@ def read_trace_file(path: str | Path, *, key: bytes | None = None) -> ReadResult
 
 def _parse(path: Path, lineno: int, body: bytes) -> dict[str, Any]:
     try:
-        record = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TraceFormatError(path, lineno, f"line is not valid JSON ({exc})") from exc
+        record = parse_json(body)
+    except JSONInputError as exc:
+        raise TraceFormatError(path, lineno, f"line is not usable JSON: {exc}") from None
     if not isinstance(record, dict):
         raise TraceFormatError(path, lineno, "line is not a JSON object")
     return record
@@ -283,13 +289,30 @@ class VerifyReport:
     reason: str | None = None
 
 
+def _regular(path: str | Path) -> None:
+    """Refuse what is not a regular file before opening it: a FIFO blocks the open until someone
+    writes, and ``/dev/zero`` is a line that never ends.
+
+    Raises:
+        OSError: the path is missing or unreadable, or not a regular file.
+    """
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        what = "a directory" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise OSError(errno.EINVAL, f"not a regular file ({what})")
+
+
+_HEADER_LIMIT = 1 << 20   # a header line is a few hundred bytes; a megabyte is no header
+
+
 def _format_of(path: str | Path) -> str | None:
     """The ``format`` of a file's header line, when it has a readable one."""
     try:
+        _regular(path)
         with open(path, "rb") as f:
-            first = f.readline()
-        header = json.loads(first[: first.rfind(b',"h":')] + b"}") if b',"h":' in first else None
-    except (OSError, ValueError):
+            first = f.readline(_HEADER_LIMIT)
+        header = parse_json(first[: first.rfind(b',"h":')] + b"}") if b',"h":' in first else None
+    except (OSError, JSONInputError):
         return None
     return header.get("format") if isinstance(header, dict) else None
 

@@ -1,0 +1,135 @@
+"""Files anyone may have written: a reader refuses what it cannot use with a TraceFormatError naming the file
+and line, and never crashes, recurses to death or waits forever on it.
+
+A forger can recompute a plain sha256 chain, so these lines carry valid hashes: the reader must survive what
+is *inside* a line that verifies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+import mattrace
+from mattrace.cli import main
+from mattrace.errors import TraceFormatError
+from mattrace.testing import tool_call, trace, user
+from mattrace.tracefile import TraceWriter, load, read_trace_file, verify
+from mattrace.tracefile._json import MAX_DEPTH, JSONInputError, parse_json
+
+
+def _bodies(path: Path) -> list[bytes]:
+    return [raw[:raw.rfind(b',"h":')] + b"}" for raw in path.read_bytes().splitlines()]
+
+
+def _chain(bodies: list[bytes], path: Path) -> Path:
+    """Write raw line bodies as a plain sha256 chain (the seal's ``final`` recomputed)."""
+    prev, out = "", bytearray()
+    for body in bodies:
+        if body.startswith(b'{"type":"seal"') or b'"type":"seal"' in body:
+            record = json.loads(body)
+            record["final"] = prev
+            body = json.dumps(record, separators=(",", ":"), sort_keys=True).encode()
+        prev = hashlib.sha256(prev.encode("ascii") + body).hexdigest()
+        out += body[:-1] + b',"h":"' + prev.encode("ascii") + b'"}\n'
+    path.write_bytes(bytes(out))
+    return path
+
+
+@pytest.fixture
+def genuine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("MATTRACE_HMAC_KEY", raising=False)
+    t = trace(user("look it up"), tool_call("lookup", {"q": "x"}, "PLACEHOLDER"))
+    path = tmp_path / "genuine.jsonl"
+    writer = TraceWriter(path, t)
+    for s in t.steps:
+        writer.write_step(s)
+    writer.seal(t.outcome)
+    return path
+
+
+def _with_result(genuine: Path, tmp_path: Path, raw_value: bytes) -> Path:
+    """The genuine trace with the tool's result replaced by ``raw_value`` (raw JSON text), re-chained."""
+    bodies = [b.replace(b'"PLACEHOLDER"', raw_value) for b in _bodies(genuine)]
+    return _chain(bodies, tmp_path / "hostile.jsonl")
+
+
+@pytest.mark.parametrize(("raw", "reason"), [
+    (b"[" * 50_000 + b"]" * 50_000, f"values nested more than {MAX_DEPTH} deep"),
+    (b"[" * (MAX_DEPTH + 5) + b"]" * (MAX_DEPTH + 5), f"values nested more than {MAX_DEPTH} deep"),
+    (b"1" * 5_000, "a number too long to read"),
+])
+def test_a_line_that_verifies_but_cannot_be_used_is_a_located_error(genuine: Path, tmp_path: Path, raw: bytes,
+                                                                     reason: str) -> None:
+    hostile = _with_result(genuine, tmp_path, raw)
+    for read in (load, read_trace_file, mattrace.load):
+        with pytest.raises(TraceFormatError) as info:
+            read(hostile)
+        assert info.value.line == 3 and reason in str(info.value), str(info.value)
+    report = verify(hostile)
+    assert not report.ok and report.line == 3 and reason in (report.reason or "")
+
+
+def test_a_lone_surrogate_is_read_as_the_replacement_character(genuine: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """"Ren\\ud83d" is valid JSON but no text: it reads as "Ren\ufffd", and show prints it."""
+    hostile = _with_result(genuine, tmp_path, b'"Ren\\ud83d"')
+    assert load(hostile).steps[1].result == "Ren\ufffd"
+    assert main(["show", str(hostile)]) == 0
+    assert "Ren\ufffd" in capsys.readouterr().out
+
+
+def test_a_recorded_lone_surrogate_survives_every_reader(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A tool that returns a broken string is recorded; show, check and verify then read the trace."""
+    @mattrace.tool
+    def broken() -> str:
+        return json.loads('"Ren\\ud83d"')   # type: ignore[no-any-return]
+
+    with mattrace.record("surrogate", dir=tmp_path) as rec:
+        broken()
+    assert rec.path is not None
+    contracts = tmp_path / "c.toml"
+    contracts.write_text('[[contract]]\nuse = "terminates"\n')
+    for argv in (["verify", str(rec.path)], ["show", str(rec.path)], ["check", str(rec.path), "-c", str(contracts)]):
+        assert main(argv) == 0, argv
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_parse_json_refuses_depth_and_long_numbers_and_keeps_ordinary_text() -> None:
+    assert parse_json(b'{"a": [1, {"b": "caf\\u00e9 \\ud83d\\ude00"}]}') == {"a": [1, {"b": "café 😀"}]}
+    assert parse_json('{"\\udc00k": "\\ud800"}') == {"\ufffdk": "\ufffd"}
+    for bad in (b"[" * 3000 + b"]" * 3000, b"1" * 5000, b"{", b"\xff"):
+        with pytest.raises(JSONInputError):
+            parse_json(bad)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX thing")
+def test_a_pipe_a_device_and_a_directory_are_refused_without_waiting(tmp_path: Path) -> None:
+    """Opening a FIFO blocks until someone writes, /dev/zero is a line that never ends: both are refused at once."""
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    done: list[str] = []
+
+    def read_all() -> None:
+        for path in (fifo, Path("/dev/zero"), tmp_path):
+            with pytest.raises(TraceFormatError, match="not a regular file"):
+                load(path)
+            assert not verify(path).ok
+        done.append("ok")
+
+    reader = threading.Thread(target=read_all, daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert done == ["ok"], "a reader waited on a pipe or a device"
+
+
+def test_a_symlink_loop_is_a_located_error(tmp_path: Path) -> None:
+    loop = tmp_path / "loop.jsonl"
+    loop.symlink_to(loop)
+    with pytest.raises(TraceFormatError, match="cannot read"):
+        load(loop)
