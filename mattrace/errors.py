@@ -17,7 +17,8 @@ because the person reading it is usually looking at a CI log, not a debugger::
 
     MatTraceWarning (UserWarning)
     ├── TornTailWarning       a trace file was never sealed: the writer died (maybe mid-line)
-    └── TraceWriteWarning     the trace file could not be written; the run goes on in memory
+    ├── TraceWriteWarning     the trace file could not be written; the run goes on in memory
+    └── ImportGapWarning      an imported log did not say everything: where the importer guessed
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "ContractError",
     "FaultSpecError",
     "GovernanceError",
+    "ImportGapWarning",
     "LocatedError",
     "MatTraceError",
     "MatTraceWarning",
@@ -160,3 +162,19 @@ class TraceWriteWarning(MatTraceWarning):
         self.error = error
         super().__init__(f"{self.path}: cannot write step {index} ({error}); the file stops "
                          "there, the run goes on and keeps every step in memory (rec.trace)")
+
+
+class ImportGapWarning(MatTraceWarning):
+    """An importer could not map part of a log exactly, and says where (file, line, positions).
+
+    Nothing was dropped: a tool result was joined to its call by position, or imported as
+    its own step (untrusted when the log does not name its tool), a span of no known kind
+    became a message step. ``gaps`` lists each kind with its positions; the message is
+    ``origin: summary`` as ``mattrace import`` prints it.
+    """
+
+    def __init__(self, origin: str, summary: str, gaps: tuple[object, ...] = ()) -> None:
+        self.origin = origin
+        self.summary = summary
+        self.gaps = gaps
+        super().__init__(f"{origin}: {summary}")

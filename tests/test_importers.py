@@ -12,8 +12,9 @@ import pytest
 
 import mattrace
 from mattrace.cli import main
-from mattrace.errors import TraceFormatError
-from mattrace.io import import_openai
+from mattrace.contracts import check, no_untrusted_action
+from mattrace.errors import ImportGapWarning, TraceFormatError
+from mattrace.io import chat_gaps, describe_gaps, import_openai
 from mattrace.io.openai_chat import trace_from_messages, write_trace
 from mattrace.trace import Source, Step, StepKind, Trace
 
@@ -158,11 +159,13 @@ def test_content_part_lists_are_joined_text() -> None:
 
 def test_orphan_tool_result_becomes_its_own_tool_step() -> None:
     """A tool message answering no call is kept as a tool step marked orphan_result, reading nothing."""
-    steps = _steps([
-        {"role": "user", "content": "hi"},
-        _tool("ghost", "search", '["r1"]'),
-        {"role": "assistant", "content": "Found r1."},
-    ], untrusted_tools=["search"])
+    gap = r"1 tool result answering no call imported as its own step \(message 1\)"
+    with pytest.warns(ImportGapWarning, match=gap):
+        steps = _steps([
+            {"role": "user", "content": "hi"},
+            _tool("ghost", "search", '["r1"]'),
+            {"role": "assistant", "content": "Found r1."},
+        ], untrusted_tools=["search"])
     orphan = steps[1]
     assert (orphan.kind, orphan.agent, orphan.target, orphan.args, orphan.result, orphan.reads) == (
         StepKind.TOOL, "assistant", "search", None, ["r1"], ())
@@ -229,11 +232,12 @@ def test_developer_role_extra_fields_and_empty_assistant_message_are_kept() -> N
     """A developer message is a system step (role=developer); unknown fields stay in attrs; nothing is dropped."""
     steps = _steps([
         {"role": "developer", "content": "rules"},
-        {"role": "user", "content": "hi", "name": "alice"},
+        {"role": "user", "content": "hi", "name": "alice", "ts": 17},
         {"role": "assistant", "content": None},
     ])
     assert (steps[0].agent, steps[0].attrs) == ("system", {"source_index": 0, "role": "developer"})
-    assert steps[1].attrs == {"source_index": 1, "message_fields": {"name": "alice"}}
+    assert steps[1].agent == "alice"   # a named participant is the agent (see the group-chat test)
+    assert steps[1].attrs == {"source_index": 1, "message_fields": {"ts": 17}}
     assert (steps[2].kind, steps[2].content, steps[2].reads) == (StepKind.MESSAGE, None, (0, 1))
 
 
@@ -489,3 +493,238 @@ print(json.dumps({{"codes": codes, "heavy": heavy}}))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"codes": [0, 0], "heavy": []}
+
+
+# -- what a log leaves out: content shapes, tool results without id or name, named speakers -----
+
+INJECTION = Path(__file__).parent / "data" / "injection"
+ATTACK_RUN = INJECTION / "google_gemini-2.5-flash__none__user_task_10__injection_task_3.json"
+PARALLEL_RUN = INJECTION / "gpt-4o-mini-2024-07-18__none__user_task_12__injection_task_7.json"
+
+
+def _injection_flags() -> dict[str, list[str]]:
+    tools = json.loads((INJECTION / "tools.json").read_text(encoding="utf-8"))["tools"]
+    return {"untrusted_tools": [t["name"] for t in tools if t["untrusted_output"]],
+            "side_effect_tools": [t["name"] for t in tools if t["side_effect"] or t["egress"]]}
+
+
+def _agentdojo_shape(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI chat messages written back in AgentDojo's own message shape: content as
+    ``{"type": "text", "content": ...}`` parts, calls as ``{"function": name, "args": {...}, "id"}``
+    and results naming their call in ``tool_call`` (no ``name``)."""
+    out: list[dict[str, Any]] = []
+    calls: dict[str, dict[str, Any]] = {}
+    for m in messages:
+        content = None if m["content"] is None else [{"type": "text", "content": m["content"]}]
+        if m["role"] == "assistant":
+            adojo = [{"function": c["function"]["name"], "args": json.loads(c["function"]["arguments"]),
+                      "id": c["id"]} for c in m.get("tool_calls") or []]
+            calls.update((c["id"], c) for c in adojo)
+            out.append({"role": "assistant", "content": content, "tool_calls": adojo or None})
+        elif m["role"] == "tool":
+            out.append({"role": "tool", "content": content, "tool_call_id": m["tool_call_id"],
+                        "tool_call": calls[m["tool_call_id"]], "error": None})
+        else:
+            out.append({"role": m["role"], "content": content})
+    return out
+
+
+def _anonymous_results(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages with every tool result's ``tool_call_id`` and ``name`` (and every call's id) removed."""
+    out = []
+    for m in messages:
+        m = {k: v for k, v in m.items() if not (m["role"] == "tool" and k in ("tool_call_id", "name"))}
+        if m.get("tool_calls"):
+            m["tool_calls"] = [{k: v for k, v in c.items() if k != "id"} for c in m["tool_calls"]]
+        out.append(m)
+    return out
+
+
+def _essence(trace: Trace) -> list[tuple[Any, ...]]:
+    """What a step says, without the attrs that record how it was found."""
+    return [(s.kind, s.agent, s.target, s.content, s.args, s.result, s.sources, s.reads, s.side_effect)
+            for s in trace.steps]
+
+
+def test_agentdojo_content_parts_are_text_like_openai_parts() -> None:
+    """A text part may hold its text in 'text' (OpenAI) or 'content' (AgentDojo); both are the message's text."""
+    steps = _steps([
+        {"role": "system", "content": [{"type": "text", "content": "You help Emma."}]},
+        {"role": "user", "content": [{"type": "text", "content": "Find"}, {"type": "text", "text": "my mail."}]},
+        {"role": "assistant", "content": [{"type": "text", "content": "Looking."}],
+         "tool_calls": [_call("m", "get_mail", "{}")]},
+        _tool("m", "get_mail", [{"type": "text", "content": '{"n": 2}'}]),
+        {"role": "assistant", "content": [{"type": "thinking", "content": "two mails"},
+                                          {"type": "text", "content": "You have 2 mails."}]},
+    ])
+    assert [s.content for s in steps if s.kind is StepKind.MESSAGE] == [
+        "You help Emma.", "Find\nmy mail.", "Looking.", "You have 2 mails."]
+    assert steps[3].result == {"n": 2}
+    assert steps[4].attrs["non_text_parts"] == ["thinking"]
+    assert all("non_text_parts" not in s.attrs for s in steps[:4])
+
+
+def test_a_text_part_without_text_is_an_error_not_an_empty_message() -> None:
+    """A text part with neither 'text' nor 'content' is reported by message and part, never imported as ''."""
+    with pytest.raises(TraceFormatError, match=r"message 1: content part 1 of type 'text' has no text"):
+        _steps([{"role": "user", "content": "hi"},
+                {"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "text", "value": "b"}]}])
+
+
+def test_a_real_run_in_agentdojo_shape_imports_as_its_openai_shape() -> None:
+    """A real AgentDyn run written in AgentDojo's message shape gives the same steps as the OpenAI-shape file."""
+    data = json.loads(ATTACK_RUN.read_text(encoding="utf-8"))
+    flags = _injection_flags()
+    (expected,) = import_openai(ATTACK_RUN, **flags)
+    adojo = trace_from_messages(_agentdojo_shape(data["messages"]), name="adojo", **flags)
+    assert _essence(adojo) == _essence(expected)
+    assert sum(1 for s in adojo.steps if s.kind is StepKind.TOOL) == 3
+    violation = check(adojo, [no_untrusted_action()]).first_violation
+    assert violation is not None and violation == check(expected, [no_untrusted_action()]).first_violation
+
+
+def test_results_without_id_or_name_answer_the_calls_in_order() -> None:
+    """Tool results with no id and no name answer the last assistant message's calls in order, each once."""
+    messages = [
+        {"role": "user", "content": "Compare A and B"},
+        {"role": "assistant", "content": None,
+         "tool_calls": [_call(None, "web_search", '{"q": "A"}'), _call(None, "get_price", '{"id": "B"}')]},
+        {"role": "tool", "content": "A is great"},
+        {"role": "tool", "content": "2"},
+        {"role": "assistant", "content": "B costs 2."},
+    ]
+    with pytest.warns(ImportGapWarning, match=r"t: 2 tool results matched by position \(messages 2, 3\)"):
+        steps = _steps(messages, untrusted_tools=["web_search"])
+    assert [(s.target, s.args, s.result, s.untrusted) for s in steps[1:3]] == [
+        ("web_search", {"q": "A"}, "A is great", True), ("get_price", {"id": "B"}, 2, False)]
+    assert [s.attrs.get("result_matched_by") for s in steps[1:3]] == ["position", "position"]
+    assert [s.attrs["result_source_index"] for s in steps[1:3]] == [2, 3]
+    assert not any(s.attrs.get("orphan_result") for s in steps)
+    assert steps[3].reads == (1, 2)
+
+
+def test_a_result_without_id_or_name_that_answers_no_call_is_untrusted_and_named_in_a_warning() -> None:
+    """With no open call to answer, a result without id and name is its own untrusted step, never a trusted one."""
+    messages = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": None, "tool_calls": [_call(None, "lookup", "{}")]},
+        {"role": "tool", "content": "first"},
+        {"role": "tool", "content": "one too many"},                     # the only call is answered
+        {"role": "assistant", "content": "Done."},
+        {"role": "tool", "content": "after a text-only turn"},            # no call of that turn to answer
+        {"role": "tool", "tool_call_id": "gone", "content": "an id that matches no call"},
+    ]
+    with pytest.warns(ImportGapWarning) as caught:
+        steps = _steps(messages)
+    assert str(caught[0].message) == (
+        "t: 1 tool result matched by position (message 2); "
+        "3 tool results imported as untrusted with no tool name (messages 3, 5, 6)")
+    orphans = [s for s in steps if s.attrs.get("orphan_result")]
+    assert [(o.attrs["source_index"], o.target, o.result) for o in orphans] == [
+        (3, None, "one too many"), (5, None, "after a text-only turn"), (6, None, "an id that matches no call")]
+    assert all(o.untrusted and o.attrs["no_tool_name"] for o in orphans)
+    assert all(o.sources == (Source(kind="tool", ref=None, trusted=False),) for o in orphans)
+
+
+def test_import_gaps_are_listed_per_trace_and_empty_for_a_clean_log() -> None:
+    """chat_gaps names each kind of gap with its message positions; a log that maps exactly has none."""
+    with pytest.warns(ImportGapWarning):
+        trace = trace_from_messages([
+            {"role": "assistant", "content": None, "tool_calls": [_call(None, "a", "{}"), _call(None, "b", "{}")]},
+            {"role": "tool", "content": "1"}, {"role": "tool", "content": "2"},
+            _tool(None, "c", "3"),                                         # named, but no call of that name
+            {"role": "tool", "content": "4"},
+        ], name="t")
+    gaps = chat_gaps(trace)
+    assert [(g.kind, g.positions) for g in gaps] == [("by_position", (1, 2)), ("no_call", (3,)), ("no_tool_name", (4,))]
+    assert describe_gaps(gaps) == ("2 tool results matched by position (messages 1, 2); "
+                                   "1 tool result answering no call imported as its own step (message 3); "
+                                   "1 tool result imported as untrusted with no tool name (message 4)")
+    (clean,) = import_openai(_taubench_files()[0])
+    assert chat_gaps(clean) == ()
+
+
+def test_a_real_run_whose_results_lost_ids_and_names_still_catches_the_attack() -> None:
+    """The real attack run with every result's id and name removed: matched by position, the untrusted mail
+    stays untrusted and the e-mail to the attacker still fails no_untrusted_action at the same step."""
+    data = json.loads(ATTACK_RUN.read_text(encoding="utf-8"))
+    flags = _injection_flags()
+    (expected,) = import_openai(ATTACK_RUN, **flags)
+    with pytest.warns(ImportGapWarning, match=r"3 tool results matched by position \(messages 3, 5, 7\)"):
+        stripped = trace_from_messages(_anonymous_results(data["messages"]), name="stripped", **flags)
+    assert _essence(stripped) == _essence(expected)
+    violation = check(stripped, [no_untrusted_action()]).first_violation
+    assert violation is not None and violation == check(expected, [no_untrusted_action()]).first_violation
+
+
+def test_a_real_run_with_parallel_calls_matches_results_by_position() -> None:
+    """A real run whose assistant made two parallel calls: results without ids or names join them in order."""
+    data = json.loads(PARALLEL_RUN.read_text(encoding="utf-8"))
+    flags = _injection_flags()
+    (expected,) = import_openai(PARALLEL_RUN, **flags)
+    with pytest.warns(ImportGapWarning, match=r"2 tool results matched by position \(messages 3, 4\)"):
+        stripped = trace_from_messages(_anonymous_results(data["messages"]), name="parallel", **flags)
+    assert _essence(stripped) == _essence(expected)
+    tools = [s for s in stripped.steps if s.kind is StepKind.TOOL]
+    assert [(s.target, s.args["product_name"], s.untrusted) for s in tools] == [
+        ("search_product", "laptop", True), ("search_product", "mouse", True)]
+
+
+def test_named_speakers_of_a_group_chat_are_the_agents() -> None:
+    """AG2/AutoGen group chats and Magentic-One name each speaker; the name is the step's agent, for its calls too."""
+    steps = _steps([
+        {"role": "system", "content": "You are in a team.", "name": "chat_manager"},
+        {"role": "user", "content": "Plan a trip to Rome.", "name": "user"},
+        {"role": "user", "content": "1. Find flights. 2. Book a hotel.", "name": "Planner"},
+        {"role": "assistant", "content": "Searching.", "name": "WebSurfer",
+         "tool_calls": [_call("s", "web_search", '{"q": "flights Rome"}')]},
+        _tool("s", "web_search", "FCO 120 EUR"),
+        {"role": "assistant", "content": "A flight costs 120 EUR.", "name": "WebSurfer"},
+        {"role": "assistant", "content": "Booked."},
+    ], untrusted_tools=["web_search"])
+    assert [(s.kind.value, s.agent, s.target) for s in steps] == [
+        ("message", "system", None), ("message", "user", None), ("message", "Planner", None),
+        ("message", "WebSurfer", None), ("tool", "WebSurfer", "web_search"), ("message", "WebSurfer", None),
+        ("message", "assistant", "user")]
+    assert steps[1].sources == USER
+    assert steps[2].sources == (Source(kind="agent", ref="Planner"),)
+    assert steps[3].sources == (Source(kind="agent", ref="WebSurfer"),)
+    assert "message_fields" not in steps[2].attrs and "message_fields" not in steps[3].attrs
+    assert steps[0].attrs["message_fields"] == {"name": "chat_manager"}
+
+
+def test_a_name_that_is_not_text_is_an_error() -> None:
+    """A participant name that is not text is reported with its message position."""
+    with pytest.raises(TraceFormatError, match=r"message 0: 'name' is not text \(7\)"):
+        _steps([{"role": "assistant", "content": "x", "name": 7}])
+
+
+def test_cli_import_summarises_what_it_could_not_map_and_exits_1(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Runs that needed guesses are still written; stderr says what and where per run, and the exit status is 1."""
+    guessed = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": None, "tool_calls": [_call(None, "a", "{}"), _call(None, "b", "{}")]},
+        {"role": "tool", "content": "1"}, {"role": "tool", "content": "2"}, {"role": "tool", "content": "3"},
+    ]
+    clean = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    path = _write(tmp_path / "runs.jsonl", json.dumps(clean) + "\n" + json.dumps(guessed) + "\n")
+    out_dir = tmp_path / "out"
+    code = main(["import", "openai", str(path), "--out", str(out_dir)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert len(out.splitlines()) == 2 and len(list(out_dir.iterdir())) == 2
+    assert err.splitlines() == [
+        f"mattrace: warning: {path}:2: 2 tool results matched by position (messages 2, 3); "
+        "1 tool result imported as untrusted with no tool name (message 4)",
+        "mattrace: 1 of 2 runs imported with guesses (see above); exit status 1"]
+    written = {mattrace.load(p).name: mattrace.load(p) for p in out_dir.iterdir()}
+    assert [s.untrusted for s in written["runs#2"].steps if s.kind is StepKind.TOOL] == [False, False, True]
+
+
+def test_cli_import_of_logs_that_map_exactly_exits_0_with_nothing_on_stderr(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The real injection runs (ids and names on every result) import with exit 0 and no summary."""
+    code = main(["import", "openai", str(ATTACK_RUN), str(PARALLEL_RUN), "--out", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert (code, err, len(out.splitlines())) == (0, "", 2)

@@ -33,8 +33,11 @@ def _add_import(sub: Commands, common: Parents) -> None:
         "object with a 'messages' list, or JSONL with one run per line), or OpenTelemetry spans "
         "in OTLP JSON (the Collector's file exporter: one export request per line; one run per "
         "OTel trace), and write each run as a sealed trace file. No file is written unless every "
-        "input reads.",
-        epilog="exit status: 0 when every run was written, 2 on bad usage or a file that is "
+        "input reads. Nothing a log holds is dropped: what could not be mapped exactly (tool results "
+        "matched to their call by position, results naming no tool, which are imported as untrusted, "
+        "spans of no known kind) is summarised per run on stderr with its positions.",
+        epilog="exit status: 0 when every run was written and mapped exactly, 1 when every run was "
+        "written but some needed a guess (the summary says where), 2 on bad usage or a file that is "
         "not in the format (path:line: reason).")
     imp.add_argument("format", choices=["openai", "otlp"], metavar="FORMAT",
                      help="the log format: openai (chat-completion messages) or otlp (OTLP JSON spans)")
@@ -51,13 +54,28 @@ def _add_import(sub: Commands, common: Parents) -> None:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from mattrace.io.openai_chat import import_openai, write_trace
+    import warnings
+
+    from mattrace.errors import ImportGapWarning
+
+    # the gaps are summarised below, once per run, rather than warned (under -W error a
+    # warning would be a traceback)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ImportGapWarning)
+        return _import_runs(args)
+
+
+def _import_runs(args: argparse.Namespace) -> int:
+    from mattrace.io.gaps import describe_gaps
+    from mattrace.io.openai_chat import chat_gaps, import_openai, write_trace
 
     untrusted, side_effects = split_names(args.untrusted_tools), split_names(args.side_effect_tools)
+    gaps_of = chat_gaps
     # every file is read before anything is written: a bad input leaves no partial import
     if args.format == "otlp":
-        from mattrace.io.otlp_json import import_otlp
+        from mattrace.io.otlp_json import import_otlp, otlp_gaps
 
+        gaps_of = otlp_gaps
         if untrusted:
             raise CliError("--untrusted-tools is for openai logs; from spans every tool output is untrusted "
                            "unless --trusted-tools names it")
@@ -70,6 +88,7 @@ def _import(args: argparse.Namespace) -> int:
                            "with --untrusted-tools")
         runs = [(path, trace) for path in args.files
                 for trace in import_openai(path, untrusted_tools=untrusted, side_effect_tools=side_effects)]
+    guessed = 0
     for path, trace in runs:
         try:
             written = write_trace(trace, args.out)
@@ -78,6 +97,14 @@ def _import(args: argparse.Namespace) -> int:
         line = trace.config.get("import", {}).get("line")
         origin = f"{path}:{line}" if line is not None else path
         sys.stdout.write(f"{written}  ({len(trace.steps)} steps from {origin})\n")
+        gaps = gaps_of(trace)
+        if gaps:
+            guessed += 1
+            stderr(f"mattrace: warning: {origin}: {describe_gaps(gaps)}")
+    if guessed:
+        stderr(f"mattrace: {guessed} of {len(runs)} run{'' if len(runs) == 1 else 's'} imported with guesses "
+               "(see above); exit status 1")
+        return EXIT_FAILED
     return EXIT_OK
 
 

@@ -5,6 +5,11 @@ A claim is ``{"text": ..., "cites": [doc ids]}`` in a message step's ``attrs["cl
 in an extractor; :func:`extract_claims` is the default one (sentences with citation markers
 such as ``[kb-1]``, and sentences with numbers). A claim is *supported* when it cites at
 least one document retrieved before it and every number in it appears in the cited text.
+
+Agents write markdown: plans with headings, numbered and bulleted lists, code. A list
+marker (``2.``) or a heading is no claim: taken for one, the bare number ``2`` would make
+every later message that mentions a 2 "repeat" it. So the extractor reads the markdown's
+structure first and only then splits prose into sentences.
 """
 
 from __future__ import annotations
@@ -24,24 +29,112 @@ Claim = dict[str, Any]
 Extractor = Callable[[str], list[Claim]]
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
-_CITATION = re.compile(r"\[([A-Za-z0-9_.:#/-]+)\]")
+_CITATION = re.compile(r"\[([A-Za-z0-9_.:#/-]+)\](?!\()")   # not a markdown link's text: [here](url)
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"[a-z0-9]+")
+_LETTERS = re.compile(r"[^\W\d_]")   # a letter of any script: a sentence with none says nothing
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}(\s|$)")
+_UNDERLINE = re.compile(r"^\s{0,3}(=+|-+)\s*$")   # a setext heading's underline, or a rule
+_RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
+_ITEM = re.compile(r"^\s*(?:>\s*)*(?:[-*+\u2022]|\(?\d{1,3}[.)]|\(?[a-z][)])(?:\s+|$)(?:\[[ xX]\]\s+)?")
+_QUOTE = re.compile(r"^\s*(?:>\s*)+")
+_TABLE = re.compile(r"^\s*\|")
+_BOLD_LINE = re.compile(r"^(\*\*|__)[^*_]+\1\s*:?$")   # a line all in bold is a label, e.g. **Step 1:**
+_LABEL = re.compile(r"^(?:step|phase|stage|part|task|item|option)\s+\d+[a-z]?\s*[:.)\-\u2013\u2014]+\s*", re.I)
+_EMPHASIS = re.compile(r"\*\*|__")
+_CODE_SPAN = re.compile(r"(`+)(.+?)\1")
+_HOLE = re.compile(r"\x00(\d+)\x00")
 _NON_CLAIM_AGENTS = frozenset({"user", "system"})
 OVERLAP = 0.8
 """Share of a claim's words another message must contain to count as repeating it."""
 
 
 def extract_claims(text: str) -> list[Claim]:
-    """Sentences with citation markers (``[kb-1]``) or numbers, as claims citing those markers."""
+    """Sentences with content and a citation marker (``[kb-1]``) or a number, as claims citing those markers.
+
+    The text is read as markdown first: headings (``## Plan``, underlined ones, lines all in
+    bold), fenced code blocks and rules are no claims; list markers (``1.``, ``-``, ``a)``,
+    ``- [ ]``), quote markers, step labels (``Step 2:``) and emphasis are taken off; a
+    paragraph wrapped over several lines is one text. Then each block is split into
+    sentences. A claim must have words (a bare ``2.`` has none), and a number inside a code
+    span (an identifier, an argument) does not make a sentence a claim; the claim's text
+    keeps its code spans as written.
+    """
     claims = []
-    for sentence in _SENTENCE.split(text.strip()):
-        cites = _CITATION.findall(sentence)
-        bare = _SPACE_BEFORE_PUNCT.sub(r"\1", _CITATION.sub("", sentence)).strip()
-        if bare and (cites or _NUMBER.search(bare)):
-            claims.append({"text": bare, "cites": cites})
+    for block in _blocks(text):
+        prose, spans = _hide_code(block)   # a code span's dots end no sentence
+        for sentence in _SENTENCE.split(prose):
+            cites = _CITATION.findall(sentence)
+            bare = _SPACE_BEFORE_PUNCT.sub(r"\1", _CITATION.sub("", sentence)).strip()
+            outside_code = _HOLE.sub(" ", bare)
+            if _LETTERS.search(outside_code) and (cites or _NUMBER.search(outside_code)):
+                claims.append({"text": _show_code(bare, spans), "cites": cites})
     return claims
+
+
+def _hide_code(block: str) -> tuple[str, list[str]]:
+    """``block`` with each code span replaced by a numbered hole, and the spans."""
+    spans: list[str] = []
+
+    def hole(match: re.Match[str]) -> str:
+        spans.append(match.group(0))
+        return f"\x00{len(spans) - 1}\x00"
+
+    return _CODE_SPAN.sub(hole, block), spans
+
+
+def _show_code(text: str, spans: list[str]) -> str:
+    """``text`` with its holes filled with the code spans again."""
+    return _HOLE.sub(lambda m: spans[int(m.group(1))], text)
+
+
+def _blocks(text: str) -> list[str]:
+    """The prose blocks of markdown text: list items, paragraphs (lines joined), table rows."""
+    blocks: list[str] = []
+    current: list[str] = []
+    fenced = False
+
+    def close() -> None:
+        if current:
+            block = _EMPHASIS.sub("", " ".join(current)).strip()
+            if block and not _BOLD_LINE.match(" ".join(current).strip()):
+                blocks.append(block)
+            current.clear()
+
+    for line in text.splitlines():
+        if _FENCE.match(line):
+            close()
+            fenced = not fenced
+            continue
+        if fenced:
+            continue
+        if not line.strip() or _HEADING.match(line):
+            close()
+            continue
+        if current and _UNDERLINE.match(line):   # the paragraph above was a heading
+            current.clear()
+            continue
+        if _RULE.match(line):
+            close()
+            continue
+        if _TABLE.match(line):
+            close()
+            current.append(" | ".join(cell.strip() for cell in line.strip().strip("|").split("|")))
+            close()
+            continue
+        item = _ITEM.match(line)
+        if item:
+            close()
+            line = line[item.end():]
+        else:
+            line = _QUOTE.sub("", line)
+        line = _LABEL.sub("", line.strip())
+        if line:
+            current.append(line)
+    close()
+    return blocks
 
 
 def _numbers(text: str) -> set[str]:

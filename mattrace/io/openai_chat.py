@@ -19,16 +19,29 @@ Mapping, per message (position ``i`` is kept in every step's ``attrs["source_ind
 * ``user`` -> ``message`` step by ``user`` to ``assistant`` (source ``user``);
 * ``assistant`` text -> ``message`` step by ``assistant`` to ``user`` (source ``agent``); an
   assistant message with tool calls and no text makes no message step;
-* each assistant tool call (and a legacy ``function_call``) -> one ``tool`` step by
-  ``assistant``, target the function name, ``args`` the parsed arguments (arguments that
+* a ``user`` or ``assistant`` message with a ``name`` (a group chat's speaker: AG2/AutoGen,
+  Magentic-One) is that participant's: agent ``name``, no target (the log does not say
+  whom a group message is for), source ``agent:<name>`` (``user`` when the name is ``user``);
+* each assistant tool call (and a legacy ``function_call``) -> one ``tool`` step by the
+  assistant, target the function name, ``args`` the parsed arguments (arguments that
   are not a JSON object: ``{"_raw": text}`` plus ``attrs["args_error"]``). Its result is
   the content of the ``tool``/``function`` message answering it, joined by
-  ``tool_call_id`` (by name, first unanswered call first, when the message has no id),
+  ``tool_call_id``; without an id, by name (first unanswered call of that name); without
+  either, by position (the next unanswered call of the last assistant message, which
+  answers each call once; ``attrs["result_matched_by"] = "position"``). The result is
   parsed as JSON when it is JSON; ``attrs["result_source_index"]`` is that message's
   position. A call never answered has ``result=None`` and ``attrs["no_result"]``; a tool
-  message answering no call is its own ``tool`` step with ``attrs["orphan_result"]``.
-* Content given as a list of parts is its text parts joined by newlines; the types of
-  other parts (images, audio) are kept in ``attrs["non_text_parts"]``.
+  message answering no call is its own ``tool`` step with ``attrs["orphan_result"]``,
+  untrusted when the log does not name its tool (``attrs["no_tool_name"]``).
+* Content given as a list of parts is its text parts joined by newlines: a text part holds
+  its text in ``text`` (OpenAI) or ``content`` (AgentDojo). The types of other parts
+  (images, audio, reasoning) are kept in ``attrs["non_text_parts"]``.
+* AgentDojo's own message shape reads too: a call ``{"function": name, "args": {...},
+  "id": ...}`` and a result naming its call in ``tool_call``.
+
+What could not be mapped exactly (results matched by position, results answering no
+call) is listed by :func:`chat_gaps` and warned about (:class:`~mattrace.errors.ImportGapWarning`,
+naming the file, line and message positions).
 
 ``reads`` are filled from conversation order, since a log says nothing else about what
 each output consumed:
@@ -60,6 +73,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mattrace.errors import TraceFormatError
+from mattrace.io.gaps import ImportGap, collect, warn_gaps
 from mattrace.recording.options import DEFAULT_DIR
 from mattrace.recording.recorder import slug
 from mattrace.trace import Source, Step, StepKind, Trace, canonical_json, validation_summary
@@ -67,6 +81,7 @@ from mattrace.tracefile import TraceWriter
 
 __all__ = [
     "CHAT_ROLES",
+    "chat_gaps",
     "import_openai",
     "trace_from_messages",
     "write_trace",
@@ -75,6 +90,7 @@ __all__ = [
 CHAT_ROLES: tuple[str, ...] = ("system", "developer", "user", "assistant", "tool", "function")
 _JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
 _NOT_MESSAGES = "not a JSON list of messages nor an object with a 'messages' list"
+_TEXT_PARTS = ("text", "input_text", "output_text", "refusal")
 
 
 def import_openai(source: str | os.PathLike[str], *, name: str | None = None,
@@ -92,6 +108,10 @@ def import_openai(source: str | os.PathLike[str], *, name: str | None = None,
     Raises:
         TraceFormatError: the file is unreadable, empty, not JSON, or holds something
             that is not a chat log; the message names the file, line and message.
+
+    Warns:
+        ImportGapWarning: once per run that could not be mapped exactly (see
+            :func:`chat_gaps`), naming the file, line and message positions.
     """
     path = Path(source)
     try:
@@ -118,9 +138,10 @@ def import_openai(source: str | os.PathLike[str], *, name: str | None = None,
     for line, data in runs:
         messages, labels, config = _unpack(path, line, data)
         config["import"] = {"format": "openai", "file": path.name} | ({"line": line} if line else {})
-        traces.append(_build(messages, name=base if line is None else f"{base}#{line}", labels=labels,
-                             config=config, untrusted=untrusted, side_effects=side_effects,
-                             origin=path, line=line))
+        trace = _build(messages, name=base if line is None else f"{base}#{line}", labels=labels,
+                       config=config, untrusted=untrusted, side_effects=side_effects, origin=path, line=line)
+        warn_gaps(f"{path}:{line}" if line is not None else str(path), chat_gaps(trace))
+        traces.append(trace)
     return traces
 
 
@@ -129,7 +150,7 @@ def trace_from_messages(messages: Sequence[Mapping[str, Any]], *, name: str,
                         config: Mapping[str, Any] | None = None,
                         untrusted_tools: Iterable[str] = (),
                         side_effect_tools: Iterable[str] = (),
-                        origin: str | os.PathLike[str] = "<messages>",
+                        origin: str | os.PathLike[str] | None = None,
                         line: int | None = None) -> Trace:
     """Turn one already-parsed OpenAI chat message list into a trace (mapping: module doc).
 
@@ -139,17 +160,43 @@ def trace_from_messages(messages: Sequence[Mapping[str, Any]], *, name: str,
         labels: the trace's labels; config: its config.
         untrusted_tools: tools whose results are untrusted (``"*"``: all tools).
         side_effect_tools: tools that change the outside world (``"*"``: all tools).
-        origin, line: where the messages came from, for error messages (and with ``line``,
-            each step's ``attrs["source_line"]``).
+        origin, line: where the messages came from, for error and warning messages (default:
+            the trace's name); with ``line``, also each step's ``attrs["source_line"]``.
 
     Raises:
         TraceFormatError: a message is malformed (named by its position).
+
+    Warns:
+        ImportGapWarning: the messages could not be mapped exactly (see :func:`chat_gaps`).
     """
+    where = name if origin is None else os.fspath(origin)
     if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
-        raise TraceFormatError(os.fspath(origin), line, _NOT_MESSAGES)
-    return _build(messages, name=name, labels=dict(labels or {}), config=dict(config or {}),
-                  untrusted=frozenset(untrusted_tools), side_effects=frozenset(side_effect_tools),
-                  origin=origin, line=line)
+        raise TraceFormatError(where, line, _NOT_MESSAGES)
+    trace = _build(messages, name=name, labels=dict(labels or {}), config=dict(config or {}),
+                   untrusted=frozenset(untrusted_tools), side_effects=frozenset(side_effect_tools),
+                   origin=where, line=line)
+    warn_gaps(f"{where}:{line}" if line is not None else where, chat_gaps(trace))
+    return trace
+
+
+def chat_gaps(trace: Trace) -> tuple[ImportGap, ...]:
+    """What the import of a chat log could not map exactly, with message positions.
+
+    ``by_position``: tool results with neither id nor tool name, joined to their call by
+    position; ``no_call``: tool results naming a tool (or id) that no call matches, kept as
+    their own step; ``no_tool_name``: tool results that name no tool and answer no call,
+    kept as their own untrusted step. Empty for a log that maps exactly. Calls never
+    answered and arguments that are not JSON are kept as the log has them, so they are
+    not gaps.
+    """
+    found: dict[str, list[int]] = {}
+    for s in trace.steps:
+        if s.attrs.get("result_matched_by") == "position":
+            found.setdefault("by_position", []).append(s.attrs["result_source_index"])
+        elif s.attrs.get("orphan_result"):
+            kind = "no_tool_name" if s.attrs.get("no_tool_name") else "no_call"
+            found.setdefault(kind, []).append(s.attrs["source_index"])
+    return collect(found)
 
 
 def write_trace(trace: Trace, dir: str | os.PathLike[str] = DEFAULT_DIR) -> Path:
@@ -240,6 +287,8 @@ class _Builder:
     side_effects: frozenset[str]
     steps: list[dict[str, Any]] = field(default_factory=list)
     calls: list[_Call] = field(default_factory=list)
+    round: list[_Call] = field(default_factory=list)  # the calls of the last assistant message, in order
+    speaker: str = "assistant"  # the agent of the last assistant message
     since_assistant: list[int] = field(default_factory=list)  # steps the next assistant message reads
     last_assistant: list[int] = field(default_factory=list)  # steps of the last assistant message
 
@@ -257,7 +306,8 @@ class _Builder:
         return index
 
     def tool_source(self, name: str | None) -> Source:
-        trusted = "*" not in self.untrusted and name not in self.untrusted
+        """A tool's output is trusted unless named untrusted; a tool the log does not name is not."""
+        trusted = name is not None and "*" not in self.untrusted and name not in self.untrusted
         return Source(kind="tool", ref=name, trusted=trusted)
 
     def side_effect(self, name: str | None) -> bool:
@@ -283,10 +333,11 @@ def _build(messages: Sequence[Any], *, name: str, labels: dict[str, str], config
                 position, StepKind.MESSAGE, "system", content=text,
                 sources=(Source(kind="agent", ref="system"),), attrs=extra | _role_attrs(role, msg)))
         elif role == "user":
+            speaker = _speaker(b, position, msg)
             b.since_assistant.append(b.add(
-                position, StepKind.MESSAGE, "user", target="assistant", content=text,
-                sources=(Source(kind="user", ref="user"),), reads=b.last_assistant,
-                attrs=extra | _role_attrs(role, msg)))
+                position, StepKind.MESSAGE, speaker or "user", target=None if speaker else "assistant",
+                content=text, sources=(_speaker_source(speaker or "user"),), reads=b.last_assistant,
+                attrs=extra | _role_attrs(role, msg, named=speaker is not None)))
         elif role == "assistant":
             _assistant(b, position, msg, text, extra)
         else:
@@ -304,27 +355,32 @@ def _build(messages: Sequence[Any], *, name: str, labels: dict[str, str], config
 
 def _assistant(b: _Builder, position: int, msg: Mapping[str, Any], text: str | None,
                extra: dict[str, Any]) -> None:
+    speaker = _speaker(b, position, msg)
     calls = _tool_calls(b, position, msg)
     reads = set(b.since_assistant)
     if b.last_assistant:
         reads.add(b.last_assistant[-1])
     made: list[int] = []
-    attrs = extra | _role_attrs("assistant", msg)
+    agent = speaker or "assistant"
+    attrs = extra | _role_attrs("assistant", msg, named=speaker is not None)
     if text or not calls:  # an answer without text or calls is still an answer: kept
-        made.append(b.add(position, StepKind.MESSAGE, "assistant", target="user", content=text,
-                          sources=(Source(kind="agent", ref="assistant"),), reads=reads, attrs=attrs))
+        made.append(b.add(position, StepKind.MESSAGE, agent, target=None if speaker else "user", content=text,
+                          sources=(_speaker_source(agent),), reads=reads, attrs=attrs))
         attrs = {}
+    b.round = []
     for call_id, fname, args, args_error in calls:
         call_attrs: dict[str, Any] = dict(attrs)
         if call_id is not None:
             call_attrs["tool_call_id"] = call_id
         if args_error is not None:
             call_attrs["args_error"] = args_error
-        index = b.add(position, StepKind.TOOL, "assistant", target=fname, args=args,
+        index = b.add(position, StepKind.TOOL, agent, target=fname, args=args,
                       side_effect=b.side_effect(fname), sources=(b.tool_source(fname),), reads=reads,
                       attrs=call_attrs)
         b.calls.append(_Call(index, fname, call_id))
+        b.round.append(b.calls[-1])
         made.append(index)
+    b.speaker = agent
     b.last_assistant = made
     b.since_assistant = []
 
@@ -345,6 +401,8 @@ def _tool_calls(b: _Builder, position: int,
         if not isinstance(call, Mapping):
             raise b.fail(position, f"{what} is not a JSON object (got {_type_name(call)})")
         fn = call.get("function")
+        if isinstance(fn, str) and "args" in call:  # AgentDojo: {"function": name, "args": {...}, "id": ...}
+            fn = {"name": fn, "arguments": call["args"]}
         if not isinstance(fn, Mapping):
             kind = call.get("type")
             detail = f"of type {kind!r} " if kind not in (None, "function") else ""
@@ -385,16 +443,27 @@ def _tool_result(b: _Builder, position: int, msg: Mapping[str, Any], role: str, 
     tname = msg.get("name")
     if tname is not None and not isinstance(tname, str):
         raise b.fail(position, f"'name' is not text ({tname!r})")
+    answered = msg.get("tool_call")  # AgentDojo names the call a result answers here
+    if isinstance(answered, Mapping):
+        if tname is None and isinstance(answered.get("function"), str):
+            tname = answered["function"]
+        if call_id is None and isinstance(answered.get("id"), str):
+            call_id = answered["id"]
     result = _result(text)
-    call = _answered_call(b, call_id or None, tname)
+    call = _answered_call(b, call_id or None, tname or None)
+    by_position = call is None and not call_id and not tname
+    if by_position:  # the log allows it: the next call of the last assistant message not yet answered
+        call = next((c for c in b.round if not c.answered), None)
     if call is None:
         attrs: dict[str, Any] = {"orphan_result": True, "result_source_index": position}
         if call_id:
             attrs["tool_call_id"] = call_id
+        if not tname:
+            attrs["no_tool_name"] = True
         if role == "function":
             attrs["role"] = role
-        index = b.add(position, StepKind.TOOL, "assistant", target=tname, result=result,
-                      side_effect=b.side_effect(tname), sources=(b.tool_source(tname),),
+        index = b.add(position, StepKind.TOOL, b.speaker, target=tname or None, result=result,
+                      side_effect=b.side_effect(tname or None), sources=(b.tool_source(tname or None),),
                       attrs=attrs | extra)
         b.since_assistant.append(index)
         return
@@ -402,6 +471,8 @@ def _tool_result(b: _Builder, position: int, msg: Mapping[str, Any], role: str, 
     step = b.steps[call.index]
     step["result"] = result
     step["attrs"] |= {"result_source_index": position} | {f"result_{k}": v for k, v in extra.items()}
+    if by_position:
+        step["attrs"]["result_matched_by"] = "position"
     rest = {k: v for k, v in msg.items() if k not in ("role", "content", "tool_call_id", "name")}
     if rest:
         step["attrs"]["result_message_fields"] = rest
@@ -444,9 +515,11 @@ def _content(b: _Builder, position: int, content: Any) -> tuple[str | None, dict
         if not isinstance(part, Mapping):
             raise b.fail(position, f"content part {k} is not a JSON object (got {_type_name(part)})")
         kind = part.get("type")
-        value = part.get(kind) if isinstance(kind, str) else None
-        if kind in ("text", "input_text", "output_text", "refusal") and isinstance(part.get("text", value), str):
-            texts.append(part.get("text", value))
+        if kind in _TEXT_PARTS:  # the text is in "text" (OpenAI), in the type's key, or in "content" (AgentDojo)
+            value = next((part[key] for key in ("text", kind, "content") if isinstance(part.get(key), str)), None)
+            if value is None:
+                raise b.fail(position, f"content part {k} of type {kind!r} has no text ('text' or 'content')")
+            texts.append(value)
         elif isinstance(kind, str):
             other.append(kind)
         else:
@@ -454,9 +527,24 @@ def _content(b: _Builder, position: int, content: Any) -> tuple[str | None, dict
     return "\n".join(texts), ({"non_text_parts": other} if other else {})
 
 
-def _role_attrs(role: str, msg: Mapping[str, Any]) -> dict[str, Any]:
-    """Keep what a message says beyond the fields mapped to the step (participant name, ...)."""
-    mapped = {"role", "content", "tool_calls", "function_call"}
+def _speaker(b: _Builder, position: int, msg: Mapping[str, Any]) -> str | None:
+    """The participant a user or assistant message names (group chats), or None."""
+    name = msg.get("name")
+    if name is None or name == "":
+        return None
+    if not isinstance(name, str):
+        raise b.fail(position, f"'name' is not text ({name!r})")
+    return name
+
+
+def _speaker_source(agent: str) -> Source:
+    """Where a message's text comes from: the user, or the agent (any named participant but ``user``)."""
+    return Source(kind="user", ref="user") if agent == "user" else Source(kind="agent", ref=agent)
+
+
+def _role_attrs(role: str, msg: Mapping[str, Any], *, named: bool = False) -> dict[str, Any]:
+    """Keep what a message says beyond the fields mapped to the step (a system message's name, ...)."""
+    mapped = {"role", "content", "tool_calls", "function_call"} | ({"name"} if named else set())
     attrs: dict[str, Any] = {"role": role} if role == "developer" else {}
     rest = {k: v for k, v in msg.items() if k not in mapped}
     if rest:

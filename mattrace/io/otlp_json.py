@@ -5,6 +5,10 @@ Each line of such a file is an ``ExportTraceServiceRequest`` in OTLP's JSON enco
 many lines reads too. Every OTel trace in the file becomes one Message-Action Trace,
 its spans turned into steps exactly as :class:`~mattrace.integrations.otel.MatSpanProcessor`
 turns live ones. Ids may be hex (the OTLP JSON rule) or base64 (protobuf's generic JSON).
+
+Every span becomes a step; the ones that needed a guess (a span of no known kind, a span
+read with a warning such as a tool span without a tool name) are listed by
+:func:`otlp_gaps` and warned about (:class:`~mattrace.errors.ImportGapWarning`).
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from mattrace.errors import TraceFormatError
 from mattrace.integrations.otel import names as names
 from mattrace.integrations.otel import spans_to_trace
 from mattrace.integrations.otel.spans import SpanRecord
+from mattrace.io.gaps import ImportGap, collect, warn_gaps
 from mattrace.trace import Trace
 
-__all__ = ["import_otlp", "read_otlp"]
+__all__ = ["import_otlp", "otlp_gaps", "read_otlp"]
 
 _ERROR = 2   # STATUS_CODE_ERROR
 
@@ -151,8 +156,28 @@ def read_otlp(path: str | Path) -> dict[int, list[SpanRecord]]:
     return dict(traces)
 
 
+def otlp_gaps(trace: Trace) -> tuple[ImportGap, ...]:
+    """The steps of a trace read from spans that needed a guess, by step index.
+
+    ``unknown_span``: a span of no kind the converter knows (neither a GenAI operation nor
+    an OpenInference span kind), kept as a message step; ``span_warning``: a span that
+    could not be read as it says (e.g. a tool span without ``gen_ai.tool.name``, named
+    after the span), explained in the step's ``attrs["mattrace_warning"]``.
+    """
+    found: dict[str, list[int]] = {}
+    for s in trace.steps:
+        if s.attrs.get("span_role") == "unknown":
+            found.setdefault("unknown_span", []).append(s.index)
+        if s.attrs.get(names.WARNING):
+            found.setdefault("span_warning", []).append(s.index)
+    return collect(found)
+
+
 def import_otlp(path: str | Path, **options: Any) -> list[Trace]:
-    """One trace per OTel trace in an OTLP JSON file (options: those of ``MatSpanProcessor``)."""
+    """One trace per OTel trace in an OTLP JSON file (options: those of ``MatSpanProcessor``).
+
+    Warns :class:`~mattrace.errors.ImportGapWarning` for a trace with :func:`otlp_gaps`.
+    """
     traces = []
     for trace_id, spans in read_otlp(path).items():
         root = min((s for s in spans if s.parent_id is None), key=lambda s: s.start, default=spans[0])
@@ -160,5 +185,6 @@ def import_otlp(path: str | Path, **options: Any) -> list[Trace]:
         if not any(names.TRACE in s.attributes for s in spans):   # a foreign trace: say where it came from
             trace = trace.model_copy(update={"config": {**trace.config, "import": {
                 "format": "otlp", "file": str(path), "otel_trace_id": f"{trace_id:032x}"}}})
+        warn_gaps(str(path), otlp_gaps(trace))
         traces.append(trace)
     return traces
