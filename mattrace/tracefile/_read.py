@@ -262,6 +262,8 @@ class VerifyReport:
     algorithm: str | None = None
     line: int | None = None
     reason: str | None = None
+    entrypoint: dict[str, Any] | None = None
+    """The entry point a trace's header names, as stored: integrity says nothing of what it would run."""
 
 
 def _format_of(path: str | Path) -> str | None:
@@ -285,6 +287,7 @@ def verify(path: str | Path, *, key: bytes | None = None) -> VerifyReport:
     """
     key = key if key is not None else hmac_key_from_env()
     format = _format_of(path)
+    entrypoint: dict[str, Any] | None = None
     try:
         if format in FORMATS and format != TRACE.name:
             records = read_records(path, FORMATS[format], key=key)
@@ -293,6 +296,7 @@ def verify(path: str | Path, *, key: bytes | None = None) -> VerifyReport:
             result = read_trace_file(path, key=key)
             count, sealed, algorithm, torn = (len(result.trace.steps), result.sealed, result.algorithm,
                                               result.torn_line)
+            entrypoint = result.trace.entrypoint
     except TraceFormatError as exc:
         return VerifyReport(str(path), ok=False, line=exc.line, reason=exc.reason)
     if not sealed:
@@ -301,4 +305,4 @@ def verify(path: str | Path, *, key: bytes | None = None) -> VerifyReport:
     if key is not None and algorithm != _HMAC:
         return VerifyReport(str(path), False, count, algorithm, 1,
                             f"{HMAC_ENV} is set but the file is not HMAC-signed")
-    return VerifyReport(str(path), True, count, algorithm)
+    return VerifyReport(str(path), True, count, algorithm, entrypoint=entrypoint)
