@@ -140,7 +140,7 @@ def value_class(name: object, kind: str, where: str, path: str | Path, allowance
         ReplayMismatch: an allowed class no longer imports or exists.
     """
     what = "pydantic model" if kind == "model" else "dataclass"
-    shown = name if isinstance(name, str) else describe_entrypoint(name)
+    shown = name if _split(name) else ascii(name)[:200]   # a file's text, shown escaped
     refuse = f"{where} in the cassette {path} names {shown}"
     cls = (registered_type(name) or _BUILTIN_TYPES.get(name)) if isinstance(name, str) else None
     if cls is None:
