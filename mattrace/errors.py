@@ -11,6 +11,8 @@ because the person reading it is usually looking at a CI log, not a debugger::
     │   ├── FaultSpecError    a fault specification (or fault plan) is malformed or unknown
     │   └── GovernanceError   a governance policy is malformed, or an action was refused
     ├── ReplayMismatch        a replayed call differs from the recording (step, expected vs got)
+    │   └── ReplayRefused     a trace or cassette names code replay was not allowed to run (file, step)
+    ├── RecordedError         stands in, on replay, for a recorded exception whose class replay may not rebuild
     ├── BudgetExhausted       a search or campaign ran out of budget
     ├── SearchError           a perturbation space or search is malformed, or has nothing to perturb
     └── StoreError            the DuckDB store cannot be opened, is locked, has another schema, or a query failed
@@ -35,8 +37,10 @@ __all__ = [
     "LocatedError",
     "MatTraceError",
     "MatTraceWarning",
+    "RecordedError",
     "RecordingError",
     "ReplayMismatch",
+    "ReplayRefused",
     "SearchError",
     "StoreError",
     "TornTailWarning",
@@ -101,6 +105,45 @@ class ContractError(LocatedError):
 
 class ReplayMismatch(MatTraceError):
     """A call made during replay is not the one the cassette recorded at that point."""
+
+
+class ReplayRefused(ReplayMismatch):
+    """A trace or cassette names code (an entry point, a type) that replay was not allowed to run.
+
+    A trace and its cassette are data: they may come from someone else's branch or CI run.
+    Replay runs an entry point only when the program registered it or the user named it,
+    and rebuilds a value only into a class the user allowed; anything else is this error,
+    which names the file (and step) and says how to allow it.
+
+    Args:
+        message: what was refused, where, and the exact way to allow it.
+        path: the trace or cassette file.
+        target: the ``module:name`` the file named.
+    """
+
+    def __init__(self, message: str, *, path: str | Path, target: str) -> None:
+        super().__init__(message)
+        self.path = str(path)
+        self.target = target
+
+
+class RecordedError(MatTraceError):
+    """Raised on replay in place of a recorded exception whose class replay may not rebuild.
+
+    The cassette names the class, but importing a module a file names would run its code, so
+    an exception of a class that is not already imported (nor registered or allowed) comes back
+    as this: the recorded type name, message and JSON-able attributes, which are also set as
+    attributes of the error (``error.code``) where their names are free.
+    """
+
+    def __init__(self, type_name: str, message: str, attrs: dict[str, object] | None = None) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.message = message
+        self.attrs = dict(attrs or {})
+        for key, value in self.attrs.items():
+            if key.isidentifier() and not key.startswith("_") and not hasattr(self, key):
+                setattr(self, key, value)
 
 
 class BudgetExhausted(MatTraceError):

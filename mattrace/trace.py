@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "canonical_json",
+    "describe_entrypoint",
     "Outcome",
     "OutcomeStatus",
     "Source",
@@ -202,6 +203,31 @@ def canonical_json(value: Any, *, ascii_only: bool = False) -> str:
     """
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=ascii_only,
                       allow_nan=False)
+
+
+def describe_entrypoint(entrypoint: Any, limit: int = 300) -> str:
+    """A trace header's entry point as one line, ``module:function(arg, key=value)``, for a person
+    to judge before allowing replay to run it.
+
+    The header is data from a file, so nothing is trusted: arguments are shown as JSON with
+    non-ASCII escaped, a target that is not printable text is quoted, and the line is cut at
+    ``limit`` characters (with ``…``) so a hostile file cannot flood or restyle a terminal.
+    """
+    entry = entrypoint if isinstance(entrypoint, dict) else {"target": entrypoint}
+
+    def shown(value: Any) -> str:
+        return json.dumps(value, default=str)
+
+    target, args, kwargs = entry.get("target"), entry.get("args") or [], entry.get("kwargs") or {}
+    name = target if isinstance(target, str) and target.isprintable() and target.isascii() else shown(target)
+    parts = [shown(a) for a in args] if isinstance(args, list) else [f"*{shown(args)}"]
+    if isinstance(kwargs, dict):
+        parts += [f"{k if isinstance(k, str) and k.isidentifier() and k.isascii() else shown(k)}={shown(v)}"
+                  for k, v in kwargs.items()]
+    else:
+        parts.append(f"**{shown(kwargs)}")
+    text = f"{name}({', '.join(parts)})"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def validation_summary(exc: ValidationError) -> str:

@@ -24,7 +24,7 @@ def test_demo_records_three_verifiable_runs_and_reports_the_tainted_action(
     plain = [f for f in files if "fault" not in mattrace.load(f).config and "governed" not in mattrace.load(f).config]
     tainted = next(f for f in plain if "slow-refund" in f.name)
     assert f"mattrace show {tainted}" in out
-    assert f"mattrace replay {tainted}" in out
+    assert f"mattrace replay {tainted} --allow-module mattrace.apps.demo" in out
     outcomes = {mattrace.load(f).name: mattrace.load(f).outcome.status for f in plain}  # type: ignore[union-attr]
     assert outcomes == {"support_desk/refund": "success", "support_desk/shipping": "success",
                         "support_desk/slow-refund": "failure"}

@@ -269,7 +269,8 @@ def test_a_trace_without_an_entry_point_cannot_be_replayed(tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_mattrace_replay_reruns_a_demo_trace_in_a_fresh_process(tmp_path: Path) -> None:
-    """`mattrace demo` then `mattrace replay TRACE` in new processes (litellm imported only inside the run)."""
+    """`mattrace demo` then `mattrace replay TRACE` in new processes (litellm imported only inside the run):
+    refused until the demo module is allowed, then identical."""
     import json
     import os
     import subprocess
@@ -279,8 +280,13 @@ def test_mattrace_replay_reruns_a_demo_trace_in_a_fresh_process(tmp_path: Path) 
                           text=True, timeout=300)
     assert demo.returncode == 0, demo.stderr
     trace = sorted((tmp_path / ".mattrace" / "traces").glob("*slow-refund*.jsonl"))[0]
-    done = subprocess.run([sys.executable, "-m", "mattrace", "replay", str(trace), "--json"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "OPENAI_API_KEY": ""})
+    env = {**os.environ, "OPENAI_API_KEY": ""}
+    refused = subprocess.run([sys.executable, "-m", "mattrace", "replay", str(trace)], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300, env=env)
+    assert refused.returncode == 2 and "--entrypoint mattrace.apps.demo._run:" in refused.stderr
+    done = subprocess.run([sys.executable, "-m", "mattrace", "replay", str(trace), "--json",
+                           "--allow-module", "mattrace.apps.demo"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     assert report["identical"] and report["fingerprint"] == mattrace.load(trace).fingerprint()

@@ -115,11 +115,13 @@ def oracle(result: Result, steps: list[Step]) -> bool:
     return bool(result.answer) and bool(cited) and all(to.endswith(ALLOWED_DOMAIN) for to in sent)
 
 
+@mattrace.replayable
 def run_recorded(design: str, task: str, seed: int = 0, weakness: str | None = None) -> str:
     """Run a named task and judge it: an entry point with JSON-able arguments, so the trace can be replayed.
 
     Record with ``entrypoint={"target": "examples.research_team.app:run_recorded", "args": [design, task],
-    "kwargs": {"seed": seed}}``; ``mattrace replay TRACE`` then re-runs it from its cassette.
+    "kwargs": {"seed": seed}}``; ``mattrace replay TRACE --allow-module examples.research_team`` then re-runs
+    it from its cassette (``@mattrace.replayable`` registers it; a trace alone cannot make replay run code).
     """
     result = run(design, TASKS[task], seed=seed, weakness=weakness)
     rec = mattrace.active_recorder()

@@ -18,16 +18,25 @@ if TYPE_CHECKING:
 def _add_replay(sub: Commands, common: Parents) -> None:
     rep = sub.add_parser(
         "replay", parents=[common.around, common.json], help="re-run a recorded trace from its cassette and compare",
-        description="Import the trace's recorded entry point and run it again inside a record() block "
-        "whose cassette answers every boundary call (LLM, tools, retrieval, memory, clock) from the "
-        "recording: no model, no network, no API key. Then compare the new trace with the old one.",
+        description="Run the trace's recorded entry point again inside a record() block whose cassette "
+        "answers every boundary call (LLM, tools, retrieval, memory, clock) from the recording: no model, "
+        "no network, no API key. Then compare the new trace with the old one. A trace and its cassette are "
+        "data: the entry point runs only if your code registered it (@mattrace.record, @mattrace.replayable) "
+        "in a module you allow with --allow-module, or you name it with --entrypoint; cassette values are "
+        "rebuilt only into classes you allowed.",
         epilog="exit status: 0 identical, 1 the replay diverged (or a call was not in the cassette), "
-        "2 bad usage, a corrupt trace or cassette, or a trace without an entry point.")
+        "2 bad usage, a corrupt trace or cassette, a trace without an entry point, or an entry point "
+        "replay was not allowed to run.")
     rep.add_argument("file", metavar="TRACE", help="a trace file whose header records an entry point")
     rep.add_argument("--cassette", metavar="FILE", help="the cassette (default: the one next to the trace)")
     rep.add_argument("--out", metavar="DIR", help="where the new trace goes (default: replays/ beside the trace)")
     rep.add_argument("--record", choices=("none", "new"), default="none",
                      help="none (default): answer only from the cassette; new: record calls it lacks")
+    rep.add_argument("--entrypoint", metavar="MODULE:FUNCTION",
+                     help="run this entry point (it must be the one the trace names): you vouch for it")
+    rep.add_argument("--allow-module", action="append", default=[], metavar="MODULE", dest="allow_modules",
+                     help="import MODULE (and its submodules) for the entry points it registers, and rebuild "
+                          "cassette values into its dataclasses and pydantic models (repeatable)")
     rep.set_defaults(func=_replay)
 
 
@@ -36,7 +45,8 @@ def _replay(args: argparse.Namespace) -> int:
     from mattrace.replay import replay_trace
 
     try:
-        result = replay_trace(args.file, out_dir=args.out, cassette=args.cassette, mode=args.record)
+        result = replay_trace(args.file, out_dir=args.out, cassette=args.cassette, mode=args.record,
+                              entrypoint=args.entrypoint, allow_modules=args.allow_modules)
     except ReplayMismatch as exc:
         raise CliError(str(exc)) from None
     ok = result.identical and not result.mismatches

@@ -65,7 +65,8 @@ def _add_verify(sub: Commands, common: Parents) -> None:
     verify = sub.add_parser(
         "verify", parents=[common.json], help="check that trace files are complete, sealed and unaltered",
         description="Check each file's hash chain and seal. A file that is missing, "
-        "unreadable, unsealed or altered is reported FAIL with path:line: reason.",
+        "unreadable, unsealed or altered is reported FAIL with path:line: reason. OK means intact, "
+        "not safe: a trace's entry point is printed for you to judge, and replay runs it only if you allow it.",
         epilog="exit status: 0 when every file is OK, 1 when any FAILs, 2 on bad usage. "
         "Set MATTRACE_HMAC_KEY to require HMAC-signed files.")
     verify.add_argument("files", nargs="+", metavar="FILE", help="trace files")
@@ -88,11 +89,18 @@ def _verify(args: argparse.Namespace) -> int:
         return EXIT_FAILED if failed else EXIT_OK
     from rich.text import Text
 
+    from mattrace.trace import describe_entrypoint
+
     out = console()
     for r in reports:
         if r.ok:
-            out.print(Text.assemble(("OK  ", "bold green"), f"  {r.path} ({r.steps} steps, {r.algorithm})"),
+            out.print(Text.assemble(("OK  ", "bold green"), f"  {r.path} ({r.steps} steps, {r.algorithm}): intact"),
                       soft_wrap=True)
+            if r.entrypoint is not None:
+                # integrity is not trust: whoever wrote the file chose this, and a valid chain says nothing of it
+                out.print(Text(f"      entry point: {describe_entrypoint(r.entrypoint)} (not vetted: verify checks "
+                               "the file, not the code it names; replay runs it only if you allow it)"),
+                          soft_wrap=True)
         else:
             where = f"{r.path}:{r.line}" if r.line is not None else r.path
             out.print(Text.assemble(("FAIL", "bold red"), f"  {where}: {r.reason}"), soft_wrap=True)

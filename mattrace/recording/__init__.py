@@ -17,6 +17,7 @@ from mattrace.recording.interceptors import Answer, Call, CallOutcome, Intercept
 from mattrace.recording.options import RecordMode, RecordOptions
 from mattrace.recording.recorder import Recorder
 from mattrace.recording.redact import Redactor
+from mattrace.recording.replayable import replayable
 
 __all__ = [
     "active_recorder",
@@ -36,6 +37,7 @@ __all__ = [
     "RecordMode",
     "RecordOptions",
     "Redactor",
+    "replayable",
     "retriever",
     "tool",
     "unrecorded",

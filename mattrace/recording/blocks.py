@@ -19,6 +19,7 @@ from mattrace.recording.context import _recorder
 from mattrace.recording.extensions import auto_instrument
 from mattrace.recording.options import RecordOptions, check_options
 from mattrace.recording.recorder import Recorder
+from mattrace.recording.replayable import register_recorded
 
 __all__ = ["record", "unrecorded"]
 
@@ -81,6 +82,7 @@ class _Record:
                 async with make(a, kw):
                     return await fn(*a, **kw)
             async_wrapper.__mattrace_record__ = True  # type: ignore[attr-defined]
+            register_recorded(async_wrapper)
             return cast(_F, async_wrapper)
 
         @functools.wraps(fn)
@@ -89,6 +91,8 @@ class _Record:
                 return fn(*a, **kw)
         # replay calls the function inside its own record() block, so it unwraps this one
         wrapper.__mattrace_record__ = True  # type: ignore[attr-defined]
+        # a recorded function is a replayable entry point: the program itself decorated it
+        register_recorded(wrapper)
         return cast(_F, wrapper)
 
 

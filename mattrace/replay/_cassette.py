@@ -12,6 +12,10 @@ else ran in between, so concurrent agents replay deterministically. Modes follow
 
 Args are matched after redaction (the cassette stores what the trace stores), so a
 secret never lands in a cassette either.
+
+A cassette is data: the classes its values and errors name are rebuilt only when allowed
+(see :mod:`mattrace.replay._trust`); the allowance in force when the cassette is opened
+(:func:`~mattrace.replay.allow_modules`) holds for its whole run.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from mattrace.recording.options import RecordMode, record_mode
 from mattrace.recording.redact import Redactor
 from mattrace.replay._codec import decode_error, decode_value, encode_error, encode_value
 from mattrace.replay._file import CassetteWriter, read_cassette
+from mattrace.replay._trust import current_allowance
 from mattrace.trace import canonical_json
 
 __all__ = ["Cassette", "cassette_path", "MODES", "RecordMode"]
@@ -90,6 +95,7 @@ class Cassette:
         self._counts: dict[tuple[str, str, str, str], int] = defaultdict(int)
         self.mismatches: list[ReplayMismatch] = []
         self.next_index: Callable[[], int] = lambda: -1
+        self.allowance = current_allowance()
         exists = self.path.exists()
         if mode == "none" and not exists:
             raise ReplayMismatch(f"{self.path}: no cassette to replay from (record mode 'none'); record the run "
@@ -128,11 +134,18 @@ class Cassette:
                     entry = queue.popleft()
                     seq = self._seq[id(entry)]
                     self._served[id(call)] = seq
-                    where = f"the recorded result of {call.kind.value} {call.target}"
+                    index = self.next_index()
+                    step = f"step {index}: " if index >= 0 else ""
+                    where = f"{step}the recorded result of {call.kind.value} {call.target}"
                     wait = self._gate(seq)
                     if "error" in entry:
-                        return Answer(error=decode_error(entry["error"]), wait=wait)
-                    return Answer(result=decode_value(entry.get("result"), where), wait=wait)
+                        return Answer(error=decode_error(entry["error"], allowance=self.allowance), wait=wait)
+                    try:
+                        result = decode_value(entry.get("result"), where, path=self.path, allowance=self.allowance)
+                    except ReplayMismatch as exc:   # refused or undecodable: a loose end the run may swallow
+                        self.mismatches.append(exc)
+                        raise
+                    return Answer(result=result, wait=wait)
                 if not self.recording:
                     mismatch = self._mismatch(call.kind.value, call.target, call.agent, args)
                     self.mismatches.append(mismatch)

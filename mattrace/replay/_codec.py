@@ -12,39 +12,25 @@ which type to make storable, never a silently different object.
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
-import importlib
 import math
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from mattrace.errors import ReplayMismatch
+from mattrace.errors import RecordedError, ReplayMismatch
+from mattrace.replay._trust import Allowance, current_allowance, error_class, settable, value_class
 
-__all__ = ["decode_error", "decode_value", "encode_error", "encode_value", "ReplayedError"]
+__all__ = ["decode_error", "decode_value", "encode_error", "encode_value"]
 
 _MARK = "$mt"
 _MAX_DEPTH = 64
 
 
-class ReplayedError(Exception):
-    """Stands in for a recorded exception whose class cannot be imported at replay."""
-
-    def __init__(self, type_name: str, message: str) -> None:
-        super().__init__(f"{type_name}: {message}")
-        self.type_name = type_name
-
-
 def _path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def _import(path: str) -> Any:
-    module, _, qualname = path.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def encode_value(value: Any, _depth: int = 0) -> Any:
@@ -85,49 +71,81 @@ def encode_value(value: Any, _depth: int = 0) -> Any:
     return {_MARK: "unstorable", "type": _path(type(value)), "repr": repr(value)[:200]}
 
 
-def decode_value(data: Any, where: str = "the recorded result") -> Any:
-    """The value :func:`encode_value` encoded.
+def decode_value(data: Any, where: str = "the recorded result", *, path: str | Path = "the cassette",
+                 allowance: Allowance | None = None) -> Any:
+    """The value :func:`encode_value` encoded, rebuilt only into classes replay is allowed to build.
+
+    A cassette is data: a stored class name is looked up through :mod:`mattrace.replay._trust`
+    (registered, allowed or mattrace's own classes), never imported or called on its own say.
+
+    Args:
+        data: the stored value.
+        where: what it is, for errors (``step 3: the recorded result of tool search``).
+        path: the cassette file, for errors.
+        allowance: the modules the user allowed (default: the one in force here).
 
     Raises:
-        ReplayMismatch: the value could not be stored, or its type no longer imports.
+        ReplayRefused: the value names a class replay may not build (or not a class at all).
+        ReplayMismatch: the value could not be stored, is malformed, or its class no longer imports.
     """
+    allowance = allowance if allowance is not None else current_allowance()
+    try:
+        return _decode(data, where, path, allowance)
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError, binascii.Error) as exc:
+        raise ReplayMismatch(f"{where} in the cassette {path} is malformed ({type(exc).__name__}: {exc}); "
+                             "record the run again") from None
+
+
+def _decode(data: Any, where: str, path: str | Path, allowance: Allowance) -> Any:
+    def again(value: Any) -> Any:
+        return _decode(value, where, path, allowance)
+
     if isinstance(data, list):
-        return [decode_value(v, where) for v in data]
+        return [again(v) for v in data]
     if not isinstance(data, dict):
         return data
     mark = data.get(_MARK)
     if mark is None:
-        return {k: decode_value(v, where) for k, v in data.items()}
+        return {k: again(v) for k, v in data.items()}
     if mark == "float":
         return float(data["value"])
     if mark == "dict":
-        return {decode_value(k, where): decode_value(v, where) for k, v in data["items"]}
+        return {again(k): again(v) for k, v in data["items"]}
     if mark in ("tuple", "set", "frozenset"):
-        items = [decode_value(v, where) for v in data["items"]]
+        items = [again(v) for v in data["items"]]
         return tuple(items) if mark == "tuple" else set(items) if mark == "set" else frozenset(items)
     if mark == "bytes":
-        return base64.b64decode(data["b64"])
+        return base64.b64decode(data["b64"], validate=True)
     if mark == "unstorable":
         raise ReplayMismatch(f"{where} was a {data['type']} ({data['repr']}), which a cassette cannot store; "
                              "return JSON-able data, a pydantic model or a dataclass to replay it")
-    try:
-        cls = _import(data["type"])
-    except (ImportError, AttributeError) as exc:
-        raise ReplayMismatch(f"{where} was a {data['type']}, which no longer imports ({exc})") from None
-    if mark == "model":
-        try:
-            model = cls.model_validate(data["data"])
-        except Exception:
-            model = cls(**data["data"])   # provider types (litellm) build themselves in __init__
-        for key, value in (data.get("private") or {}).items():
-            try:
-                setattr(model, key, decode_value(value, where))
-            except (AttributeError, TypeError, ValueError):
-                pass   # a private attribute this version no longer has
-        return model
+    if mark not in ("model", "dataclass"):
+        raise ReplayMismatch(f"{where}: unknown stored value kind {mark!r}; was the cassette written by a "
+                             "newer mattrace?")
+    cls: Any = value_class(data.get("type"), mark, where, path, allowance)
     if mark == "dataclass":
-        return cls(**{k: decode_value(v, where) for k, v in data["fields"].items()})
-    raise ReplayMismatch(f"{where}: unknown stored value kind {mark!r}; was the cassette written by a newer mattrace?")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        stored = data["fields"]
+        unknown = sorted(set(stored) - set(fields))
+        if unknown:
+            raise ReplayMismatch(f"{where}: the recorded {data['type']} has fields {unknown} that the class "
+                                 "no longer has")
+        # a field with init=False is computed by the class itself (in __post_init__)
+        return cls(**{k: again(v) for k, v in stored.items() if fields[k].init})
+    try:
+        model = cls.model_validate(data["data"])
+    except Exception:
+        model = cls(**data["data"])   # provider types (litellm) build themselves in __init__
+    private = data.get("private") or {}
+    declared = getattr(cls, "__private_attributes__", {})
+    for key, value in private.items():
+        if key not in declared:
+            continue   # a private attribute this version no longer has (or one it never had)
+        try:
+            setattr(model, key, again(value))
+        except (AttributeError, TypeError, ValueError):
+            pass
+    return model
 
 
 def encode_error(error: BaseException) -> dict[str, Any]:
@@ -138,19 +156,35 @@ def encode_error(error: BaseException) -> dict[str, Any]:
             "attrs": attrs}
 
 
-def decode_error(data: dict[str, Any]) -> BaseException:
-    """The recorded exception, rebuilt without calling its ``__init__`` (whose signature varies)."""
+def decode_error(data: dict[str, Any], *, allowance: Allowance | None = None) -> BaseException:
+    """The recorded exception, rebuilt as its own class when replay may, else a :class:`RecordedError`.
+
+    A class is rebuilt without calling its ``__init__`` (whose signature varies), and only when
+    building it runs none of its code or the user trusts it (see :func:`error_class`); the
+    module it names is never imported unless allowed.
+    """
+    allowance = allowance if allowance is not None else current_allowance()
+    type_name = data.get("type")
+    message = str(data.get("message"))
     try:
-        cls = _import(data["type"])
-        if not (isinstance(cls, type) and issubclass(cls, BaseException)):
-            raise TypeError(f"{data['type']} is not an exception class")
-        error: BaseException = cls.__new__(cls)
-        error.args = tuple(decode_value(data.get("args") or []))
-        for key, value in (data.get("attrs") or {}).items():
+        args = tuple(decode_value(data.get("args") or [], "a recorded error", allowance=allowance))
+        attrs = {k: decode_value(v, "a recorded error", allowance=allowance)
+                 for k, v in (data.get("attrs") or {}).items() if isinstance(k, str)}
+    except ReplayMismatch:
+        args, attrs = (message,), {}
+    cls = error_class(type_name, allowance)
+    if cls is None:
+        return RecordedError(type_name if isinstance(type_name, str) else repr(type_name), message, attrs)
+    try:
+        error: BaseException = cls.__new__(cls, *args)
+    except Exception:   # a trusted class whose own __new__ wants other arguments
+        return RecordedError(str(type_name), message, attrs)
+    if error.args != args:
+        BaseException.args.__set__(error, args)   # type: ignore[attr-defined]
+    for key, value in attrs.items():
+        if settable(error, key):
             try:
-                setattr(error, key, decode_value(value))
-            except AttributeError:
+                setattr(error, key, value)
+            except (AttributeError, TypeError):
                 pass
-        return error
-    except Exception:
-        return ReplayedError(str(data.get("type")), str(data.get("message")))
+    return error

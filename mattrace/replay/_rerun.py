@@ -1,7 +1,8 @@
 """Re-running a recorded run under its cassette, and saying whether it came out the same.
 
 A trace whose header names its entry point (``module:function`` and JSON-able
-arguments) can be run again: the function is imported and called inside a ``record()``
+arguments) can be run again, when the program registered that function or the user
+named it (a trace is data: see :mod:`mattrace.replay._trust`): it is called inside a ``record()``
 block with the recorded name, config and labels, and with the cassette in ``none`` mode,
 so every boundary answer comes from the recording (no model, no network, no API key).
 The new trace is then compared with the old one by :func:`first_divergence`.
@@ -10,9 +11,8 @@ The new trace is then compared with the old one by :func:`first_divergence`.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
-import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from mattrace.errors import MatTraceError, ReplayMismatch
 from mattrace.recording import RecordMode, record, unrecorded
 from mattrace.recording.extensions import instrument
 from mattrace.recording.options import record_mode
+from mattrace.replay import _trust as trust
 from mattrace.replay._cassette import Cassette, cassette_path
 from mattrace.replay._diff import Divergence, first_divergence
 from mattrace.replay._extension import active_cassette
@@ -57,36 +58,28 @@ class ReplayResult:
                 "unused": self.unused, "mismatches": self.mismatches, "error": self.error}
 
 
-def _target(entrypoint: dict[str, Any], where: str) -> Any:
-    spec = entrypoint.get("target")
-    if not isinstance(spec, str) or ":" not in spec:
-        raise ReplayMismatch(f"{where}: the entry point {spec!r} is not module:function")
-    module_name, _, qualname = spec.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except ImportError as exc:
-        raise ReplayMismatch(f"{where}: cannot import the entry point {spec} ({exc}); run from the project "
-                             "root or set PYTHONPATH") from None
-    except AttributeError:
-        raise ReplayMismatch(f"{where}: the entry point {spec} no longer exists") from None
-    # a function recorded with @mattrace.record opens its own block; replay provides it
-    return unrecorded(obj)
-
-
 def replay_trace(path: str | Path, *, out_dir: str | Path | None = None, cassette: str | Path | None = None,
-                 mode: RecordMode | str = RecordMode.NONE) -> ReplayResult:
+                 mode: RecordMode | str = RecordMode.NONE, entrypoint: str | Callable[..., Any] | None = None,
+                 allow_modules: Iterable[str] = ()) -> ReplayResult:
     """Re-run the recorded run of the trace at ``path`` under its cassette and compare.
+
+    The trace and the cassette are data: the entry point the header names runs only if the
+    program registered it (``@mattrace.record``, ``@mattrace.replayable``) or the caller names
+    it here, and cassette values are rebuilt only into allowed classes (docs/replay.md).
 
     Args:
         path: a trace file whose header has an ``entrypoint``.
         out_dir: where the new trace goes (default: ``replays/`` beside the trace).
         cassette: the cassette (default: the one next to the trace).
         mode: the cassette's record mode; ``none`` (default) answers only from the recording.
+        entrypoint: the entry point you allow, as ``"module:function"`` or the function
+            itself; it must be the one the trace names.
+        allow_modules: modules (with their submodules) replay may import for their registered
+            entry points, and whose dataclasses and pydantic models it may rebuild.
 
     Raises:
         TraceFormatError: the trace or the cassette is corrupt (file and line).
+        ReplayRefused: the entry point is neither registered, in an allowed module, nor named.
         ReplayMismatch: the trace has no entry point, or it no longer imports.
     """
     path = Path(path)
@@ -96,9 +89,18 @@ def replay_trace(path: str | Path, *, out_dir: str | Path | None = None, cassett
         raise ReplayMismatch(f"{path}: this trace records no entry point, so it cannot be re-run; record it "
                              "with @mattrace.record or mattrace.record(..., entrypoint={'target': 'module:fn', "
                              "'args': [...], 'kwargs': {...}})")
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))   # the recorded program is usually the project in cwd
-    fn = _target(entry, str(path))
+    with trust.allow_modules(*allow_modules) as allowance:
+        # a function recorded with @mattrace.record opens its own block; replay provides it
+        fn = unrecorded(trust.entrypoint_function(entry, path=path, named=entrypoint, allowance=allowance))
+        args, kwargs = entry.get("args") or [], entry.get("kwargs") or {}
+        if not isinstance(args, list) or not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+            raise ReplayMismatch(f"{path}: the entry point's args must be a list and its kwargs an object")
+        return _rerun(path, original, fn, args, kwargs, cassette, out_dir, mode)
+
+
+def _rerun(path: Path, original: Trace, fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any],
+           cassette: str | Path | None, out_dir: str | Path | None, mode: RecordMode | str) -> ReplayResult:
+    entry = original.entrypoint
     if any(s.kind is StepKind.LLM for s in original.steps):
         # record() instruments litellm only if the program imported it already; the recorded
         # program may import it later, inside the run, so the LLM path is wrapped up front
@@ -112,7 +114,7 @@ def replay_trace(path: str | Path, *, out_dir: str | Path | None = None, cassett
         with record(original.name, config=original.config, labels=labels, entrypoint=entry,
                     dir=out, cassette=tape, record_mode=record_mode(mode)) as rec:
             used = active_cassette()
-            result = fn(*entry.get("args", []), **entry.get("kwargs", {}))
+            result = fn(*args, **kwargs)
             if inspect.isawaitable(result):
                 asyncio.run(_await(result))
     except MatTraceError as exc:

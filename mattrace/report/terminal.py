@@ -25,7 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mattrace.report._format import compact, one_line, pretty_json, readable, step_summary, timestamp
-from mattrace.trace import Step, StepKind, Trace
+from mattrace.trace import Step, StepKind, Trace, describe_entrypoint
 
 __all__ = ["KIND_STYLES", "print_trace", "render_trace"]
 
@@ -102,6 +102,9 @@ def _header(trace: Trace, path: str | Path | None, sealed: bool | None,
         grid.add_row("config", Text(readable(trace.config)))
     if trace.labels:
         grid.add_row("labels", Text(readable(trace.labels)))
+    if trace.entrypoint:
+        # as the file says it: replay runs it only when the user allows it
+        grid.add_row("entry point", Text(describe_entrypoint(trace.entrypoint)))
     grid.add_row("outcome", _outcome(trace))
     grid.add_row("steps", Text(_step_stats(trace)))
     if path is not None:

@@ -287,6 +287,8 @@ class VerifyReport:
     algorithm: str | None = None
     line: int | None = None
     reason: str | None = None
+    entrypoint: dict[str, Any] | None = None
+    """The entry point a trace's header names, as stored: integrity says nothing of what it would run."""
 
 
 def _regular(path: str | Path) -> None:
@@ -327,6 +329,7 @@ def verify(path: str | Path, *, key: bytes | None = None) -> VerifyReport:
     it is); ``steps`` then counts a cassette's or audit log's entries.
     """
     format = _format_of(path)
+    entrypoint: dict[str, Any] | None = None
     try:
         if format in FORMATS and format != TRACE.name:
             records = read_records(path, FORMATS[format], key=key)
@@ -335,9 +338,10 @@ def verify(path: str | Path, *, key: bytes | None = None) -> VerifyReport:
             result = read_trace_file(path, key=key)
             count, sealed, algorithm, torn = (len(result.trace.steps), result.sealed, result.algorithm,
                                               result.torn_line)
+            entrypoint = result.trace.entrypoint
     except TraceFormatError as exc:
         return VerifyReport(str(path), ok=False, line=exc.line, reason=exc.reason)
     if not sealed:
         return VerifyReport(str(path), False, count, algorithm, torn or (count + 2),
                             "file is not sealed: it was truncated, or its recording never finished")
-    return VerifyReport(str(path), True, count, algorithm)
+    return VerifyReport(str(path), True, count, algorithm, entrypoint=entrypoint)
