@@ -10,6 +10,8 @@ because the person reading it is usually looking at a CI log, not a debugger::
     │   ├── ContractError     a contract is malformed (contract, location in the contract file)
     │   ├── FaultSpecError    a fault specification (or fault plan) is malformed or unknown
     │   └── GovernanceError   a governance policy is malformed, or an action was refused
+    │       └── ActionBlocked           a refused action, raised to the agent (on_block="raise")
+    │           └── UnattributedAction  a side effect from code no governed run can claim (a thread)
     ├── ReplayMismatch        a replayed call differs from the recording (step, expected vs got)
     │   └── ReplayRefused     a trace or cassette names code replay was not allowed to run (file, step)
     ├── RecordedError         stands in, on replay, for a recorded exception whose class replay may not rebuild
@@ -29,6 +31,7 @@ import os
 from pathlib import Path
 
 __all__ = [
+    "ActionBlocked",
     "BudgetExhausted",
     "ContractError",
     "FaultSpecError",
@@ -46,6 +49,7 @@ __all__ = [
     "TornTailWarning",
     "TraceFormatError",
     "TraceWriteWarning",
+    "UnattributedAction",
 ]
 
 
@@ -156,6 +160,20 @@ class FaultSpecError(LocatedError):
 
 class GovernanceError(LocatedError):
     """A governance policy is malformed, or a blocked action was configured to raise."""
+
+
+class ActionBlocked(GovernanceError):
+    """Raised to the agent for a blocked action when the governor is set to ``on_block="raise"``."""
+
+
+class UnattributedAction(ActionBlocked):
+    """A side-effecting action was called outside any ``record()`` block while a governed run is open.
+
+    Raised by the recording layer, whatever the governor's ``on_block``: the call comes from
+    code that lost the run's context (a plain thread, an executor worker), so no governor can
+    judge it as part of a run, and running it ungoverned would let it bypass every rule. The
+    message says how to carry the context into the thread. See docs/governance.md.
+    """
 
 
 class SearchError(MatTraceError):

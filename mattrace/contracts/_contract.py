@@ -141,6 +141,29 @@ class Monitor(ABC):
     def _step(self, s: Step) -> Verdict | None:
         """Judge the next step of an unsettled run: a verdict from :meth:`passed`/:meth:`failed`, or None."""
 
+    def judge(self, s: Step) -> Violation | None:
+        """Feed the next step and return the violation that step commits, if any, also when an
+        earlier step has already failed the contract.
+
+        ``observe`` settles at the first failure, because a check reports the first violating
+        step. A run-time guard needs more: after an unmediated step (a message) has violated a
+        contract, every later action must still be judged on its own, or the first violation
+        would let all the others through. A monitor fed with ``judge`` keeps judging past a
+        failure; its :attr:`verdict` stays the first one. A contract that has passed stays
+        passed (nothing a later step does can violate it).
+        """
+        settled = self._verdict
+        if settled is not None and settled.status is Status.PASS:
+            return None
+        self.last = s.index
+        self._verdict = None
+        try:
+            verdict = self._step(s)
+        finally:
+            if settled is not None:
+                self._verdict = settled
+        return verdict.violation if verdict is not None and verdict.status is Status.FAIL else None
+
     def finish(self) -> Verdict:
         """The final, two-valued verdict of the run observed."""
         if self._verdict is None:

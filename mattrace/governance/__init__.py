@@ -6,7 +6,7 @@ fail-closed, and records each decision as a ``governance`` step.
 """
 
 from mattrace.governance._audit import audit_path, read_audit_log
-from mattrace.governance._governor import GOVERNOR_AGENT, ActionBlocked, Capability, Governor
+from mattrace.governance._governor import GOVERNOR_AGENT, ActionBlocked, Capability, Governor, UnattributedAction
 from mattrace.governance._policy_file import load_policy
 from mattrace.governance._rules import (
     Decision,
@@ -37,4 +37,5 @@ __all__ = [
     "Rule",
     "Ruling",
     "terminal_approver",
+    "UnattributedAction",
 ]

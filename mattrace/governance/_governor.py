@@ -9,6 +9,20 @@ reason. Every decision is recorded as a ``governance`` step just before the acti
 step, which reads it; a rewritten action's step keeps both argument sets; a blocked
 action does not run and gets no step of its own (its governance step holds the attempted
 arguments), and the agent gets a structured refusal (or ``ActionBlocked``).
+
+Concurrency: the agents of one run may act from many threads. Following the run, judging
+an action, recording the decision and counting it against the budgets happen under one
+per-run lock, so a budget of one lets exactly one call through however many threads race
+for it, and the decisions are recorded in the order they were made. Other runs of the same
+governor do not wait for it.
+
+Fail-closed, also when things break: a rule that raises while judging an action blocks it;
+a rule that raises while following the run (a guard's monitor on a recorded step) blocks
+that action and every later one it would judge, since its view of the run has a hole; an
+error anywhere else in the governor blocks the action. Each of these is recorded with its
+reason like any other decision. Calls made where no run's context is active (a thread that
+did not inherit it) are handled by :mod:`mattrace.recording.unattributed`, per the
+governor's ``unattributed`` policy.
 """
 
 from __future__ import annotations
@@ -21,24 +35,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from mattrace.errors import GovernanceError, TraceWriteWarning
+from mattrace.errors import ActionBlocked, GovernanceError, TraceWriteWarning, UnattributedAction
 from mattrace.governance._audit import audit_path, open_audit_log
 from mattrace.governance._rules import Decision, Rule, Ruling
 from mattrace.recording.context import active_recorder
 from mattrace.recording.interceptors import GOVERNANCE_ORDER, Answer, Call, CallOutcome
 from mattrace.recording.recorder import Recorder
+from mattrace.recording.unattributed import POLICIES
 from mattrace.trace import Step, StepKind
 from mattrace.tracefile import RecordWriter
 
-__all__ = ["ActionBlocked", "Capability", "GOVERNOR_AGENT", "Governor"]
+__all__ = ["ActionBlocked", "Capability", "GOVERNOR_AGENT", "Governor", "UnattributedAction"]
 
 GOVERNOR_AGENT = "mattrace"
 _ACTIONS = frozenset({StepKind.TOOL, StepKind.RETRIEVAL, StepKind.MEMORY_WRITE})
 SideEffectClass = Literal["read", "propose", "write"]
-
-
-class ActionBlocked(GovernanceError):
-    """Raised to the agent for a blocked action when the governor is set to ``on_block="raise"``."""
+UnattributedPolicy = Literal["refuse", "attribute"]
 
 
 @dataclass(frozen=True)
@@ -88,26 +100,50 @@ class _RunState:
     seen: int = 0
     calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     tool_calls: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    broken: dict[int, str] = field(default_factory=dict)
+    """Rules (by position) that raised while following the run, with the reason they block."""
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    """Held from following the run to counting the decision: one atomic step per action
+    (re-entrant: an approver may itself call a governed tool)."""
 
 
 class Governor:
     """Mediates actions: per-agent capabilities, then ordered rules. Thread-safe; one per
-    policy, usable by many runs (each run gets its own rule state)."""
+    policy, usable by many runs (each run gets its own rule state).
+
+    Args:
+        rules: the rules, asked in order.
+        capabilities: agent name -> :class:`Capability`; when given, an agent without one
+            may do nothing.
+        on_block: ``"refuse"`` answers a blocked action with ``{"blocked": True, ...}``,
+            ``"raise"`` raises :class:`~mattrace.errors.ActionBlocked` to the agent.
+        audit: write the run's decisions to an audit log next to its trace.
+        unattributed: what happens to a call made outside any ``record()`` block (a thread
+            that did not inherit the run's context) while this governor's run is open:
+            ``"refuse"`` (default) refuses side effects with
+            :class:`~mattrace.errors.UnattributedAction` and records the refusal;
+            ``"attribute"`` governs and records such calls as part of this run, when it is the
+            only governed run open (side effects are refused when there are several).
+    """
 
     name = "governance"
     order = GOVERNANCE_ORDER
 
     def __init__(self, rules: Iterable[Rule] = (), *, capabilities: dict[str, Capability] | None = None,
-                 on_block: Literal["refuse", "raise"] = "refuse", audit: bool = True) -> None:
+                 on_block: Literal["refuse", "raise"] = "refuse", audit: bool = True,
+                 unattributed: UnattributedPolicy = "refuse") -> None:
         self.rules = list(rules)
         bad = [r for r in self.rules if not isinstance(r, Rule)]
         if bad:
             raise GovernanceError(f"a governor takes rules (allow, block, rewrite, escalate, guard), got {bad[0]!r}")
         if on_block not in ("refuse", "raise"):
             raise GovernanceError(f"on_block must be 'refuse' or 'raise', got {on_block!r}")
+        if unattributed not in POLICIES:
+            raise GovernanceError(f"unattributed must be 'refuse' or 'attribute', got {unattributed!r}")
         self.capabilities = capabilities
         self.on_block = on_block
         self.audit = audit
+        self.unattributed: UnattributedPolicy = unattributed
         self._lock = threading.Lock()
         self._runs: dict[str, _RunState] = {}
 
@@ -145,7 +181,10 @@ class Governor:
             why = capability.covers(step, state.calls[step.agent], state.tool_calls[(step.agent, step.target or "")])
             if why is not None:
                 return Ruling(Decision.BLOCK, "capability", why)
-        for rule in state.rules:
+        for position, rule in enumerate(state.rules):
+            broken = state.broken.get(position)
+            if broken is not None:
+                return Ruling(Decision.BLOCK, rule.rule_id, broken)
             try:
                 ruling = rule.decide(step)
             except Exception as exc:   # fail-closed: a broken rule blocks, and says so
@@ -160,6 +199,50 @@ class Governor:
                               f"{step.target} is a side effect and {step.agent} may only propose it")
         return Ruling(Decision.ALLOW, "default", "no rule objected")
 
+    def _follow(self, rec: Recorder, state: _RunState) -> None:
+        """Feed the rules what was recorded since the last action (guards' monitors); a rule that
+        raises is broken for the rest of the run."""
+        recent = rec.steps_since(state.seen)
+        for recorded in recent:
+            for position, rule in enumerate(state.rules):
+                if position in state.broken:
+                    continue
+                try:
+                    rule.observe(recorded)
+                except Exception as exc:
+                    state.broken[position] = (
+                        f"rule {rule.rule_id!r} raised {type(exc).__name__}: {exc} while following step "
+                        f"{recorded.index}; it can no longer judge this run, so it blocks (fail-closed)")
+        state.seen += len(recent)
+
+    def _judge(self, rec: Recorder, state: _RunState, call: Call) -> Ruling:
+        try:
+            self._follow(rec, state)
+            step = rec.preview(call.kind, agent=call.agent, target=call.target, args=call.args,
+                               side_effect=call.side_effect)
+            return self._rule(step, state)
+        except Exception as exc:   # fail-closed: whatever broke, the action does not run unjudged
+            return Ruling(Decision.BLOCK, "governor", f"the governor raised {type(exc).__name__}: {exc} "
+                                                      "judging this action; blocked (fail-closed)")
+
+    def _record(self, rec: Recorder, state: _RunState, call: Call, ruling: Ruling) -> Step:
+        decision_step = rec.append(
+            StepKind.GOVERNANCE, agent=GOVERNOR_AGENT, target=f"{call.kind.value}:{call.target}",
+            content=ruling.reason,
+            args={"decision": ruling.decision.value, "rule": ruling.rule, "reason": ruling.reason,
+                  "agent": call.agent, "original": dict(call.args),
+                  **({"rewritten": ruling.args} if ruling.args is not None else {}),
+                  **({"escalated": True} if ruling.escalated else {}),
+                  **({"unattributed": True} if call.unattributed else {})},
+            attrs={"decision": ruling.decision.value})
+        if state.audit is not None:
+            try:
+                state.audit.write_entry({"step": decision_step.index, **(decision_step.args or {})})
+            except OSError as exc:
+                warnings.warn(TraceWriteWarning(state.audit.path, state.audit.count, exc), stacklevel=4)
+                state.audit = None
+        return decision_step
+
     def before(self, call: Call) -> Answer | None:
         if call.kind not in _ACTIONS:
             return None
@@ -167,29 +250,12 @@ class Governor:
         if rec is None:
             return None
         state = self._state(rec)
-        recent = rec.steps_since(state.seen)
-        for recorded in recent:   # guards catch up with what was recorded since the last action
-            for rule in state.rules:
-                rule.observe(recorded)
-        state.seen += len(recent)
-        step = rec.preview(call.kind, agent=call.agent, target=call.target, args=call.args,
-                           side_effect=call.side_effect)
-        ruling = self._rule(step, state)
-        original = dict(step.args or {})
-        decision_step = rec.append(
-            StepKind.GOVERNANCE, agent=GOVERNOR_AGENT, target=f"{call.kind.value}:{call.target}",
-            content=ruling.reason,
-            args={"decision": ruling.decision.value, "rule": ruling.rule, "reason": ruling.reason,
-                  "agent": call.agent, "original": original,
-                  **({"rewritten": ruling.args} if ruling.args is not None else {}),
-                  **({"escalated": True} if ruling.escalated else {})},
-            attrs={"decision": ruling.decision.value})
-        if state.audit is not None:
-            try:
-                state.audit.write_entry({"step": decision_step.index, **(decision_step.args or {})})
-            except OSError as exc:
-                warnings.warn(TraceWriteWarning(state.audit.path, state.audit.count, exc), stacklevel=3)
-                state.audit = None
+        with state.lock:   # judge, record and count as one step: budgets hold under threads
+            ruling = self._judge(rec, state, call)
+            decision_step = self._record(rec, state, call, ruling)
+            if ruling.decision is not Decision.BLOCK:
+                state.calls[call.agent] += 1
+                state.tool_calls[(call.agent, call.target)] += 1
         call.reads.append(decision_step.index)
         call.attrs["governance"] = ruling.decision.value
         if ruling.decision is Decision.BLOCK:
@@ -198,12 +264,16 @@ class Governor:
             if self.on_block == "raise":
                 return Answer(error=ActionBlocked(f"{call.target} blocked by {ruling.rule}: {ruling.reason}"))
             return Answer(result=refusal)
-        with self._lock:
-            state.calls[call.agent] += 1
-            state.tool_calls[(call.agent, call.target)] += 1
         if ruling.decision is Decision.REWRITE and ruling.args is not None:
             call.args = dict(ruling.args)
         return None
+
+    def refuse_unattributed(self, rec: Recorder, call: Call, reason: str) -> None:
+        """Record in ``rec`` (decision and audit log) that ``call``, made where no run's context
+        was active, was refused; called by the recording layer, which raises the refusal."""
+        state = self._state(rec)
+        with state.lock:
+            self._record(rec, state, call, Ruling(Decision.BLOCK, "unattributed", reason))
 
     def after(self, call: Call, outcome: CallOutcome) -> CallOutcome:
         return outcome

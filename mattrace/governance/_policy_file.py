@@ -2,6 +2,7 @@
 
 ```toml
 on_block = "refuse"                       # or "raise"
+unattributed = "refuse"                   # or "attribute": calls from threads outside the run
 
 [capabilities.writer]
 tools = ["lookup_order", "issue_refund", "send_email"]
@@ -38,12 +39,13 @@ from typing import Any, Literal, cast
 from mattrace._config import ConfigFile, Key, read_config
 from mattrace.contracts import Pred, parse_step_pattern, resolve_contracts
 from mattrace.errors import ContractError, GovernanceError
-from mattrace.governance._governor import Capability, Governor, SideEffectClass
+from mattrace.governance._governor import Capability, Governor, SideEffectClass, UnattributedPolicy
 from mattrace.governance._rules import Rule, allow, block, escalate, guard, rewrite
+from mattrace.recording.unattributed import POLICIES
 
 __all__ = ["load_policy"]
 
-_TOP_KEYS = ("on_block", "audit", "capabilities", "rule")
+_TOP_KEYS = ("on_block", "audit", "unattributed", "capabilities", "rule")
 _RULE_KEYS = {"allow": ("use", "id", "step"), "block": ("use", "id", "step", "reason"),
               "rewrite": ("use", "id", "step", "fn", "reason"), "escalate": ("use", "id", "step", "approver"),
               "guard": ("use", "id", "contracts")}
@@ -113,6 +115,8 @@ class _PolicyLoader:
         on_block = config.choice(("on_block",), doc.get("on_block", "refuse"), ("refuse", "raise"),
                                  expected="refuse or raise")
         audit = config.boolean(("audit",), doc.get("audit", True))
+        unattributed = config.choice(("unattributed",), doc.get("unattributed", "refuse"), POLICIES,
+                                     expected="refuse or attribute")
         raw_rules = doc.get("rule", [])
         if not isinstance(raw_rules, list):
             raise self.fail(("rule",), "rules are [[rule]] entries (double brackets)")
@@ -125,7 +129,7 @@ class _PolicyLoader:
         if not rules and capabilities is None:
             raise self.fail(("rule",), "a policy needs [[rule]] entries or [capabilities.<agent>] tables")
         return Governor(rules, capabilities=capabilities, on_block=cast(Literal["refuse", "raise"], on_block),
-                        audit=audit)
+                        audit=audit, unattributed=cast(UnattributedPolicy, unattributed))
 
 
 def load_policy(path: str | os.PathLike[str]) -> Governor:

@@ -4,8 +4,8 @@ A rule sees the action as the step it would become (``Recorder.preview``) and re
 :class:`Ruling` or None (no opinion: the next rule decides). ``allow``, ``block``,
 ``rewrite`` and ``escalate`` match with step predicates from the contract DSL
 (``step.tool("send_email") & step.arg("to").not_matches(...)``); ``guard`` asks contract
-monitors fed with the run so far whether recording the action would turn a ``safety``
-verdict to FAIL.
+monitors fed with the run so far whether the action would violate a ``safety`` contract
+(also one an unmediated step has already violated: each action is judged on its own).
 """
 
 from __future__ import annotations
@@ -148,15 +148,16 @@ class _Guard(Rule):
 
     def observe(self, step: Step) -> None:
         for monitor in self._monitors:
-            monitor.observe(step)
+            monitor.judge(step)   # keeps following the run after a failure (an unmediated step)
 
     def decide(self, step: Step) -> Ruling | None:
+        # "would this action violate the contract?", not "is the contract still undecided?":
+        # after an unmediated step already violated it, each later action is judged on its own
         for monitor in self._monitors:
-            if monitor.status is Status.FAIL:
-                continue   # already violated earlier: this action is not what turns it
+            if monitor.status is Status.PASS:
+                continue   # satisfied for good: no action can violate it
             trial = copy.deepcopy(monitor)
-            verdict = trial.observe(step)
-            violation = verdict.violation if verdict is not None else None
+            violation = trial.judge(step)
             if violation is not None and violation.step == step.index:
                 return Ruling(Decision.BLOCK, self.rule_id,
                               f"would violate {monitor.name!r}: {violation.reason}")
@@ -185,7 +186,11 @@ def escalate(pred: Pred, approver: Callable[[Step], bool], *, rule_id: str = "es
 
 
 def guard(contracts: Contract | Sequence[Contract], *, rule_id: str = "guard") -> Rule:
-    """Block an action exactly when recording it would make a ``safety`` contract FAIL."""
+    """Block an action exactly when it would violate a ``safety`` contract.
+
+    Each action is judged on its own: a contract an earlier, unmediated step (a message)
+    already violated still blocks every action that would violate it again.
+    """
     return _Guard(tuple(contract_list(contracts)), rule_id)
 
 

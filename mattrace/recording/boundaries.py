@@ -4,7 +4,9 @@ This is the one choke point where actions are recorded. Every call goes through 
 active recorder's interceptor chain (governance, faults, replay register there), then
 becomes exactly one step — with its result, or with its error, which is re-raised to the
 caller unchanged. Outside a ``record()`` block the wrappers call straight through, so
-instrumented code runs the same in production.
+instrumented code runs the same in production; except while a governed run is open, when
+a side effect from code that lost the run's context (a thread) is refused or joins that run
+(:mod:`mattrace.recording.unattributed`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import inspect
 import threading
 import time
 from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar, cast, overload
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +25,7 @@ from mattrace.errors import RecordingError
 from mattrace.recording.context import active_recorder, current_agent
 from mattrace.recording.interceptors import Call, CallOutcome, run_call, run_call_async
 from mattrace.recording.recorder import Recorder
+from mattrace.recording.unattributed import attributed_to, claim, governed_runs_open
 from mattrace.trace import Source, Step, StepKind
 
 __all__ = [
@@ -65,6 +69,19 @@ def _record(rec: Recorder, call: Call, original: dict[str, Any], outcome: CallOu
                       t_end=time.time_ns())
 
 
+def _claimed(rec: Recorder | None, call: Call) -> tuple[Recorder | None, AbstractContextManager[Any]]:
+    """The run ``call`` is recorded in, and the context to make it in.
+
+    Inside a ``record()`` block that is the block's run. Outside one (a thread that did not
+    inherit the context) while a governed run is open, :func:`claim` decides: the only
+    governed run takes it, it runs unrecorded (None), or it is refused (raises).
+    """
+    if rec is not None:
+        return rec, nullcontext()
+    owner = claim(call)
+    return owner, (attributed_to(owner) if owner is not None else nullcontext())
+
+
 def _bind(sig: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     bound = sig.bind(*args, **kwargs)
     bound.apply_defaults()
@@ -102,23 +119,31 @@ def _wrap(fn: _F, kind: StepKind, name: str, side_effect: bool,
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             rec = active_recorder()
-            if rec is None:
+            if rec is None and not governed_runs_open():
                 return await fn(*args, **kwargs)
             call, original = prepare(args, kwargs)
-            t_start = time.time_ns()
-            outcome = await run_call_async(rec.interceptors, call, invoke)
-            return finish(rec, call, original, outcome, t_start)
+            rec, joined = _claimed(rec, call)
+            if rec is None:
+                return await fn(*args, **kwargs)
+            with joined:
+                t_start = time.time_ns()
+                outcome = await run_call_async(rec.interceptors, call, invoke)
+                return finish(rec, call, original, outcome, t_start)
         wrapper: Callable[..., Any] = async_wrapper
     else:
         @functools.wraps(fn)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
             rec = active_recorder()
-            if rec is None:
+            if rec is None and not governed_runs_open():
                 return fn(*args, **kwargs)
             call, original = prepare(args, kwargs)
-            t_start = time.time_ns()
-            outcome = run_call(rec.interceptors, call, invoke)
-            return finish(rec, call, original, outcome, t_start)
+            rec, joined = _claimed(rec, call)
+            if rec is None:
+                return fn(*args, **kwargs)
+            with joined:
+                t_start = time.time_ns()
+                outcome = run_call(rec.interceptors, call, invoke)
+                return finish(rec, call, original, outcome, t_start)
         wrapper = sync_wrapper
     wrapper.__mattrace__ = {"kind": kind.value, "name": name, "side_effect": side_effect}  # type: ignore[attr-defined]
     return cast(_F, wrapper)
@@ -230,9 +255,17 @@ class Memory(MutableMapping[str, Any]):
     def _through(self, kind: StepKind, key: str, args: dict[str, Any],
                  fn: Callable[..., Any], op: str) -> Any:
         rec = active_recorder()
-        if rec is None:
+        if rec is None and not governed_runs_open():
             return fn(**args)
         call = Call(kind, key, dict(args), current_agent(), attrs={"memory": self.name, "op": op})
+        rec, joined = _claimed(rec, call)
+        if rec is None:
+            return fn(**args)
+        with joined:
+            return self._recorded(rec, call, kind, key, args, fn)
+
+    def _recorded(self, rec: Recorder, call: Call, kind: StepKind, key: str, args: dict[str, Any],
+                  fn: Callable[..., Any]) -> Any:
         t_start = time.time_ns()
         outcome = run_call(rec.interceptors, call, fn)
         last = self._last_write.get((rec.trace_id, key))

@@ -63,6 +63,9 @@ class Call:
     refused: bool = False
     """Set by an interceptor that refused the call (governance): no step is recorded for an
     action that never happened; the interceptor's own step holds the attempt."""
+    unattributed: bool = False
+    """The call was made where no run's context was active (a thread that did not inherit it)
+    while a governed run was open; see :mod:`mattrace.recording.unattributed`."""
 
 
 @dataclass

@@ -31,6 +31,7 @@ from mattrace.recording.jsonable import to_jsonable
 from mattrace.recording.options import DEFAULT_DIR, RecordOptions, check_options
 from mattrace.recording.provenance import OutputIndex
 from mattrace.recording.redact import Redactor
+from mattrace.recording.unattributed import close_governed, open_governed
 from mattrace.trace import (
     Outcome,
     OutcomeStatus,
@@ -132,6 +133,8 @@ class Recorder:
             self.add_interceptor(joined)
         self._writer: TraceWriter | _NullWriter = (
             TraceWriter(self.path, self._header, fsync=fsync) if persist else _NullWriter())
+        if governor is not None:   # from now until close, calls no run can claim are judged for it
+            open_governed(self, governor)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -320,10 +323,13 @@ class Recorder:
                 self._writer.seal(outcome)
             except OSError as exc:
                 self._lose_file(exc, len(self._steps))
-        for interceptor in self.interceptors:
-            close = getattr(interceptor, "close", None)   # optional at run time, see add_interceptor
-            if callable(close):
-                close()
+        try:
+            for interceptor in self.interceptors:
+                close = getattr(interceptor, "close", None)   # optional at run time, see add_interceptor
+                if callable(close):
+                    close()
+        finally:
+            close_governed(self)   # last: a call racing the end is refused, never let through
         return self.trace
 
     def before_end(self, callback: Callable[[], None]) -> None:
@@ -350,6 +356,7 @@ class Recorder:
         with self._lock:
             self._closed = True
             self._writer.close()
+        close_governed(self)
 
 
 def _read_inputs(kind: StepKind, args: dict[str, Any] | None) -> dict[str, Any] | None:
