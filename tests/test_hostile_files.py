@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 
 import mattrace
-from mattrace.cli import main
 from mattrace.errors import TraceFormatError
 from mattrace.testing import tool_call, trace, user
 from mattrace.tracefile import TraceWriter, load, read_trace_file, verify
@@ -75,16 +76,17 @@ def test_a_line_that_verifies_but_cannot_be_used_is_a_located_error(genuine: Pat
     assert not report.ok and report.line == 3 and reason in (report.reason or "")
 
 
-def test_a_lone_surrogate_is_read_as_the_replacement_character(genuine: Path, tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    """"Ren\\ud83d" is valid JSON but no text: it reads as "Ren\ufffd", and show prints it."""
+def test_a_lone_surrogate_is_kept_and_shown_escaped(genuine: Path, tmp_path: Path) -> None:
+    """"Ren\\ud83d" is valid JSON but no text: it loads exactly as written, and show prints it escaped."""
     hostile = _with_result(genuine, tmp_path, b'"Ren\\ud83d"')
-    assert load(hostile).steps[1].result == "Ren\ufffd"
-    assert main(["show", str(hostile)]) == 0
-    assert "Ren\ufffd" in capsys.readouterr().out
+    assert load(hostile).steps[1].result == "Ren\ud83d"
+    shown = subprocess.run([sys.executable, "-m", "mattrace", "show", str(hostile)], capture_output=True,
+                           env=os.environ | {"PYTHONIOENCODING": "utf-8"}, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert b"Ren\\ud83d" in shown.stdout and b"Traceback" not in shown.stderr
 
 
-def test_a_recorded_lone_surrogate_survives_every_reader(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_recorded_lone_surrogate_survives_every_reader(tmp_path: Path) -> None:
     """A tool that returns a broken string is recorded; show, check and verify then read the trace."""
     @mattrace.tool
     def broken() -> str:
@@ -95,14 +97,15 @@ def test_a_recorded_lone_surrogate_survives_every_reader(tmp_path: Path, capsys:
     assert rec.path is not None
     contracts = tmp_path / "c.toml"
     contracts.write_text('[[contract]]\nuse = "terminates"\n')
-    for argv in (["verify", str(rec.path)], ["show", str(rec.path)], ["check", str(rec.path), "-c", str(contracts)]):
-        assert main(argv) == 0, argv
-    assert "Traceback" not in capsys.readouterr().err
+    for argv in (["verify"], ["show"], ["check", "-c", str(contracts)]):
+        done = subprocess.run([sys.executable, "-m", "mattrace", argv[0], str(rec.path), *argv[1:]],
+                              capture_output=True, env=os.environ | {"PYTHONIOENCODING": "utf-8"}, timeout=60)
+        assert done.returncode == 0 and b"Traceback" not in done.stderr, (argv, done.stderr[-2000:])
 
 
 def test_parse_json_refuses_depth_and_long_numbers_and_keeps_ordinary_text() -> None:
     assert parse_json(b'{"a": [1, {"b": "caf\\u00e9 \\ud83d\\ude00"}]}') == {"a": [1, {"b": "café 😀"}]}
-    assert parse_json('{"\\udc00k": "\\ud800"}') == {"\ufffdk": "\ufffd"}
+    assert parse_json('{"\\udc00k": "\\ud800"}') == {"\udc00k": "\ud800"}   # kept as recorded
     for bad in (b"[" * 3000 + b"]" * 3000, b"1" * 5000, b"{", b"\xff"):
         with pytest.raises(JSONInputError):
             parse_json(bad)
@@ -133,3 +136,17 @@ def test_a_symlink_loop_is_a_located_error(tmp_path: Path) -> None:
     loop.symlink_to(loop)
     with pytest.raises(TraceFormatError, match="cannot read"):
         load(loop)
+
+
+def test_the_store_ingests_a_trace_holding_a_lone_surrogate(tmp_path: Path) -> None:
+    """DuckDB's JSON reader refuses lone surrogates; the store keeps the trace, the text as U+FFFD."""
+    from mattrace.store import Store
+
+    name = b"report-\xff.txt".decode("utf-8", "surrogateescape")
+    with mattrace.record("surrogates", dir=tmp_path / "traces") as rec:
+        mattrace.message("lister", f"found {name}")
+    with Store.open(tmp_path / "m.duckdb") as store:
+        report = store.ingest([rec.path])
+        assert report.ok and report.traces_added == 1, str(report)
+        _, rows = store.query("SELECT content FROM steps WHERE idx = 0")
+    assert rows == [("found report-\ufffd.txt",)]

@@ -67,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Never raises for bad input: usage errors and unreadable or corrupt files become one
     line on stderr and exit code 2.
     """
+    _common.escape_unprintable()
     try:
         args = _parser().parse_args(argv)
     except _common.CliError as exc:

@@ -149,6 +149,21 @@ def print_json(data: Any, default: Callable[[Any], Any] | None = None) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=default) + "\n")
 
 
+def escape_unprintable() -> None:
+    """Print what the output cannot encode as a backslash escape instead of failing half-way.
+
+    A trace keeps text exactly as recorded, and some recorded text is no valid Unicode (a
+    lone surrogate from an undecodable file name): shown, it reads ``\\udcff`` rather than
+    raising ``UnicodeEncodeError`` in the middle of a table."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):   # a stream that cannot change (already written binary)
+                pass
+
+
 def stderr(line: str) -> None:
     """One line on stderr: a message with a newline in it would read as two."""
     sys.stderr.write(line.replace("\n", " ") + "\n")

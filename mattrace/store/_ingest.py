@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -86,8 +87,31 @@ def _read(con: DuckDBPyConnection, names: list[str], bad: dict[str, str], big: b
             _read(con, names[mid:], bad)
         elif not big and "maximum_object_size" in str(exc):
             _read(con, names, bad, big=True)   # one line longer than 16 MB: read it alone
+        elif "surrogate" in str(exc):
+            _read_as_text(con, names[0], bad, option)
         else:
             bad[names[0]] = str(exc).splitlines()[0]
+
+
+# a surrogate pair (kept: it is one character) or a lone surrogate (replaced), as JSON escapes
+_SURROGATE = re.compile(rb"(\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+                        rb"|\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _read_as_text(con: DuckDBPyConnection, name: str, bad: dict[str, str], option: str) -> None:
+    """Read a file holding lone UTF-16 surrogates (recorded exactly, e.g. an undecodable file name), which
+    DuckDB's JSON reader refuses: the store gets a copy with each one as U+FFFD (its rows are for queries
+    and metrics; the trace file keeps the exact text), under the file's own name."""
+    import duckdb
+
+    with tempfile.TemporaryDirectory(prefix="mattrace-text-") as tmp:
+        copy = Path(tmp) / "text.jsonl"
+        copy.write_bytes(_SURROGATE.sub(lambda m: m.group(1) or rb"\ufffd", Path(name).read_bytes()))
+        try:
+            con.execute(f"INSERT INTO _raw SELECT ?, {_TYPE}, json FROM read_ndjson_objects(?{option})",
+                        [name, str(copy)])
+        except duckdb.Error as exc:
+            bad[name] = str(exc).splitlines()[0]
 
 
 def _verified_copy(tf: TraceFile, copy: Path, key: bytes | None, report: IngestReport) -> bool:

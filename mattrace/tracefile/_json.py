@@ -2,17 +2,15 @@
 
 ``json.loads`` is fast and exact, and three inputs still break what comes after it: values
 nested thousands deep (a ``RecursionError`` in the parser or in any later walk over the
-value), integers longer than Python converts (a ``ValueError`` that is no JSON error), and
-lone UTF-16 surrogates (``"\\ud83d"``: valid JSON, but no text can be printed or encoded
-with one). :func:`parse_json` turns the first two into one :class:`JSONInputError` with a
-reason a person can act on, and reads lone surrogates as U+FFFD, the replacement character
-every Unicode decoder uses for what is not text.
+value) and integers longer than Python converts (a ``ValueError`` that is no JSON error).
+:func:`parse_json` turns both into one :class:`JSONInputError` with a reason a person can
+act on. Lone UTF-16 surrogates (``"\\ud83d"``, an undecodable file name) are kept as they
+were recorded: a trace round-trips exactly, and whoever prints one escapes it.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,15 +20,13 @@ MAX_DEPTH = 100
 """How deep arrays and objects may nest. A trace's deepest values (an LLM request's messages,
 tool calls and their arguments) nest about ten deep; a hundred leaves room for any real one."""
 
-_LONE = re.compile("[\ud800-\udfff]")
-
 
 class JSONInputError(ValueError):
     """The text is not JSON a reader can use (the message says why)."""
 
 
 def parse_json(data: bytes | str) -> Any:
-    """The value of a JSON text, nested at most :data:`MAX_DEPTH` deep, lone surrogates as U+FFFD.
+    """The value of a JSON text, nested at most :data:`MAX_DEPTH` deep.
 
     Raises:
         JSONInputError: not JSON, not UTF-8, nested too deep, or a number too long to convert.
@@ -48,8 +44,7 @@ def parse_json(data: bytes | str) -> Any:
     marks = data.count(b"[") + data.count(b"{") if isinstance(data, bytes) else data.count("[") + data.count("{")
     if marks > MAX_DEPTH and _too_deep(value):
         raise JSONInputError(f"values nested more than {MAX_DEPTH} deep")
-    escaped = b"\\ud" in data or b"\\uD" in data if isinstance(data, bytes) else "\\ud" in data or "\\uD" in data
-    return _as_text(value) if escaped else value
+    return value
 
 
 def _too_deep(value: Any) -> bool:
@@ -62,14 +57,3 @@ def _too_deep(value: Any) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return False
-
-
-def _as_text(value: Any) -> Any:
-    """``value`` with every lone surrogate (in keys and strings) replaced by U+FFFD."""
-    if isinstance(value, str):
-        return _LONE.sub("\ufffd", value)
-    if isinstance(value, list):
-        return [_as_text(v) for v in value]
-    if isinstance(value, dict):
-        return {_as_text(k): _as_text(v) for k, v in value.items()}
-    return value
