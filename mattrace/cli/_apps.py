@@ -102,7 +102,7 @@ def _demo(args: argparse.Namespace) -> int:
         if exc.name != "mattrace.apps.demo":
             raise
         raise CliError("the demo is not part of this installation (no mattrace.apps.demo)") from exc
-    options: dict[str, Any] = {"console": console()}
+    options: dict[str, Any] = {"console": console(markup=True)}   # the demo's narration is styled
     if args.runs is not None:
         options["runs"] = args.runs
     if args.dir is not None:

@@ -125,11 +125,15 @@ def resolve_run(store: Any, run: str | None, where: str) -> str | None:
     return str(latest[0].run_id)
 
 
-def console(width: int | None = None) -> Console:
-    """A stdout console; rich leaves colour out when stdout is not a terminal."""
+def console(width: int | None = None, *, markup: bool = False) -> Console:
+    """A stdout console; rich leaves colour out when stdout is not a terminal.
+
+    Markup is off unless asked for: what commands print holds names and ids (``test[param]``,
+    a tool called ``[/]``) that are text, not styles. Only output written wholly by mattrace
+    (the demo's narration) turns it on."""
     from rich.console import Console
 
-    return Console(width=width, highlight=False, markup=False)   # names and ids are text: [x] is no style
+    return Console(width=width, highlight=False, markup=markup)
 
 
 def table_console() -> Console:

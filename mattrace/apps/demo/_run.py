@@ -12,6 +12,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import mattrace
@@ -140,18 +141,19 @@ def run_demo(runs: int = 3, dir: str | Path = ".mattrace/traces",
     for t, path in zip(traces, paths, strict=True):
         hits = untrusted_actions(t)
         if hits:
-            console.print(f"[bold red]untrusted text reached an action[/] in {t.name}: "
-                          f"step {hits[0]} ({t.steps[hits[0]].target}). See it with:")
-            console.print(f"  mattrace show {path} --step {hits[0]}", soft_wrap=True, highlight=False)
+            console.print(f"[bold red]untrusted text reached an action[/] in {escape(t.name)}: "
+                          f"step {hits[0]} ({escape(str(t.steps[hits[0]].target))}). See it with:")
+            console.print(f"  mattrace show {path} --step {hits[0]}", soft_wrap=True, highlight=False, markup=False)
             console.print("[dim]and re-run it from its cassette (no model, no network) with[/]")
-            console.print(f"  mattrace replay {path} {REPLAY_ALLOW}", soft_wrap=True, highlight=False)
-    console.print(f"[dim]{len(traces)} trace(s) in {dir}; check them against the desk's contracts with[/]")
+            console.print(f"  mattrace replay {path} {REPLAY_ALLOW}", soft_wrap=True, highlight=False, markup=False)
+    console.print(f"[dim]{len(traces)} trace(s) in {escape(str(dir))}; check them against the desk's contracts with[/]")
     # the contracts ship with the desk inside the package: importable from any directory
-    console.print(f"  mattrace check {dir}/*.jsonl --contracts {_CONTRACTS}", soft_wrap=True, highlight=False)
+    console.print(f"  mattrace check {dir}/*.jsonl --contracts {_CONTRACTS}", soft_wrap=True, highlight=False,
+                  markup=False)
     more, recorded = _suite(desk, model, Path(dir), console)
     report = _report([*paths, *more], Path(dir), desk)
-    console.print(f"[bold]report:[/] {report}  [dim](open it in a browser: metrics, charts, every trace)[/]",
-                  soft_wrap=True, highlight=False)
+    console.print(f"[bold]report:[/] {escape(str(report))}  "
+                  "[dim](open it in a browser: metrics, charts, every trace)[/]", soft_wrap=True, highlight=False)
     return traces + recorded
 
 
@@ -182,11 +184,11 @@ def _suite(desk: Any, model: str, dir: Path, console: Console) -> tuple[list[Pat
                                  dir=dir.parent / "search" / "demo", database=None)
     violation = result.violation
     if result.found and result.trace_path is not None and violation is not None:
-        console.print(f"search: {result.perturbation} breaks [bold]{violation.contract}[/] "
+        console.print(f"search: {escape(str(result.perturbation))} breaks [bold]{escape(violation.contract)}[/] "
                       f"(found at run {result.runs_to_find} of {result.runs})", soft_wrap=True, highlight=False)
         paths.append(result.trace_path)
     else:
-        console.print(f"search: {result}", soft_wrap=True, highlight=False)
+        console.print(f"search: {result}", soft_wrap=True, highlight=False, markup=False)
     return paths, recorded
 
 
