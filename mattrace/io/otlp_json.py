@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from mattrace.integrations.otel import spans_to_trace
 from mattrace.integrations.otel.spans import SpanRecord
 from mattrace.io.gaps import ImportGap, collect, warn_gaps
 from mattrace.trace import Trace
+from mattrace.tracefile import JSONInputError, parse_json
 
 __all__ = ["import_otlp", "otlp_gaps", "read_otlp"]
 
@@ -114,22 +114,38 @@ def _span(raw: Any, where: _Where) -> SpanRecord:
                       error_type=error_type)
 
 
-def _requests(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    text = path.read_text(encoding="utf-8")
+def _requests(path: Path) -> list[tuple[int, Any]]:
+    """The export requests of a file: one JSON object over many lines, or one per line."""
+    data = path.read_bytes()
     try:
-        whole = json.loads(text)
-        return [(1, whole)] if isinstance(whole, dict) else []
-    except json.JSONDecodeError:
-        pass
+        whole = parse_json(data)
+    except JSONInputError as exc:
+        if "not valid JSON" not in str(exc):   # not UTF-8, nested too deep, a number too long: no line reads
+            raise TraceFormatError(path, None, f"not OTLP JSON: {exc}") from None
+    else:
+        if not isinstance(whole, dict):
+            raise TraceFormatError(path, 1, f"not an OTLP trace export: a JSON {_kind(whole)}, expected an object "
+                                            "with a resourceSpans list (one per line, or one for the file)")
+        return [(1, whole)]
     found = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(data.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            found.append((number, json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise TraceFormatError(path, number, f"not OTLP JSON: {exc.msg}") from None
+            found.append((number, parse_json(line)))
+        except JSONInputError as exc:
+            raise TraceFormatError(path, number, f"not OTLP JSON: {exc}") from None
     return found
+
+
+def _kind(value: Any) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+
+
+def _listed(value: Any, key: str) -> list[Any]:
+    """``value[key]`` when ``value`` is an object holding a list there, else nothing (OTLP omits empty lists)."""
+    found = value.get(key) if isinstance(value, dict) else None
+    return found if isinstance(found, list) else []
 
 
 def read_otlp(path: str | Path) -> dict[int, list[SpanRecord]]:
@@ -149,8 +165,8 @@ def read_otlp(path: str | Path) -> dict[int, list[SpanRecord]]:
         if not isinstance(resources, list):
             raise TraceFormatError(path, number, "not an OTLP trace export (no resourceSpans list)")
         for resource in resources:
-            for scope in (resource or {}).get("scopeSpans") or []:
-                for i, raw in enumerate((scope or {}).get("spans") or []):
+            for scope in _listed(resource, "scopeSpans"):
+                for i, raw in enumerate(_listed(scope, "spans")):
                     span = _span(raw, _Where(path, number, f"span {i}"))
                     traces[span.trace_id].append(span)
     return dict(traces)

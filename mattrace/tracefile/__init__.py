@@ -34,6 +34,7 @@ from mattrace.tracefile._format import (
     FileFormat,
     hmac_key_from_env,
 )
+from mattrace.tracefile._json import MAX_DEPTH, JSONInputError, parse_json
 from mattrace.tracefile._read import (
     ReadResult,
     RecordFile,
@@ -54,7 +55,10 @@ __all__ = [
     "FORMATS",
     "HMAC_ENV",
     "hmac_key_from_env",
+    "JSONInputError",
     "load",
+    "MAX_DEPTH",
+    "parse_json",
     "read_records",
     "read_trace_file",
     "ReadResult",

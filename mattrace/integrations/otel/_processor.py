@@ -153,10 +153,12 @@ def append_drafts(recorder: Recorder, drafts: list[Draft]) -> None:
     agent_of: dict[int, str] = {}
 
     def enclosing_agent(d: Draft) -> str | None:
+        seen = {d.span.span_id}   # a span that is its own ancestor (a broken export) ends the walk
         parent = by_span.get(d.span.parent_id) if d.span.parent_id is not None else None
-        while parent is not None:
+        while parent is not None and parent.span.span_id not in seen:
             if parent.agent_name:
                 return parent.agent_name
+            seen.add(parent.span.span_id)
             parent = by_span.get(parent.span.parent_id) if parent.span.parent_id is not None else None
         return None
 
