@@ -202,3 +202,17 @@ def test_hostile_otlp_bytes_are_bad_input(tmp_path: Path, data: bytes, capsys: p
     code = main(["import", "otlp", str(path), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code in (0, 2) and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    (b"[" * 50_000 + b"]" * 50_000, f"values nested more than {MAX_DEPTH} deep"),
+    (b'{"messages": [' + b"[" * (MAX_DEPTH + 5) + b"]" * (MAX_DEPTH + 5) + b"]}", "nested more than"),
+    (b'{"messages": [' + b"1" * 5_000 + b"]}", "a number too long to read"),
+])
+def test_hostile_chat_logs_are_bad_input_at_their_line(tmp_path: Path, data: bytes, reason: str,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "log.json"
+    path.write_bytes(data)
+    assert main(["import", "openai", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert reason in err and "Traceback" not in err, err

@@ -77,7 +77,7 @@ from mattrace.io.gaps import ImportGap, collect, warn_gaps
 from mattrace.recording.options import DEFAULT_DIR
 from mattrace.recording.recorder import slug
 from mattrace.trace import Source, Step, StepKind, Trace, canonical_json, validation_summary
-from mattrace.tracefile import TraceWriter
+from mattrace.tracefile import MAX_DEPTH, TraceWriter, too_deep
 
 __all__ = [
     "CHAT_ROLES",
@@ -226,7 +226,19 @@ def _keep_constant(text: str) -> str:
 
 
 def _loads(text: str) -> Any:
-    return json.loads(text, parse_constant=_keep_constant)
+    """One JSON value; what would crash a later step (nesting past the limit, a number too long
+    to convert) is a decode error like any other, so it is reported at its line."""
+    try:
+        value = json.loads(text, parse_constant=_keep_constant)
+    except RecursionError:
+        raise json.JSONDecodeError(f"values nested more than {MAX_DEPTH} deep", text, 0) from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:   # an integer past the interpreter's conversion limit
+        raise json.JSONDecodeError(f"a number too long to read ({exc})", text, 0) from None
+    if too_deep(value):
+        raise json.JSONDecodeError(f"values nested more than {MAX_DEPTH} deep", text, 0)
+    return value
 
 
 def _looks_like_jsonl(text: str) -> bool:

@@ -34,7 +34,7 @@ from mattrace.tracefile._format import (
     FileFormat,
     hmac_key_from_env,
 )
-from mattrace.tracefile._json import MAX_DEPTH, JSONInputError, parse_json
+from mattrace.tracefile._json import MAX_DEPTH, JSONInputError, parse_json, too_deep
 from mattrace.tracefile._read import (
     ReadResult,
     RecordFile,
@@ -64,6 +64,7 @@ __all__ = [
     "ReadResult",
     "RecordFile",
     "RecordWriter",
+    "too_deep",
     "TRACE",
     "TraceWriter",
     "verify",

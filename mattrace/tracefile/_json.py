@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["JSONInputError", "MAX_DEPTH", "parse_json"]
+__all__ = ["JSONInputError", "MAX_DEPTH", "parse_json", "too_deep"]
 
 MAX_DEPTH = 100
 """How deep arrays and objects may nest. A trace's deepest values (an LLM request's messages,
@@ -42,12 +42,12 @@ def parse_json(data: bytes | str) -> Any:
     except ValueError as exc:   # an integer past the interpreter's conversion limit
         raise JSONInputError(f"a number too long to read ({exc})") from None
     marks = data.count(b"[") + data.count(b"{") if isinstance(data, bytes) else data.count("[") + data.count("{")
-    if marks > MAX_DEPTH and _too_deep(value):
+    if marks > MAX_DEPTH and too_deep(value):
         raise JSONInputError(f"values nested more than {MAX_DEPTH} deep")
     return value
 
 
-def _too_deep(value: Any) -> bool:
+def too_deep(value: Any) -> bool:
     """Whether ``value`` nests deeper than :data:`MAX_DEPTH` (iteratively: no recursion to exhaust)."""
     stack = [(value, 1)]
     while stack:
