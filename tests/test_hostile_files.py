@@ -216,3 +216,13 @@ def test_hostile_chat_logs_are_bad_input_at_their_line(tmp_path: Path, data: byt
     assert main(["import", "openai", str(path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert reason in err and "Traceback" not in err, err
+
+
+def test_too_deep_takes_any_json_value() -> None:
+    from mattrace.tracefile import too_deep
+
+    assert [too_deep(v) for v in (1, "x", None, 2.5, [], {"a": [1]})] == [False] * 6
+    deep: object = []
+    for _ in range(MAX_DEPTH):
+        deep = [deep]
+    assert too_deep(deep) and not too_deep([[[]]])

@@ -49,6 +49,8 @@ def parse_json(data: bytes | str) -> Any:
 
 def too_deep(value: Any) -> bool:
     """Whether ``value`` nests deeper than :data:`MAX_DEPTH` (iteratively: no recursion to exhaust)."""
+    if not isinstance(value, dict | list):
+        return False
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
