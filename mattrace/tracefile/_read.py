@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mattrace.errors import TornTailWarning, TraceFormatError
-from mattrace.trace import Outcome, Step, Trace, validation_summary
+from mattrace.trace import Outcome, Step, StepKind, Trace, validation_summary
 from mattrace.tracefile._format import (
     _HASH_PREFIX,
     _HASH_SUFFIX_LEN,
@@ -206,6 +206,10 @@ def read_trace_file(path: str | Path, *, key: bytes | None = None) -> ReadResult
     if not scan.sealed:
         result.warnings.append(TornTailWarning(path, scan.torn_line or scan.lines + 1, len(steps),
                                                torn=scan.torn_line is not None))
+        if not steps or steps[-1].kind is not StepKind.END:   # an end step kept: only the seal was lost
+            trace.mark_incomplete(f"{path} is not sealed" + (f" and its line {scan.torn_line} is torn"
+                                                              if scan.torn_line is not None else "")
+                                  + ": the recording stopped before the run ended, or the file was cut")
     trace.steps = steps
     trace.outcome = outcome
     return result
@@ -262,6 +266,8 @@ class VerifyReport:
     algorithm: str | None = None
     line: int | None = None
     reason: str | None = None
+    unsealed: bool = False
+    """Not ok only because the file has no seal: every line present verified, but its end is missing."""
 
 
 def _format_of(path: str | Path) -> str | None:
@@ -297,7 +303,7 @@ def verify(path: str | Path, *, key: bytes | None = None) -> VerifyReport:
         return VerifyReport(str(path), ok=False, line=exc.line, reason=exc.reason)
     if not sealed:
         return VerifyReport(str(path), False, count, algorithm, torn or (count + 2),
-                            "file is not sealed: it was truncated, or its recording never finished")
+                            "file is not sealed: it was truncated, or its recording never finished", unsealed=True)
     if key is not None and algorithm != _HMAC:
         return VerifyReport(str(path), False, count, algorithm, 1,
                             f"{HMAC_ENV} is set but the file is not HMAC-signed")
