@@ -60,7 +60,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mattrace-seed", metavar="N", default=None,
                     help="seed of trial 0; trial i uses N+i (default 0; ini: mattrace_seed)")
     group.addoption("--mattrace-strict", action="store_true", default=None,
-                    help="quality contract violations fail tests too (ini: mattrace_strict)")
+                    help="quality contract violations and vacuous passes (a contract that never applied) "
+                         "fail tests too (ini: mattrace_strict)")
     group.addoption("--mattrace-no-store", action="store_true", default=None,
                     help="write nothing under the store: traces go to a temporary directory and "
                          "metrics are computed in memory (ini: mattrace_no_store)")
@@ -83,7 +84,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("mattrace_store", "directory for trace files, results and the DuckDB store",
                   default=DEFAULT_STORE)
     parser.addini("mattrace_seed", "seed of trial 0", default="0")
-    parser.addini("mattrace_strict", "quality contract violations fail tests too", type="bool", default=False)
+    parser.addini("mattrace_strict", "quality contract violations and vacuous passes fail tests too",
+                  type="bool", default=False)
     parser.addini("mattrace_no_store", "write nothing under the store directory", type="bool", default=False)
     parser.addini("mattrace_concurrency", "threads for the trials of one test", default="1")
     parser.addini("mattrace_record", "cassette mode: once, none, new or all", default="once")

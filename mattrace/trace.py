@@ -18,7 +18,7 @@ import json
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 __all__ = [
     "canonical_json",
@@ -165,6 +165,23 @@ class Trace(BaseModel):
     entrypoint: dict[str, Any] | None = None
     outcome: Outcome | None = None
     steps: list[Step] = Field(default_factory=list)
+    _incomplete: str | None = PrivateAttr(default=None)
+
+    @property
+    def incomplete(self) -> str | None:
+        """Why this trace may not hold the whole run, or None when it does.
+
+        Set by the trace file reader for a file that is unsealed or has a torn tail and
+        whose last step is not the ``end`` step (the recording process died, or the file
+        was cut), and by a recorder for a run that has not ended. Contracts that need the
+        end of the run are ``INCOMPLETE`` on such a trace, never ``PASS``. Not part of the
+        trace's data: not serialised, not in the fingerprint, kept by ``model_copy``.
+        """
+        return self._incomplete
+
+    def mark_incomplete(self, reason: str | None) -> None:
+        """Say why this trace may not hold the whole run (None: it does)."""
+        self._incomplete = reason
 
     def header_dict(self) -> dict[str, Any]:
         """Run metadata without the steps (the trace file's header line)."""

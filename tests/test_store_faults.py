@@ -337,7 +337,7 @@ def test_a_version_1_store_is_migrated_with_its_faults_and_rereads_results(
     con.execute("DROP TABLE faults")
     for table, column in (("traces", "fault_steps"), ("traces", "tainted_side_effect"), ("checks", "containment"),
                           ("checks", "containment_reason"), ("checks", "containment_step"),
-                          ("checks", "containment_faults")):
+                          ("checks", "containment_faults"), ("verdicts", "vacuous"), ("verdicts", "reason")):
         con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     con.execute("UPDATE meta SET value = '1'")
     con.close()

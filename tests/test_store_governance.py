@@ -279,13 +279,15 @@ def test_a_version_2_store_is_migrated_with_its_decisions(tmp_path: Path, datase
     con = duckdb.connect(str(path))   # take it back to version 2
     con.execute("DROP VIEW governance")
     con.execute("DROP TABLE decisions")
+    for column in ("vacuous", "reason"):   # version 4's
+        con.execute(f"ALTER TABLE verdicts DROP COLUMN {column}")
     con.execute("UPDATE meta SET value = '2'")
     con.close()
     with pytest.raises(StoreError, match=r"schema version 2, older .* open it once for writing"):
         Store.open(path, read_only=True)
     with Store.open(path) as store:
-        assert SCHEMA_VERSION == 3
-        assert store.query("SELECT value FROM meta")[1] == [("3",)]
+        assert SCHEMA_VERSION == 4
+        assert store.query("SELECT value FROM meta")[1] == [("4",)]
         assert store.query("SELECT count(*) FROM decisions")[1] == [(12,)]
         assert _counts(store.governance(by=("rule",))) == expected
         assert store.ingest(traces).traces_unchanged == 5

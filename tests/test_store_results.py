@@ -105,7 +105,8 @@ def test_a_malformed_check_line_names_its_line(tmp_path: Path) -> None:
     with Store.open(":memory:") as store:
         report = store.ingest(path)
         assert store.query("SELECT count(*) FROM verdicts")[1] == [(0,)]
-    assert report.errors == [f"{path.resolve()}:3: a verdict needs a contract name, a status (pass/fail/pending) "
+    assert report.errors == [f"{path.resolve()}:3: a verdict needs a contract name, a status "
+                             "(pass/fail/pending/incomplete) "
                              "and a severity (safety/quality)"]
     assert report.results_files == 0 and report.verdicts_added == 0
 

@@ -17,11 +17,14 @@ Two rules shape this package:
   trace prints ``mattrace: error: <path>:<line>: <reason>`` on stderr and exits 2. A
   traceback here would mean a bug in mattrace, not in the user's input.
 
-Exit codes: 0 success; 1 a verdict went against the files (``verify`` found a file that
-is missing, unreadable, unsealed or tampered with; ``check`` found a contract violated;
-``ingest`` skipped a file it could not read, after ingesting the others: a judgement, not
-a usage error);
-2 usage error or a file that cannot be shown; 130 interrupted.
+Exit codes, the same for every command (docs/cli.md lists them per command): 0 pass;
+1 a violation or a difference (``verify`` found a file missing, unreadable or tampered
+with; ``check`` a contract violated; ``diff`` and ``replay`` a divergence; ``ingest`` a
+file it skipped: judgements, not usage errors); 2 bad input or usage (an unreadable or
+corrupt file, a bad contract file, a store that cannot be opened); 3 incomplete (a trace
+that does not hold the end of its run: ``check`` could not decide every contract,
+``verify`` found a file unsealed); 4 internal error: a bug in mattrace, reported as one
+line on stderr that names the file holding the traceback; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -49,9 +52,10 @@ def _parser() -> _common.Parser:
     parser = _common.Parser(prog="mattrace", description="Message-Action Traces for multi-agent "
                     "LLM systems: show, verify, check and import recorded runs; ingest them into "
                     "a DuckDB store and measure them with metrics and SQL.",
-                    epilog="exit status: 0 ok; 1 verify found a bad file, check a violated "
-                    "contract or ingest a file it skipped; 2 bad usage, "
-                    "a file that cannot be read or is corrupt, or a store that cannot be opened.")
+                    epilog="exit status: 0 pass; 1 a violation or difference (a violated contract, "
+                    "a tampered file, a diverging replay, a skipped file); 2 bad input or usage; "
+                    "3 incomplete (a trace without the end of its run); 4 internal error (a bug in "
+                    "mattrace: stderr names the file holding the traceback). See docs/cli.md.")
     parser.add_argument("--version", action="version", version=f"mattrace {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = _common.Parents.build()
@@ -64,8 +68,9 @@ def _parser() -> _common.Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``mattrace`` command with ``argv`` (default ``sys.argv[1:]``); return its exit code.
 
-    Never raises for bad input: usage errors and unreadable or corrupt files become one
-    line on stderr and exit code 2.
+    Never raises: usage errors and unreadable or corrupt files become one line on stderr
+    and exit code 2; a bug in mattrace becomes one line naming the file that holds its
+    traceback, and exit code 4.
     """
     _common.escape_unprintable()
     try:
@@ -89,6 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # keep the exit-time flush from failing too
         return _common.EXIT_FAILED
+    except OSError as exc:  # a path the user gave that cannot be read or written: their input
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        _common.stderr(f"mattrace: error: {where}{exc.strerror or exc}")
+        return _common.EXIT_USAGE
+    except Exception as exc:
+        return _common.internal_error(exc, args.argv)
 
 
 if __name__ == "__main__":

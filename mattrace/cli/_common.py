@@ -23,7 +23,10 @@ if TYPE_CHECKING:
 
     from mattrace.tracefile import ReadResult
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+"""Exit codes of every command (docs/cli.md): 0 pass; 1 a violation or a difference; 2 bad
+input or usage; 3 incomplete (a trace that does not hold the end of its run, so not every
+verdict could be reached); 4 an internal error (a bug in mattrace); 130 interrupted."""
 DEFAULT_STORE = ".mattrace/mattrace.duckdb"  # = mattrace.store.DEFAULT_STORE (not imported: fast start)
 LOG_WIDTH = 160
 
@@ -171,6 +174,46 @@ def escape_unprintable() -> None:
 def stderr(line: str) -> None:
     """One line on stderr: a message with a newline in it would read as two."""
     sys.stderr.write(line.replace("\n", " ") + "\n")
+
+
+def internal_error(exc: BaseException, argv: list[str]) -> int:
+    """Report a bug in mattrace: the traceback goes to a file, stderr gets one line naming it.
+
+    A traceback on stderr would read as the user's mistake and bury the one line that says
+    what to do; a file keeps all of it for the report. The file goes to the temporary
+    directory, which is writable wherever the command runs (a read-only checkout, a CI
+    runner), and never into the user's project.
+    """
+    import tempfile
+    import time
+    import traceback
+
+    from mattrace import __version__
+
+    where = f" in {_origin(exc)}" if _origin(exc) else ""
+    text = "".join(traceback.format_exception(exc))
+    header = (f"mattrace {__version__} (Python {sys.version.split()[0]}, {sys.platform})\n"
+              f"command: mattrace {' '.join(argv)}\n\n")
+    try:
+        fd, path = tempfile.mkstemp(prefix=f"mattrace-crash-{time.strftime('%Y%m%dT%H%M%S')}-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as f:
+            f.write(header + text)
+        saved = f"the traceback is in {path}"
+    except OSError as write_error:
+        saved = f"the traceback could not be written ({write_error.strerror or write_error})"
+    stderr(f"mattrace: internal error{where}: {type(exc).__name__}: {exc}. This is a bug in mattrace, "
+           f"not in your input; {saved}. Please report it with that file and the command you ran.")
+    return EXIT_INTERNAL
+
+
+def _origin(exc: BaseException) -> str:
+    """``module.py:line`` of the innermost frame of the error's traceback (where it was raised)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return ""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
 
 
 def read_traces(paths: Iterable[str]) -> list[ReadResult]:

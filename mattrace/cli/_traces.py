@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mattrace.cli._common import (
     EXIT_FAILED,
+    EXIT_INCOMPLETE,
     EXIT_OK,
     CliError,
     Parents,
@@ -67,8 +68,9 @@ def _add_verify(sub: Commands, common: Parents) -> None:
         description="Check each file's hash chain and seal. A file that is missing, "
         "unreadable, unsealed or altered is reported FAIL with path:line: reason. OK means intact, "
         "not safe: a trace's entry point is printed for you to judge, and replay runs it only if you allow it.",
-        epilog="exit status: 0 when every file is OK, 1 when any FAILs, 2 on bad usage. "
-        "Set MATTRACE_HMAC_KEY to require HMAC-signed files.")
+        epilog="exit status: 0 when every file is OK, 1 when any is missing, unreadable or altered, "
+        "2 on bad usage, 3 when the others are OK but one is unsealed (its recording never finished, "
+        "or its end was cut off). Set MATTRACE_HMAC_KEY to require HMAC-signed files.")
     verify.add_argument("files", nargs="+", metavar="FILE", help="trace files")
     verify.set_defaults(func=_verify)
 
@@ -84,9 +86,11 @@ def _verify(args: argparse.Namespace) -> int:
         except MatTraceError as exc:  # verify() reports file problems; be safe anyway
             reports.append(VerifyReport(path, ok=False, reason=str(exc)))
     failed = sum(not r.ok for r in reports)
+    unsealed = sum(r.unsealed for r in reports)
+    code = EXIT_FAILED if failed > unsealed else EXIT_INCOMPLETE if unsealed else EXIT_OK
     if args.json:
         print_json([asdict(r) for r in reports])
-        return EXIT_FAILED if failed else EXIT_OK
+        return code
     from rich.text import Text
 
     from mattrace.trace import describe_entrypoint
@@ -106,7 +110,7 @@ def _verify(args: argparse.Namespace) -> int:
             out.print(Text.assemble(("FAIL", "bold red"), f"  {where}: {r.reason}"), soft_wrap=True)
     if len(reports) > 1:
         out.print(f"{len(reports) - failed} ok, {failed} failed", soft_wrap=True)
-    return EXIT_FAILED if failed else EXIT_OK
+    return code
 
 
 def _add_schema(sub: Commands, common: Parents) -> None:
@@ -132,11 +136,17 @@ def _add_check(sub: Commands, common: Parents) -> None:
         help="check trace files against contracts",
         description="Check each trace against the contracts and show every failing contract "
         "with its first violating step in context. Contracts come from a TOML contract file "
-        "or a Python object `module:NAME` (a contract or a list of them). With --json, one "
-        "report per trace.",
+        "or a Python object `module:NAME` (a contract or a list of them). A contract that "
+        "passed without ever applying (a tool or agent name that appears nowhere in the trace, "
+        "an `if` part that never fired) is listed as VACUOUS; on a trace that does not hold the "
+        "end of its run (unsealed, torn) a contract that needs the end is INCOMPLETE. With "
+        "--json, one report per trace.",
         epilog="exit status: 0 when every contract passes on every trace, 1 when any "
-        "contract fails, 2 on bad usage, a bad contract file or an unreadable trace.")
+        "contract fails (with --strict: or passes vacuously), 2 on bad usage, a bad contract "
+        "file or an unreadable trace, 3 when none fails but a trace is incomplete.")
     chk.add_argument("--failures-only", action="store_true", help="do not list the contracts that passed")
+    chk.add_argument("--strict", action="store_true",
+                     help="a contract that passes vacuously fails (exit 1)")
     chk.set_defaults(func=_check)
 
 
@@ -144,20 +154,36 @@ def _check(args: argparse.Namespace) -> int:
     from mattrace.contracts import check
 
     contracts = load_contracts(args.contracts)   # a bad contract file: exit 2 before any trace is read
+    # the reader marks an unsealed or torn file incomplete, and check() honours the mark
     loaded = [(path, result.trace) for path, result in zip(args.files, read_traces(args.files), strict=True)]
     reports = [(path, trace, check(trace, contracts)) for path, trace in loaded]
+    if args.strict:
+        reports = [(path, trace, report.strict()) for path, trace, report in reports]
     failed = sum(not report.ok for _, _, report in reports)
+    incomplete = sum(report.ok and not report.complete for _, _, report in reports)
+    code = EXIT_FAILED if failed else EXIT_INCOMPLETE if incomplete else EXIT_OK
     if args.json:
         print_json([{"path": path} | report.to_json_dict() for path, _, report in reports])
-        return EXIT_FAILED if failed else EXIT_OK
+        return code
     from mattrace.report.verdicts import print_report
 
     out = console(args.width)
     for path, trace, report in reports:
         print_report(out, report, trace, path=path, around=args.around, passed=not args.failures_only)
     if len(reports) > 1:
-        out.print(f"{len(reports) - failed} of {len(reports)} traces passed every contract", soft_wrap=True)
-    return EXIT_FAILED if failed else EXIT_OK
+        undecided = f"; {incomplete} incomplete" if incomplete else ""
+        out.print(f"{len(reports) - failed - incomplete} of {len(reports)} traces passed every contract"
+                  f"{undecided}", soft_wrap=True)
+    vacuous = sum(len(report.vacuous) for _, _, report in reports)
+    if vacuous:
+        out.print(f"{vacuous} vacuous pass{'es' if vacuous != 1 else ''}: the contract never applied to the trace "
+                  "(see docs/contracts.md); --strict fails them", soft_wrap=True)
+    if len(reports) > 1:   # a name no trace knows, with a suggestion drawn from all of them
+        from mattrace.contracts import unknown_names
+
+        for line in unknown_names((trace for _, trace, _ in reports), contracts):
+            out.print(f"unknown name: {line}", soft_wrap=True, highlight=False)
+    return code
 
 
 def _add_diff(sub: Commands, common: Parents) -> None:

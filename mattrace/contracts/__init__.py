@@ -17,6 +17,11 @@ Every contract compiles to an online monitor (``contract.monitor()``) with
 ``observe(step) -> Verdict | None`` and ``finish() -> Verdict``; verdicts are three-valued
 on a prefix and two-valued at the end, and every failure names its first violating step.
 
+A pass that held only because the contract never applied (a tool name the trace does not
+know, an ``if`` part that never fired) carries a ``vacuous`` reason, and on a trace cut off
+before its end a contract that needs the end is ``INCOMPLETE``: see docs/contracts.md.
+``NameRef`` is what :meth:`Contract.names` returns, for contracts of your own.
+
 ``contract_list`` and ``factuality_of`` are exported for mattrace's other packages (the
 governance guard, the pytest plugin, the store and ``compare``), which check contract
 arguments and count claims the same way ``check`` does.
@@ -54,8 +59,9 @@ from mattrace.contracts._operators import (
     within,
 )
 from mattrace.contracts._past import flows, once, since
-from mattrace.contracts._predicates import Pred, step
+from mattrace.contracts._predicates import NameRef, Pred, step
 from mattrace.contracts._resolve import resolve_contracts
+from mattrace.contracts._vacuity import unknown_names
 from mattrace.contracts._verdict import Report, Severity, Status, Verdict, Violation
 
 __all__ = [
@@ -78,6 +84,7 @@ __all__ = [
     "load_contracts",
     "max_calls",
     "Monitor",
+    "NameRef",
     "never",
     "no_action_after_error",
     "no_unsupported_propagation",
@@ -96,6 +103,7 @@ __all__ = [
     "stays_in_role",
     "step",
     "terminates",
+    "unknown_names",
     "untrusted_selector",
     "Verdict",
     "Violation",

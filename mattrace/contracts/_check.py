@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from mattrace.contracts._contract import Contract, Monitor
 from mattrace.contracts._predicates import Pred
-from mattrace.contracts._verdict import Report, Verdict
+from mattrace.contracts._vacuity import TraceNames, vacuity
+from mattrace.contracts._verdict import Report, Status, Verdict
 from mattrace.errors import ContractError
 from mattrace.trace import Step, Trace
 
@@ -44,19 +46,28 @@ def contract_list(contracts: Contracts) -> list[Contract]:
 
 
 def check_steps(steps: Sequence[Step] | Iterable[Step], contracts: Contracts, *,
-                trace_name: str | None = None) -> Report:
+                trace_name: str | None = None, incomplete: str | None = None) -> Report:
     """Check an iterable of steps (in index order) against ``contracts`` in one pass.
 
     Monitors that settle early stop being fed, so a trace whose contracts all settle at
-    step 10 costs ten steps, however long it is.
+    step 10 costs ten monitor steps, however long it is (the names the rest of the trace
+    mentions are still gathered, for the vacuity check: a few set insertions a step).
+
+    Args:
+        incomplete: why ``steps`` may not be the whole run (see :attr:`Trace.incomplete`),
+            or None. Contracts that need the end of the run are then ``INCOMPLETE``.
     """
-    monitors: list[Monitor] = [c.monitor() for c in contract_list(contracts)]
+    checked = contract_list(contracts)
+    monitors: list[Monitor] = [c.monitor() for c in checked]
+    names = TraceNames()
     active = list(monitors)
     last: int | None = None
     count = 0
-    for s in steps:
+    iterator = iter(steps)
+    for s in iterator:
         last = s.index
         count += 1
+        names.add(s)
         settled = False
         for m in active:
             if m._step(s) is not None:
@@ -64,18 +75,33 @@ def check_steps(steps: Sequence[Step] | Iterable[Step], contracts: Contracts, *,
         if settled:
             active = [m for m in active if m._verdict is None]
             if not active:
-                # every verdict is definite; the rest of the trace cannot change any of them
-                count = len(steps) if isinstance(steps, Sequence) else count
+                # every verdict is definite; the rest of the trace cannot change any of them,
+                # but a pass that names a tool still asks whether the trace mentions it
+                if any(m.status is Status.PASS and c.names() for c, m in zip(checked, monitors, strict=True)):
+                    for rest in iterator:
+                        count += 1
+                        names.add(rest)
+                elif isinstance(steps, Sequence):
+                    count = len(steps)
                 break
     verdicts: list[Verdict] = []
-    for m in monitors:
+    for contract, m in zip(checked, monitors, strict=True):
         m.last = last
-        verdicts.append(m.finish())
-    return Report(tuple(verdicts), trace_name=trace_name, steps=count)
+        verdict = m.finish(incomplete=incomplete)
+        if verdict.status is Status.PASS:
+            why = vacuity(contract, m, names)
+            if why is not None:
+                verdict = replace(verdict, vacuous=why)
+        verdicts.append(verdict)
+    return Report(tuple(verdicts), trace_name=trace_name, steps=count, incomplete=incomplete)
 
 
 def check(trace: Trace | str | os.PathLike[str], contracts: Contracts) -> Report:
     """Check a trace (or a trace file) against contracts; every violation names its first step.
+
+    A pass that held only because the contract never applied carries a ``vacuous`` reason;
+    on a trace that does not hold the end of its run (:attr:`Trace.incomplete`: an unsealed
+    or torn file, a run still going) contracts that need the end are ``INCOMPLETE``.
 
     Args:
         trace: a :class:`~mattrace.Trace` or the path of a trace file.
@@ -94,4 +120,4 @@ def check(trace: Trace | str | os.PathLike[str], contracts: Contracts) -> Report
         trace = load(Path(trace))
     if not isinstance(trace, Trace):
         raise ContractError(f"check() takes a Trace or a trace file path, got {trace!r}")
-    return check_steps(trace.steps, contracts, trace_name=trace.name)
+    return check_steps(trace.steps, contracts, trace_name=trace.name, incomplete=trace.incomplete)

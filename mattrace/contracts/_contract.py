@@ -11,6 +11,12 @@ Both are abstract base classes, so an incomplete subclass fails when it is insta
 - a :class:`Contract` must define :meth:`~Contract.describe` and :meth:`~Contract.monitor`;
 - a :class:`Monitor` must define :meth:`~Monitor._step` (judge one step); :meth:`~Monitor._finish`
   (judge the end of the run) is an optional hook whose default passes.
+
+Two optional hooks keep verdicts honest (docs/contracts.md, "Vacuous and incomplete
+verdicts"): :meth:`Contract.names` lists the tool and agent names a contract is about, and
+:meth:`Monitor.untriggered` says when its ``if`` part never fired; a monitor that overrides
+``_finish`` (or sets :attr:`Monitor.needs_end`) decides at the end of the run, so on a
+trace without its end it is ``INCOMPLETE``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import copy
 from abc import ABC, abstractmethod
 from typing import Self, get_args
 
+from mattrace.contracts._predicates import NameRef
 from mattrace.contracts._verdict import Severity, Status, Verdict, Violation
 from mattrace.errors import ContractError
 from mattrace.trace import Step, StepKind
@@ -52,6 +59,7 @@ class Contract(ABC):
 
     _name: str | None = None
     _severity: Severity = "safety"
+    _origin: str | None = None
 
     @abstractmethod
     def describe(self) -> str:
@@ -60,6 +68,19 @@ class Contract(ABC):
     @abstractmethod
     def monitor(self) -> Monitor:
         """A fresh online monitor for one run."""
+
+    def names(self) -> tuple[NameRef, ...]:
+        """The tool, agent and target names the contract is about (``()`` by default).
+
+        A contract that passes on a trace in which one of these names appears nowhere is
+        reported vacuous: it most likely names a tool or agent that was misspelt or renamed.
+        """
+        return ()
+
+    @property
+    def origin(self) -> str | None:
+        """Where the contract was written (``file:line`` for a contract file entry), or None."""
+        return self._origin
 
     @property
     def name(self) -> str:
@@ -164,15 +185,46 @@ class Monitor(ABC):
                 self._verdict = settled
         return verdict.violation if verdict is not None and verdict.status is Status.FAIL else None
 
-    def finish(self) -> Verdict:
-        """The final, two-valued verdict of the run observed."""
+    def finish(self, *, incomplete: str | None = None) -> Verdict:
+        """The final verdict of the run observed: ``PASS`` or ``FAIL``.
+
+        Args:
+            incomplete: why the steps observed may not be the whole run (an unsealed or
+                torn trace file, a run still going), or None when they are. A monitor that
+                has not settled and :attr:`needs_end` is then ``INCOMPLETE``: the rest of
+                the run could have gone either way.
+        """
         if self._verdict is None:
-            self._verdict = self._finish()
+            if incomplete is not None and self.needs_end:
+                self._verdict = Verdict(self.name, Status.INCOMPLETE, self.severity,
+                                        reason=f"it needs the end of the run, which the trace does not hold: "
+                                               f"{incomplete}")
+            else:
+                self._verdict = self._finish()
         return self._verdict
 
     def _finish(self) -> Verdict:
         """Judge the end of a run that never settled; the default passes it."""
         return Verdict(self.name, Status.PASS, self.severity)
+
+    @property
+    def needs_end(self) -> bool:
+        """Whether an unsettled verdict is decided by the end of the run (liveness, run budgets).
+
+        True for monitors that override :meth:`_finish` (``eventually``, ``responds``,
+        ``terminates``); ``within`` says so itself. A safety monitor that saw no violation
+        passes on whatever prefix it was shown.
+        """
+        return type(self)._finish is not Monitor._finish
+
+    def untriggered(self) -> str | None:
+        """Why a pass was vacuous because the contract's trigger never fired, or None.
+
+        Asked only of a monitor that passed. The default (None) suits contracts without an
+        ``if`` part (``never``, ``always(p)``, budgets); implications, ``each``,
+        ``responds`` and ``precedes`` say which trigger no step matched.
+        """
+        return None
 
     def passed(self, at: int | None) -> Verdict:
         """Settle as passed at step ``at``."""

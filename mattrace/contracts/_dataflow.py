@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from mattrace.contracts._contract import Contract, Monitor, describe_step
 from mattrace.contracts._past import Flows
-from mattrace.contracts._predicates import Evaluator, Pred, _paren, _pred
+from mattrace.contracts._predicates import Evaluator, NameRef, Pred, _paren, _pred
 from mattrace.contracts._verdict import Verdict
 from mattrace.errors import ContractError
 from mattrace.provenance import Provenance, StepOrigins, ValueOrigin, identifiers
@@ -76,6 +76,9 @@ class UntrustedSelector(Pred):
 
     def text(self) -> str:
         return f"{_paren(self.into)} with a selector argument from untrusted content"
+
+    def names(self) -> tuple[NameRef, ...]:
+        return self.into.names()
 
     def bind(self) -> Evaluator:
         return _BoundUntrustedSelector(self)

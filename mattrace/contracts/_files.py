@@ -23,6 +23,7 @@ use them too).
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import functools
 import operator
@@ -185,6 +186,10 @@ class _Loader:
         if "severity" in raw:
             level = self.config.choice((*at, "severity"), raw["severity"], _SEVERITIES, name="'severity'")
             contract = contract.severity(cast(Severity, level))
+        # where it was written: a vacuous verdict (a misspelt tool name) points back at the entry
+        contract = copy.copy(contract)
+        line = self.config.line(at)
+        contract._origin = self.config.path if line is None else f"{self.config.path}:{line}"
         return contract
 
     # -- typed values ----------------------------------------------------------------------

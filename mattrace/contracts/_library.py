@@ -9,14 +9,14 @@ the factuality contracts live in ``_claims``.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from mattrace.contracts._contract import Contract, Monitor, describe_step
 from mattrace.contracts._dataflow import SelectorContract, UntrustedSelector
 from mattrace.contracts._operators import Always, at_most
 from mattrace.contracts._past import Flows, Since
-from mattrace.contracts._predicates import NameSpec, _name_matcher, step
+from mattrace.contracts._predicates import NameRef, NameSpec, _name_matcher, step
 from mattrace.contracts._verdict import Verdict
 from mattrace.errors import ContractError
 from mattrace.trace import Step, StepKind
@@ -136,6 +136,10 @@ class StaysInRole(Contract):
     def describe(self) -> str:
         return "stays_in_role(" + "; ".join(f"{a}: {r.tools_text}" for a, r in self.roles.items()) + ")"
 
+    def names(self) -> tuple[NameRef, ...]:
+        # the agents it constrains; a misspelt allowed tool is not vacuous, it fails the agent's real calls
+        return tuple(NameRef("agent", repr(agent), _equals(agent), agent) for agent in self.roles)
+
     def monitor(self) -> Monitor:
         return _RoleMonitor(self)
 
@@ -153,6 +157,10 @@ class _RoleMonitor(Monitor):
             return None
         reason = role.violation(s)
         return None if reason is None else self.failed(s.index, reason, (s.index,))
+
+
+def _equals(name: str) -> Callable[[str | None], bool]:
+    return lambda value: value == name
 
 
 def stays_in_role(capabilities: Mapping[str, Any]) -> Contract:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mattrace.contracts._contract import Contract, Monitor, describe_step
-from mattrace.contracts._predicates import Evaluator, Pred, _Implies, _pred, witness_of
+from mattrace.contracts._predicates import Evaluator, NameRef, Pred, _BoundBinary, _Implies, _pred, witness_of
 from mattrace.contracts._verdict import Verdict
 from mattrace.errors import ContractError
 from mattrace.trace import Step, StepKind
@@ -52,6 +52,9 @@ class Always(Contract):
     def monitor(self) -> Monitor:
         return _AlwaysMonitor(self)
 
+    def names(self) -> tuple[NameRef, ...]:
+        return self.pred.names()
+
     def explain(self, s: Step, witness: tuple[int, ...]) -> str:
         if self.reason is not None:
             return self.reason(s, witness)
@@ -78,6 +81,13 @@ class _AlwaysMonitor(Monitor):
         witness = tuple(dict.fromkeys((*witness_of(self.ev), s.index)))
         return self.failed(s.index, self.contract.explain(s, witness), witness)
 
+    def untriggered(self) -> str | None:
+        # always(a >> b) is about the steps matching a: vacuous when there were none
+        pred = self.contract.pred
+        if self.bad_when or not isinstance(pred, _Implies) or not isinstance(self.ev, _BoundBinary):
+            return None
+        return None if self.ev.left_held else f"no step matched `{pred.left.text()}`, so the implication never applied"
+
 
 def always(p: Pred) -> Contract:
     """Every step satisfies ``p``; fails at the first step that does not."""
@@ -100,6 +110,9 @@ class Eventually(Contract):
 
     def describe(self) -> str:
         return f"eventually({self.pred.text()})"
+
+    def names(self) -> tuple[NameRef, ...]:
+        return self.pred.names()
 
     def monitor(self) -> Monitor:
         return _EventuallyMonitor(self)
@@ -130,6 +143,9 @@ class Precedes(Contract):
     def describe(self) -> str:
         return f"precedes({self.a.text()}, {self.b.text()})"
 
+    def names(self) -> tuple[NameRef, ...]:
+        return self.a.names() + self.b.names()
+
     def monitor(self) -> Monitor:
         return _PrecedesMonitor(self)
 
@@ -150,6 +166,12 @@ class _PrecedesMonitor(Monitor):
         # once an `a` happened, every later `b` has an earlier `a`: settled
         return self.passed(s.index) if va else None
 
+    def untriggered(self) -> str | None:
+        # settled by an `a`: the contract was armed. Unsettled at the end: no `a` and no `b` at all.
+        if self._verdict is not None and self._verdict.step is not None:
+            return None
+        return f"no step matched `{self.contract.b.text()}`, so nothing needed `{self.contract.a.text()}` first"
+
 
 class Responds(Contract):
     """Every ``a`` step is followed (later) by some ``b`` step."""
@@ -161,12 +183,15 @@ class Responds(Contract):
     def describe(self) -> str:
         return f"responds({self.a.text()}, {self.b.text()})"
 
+    def names(self) -> tuple[NameRef, ...]:
+        return self.a.names() + self.b.names()
+
     def monitor(self) -> Monitor:
         return _RespondsMonitor(self)
 
 
 class _RespondsMonitor(Monitor):
-    __slots__ = ("a", "b", "contract", "waiting", "waiting_text")
+    __slots__ = ("a", "b", "contract", "fired", "waiting", "waiting_text")
 
     def __init__(self, contract: Responds) -> None:
         super().__init__(contract)
@@ -174,14 +199,20 @@ class _RespondsMonitor(Monitor):
         self.a, self.b = contract.a.bind(), contract.b.bind()
         self.waiting: int | None = None   # the oldest `a` still waiting for its `b`
         self.waiting_text = ""
+        self.fired = False                # some step matched `a`
 
     def _step(self, s: Step) -> Verdict | None:
         va = self.a(s)
         if self.b(s):
             self.waiting = None
-        if va and self.waiting is None:
-            self.waiting, self.waiting_text = s.index, _at(s)
+        if va:
+            self.fired = True
+            if self.waiting is None:
+                self.waiting, self.waiting_text = s.index, _at(s)
         return None
+
+    def untriggered(self) -> str | None:
+        return None if self.fired else f"no step matched `{self.contract.a.text()}`, so nothing needed a response"
 
     def _finish(self) -> Verdict:
         if self.waiting is None:
@@ -235,6 +266,12 @@ class _WithinMonitor(Monitor):
         self.tokens = 0
         self.cost = 0.0
 
+    @property
+    def needs_end(self) -> bool:
+        # "the run stays within its budget" is a claim about the whole run: a cut-off
+        # trace under budget says nothing about the steps it lost
+        return True
+
     def _step(self, s: Step) -> Verdict | None:
         if self.max_steps is not None and s.kind is not StepKind.END:
             self.count += 1
@@ -285,6 +322,9 @@ class AtMost(Contract):
 
     def describe(self) -> str:
         return f"at_most({self.n}, {self.pred.text()})"
+
+    def names(self) -> tuple[NameRef, ...]:
+        return self.pred.names()
 
     def monitor(self) -> Monitor:
         return _AtMostMonitor(self)
@@ -352,12 +392,15 @@ class Each(Contract):
     def describe(self) -> str:
         return f"each({self.pred.text()}).must({self.obligation_text()})"
 
+    def names(self) -> tuple[NameRef, ...]:
+        return self.pred.names() + (self.obligation.names() if isinstance(self.obligation, Pred) else ())
+
     def monitor(self) -> Monitor:
         return _EachMonitor(self)
 
 
 class _EachMonitor(Monitor):
-    __slots__ = ("check", "contract", "eager", "history", "p", "q")
+    __slots__ = ("check", "contract", "eager", "fired", "history", "p", "q")
 
     def __init__(self, contract: Each) -> None:
         super().__init__(contract)
@@ -368,9 +411,15 @@ class _EachMonitor(Monitor):
         self.eager = isinstance(ob, Pred) and ob.stateful
         self.check = None if isinstance(ob, Pred) else ob
         self.history: list[Step] | None = None if self.check is None else []
+        self.fired = False
+
+    def untriggered(self) -> str | None:
+        return None if self.fired else f"no step matched `{self.contract.pred.text()}`, so nothing had to meet it"
 
     def _step(self, s: Step) -> Verdict | None:
         vp = self.p(s)
+        if vp:
+            self.fired = True
         witness: tuple[int, ...] = ()
         if self.q is not None:
             if not (vp or self.eager):

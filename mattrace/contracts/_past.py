@@ -9,7 +9,7 @@ violation reports (the user's "yes", the untrusted document an e-mail came from)
 
 from __future__ import annotations
 
-from mattrace.contracts._predicates import Evaluator, Pred, _paren, _pred
+from mattrace.contracts._predicates import Evaluator, NameRef, Pred, _paren, _pred
 from mattrace.errors import ContractError
 from mattrace.trace import Step
 
@@ -27,6 +27,9 @@ class _Unary(Pred):
     @property
     def stateful(self) -> bool:
         return True
+
+    def names(self) -> tuple[NameRef, ...]:
+        return self.inner.names()
 
 
 class Once(_Unary):
@@ -102,6 +105,9 @@ class Since(Pred):
     def text(self) -> str:
         return f"{_paren(self.a)} since {_paren(self.b)}"
 
+    def names(self) -> tuple[NameRef, ...]:
+        return self.a.names() + self.b.names()
+
     def bind(self) -> Evaluator:
         return _BoundSince(self.a.bind(), self.b.bind())
 
@@ -151,6 +157,9 @@ class Flows(Pred):
 
     def text(self) -> str:
         return f"{_paren(self.dst)} reached from {_paren(self.src)}"
+
+    def names(self) -> tuple[NameRef, ...]:
+        return self.src.names() + self.dst.names()
 
     def bind(self) -> Evaluator:
         return _BoundFlows(self.src.bind(), self.dst.bind())

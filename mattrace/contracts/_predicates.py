@@ -20,15 +20,35 @@ import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from mattrace.errors import ContractError
 from mattrace.trace import Step, StepKind
 
-__all__ = ["Evaluator", "Pred", "StepNamespace", "step", "witness_of"]
+__all__ = ["Evaluator", "NameRef", "Pred", "StepNamespace", "step", "witness_of"]
 
 Evaluator = Callable[[Step], bool]
 """A bound predicate: called once per step in order; may carry ``witness()``."""
+
+
+NameField = Literal["tool", "agent", "target"]
+
+
+@dataclass(frozen=True)
+class NameRef:
+    """A name a predicate is about (``step.tool("book_flight")`` names the tool ``book_flight``).
+
+    Vacuity is judged from these: a contract whose named tool or agent appears nowhere in a
+    trace passes there only because it never had anything to look at, which is what a
+    misspelt or renamed tool looks like. ``name`` is the exact name (None for a glob or a
+    regex, which get no did-you-mean); ``text`` is how the message quotes it.
+    """
+
+    field: NameField
+    text: str
+    match: Callable[[str | None], bool]
+    name: str | None = None
 
 
 def witness_of(evaluator: Evaluator) -> tuple[int, ...]:
@@ -60,6 +80,14 @@ class Pred(ABC):
     @abstractmethod
     def text(self) -> str:
         """The predicate as readable text, used in every verdict and report."""
+
+    def names(self) -> tuple[NameRef, ...]:
+        """The tool, agent and target names this predicate mentions, for the vacuity check.
+
+        Composite predicates return their operands' names; a predicate that names nothing
+        (``step.side_effect()``, ``step.where(fn)``) returns ``()``, the default.
+        """
+        return ()
 
     def __call__(self, s: Step) -> bool:
         if self.stateful:
@@ -105,17 +133,21 @@ def _paren(p: Pred) -> str:
 
 
 class _Leaf(Pred):
-    __slots__ = ("_fn", "_text")
+    __slots__ = ("_fn", "_refs", "_text")
 
-    def __init__(self, fn: Callable[[Step], bool], text: str) -> None:
+    def __init__(self, fn: Callable[[Step], bool], text: str, refs: tuple[NameRef, ...] = ()) -> None:
         self._fn = fn
         self._text = text
+        self._refs = refs
 
     def bind(self) -> Evaluator:
         return self._fn
 
     def text(self) -> str:
         return self._text
+
+    def names(self) -> tuple[NameRef, ...]:
+        return self._refs
 
     def __call__(self, s: Step) -> bool:
         return self._fn(s)
@@ -170,6 +202,19 @@ def _name_matcher(spec: NameSpec, what: str) -> tuple[Callable[[str | None], boo
         names = frozenset(spec)
         return (lambda v: v in names), f"{what} in {{{', '.join(sorted(names))}}}"
     raise ContractError(f"step.{what}(...) takes a name, a non-empty set of names or a compiled regex; got {spec!r}")
+
+
+def _name_refs(spec: NameSpec, field: NameField) -> tuple[NameRef, ...]:
+    """The names ``spec`` mentions, one :class:`NameRef` each (a set's members one by one:
+    a typo in one of them is still a typo). ``spec`` has passed :func:`_name_matcher`."""
+    if isinstance(spec, re.Pattern):
+        rx = spec
+        return (NameRef(field, f"/{rx.pattern}/", lambda v: v is not None and rx.search(v) is not None),)
+    if isinstance(spec, str):
+        match, _ = _name_matcher(spec, field)
+        exact = not any(c in spec for c in "*?[")
+        return (NameRef(field, repr(spec), match, spec if exact else None),)
+    return tuple(ref for name in sorted(spec) for ref in _name_refs(name, field))
 
 
 _JSON = json.JSONEncoder(ensure_ascii=False, check_circular=False, default=str)
@@ -288,18 +333,18 @@ class StepNamespace:
     def agent(self, spec: NameSpec) -> Pred:
         """The step was taken by an agent matching ``spec`` (name, glob, set or regex)."""
         match, text = _name_matcher(spec, "agent")
-        return _Leaf(lambda s: match(s.agent), text)
+        return _Leaf(lambda s: match(s.agent), text, _name_refs(spec, "agent"))
 
     def target(self, spec: NameSpec) -> Pred:
         """The step's target (tool, index, memory key, recipient) matches ``spec``."""
         match, text = _name_matcher(spec, "target")
-        return _Leaf(lambda s: match(s.target), text)
+        return _Leaf(lambda s: match(s.target), text, _name_refs(spec, "target"))
 
     def tool(self, spec: NameSpec) -> Pred:
         """A tool call whose tool name matches ``spec``."""
         match, text = _name_matcher(spec, "tool")
         tool_kind = StepKind.TOOL
-        return _Leaf(lambda s: s.kind == tool_kind and match(s.target), text)
+        return _Leaf(lambda s: s.kind == tool_kind and match(s.target), text, _name_refs(spec, "tool"))
 
     def arg(self, name: str) -> _Arg:
         """Constraints on the call argument ``name``: ``.eq``, ``.matches``, ``.in_``, ``.not_matches``."""
@@ -321,15 +366,18 @@ class StepNamespace:
                 to: NameSpec | None = None) -> Pred:
         """A message step, optionally from ``agent``, to ``to``, with content matching ``matches``."""
         tests: list[Callable[[Step], bool]] = []
+        refs: tuple[NameRef, ...] = ()
         text = "message"
         if agent is not None:
             by, by_text = _name_matcher(agent, "agent")
             tests.append(lambda s: by(s.agent))
             text += " from " + by_text.removeprefix("agent ")
+            refs += _name_refs(agent, "agent")
         if to is not None:
             rcpt, to_text = _name_matcher(to, "to")
             tests.append(lambda s: rcpt(s.target))
             text += " " + to_text
+            refs += _name_refs(to, "agent")
         if matches is not None:
             rx = _compile_regex(matches, "step.message(matches=...)")
             tests.append(lambda s: s.content is not None and rx.search(s.content) is not None)
@@ -339,7 +387,7 @@ class StepNamespace:
         def check(s: Step) -> bool:
             return s.kind == message_kind and all(t(s) for t in tests)
 
-        return _Leaf(check, text)
+        return _Leaf(check, text, refs)
 
     def where(self, fn: Callable[[Step], bool], description: str | None = None) -> Pred:
         """Anything else: ``fn(step) -> bool``; ``description`` is how it prints."""
@@ -378,6 +426,9 @@ class _Binary(Pred):
     def text(self) -> str:
         return f"{_paren(self.left)} {self.symbol} {_paren(self.right)}"
 
+    def names(self) -> tuple[NameRef, ...]:
+        return self.left.names() + self.right.names()
+
     def bind(self) -> Evaluator:
         return _BoundBinary(self.left.bind(), self.right.bind(), self.combine, eager=self.stateful,
                             short=self.short_circuit)
@@ -394,15 +445,19 @@ class _Binary(Pred):
 
 
 class _BoundBinary:
-    __slots__ = ("_used_b", "a", "b", "combine", "eager", "short")
+    __slots__ = ("_used_b", "a", "b", "combine", "eager", "left_held", "short")
 
     def __init__(self, a: Evaluator, b: Evaluator, combine: Callable[[bool, bool], bool], *, eager: bool,
                  short: Callable[[bool], bool | None]) -> None:
         self.a, self.b, self.combine, self.eager, self.short = a, b, combine, eager, short
         self._used_b = True
+        self.left_held = False
+        """Whether the left operand held at some step: for ``a >> b``, whether the implication ever fired."""
 
     def __call__(self, s: Step) -> bool:
         va = self.a(s)
+        if va:
+            self.left_held = True
         if not self.eager:
             decided = self.short(va)
             if decided is not None:
@@ -468,6 +523,9 @@ class _Not(Pred):
 
     def text(self) -> str:
         return f"not {_paren(self.inner)}"
+
+    def names(self) -> tuple[NameRef, ...]:
+        return self.inner.names()
 
     def bind(self) -> Evaluator:
         inner = self.inner.bind()

@@ -41,8 +41,14 @@ def failure_message(mat: Mat, runs: list[MatRun], *, width: int = WIDTH) -> str:
     console = Console(file=out, width=width, no_color=True, force_terminal=False, highlight=False, markup=False,
                       emoji=False, legacy_windows=False)
     failed = sum(len(r.report.violations) for r in runs if r.report is not None)
-    console.print(f"mattrace: {failed} contract violation{'s' if failed != 1 else ''} in {mat.test} "
-                  f"({_trial(mat)})", soft_wrap=True)
+    incomplete = [r for r in runs if r.report is not None and not r.report.complete]
+    found = [f"{failed} contract violation{'s' if failed != 1 else ''}"] if failed or not incomplete else []
+    if incomplete:
+        undecided = sum(len(r.report.undecided) for r in incomplete if r.report is not None)
+        found.append(f"{len(incomplete)} incomplete trace{'s' if len(incomplete) != 1 else ''} "
+                     f"({undecided} contract{'s' if undecided != 1 else ''} undecided: a trace that does not "
+                     "hold the end of its run cannot pass what needs the end)")
+    console.print(f"mattrace: {' and '.join(found)} in {mat.test} ({_trial(mat)})", soft_wrap=True)
     for run in runs:
         assert run.report is not None and run.trace is not None
         console.print()
@@ -67,6 +73,10 @@ def failure_summary(mat: Mat, runs: list[MatRun]) -> str:
             at = f" at step {v.step}" if v.step is not None else ""
             command = show_command(run.path, v.step)
             lines.append(f"  {v.contract} [{v.severity}]{at}" + (f"; see: {command}" if command else ""))
+        for verdict in run.report.undecided:
+            lines.append(f"  {verdict.contract} [{verdict.severity}] incomplete: {verdict.reason}")
+        if run.report.incomplete and not run.report.undecided:
+            lines.append(f"  incomplete trace: {run.report.incomplete}")
     return "\n".join(lines)
 
 
@@ -89,17 +99,24 @@ def junit_properties(mats: list[Mat]) -> list[tuple[str, str]]:
                                          f"pass^{n} {pass_hat_k(succeeded, n, n):.2f}"))
     passes: Counter[str] = Counter()
     totals: Counter[str] = Counter()
+    undecided: Counter[str] = Counter()
+    vacuous: Counter[str] = Counter()
     severity: dict[str, str] = {}
     for run in runs:
         assert run.report is not None
         for verdict in run.report.verdicts:
             totals[verdict.contract] += 1
             passes[verdict.contract] += verdict.passed
+            undecided[verdict.contract] += verdict.incomplete
+            vacuous[verdict.contract] += verdict.passed and verdict.vacuous is not None
             severity[verdict.contract] = verdict.severity
     for name, total in totals.items():
-        ok = passes[name]
-        props.append((f"mattrace.contract[{name}]",
-                      f"pass {ok}/{total}" if ok == total else f"fail {total - ok}/{total} ({severity[name]})"))
+        ok, open_, failed = passes[name], undecided[name], total - passes[name] - undecided[name]
+        parts = [f"pass {ok}/{total}"] if ok == total else []
+        parts += [f"fail {failed}/{total} ({severity[name]})"] if failed else []
+        parts += [f"incomplete {open_}/{total}"] if open_ else []
+        text = ", ".join(parts) + (f" ({vacuous[name]} vacuous)" if vacuous[name] else "")
+        props.append((f"mattrace.contract[{name}]", text))
     for mat in mats:
         for run in mat.runs:
             first = run.report.first_violation if run.report is not None else None
@@ -112,7 +129,7 @@ def junit_properties(mats: list[Mat]) -> list[tuple[str, str]]:
 
 
 def quality_notes(mat: Mat) -> list[dict[str, Any]]:
-    """Quality violations that did not fail the test, for the controller's summary."""
+    """Quality violations and vacuous passes that did not fail the test, for the controller's summary."""
     notes = []
     for run in mat.runs:
         assert run.report is not None
@@ -120,4 +137,7 @@ def quality_notes(mat: Mat) -> list[dict[str, Any]]:
             if v.severity == "quality":
                 notes.append({"test": mat.test, "trial": mat.trial, "contract": v.contract, "step": v.step,
                               "reason": v.reason, "command": show_command(run.path, v.step)})
+        for verdict in run.report.vacuous:
+            notes.append({"test": mat.test, "trial": mat.trial, "contract": verdict.contract, "step": None,
+                          "reason": verdict.vacuous, "command": None, "kind": "vacuous"})
     return notes

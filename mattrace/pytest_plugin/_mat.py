@@ -222,6 +222,8 @@ class Mat:
     def _judge(self, run: MatRun) -> None:
         assert run.trace is not None
         run.report = check(run.trace, self.spec.contracts)
+        if self.session.settings.strict:   # a vacuous pass is a failure in strict mode
+            run.report = run.report.strict()
         with self._lock:
             self.runs.append(run)
         if self.search_request is not None:
@@ -235,10 +237,11 @@ class Mat:
                                       "step": contained.step, "faults": list(contained.faults)})
 
     def _failing(self, runs: list[MatRun]) -> list[MatRun]:
-        """Runs with a violation that fails the test (safety; quality too when strict)."""
+        """Runs that fail the test: a safety violation (quality too when strict), or a trace
+        that does not hold the end of its run (contracts that need it are undecided)."""
         strict = self.session.settings.strict
-        return [r for r in runs if r.report is not None and any(
-            v.severity == "safety" or strict for v in r.report.violations)]
+        return [r for r in runs if r.report is not None and (not r.report.complete or any(
+            v.severity == "safety" or strict for v in r.report.violations))]
 
     def check(self) -> list[Report]:
         """Fail now if a run so far broke a contract that fails tests; return every report.

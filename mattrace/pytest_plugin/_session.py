@@ -35,7 +35,7 @@ SESSION_KEY = pytest.StashKey["MatSession"]()
 
 @dataclass(frozen=True)
 class QualityNote:
-    """A quality violation that did not fail its test, for the summary."""
+    """A quality violation (or, ``kind="vacuous"``, a vacuous pass) that did not fail its test, for the summary."""
 
     test: str
     trial: int
@@ -43,6 +43,7 @@ class QualityNote:
     step: int | None
     reason: str
     command: str | None
+    kind: str = "quality"
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
-from mattrace.pytest_plugin._session import MatSession
+from mattrace.pytest_plugin._session import MatSession, QualityNote
 
 __all__ = ["write_summary"]
 
@@ -53,12 +53,31 @@ def write_summary(terminalreporter: Any, session: MatSession) -> None:
             console.print(governance_table(outcome.governance))
         for line in out.getvalue().rstrip().splitlines():
             tr.write_line(line.rstrip())
-    if session.quality:
-        tr.write_line(f"quality violations ({len(session.quality)}; they fail tests only with --mattrace-strict):")
-        for note in session.quality[:QUALITY_SHOWN]:
+    quality = [n for n in session.quality if n.kind == "quality"]
+    if quality:
+        tr.write_line(f"quality violations ({len(quality)}; they fail tests only with --mattrace-strict):")
+        for note in quality[:QUALITY_SHOWN]:
             step = f" at step {note.step}" if note.step is not None else ""
             tr.write_line(f"  {note.test} [trial {note.trial}]: {note.contract}{step}: {note.reason}")
             if note.command:
                 tr.write_line(f"    see: {note.command}")
-        if len(session.quality) > QUALITY_SHOWN:
-            tr.write_line(f"  ... and {len(session.quality) - QUALITY_SHOWN} more (mattrace query on the store)")
+        if len(quality) > QUALITY_SHOWN:
+            tr.write_line(f"  ... and {len(quality) - QUALITY_SHOWN} more (mattrace query on the store)")
+    _vacuous(tr, [n for n in session.quality if n.kind == "vacuous"])
+
+
+def _vacuous(tr: Any, notes: list[QualityNote]) -> None:
+    """One warning line per vacuous contract and reason, with how many runs and the first test."""
+    if not notes:
+        return
+    groups: dict[tuple[str, str], list[QualityNote]] = {}
+    for note in notes:
+        groups.setdefault((note.contract, note.reason), []).append(note)
+    tr.write_line(f"vacuous passes ({len(notes)} in {len({n.test for n in notes})} test(s); the contract never "
+                  "applied: a name that appears nowhere in the trace, or a trigger that never fired; "
+                  "they fail tests only with --mattrace-strict):", yellow=True)
+    for (contract, reason), group in list(groups.items())[:QUALITY_SHOWN]:
+        runs = f"{len(group)} runs, e.g. " if len(group) > 1 else ""
+        tr.write_line(f"  {contract}: {reason} ({runs}{group[0].test} [trial {group[0].trial}])")
+    if len(groups) > QUALITY_SHOWN:
+        tr.write_line(f"  ... and {len(groups) - QUALITY_SHOWN} more (the verdicts table's vacuous column)")

@@ -160,10 +160,18 @@ class Recorder:
 
     @property
     def trace(self) -> Trace:
-        """The trace as recorded so far (complete, with its outcome, once the run ended)."""
+        """The trace as recorded so far (complete, with its outcome, once the run ended).
+
+        Until the ``end`` step is recorded the trace says so (:attr:`Trace.incomplete`), so a
+        check of a run still going leaves what needs its end undecided.
+        """
         with self._lock:
-            return self._header.model_copy(update={"steps": list(self._steps),
-                                                   "outcome": self._outcome})
+            trace = self._header.model_copy(update={"steps": list(self._steps), "outcome": self._outcome})
+            ended = bool(self._steps) and self._steps[-1].kind is StepKind.END
+        if not ended:
+            trace.mark_incomplete(f"run {self.name!r} " + ("was abandoned before its end step" if self._closed
+                                                          else "has not ended yet"))
+        return trace
 
     @property
     def closed(self) -> bool:

@@ -40,6 +40,7 @@ svg.chart line.whisker { stroke: #000; stroke-width: 1.5; }
 .empty { color: var(--muted); }
 .status-success { color: var(--ok); }
 .status-failure, .status-error, .status-timeout, .status-max_steps { color: var(--bad); }
+.warn-vacuous, .warn-incomplete { color: #8a6d00; cursor: help; }
 section.trace { border-top: 2px solid var(--line); margin-top: 24px; padding-top: 8px; }
 section.trace h3 { margin: 4px 0; font-size: 16px; }
 .violation-box { border-left: 4px solid var(--bad); background: #fdecea; padding: 6px 10px; margin: 8px 0; }

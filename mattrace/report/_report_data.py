@@ -38,6 +38,8 @@ class TraceEntry:
     replayable: bool
     steps: list[dict[str, Any]] = field(default_factory=list)
     violations: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    """Verdicts to distrust: ``{"contract", "kind": "vacuous" | "incomplete", "reason"}``."""
 
     @property
     def first_violation(self) -> dict[str, Any] | None:
@@ -141,6 +143,13 @@ def _traces(store: Store, run_id: str | None) -> list[TraceEntry]:
     for trace_id, contract, step, reason, witness, severity in violations:
         entries[trace_id].violations.append({"contract": contract, "step": step, "reason": reason,
                                              "witness": list(witness or []), "severity": severity})
+    _, warnings = store.query(f"""
+        SELECT trace_id, contract, status, coalesce(vacuous, reason) FROM verdicts
+        WHERE {scope} AND ((status = 'pass' AND vacuous IS NOT NULL) OR status = 'incomplete')
+        ORDER BY trace_id, contract""", params)
+    for trace_id, contract, status, reason in warnings:
+        entries[trace_id].warnings.append({"contract": contract, "reason": reason,
+                                           "kind": "incomplete" if status == "incomplete" else "vacuous"})
     return list(entries.values())
 
 

@@ -131,6 +131,17 @@ def _failing(data: ReportData, index: dict[str, int]) -> str:
             f"<th class=num>violations</th></tr>{''.join(rows)}</table>")
 
 
+def _warnings(t: TraceEntry) -> str:
+    """The verdicts of a trace not to take at face value: vacuous passes, undecided contracts."""
+    cells = []
+    for kind in ("incomplete", "vacuous"):
+        found = [w for w in t.warnings if w["kind"] == kind]
+        if found:
+            why = "\n".join(f"{w['contract']}: {w['reason']}" for w in found)
+            cells.append(f'<span class="warn-{kind}" title="{escape(why)}">{len(found)} {kind}</span>')
+    return " ".join(cells)
+
+
 def _index(data: ReportData, index: dict[str, int]) -> str:
     rows = []
     for t in data.traces:
@@ -138,9 +149,10 @@ def _index(data: ReportData, index: dict[str, int]) -> str:
         status = escape(str(t.status))
         rows.append(f'<tr><td><a href="#trace-{n}">{escape(t.name)}</a></td><td>{escape(_config(t.config))}</td>'
                     f'<td class="status-{status}">{status}</td><td class=num>{len(t.steps)}</td>'
-                    f"<td class=num>{len(t.violations)}</td></tr>")
+                    f"<td class=num>{len(t.violations)}</td><td>{_warnings(t)}</td></tr>")
     return ("<table><tr><th>trace</th><th>configuration</th><th>outcome</th><th class=num>steps</th>"
-            f"<th class=num>violations</th></tr>{''.join(rows)}</table>")
+            "<th class=num>violations</th><th title=\"a vacuous pass never applied to the trace; an incomplete "
+            f"verdict needs the end of a run the trace does not hold\">warnings</th></tr>{''.join(rows)}</table>")
 
 
 def _payload(data: ReportData) -> str:
@@ -150,6 +162,7 @@ def _payload(data: ReportData) -> str:
         traces.append({"name": t.name, "test": t.test, "trial": t.trial, "config": _config(t.config),
                        "status": t.status, "path": t.path, "replayable": t.replayable,
                        "first": first.get("step") if first else None, "violations": t.violations,
+                       "warnings": t.warnings,
                        "steps": t.steps})
     text = json.dumps({"traces": traces}, separators=(",", ":"), default=str)
     # inside <script>: no "</script>", no "<!--", no line separators that end a JS string

@@ -24,7 +24,8 @@ from mattrace.trace import Trace
 
 __all__ = ["CommandLine", "print_report", "render_report", "report_parts", "show_command"]
 
-_STATUS_STYLES = {Status.PASS: "green", Status.FAIL: "bold red", Status.PENDING: "yellow"}
+_STATUS_STYLES = {Status.PASS: "green", Status.FAIL: "bold red", Status.PENDING: "yellow",
+                  Status.INCOMPLETE: "bold yellow"}
 
 
 def show_command(path: str | Path | None, step: int | None) -> str | None:
@@ -62,19 +63,40 @@ def report_parts(report: Report, trace: Trace, *, path: str | Path | None = None
         passed: also list the contracts that passed (one line each).
     """
     failed = [v for v in report.verdicts if v.status is Status.FAIL]
-    mark = Text("✗ ", style="bold red") if failed else Text("✓ ", style="bold green")
+    undecided, vacuous = report.undecided, report.vacuous
+    total = len(report.verdicts)
+    if failed:
+        mark, summary = Text("✗ ", style="bold red"), f"{len(failed)} of {total} contracts failed"
+    elif undecided:
+        mark, summary = Text("? ", style="bold yellow"), f"{len(undecided)} of {total} contracts undecided"
+    else:
+        mark, summary = Text("✓ ", style="bold green"), f"all {total} contracts passed"
+    notes = [f"{len(vacuous)} vacuous" if vacuous else "", "incomplete trace" if report.incomplete else ""]
+    summary += "".join(f", {n}" for n in notes if n)
     where = f"  {path}" if path is not None else ""
-    head = Text.assemble(mark, (trace.name, "bold"), f"  {len(trace.steps)} steps  ",
-                         (f"{len(failed)} of {len(report.verdicts)} contracts failed" if failed
-                          else f"all {len(report.verdicts)} contracts passed"), (where, "dim"))
+    head = Text.assemble(mark, (trace.name, "bold"), f"  {len(trace.steps)} steps  ", summary, (where, "dim"))
     parts: list[RenderableType] = [head]
+    if report.incomplete:
+        parts.append(Text(f"    incomplete: {report.incomplete}", style="yellow", overflow="fold"))
     for verdict in report.verdicts:
         if verdict.violation is not None:
             parts.extend(_failure(verdict.violation, trace, path, around))
+        elif verdict.status is Status.INCOMPLETE:
+            parts.append(_line("INCOMPLETE", "bold yellow", verdict.contract, verdict.severity))
+            # the trace's reason is printed once above; each undecided contract only says why it cares
+            why = "it needs the end of the run" if report.incomplete else verdict.reason
+            parts.append(Text(f"    undecided: {why}", overflow="fold"))
+        elif verdict.vacuous is not None:   # a warning: shown even when passes are not
+            parts.append(_line("VACUOUS", "yellow", verdict.contract, verdict.severity))
+            parts.append(Text(f"    passed without applying: {verdict.vacuous}", overflow="fold"))
         elif passed:
-            parts.append(Text.assemble("  ", (verdict.status.value.upper(), _STATUS_STYLES[verdict.status]),
-                                       f"  {verdict.contract}", (f"  [{verdict.severity}]", "dim")))
+            parts.append(_line(verdict.status.value.upper(), _STATUS_STYLES[verdict.status], verdict.contract,
+                               verdict.severity))
     return parts
+
+
+def _line(label: str, style: str, contract: str, severity: str) -> Text:
+    return Text.assemble("  ", (label, style), f"  {contract}", (f"  [{severity}]", "dim"))
 
 
 def _failure(v: Violation, trace: Trace, path: str | Path | None, around: int) -> list[RenderableType]:

@@ -29,6 +29,7 @@ _CHECK = json.dumps({
     "factuality": {"claims": "BIGINT", "supported": "BIGINT", "propagated": "BIGINT"},
     "containment": {"class": "VARCHAR", "reason": "VARCHAR", "step": "BIGINT", "faults": ["VARCHAR"]},
     "verdicts": [{"contract": "VARCHAR", "status": "VARCHAR", "severity": "VARCHAR", "step": "BIGINT",
+                  "vacuous": "VARCHAR", "reason": "VARCHAR",
                   "violation": {"contract": "VARCHAR", "step": "BIGINT", "reason": "VARCHAR", "witness": ["BIGINT"],
                                 "severity": "VARCHAR"}}]})
 
@@ -49,12 +50,12 @@ def write_checks(con: DuckDBPyConnection, results: list[Results], report: Ingest
                     SELECT file, line, trace_id, run_id, json_transform(raw, {literal(_CHECK)}) AS r FROM _lines_in""")
     bad = con.execute("""
         SELECT file, min(line) FROM (SELECT file, line, unnest(r.verdicts) AS v FROM _checked_lines)
-        WHERE v.contract IS NULL OR v.status IS NULL OR v.status NOT IN ('pass', 'fail', 'pending')
+        WHERE v.contract IS NULL OR v.status IS NULL OR v.status NOT IN ('pass', 'fail', 'pending', 'incomplete')
            OR coalesce(v.severity, 'safety') NOT IN ('safety', 'quality')
         GROUP BY file ORDER BY file""").fetchall()
     for file, line in bad:
-        report.errors.append(f"{file}:{line}: a verdict needs a contract name, a status (pass/fail/pending) "
-                             "and a severity (safety/quality)")
+        report.errors.append(f"{file}:{line}: a verdict needs a contract name, a status "
+                             "(pass/fail/pending/incomplete) and a severity (safety/quality)")
     bad_class = con.execute("""
         SELECT file, min(line) FROM _checked_lines
         WHERE r.containment IS NOT NULL AND coalesce(r.containment."class" NOT IN ('contained', 'degraded', 'escaped'),
@@ -75,7 +76,9 @@ def write_checks(con: DuckDBPyConnection, results: list[Results], report: Ingest
                           r.containment."class", r.containment.reason, r.containment.step, r.containment.faults
                    FROM _checked_lines""")
     con.execute("""INSERT INTO verdicts
-                   SELECT trace_id, v.contract, v.status, coalesce(v.severity, 'safety'), v.step FROM _verdicts_in""")
+                   SELECT trace_id, v.contract, v.status, coalesce(v.severity, 'safety'), v.step,
+                          CASE WHEN v.status = 'pass' THEN v.vacuous END,
+                          CASE WHEN v.status = 'incomplete' THEN v.reason END FROM _verdicts_in""")
     con.execute("""INSERT INTO violations
                    SELECT trace_id, coalesce(v.violation.contract, v.contract), v.violation.step, v.violation.reason,
                           coalesce(v.violation.witness, []), coalesce(v.violation.severity, v.severity, 'safety')

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "TABLES", "ensure_schema"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Column lists double as documentation (docs/store.md mirrors them). No PRIMARY KEYs: the
 # ingest keeps keys unique itself, inserts stay index-free, and DuckDB 1.x cannot update a
@@ -48,7 +48,7 @@ TABLES: dict[str, str] = {
         results_file VARCHAR, line INTEGER, containment VARCHAR, containment_reason VARCHAR,
         containment_step INTEGER, containment_faults VARCHAR[]""",
     "verdicts": """trace_id VARCHAR, contract VARCHAR, status VARCHAR, severity VARCHAR,
-        step INTEGER""",
+        step INTEGER, vacuous VARCHAR, reason VARCHAR""",
     "violations": """trace_id VARCHAR, contract VARCHAR, step INTEGER, reason VARCHAR,
         witness INTEGER[], severity VARCHAR""",
     "faults": """trace_id VARCHAR, run_id VARCHAR, step INTEGER, agent VARCHAR, fault VARCHAR,
@@ -86,12 +86,15 @@ _VIEWS = {
                coalesce(v.verdicts, 0) AS verdicts, coalesce(v.passed, 0) AS passed,
                coalesce(v.failed, 0) AS failed, coalesce(v.safety_failed, 0) AS safety_failed,
                CASE WHEN v.verdicts > 0 THEN v.passed = v.verdicts END AS compliant,
-               c.claims, c.claims_supported, c.claims_propagated
+               c.claims, c.claims_supported, c.claims_propagated,
+               coalesce(v.vacuous, 0) AS vacuous, coalesce(v.incomplete, 0) AS incomplete
         FROM traces t
         LEFT JOIN (SELECT trace_id, count(*) AS verdicts,
                           count(*) FILTER (WHERE status = 'pass') AS passed,
                           count(*) FILTER (WHERE status = 'fail') AS failed,
-                          count(*) FILTER (WHERE status = 'fail' AND severity = 'safety') AS safety_failed
+                          count(*) FILTER (WHERE status = 'fail' AND severity = 'safety') AS safety_failed,
+                          count(*) FILTER (WHERE status = 'pass' AND vacuous IS NOT NULL) AS vacuous,
+                          count(*) FILTER (WHERE status = 'incomplete') AS incomplete
                    FROM verdicts GROUP BY trace_id) v USING (trace_id)
         LEFT JOIN checks c USING (trace_id)""",
     "task_metrics": """
@@ -150,8 +153,19 @@ def _v2_decisions(con: DuckDBPyConnection) -> None:
     con.execute(decision_rows_sql("(SELECT trace_id FROM traces)"))
 
 
+def _v3_vacuity(con: DuckDBPyConnection) -> None:
+    """Version 4: a verdict says why it passed vacuously (``vacuous``) or why it is ``incomplete`` (``reason``).
+
+    Verdicts stored before are left without either (NULL): they were reached before mattrace
+    told vacuous passes apart. Ingesting their results files again does not bring it back;
+    checking the traces again (``mattrace ingest --contracts``) does.
+    """
+    con.execute("ALTER TABLE verdicts ADD COLUMN vacuous VARCHAR")
+    con.execute("ALTER TABLE verdicts ADD COLUMN reason VARCHAR")
+
+
 # from-version -> function bringing the store to from-version + 1
-MIGRATIONS: dict[int, Callable[[DuckDBPyConnection], None]] = {1: _v1_faults, 2: _v2_decisions}
+MIGRATIONS: dict[int, Callable[[DuckDBPyConnection], None]] = {1: _v1_faults, 2: _v2_decisions, 3: _v3_vacuity}
 
 
 def _stored_version(con: DuckDBPyConnection) -> int | None:

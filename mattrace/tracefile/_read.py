@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mattrace.errors import TornTailWarning, TraceFormatError
-from mattrace.trace import Outcome, Step, Trace, validation_summary
+from mattrace.trace import Outcome, Step, StepKind, Trace, validation_summary
 from mattrace.tracefile._format import (
     _HASH_PREFIX,
     _HASH_SUFFIX_LEN,
@@ -230,6 +230,10 @@ def read_trace_file(path: str | Path, *, key: bytes | None = None) -> ReadResult
     if not scan.sealed:
         result.warnings.append(TornTailWarning(path, scan.torn_line or scan.lines + 1, len(steps),
                                                torn=scan.torn_line is not None))
+        if not steps or steps[-1].kind is not StepKind.END:   # an end step kept: only the seal was lost
+            trace.mark_incomplete(f"{path} is not sealed" + (f" and its line {scan.torn_line} is torn"
+                                                              if scan.torn_line is not None else "")
+                                  + ": the recording stopped before the run ended, or the file was cut")
     trace.steps = steps
     trace.outcome = outcome
     return result
@@ -289,6 +293,8 @@ class VerifyReport:
     reason: str | None = None
     entrypoint: dict[str, Any] | None = None
     """The entry point a trace's header names, as stored: integrity says nothing of what it would run."""
+    unsealed: bool = False
+    """Not ok only because the file has no seal: every line present verified, but its end is missing."""
 
 
 def _regular(path: str | Path) -> None:
@@ -343,5 +349,6 @@ def verify(path: str | Path, *, key: bytes | None = None) -> VerifyReport:
         return VerifyReport(str(path), ok=False, line=exc.line, reason=exc.reason)
     if not sealed:
         return VerifyReport(str(path), False, count, algorithm, torn or (count + 2),
-                            "file is not sealed: it was truncated, or its recording never finished")
+                            "file is not sealed: it was truncated, or its recording never finished", unsealed=True,
+                            entrypoint=entrypoint)
     return VerifyReport(str(path), True, count, algorithm, entrypoint=entrypoint)
