@@ -76,6 +76,7 @@ from mattrace.errors import TraceFormatError
 from mattrace.io.gaps import ImportGap, collect, warn_gaps
 from mattrace.recording.options import DEFAULT_DIR
 from mattrace.recording.recorder import slug
+from mattrace.recording.redact import Redactor
 from mattrace.trace import Source, Step, StepKind, Trace, canonical_json, validation_summary
 from mattrace.tracefile import MAX_DEPTH, TraceWriter, too_deep
 
@@ -203,8 +204,11 @@ def write_trace(trace: Trace, dir: str | os.PathLike[str] = DEFAULT_DIR) -> Path
     """Write ``trace`` as a sealed trace file in ``dir`` and return its path.
 
     The file is named like a recorded one (``<name>-<trace id prefix>.jsonl``) and is never
-    overwritten; a file that could not be written whole is removed again.
+    overwritten; a file that could not be written whole is removed again. Secrets are
+    redacted first, in every field, as in a recorded run (an imported chat log holds the
+    same keys and tokens a live run would).
     """
+    trace = Redactor.default().trace(trace)
     path = Path(dir) / f"{slug(trace.name)}-{trace.trace_id[:8]}.jsonl"
     writer = TraceWriter(path, trace)
     try:

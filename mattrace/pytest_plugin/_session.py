@@ -98,8 +98,14 @@ class MatSession:
         self._writer: ResultsWriter | None = None
 
     def cassette(self, test: str, trial: int, run: int) -> Path:
-        """Where a run's cassette lives: by test node id, trial and run, the same in every session."""
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", test).strip("-.")[:150] or "test"
+        """Where a run's cassette lives: by test node id, trial and run, the same in every session.
+
+        The directory is named after the id with its secrets redacted (a parametrised test's
+        id may hold one), and told apart by a digest of the whole id.
+        """
+        from mattrace.recording.redact import Redactor
+
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Redactor.default().text(test)).strip("-.")[:150] or "test"
         digest = hashlib.sha256(test.encode("utf-8", "surrogatepass")).hexdigest()[:8]
         return self.cassettes_dir / f"{slug}-{digest}" / f"trial{trial}-run{run}.cassette"
 

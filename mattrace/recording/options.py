@@ -51,8 +51,8 @@ class RecordOptions(TypedDict, total=False):
             the run can be re-run; the decorator fills it in when the arguments are JSON-able.
         governor: an interceptor put in front of every boundary call.
         labels: free-form string labels stored with the trace.
-        redact: the :class:`~mattrace.recording.Redactor` for everything recorded (default
-            redacts common secrets).
+        redact: the :class:`~mattrace.recording.Redactor` for everything recorded: trace,
+            cassette and audit log (default redacts common secrets, docs/security.md).
         cassette: where the run's boundary results are stored for replay: ``True`` (default)
             next to the trace file (``x.jsonl`` → ``x.cassette``), a path, or ``False``.
         record_mode: a :class:`RecordMode` (default ``once``).

@@ -27,7 +27,6 @@ from mattrace.errors import RecordingError, TraceWriteWarning
 from mattrace.recording.context import current_agent
 from mattrace.recording.extensions import run_extensions
 from mattrace.recording.interceptors import Interceptor
-from mattrace.recording.jsonable import to_jsonable
 from mattrace.recording.options import DEFAULT_DIR, RecordOptions, check_options
 from mattrace.recording.provenance import OutputIndex
 from mattrace.recording.redact import Redactor
@@ -88,8 +87,8 @@ class Recorder:
         trace_id: random id of this run.
         path: the trace file (not written when ``persist=False``, which keeps the trace
             in memory only: for building traces in tests).
-        redactor: applied to everything recorded (args, attrs, results, text, config)
-            before it is written.
+        redactor: applied to everything recorded (the run's name, config and labels, and
+            every field of every step) before it is written.
         write_error: the OSError that stopped the file being written, if one did.
     """
 
@@ -102,13 +101,15 @@ class Recorder:
         redact, fsync = options.get("redact"), bool(options.get("fsync", False))
         dir = options.get("dir", DEFAULT_DIR)
         self.trace_id = uuid.uuid4().hex
-        self.redactor = redact if redact is not None else Redactor()
+        self.redactor = redact = redact if redact is not None else Redactor.default()
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        self.path = Path(path) if path else Path(dir) / f"{slug(name)}-{stamp}-{self.trace_id[:8]}.jsonl"
+        recorded_name = redact.text(name)   # a secret in the name reaches neither the file nor its name
+        self.path = Path(path) if path else Path(dir) / f"{slug(recorded_name)}-{stamp}-{self.trace_id[:8]}.jsonl"
         try:
-            self._header = Trace(trace_id=self.trace_id, name=name,
-                                 config=self.redactor(to_jsonable(config or {})), labels=dict(labels or {}),
-                                 entrypoint=self.redactor(to_jsonable(entrypoint)) if entrypoint else None)
+            self._header = Trace(trace_id=self.trace_id, name=recorded_name,
+                                 config=redact.jsonable(config or {}),
+                                 labels=redact.jsonable(dict(labels)) if labels else {},
+                                 entrypoint=redact.jsonable(entrypoint) if entrypoint else None)
         except (ValidationError, TypeError, ValueError) as exc:
             summary = validation_summary(exc) if isinstance(exc, ValidationError) else str(exc)
             raise RecordingError(f"record({name!r}): invalid run metadata: {summary}") from None
@@ -213,8 +214,8 @@ class Recorder:
         """Record one step now and return it.
 
         Fills the agent from the enclosing ``agent()`` block, adds inferred ``reads``,
-        redacts secrets (in args, attrs, result and content), and writes the step to the
-        file before returning.
+        redacts secrets (in every field: agent, target, content, args, result, error,
+        source refs and attrs), and writes the step to the file before returning.
 
         If the trace file cannot be written (disk full, I/O error), the run goes on: the
         step is kept in :attr:`trace`, and a :class:`~mattrace.errors.TraceWriteWarning`
@@ -225,13 +226,9 @@ class Recorder:
                 an earlier step index, or a field has the wrong type.
         """
         kind = _step_kind(kind)
-        redact = self.redactor
-        args_j = redact(to_jsonable(args)) if args is not None else None
-        attrs_j = redact(to_jsonable(attrs)) if attrs else {}
-        result_j = redact(to_jsonable(result))
-        content = redact(content) if content else content
-        if isinstance(error, BaseException):
-            error = StepError(type=type(error).__name__, message=redact(str(error)))
+        fields = self.redactor.step_fields(kind, agent=agent or current_agent(), target=target, content=content,
+                                           args=args, result=result, error=error, sources=sources, attrs=attrs)
+        args_j, attrs_j, result_j, content = fields["args"], fields["attrs"], fields["result"], fields["content"]
         now = time.time_ns()
         with self._lock:
             if self._closed:
@@ -245,14 +242,12 @@ class Recorder:
                                      f"which are not earlier steps (0..{index - 1})")
             if kind in _INFER_READS:
                 edges.update(self._outputs.found_in(content, _read_inputs(kind, args_j)))
+            target = fields["target"]
             requested = self._tool_requests.get(target) if kind is StepKind.TOOL and target else None
             if requested:
                 edges.add(requested.popleft())
             try:
-                step = Step(index=index, kind=kind, agent=agent or current_agent(), target=target,
-                            content=content, args=args_j, result=result_j, error=error,
-                            sources=tuple(sources), reads=tuple(sorted(edges)),
-                            side_effect=side_effect, attrs=attrs_j,
+                step = Step(index=index, kind=kind, reads=tuple(sorted(edges)), side_effect=side_effect, **fields,
                             t_start=t_start if t_start is not None else now,
                             t_end=t_end if t_end is not None else now)
             except ValidationError as exc:
@@ -275,7 +270,11 @@ class Recorder:
         """The step that recording this action now would produce (with its inferred ``reads``),
         without recording it: what run-time guards judge before an action runs."""
         kind = _step_kind(kind)
-        args_j = self.redactor(to_jsonable(args)) if args is not None else None
+        redact = self.redactor
+        args_j = redact.jsonable(args) if args is not None else None
+        content = redact.text(content) if content else content
+        agent = redact.text(agent or current_agent())
+        target = redact.text(target) if target else target
         with self._lock:
             edges: set[int] = set()
             if kind in _INFER_READS:
@@ -283,7 +282,7 @@ class Recorder:
             requested = self._tool_requests.get(target) if kind is StepKind.TOOL and target else None
             if requested:
                 edges.add(requested[0])
-            return Step(index=len(self._steps), kind=kind, agent=agent or current_agent(), target=target,
+            return Step(index=len(self._steps), kind=kind, agent=agent, target=target,
                         content=content, args=args_j, sources=tuple(sources), reads=tuple(sorted(edges)),
                         side_effect=side_effect)
 
@@ -299,8 +298,8 @@ class Recorder:
             if success is None:
                 raise RecordingError("set_outcome() needs status=... or success=True/False")
             status = "success" if success else "failure"
-        self._outcome = Outcome(status=status, output=self.redactor(to_jsonable(output)),
-                                reason=self.redactor(reason) if reason else reason)
+        self._outcome = Outcome(status=status, output=self.redactor.jsonable(output),
+                                reason=self.redactor.text(reason) if reason else reason)
         return self._outcome
 
     def close(self, error: BaseException | None = None) -> Trace:
@@ -319,7 +318,8 @@ class Recorder:
                               f"{type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2)
         if error is not None and (self._outcome is None or self._outcome.status == "success"):
             status: OutcomeStatus = "timeout" if isinstance(error, TimeoutError) else "error"
-            self._outcome = Outcome(status=status, reason=self.redactor(f"{type(error).__name__}: {error}"),
+            self._outcome = Outcome(status=status, reason=self.redactor.for_error(error).text(
+                                        f"{type(error).__name__}: {error}"),
                                     output=self._outcome.output if self._outcome else None)
         outcome = self._outcome or Outcome(status="success")
         self._outcome = outcome

@@ -10,8 +10,10 @@ else ran in between, so concurrent agents replay deterministically. Modes follow
 * ``new``: replay the calls it holds, record the ones it does not;
 * ``all``: always record (the old cassette is replaced when the new one is complete).
 
-Args are matched after redaction (the cassette stores what the trace stores), so a
-secret never lands in a cassette either.
+Everything is stored redacted, with the run's redactor, as the trace is: args, targets and
+agents (matched after redaction), results (bytes, model data and dict keys included) and
+errors (message, args and attributes). A secret never lands in a cassette; replay serves
+``[REDACTED]`` where the live call returned one.
 
 A cassette is data: the classes its values and errors name are rebuilt only when allowed
 (see :mod:`mattrace.replay._trust`); the allowance in force when the cassette is opened
@@ -33,17 +35,17 @@ from typing import Any
 
 from mattrace.errors import ReplayMismatch, TraceWriteWarning
 from mattrace.recording.interceptors import REPLAY_ORDER, Answer, Call, CallOutcome
-from mattrace.recording.jsonable import to_jsonable
 from mattrace.recording.options import RecordMode, record_mode
-from mattrace.recording.redact import Redactor
+from mattrace.recording.redact import REDACTED, Redactor
 from mattrace.replay._codec import decode_error, decode_value, encode_error, encode_value
 from mattrace.replay._file import CassetteWriter, read_cassette
 from mattrace.replay._trust import current_allowance
-from mattrace.trace import canonical_json
+from mattrace.trace import StepKind, canonical_json
 
 __all__ = ["Cassette", "cassette_path", "MODES", "RecordMode"]
 
 MODES: tuple[str, ...] = tuple(m.value for m in RecordMode)
+_KEYED = frozenset({StepKind.MEMORY_READ, StepKind.MEMORY_WRITE})   # calls whose target is a key
 CLOCK = "clock"
 GATE_SPINS = 10_000
 
@@ -83,7 +85,7 @@ class Cassette:
         mode = record_mode(mode)
         self.path = Path(path)
         self.mode = mode
-        self.redact = redact if redact is not None else Redactor()
+        self.redact = redact if redact is not None else Redactor.default()
         self._lock = threading.Lock()
         self._queues: dict[tuple[str, str, str, str], deque[dict[str, Any]]] = defaultdict(deque)
         self._recorded: list[dict[str, Any]] = []
@@ -126,10 +128,11 @@ class Cassette:
     # -- the interceptor protocol ----------------------------------------------------------
 
     def before(self, call: Call) -> Answer | None:
-        args = self.redact(to_jsonable(call.args))
+        args = self.redact.jsonable(call.args)
+        target, agent = self.redact.text(call.target), self.redact.text(call.agent)
         with self._lock:
             if self.replaying:
-                queue = self._queues.get(_key(call.kind.value, call.target, call.agent, args))
+                queue = self._queues.get(_key(call.kind.value, target, agent, args))
                 if queue:
                     entry = queue.popleft()
                     seq = self._seq[id(entry)]
@@ -147,7 +150,7 @@ class Cassette:
                         raise
                     return Answer(result=result, wait=wait)
                 if not self.recording:
-                    mismatch = self._mismatch(call.kind.value, call.target, call.agent, args)
+                    mismatch = self._mismatch(call.kind.value, target, agent, args)
                     self.mismatches.append(mismatch)
                     raise mismatch
             # the args as they were before the call: providers mutate what they are given
@@ -162,14 +165,17 @@ class Cassette:
                 return outcome
             args = self._pending.pop(id(call), None)
         if self._writer is not None:
+            redact = self.redact
             if args is None:
-                args = self.redact(to_jsonable(call.args))
-            entry: dict[str, Any] = {"kind": call.kind.value, "target": call.target, "agent": call.agent,
-                                     "args": args}
+                args = redact.jsonable(call.args)
+            entry: dict[str, Any] = {"kind": call.kind.value, "target": redact.text(call.target),
+                                     "agent": redact.text(call.agent), "args": args}
             if outcome.error is not None:
-                entry["error"] = encode_error(outcome.error)
+                entry["error"] = encode_error(outcome.error, redact)
+            elif call.kind in _KEYED and outcome.result is not None and redact.is_secret_key(call.target):
+                entry["result"] = REDACTED   # memory["api_token"]: the key says the value is a secret
             else:
-                entry["result"] = self.redact(encode_value(outcome.result))
+                entry["result"] = encode_value(outcome.result, redact)
             self._write(entry)
         return outcome
 

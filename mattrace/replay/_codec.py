@@ -15,12 +15,14 @@ import base64
 import binascii
 import dataclasses
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from mattrace.errors import RecordedError, ReplayMismatch
+from mattrace.recording.redact import REDACTED, Redactor
 from mattrace.replay._trust import Allowance, current_allowance, error_class, settable, value_class
 
 __all__ = ["decode_error", "decode_value", "encode_error", "encode_value"]
@@ -33,42 +35,63 @@ def _path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def encode_value(value: Any, _depth: int = 0) -> Any:
-    """A JSON-able encoding of ``value`` that :func:`decode_value` turns back into it."""
-    if value is None or isinstance(value, bool | int | str):
+def encode_value(value: Any, redact: Redactor | None = None, _depth: int = 0) -> Any:
+    """A JSON-able encoding of ``value`` that :func:`decode_value` turns back into it.
+
+    With ``redact``, secrets are replaced in the same walk: in strings, dict keys, bytes
+    (as text), model data, dataclass fields and reprs, and under secret-like keys. What
+    comes back on replay is then the redacted value, as the trace shows it.
+    """
+    if value is None or isinstance(value, bool | int):
         return value
+    if isinstance(value, str):
+        return redact.text(value) if redact is not None else value
     if _depth > _MAX_DEPTH:
         return {_MARK: "unstorable", "type": _path(type(value)), "repr": "<nested too deep>"}
+
+    def child(v: Any) -> Any:
+        return encode_value(v, redact, _depth + 1)
+
     if isinstance(value, float):
         return value if math.isfinite(value) else {_MARK: "float", "value": repr(value)}
     if isinstance(value, list):
-        return [encode_value(v, _depth + 1) for v in value]
+        return [child(v) for v in value]
     if isinstance(value, dict):
         keys = list(value)
         # canonical JSON sorts keys: a dict in another order keeps it as a list of items,
         # because code under test may serialise it (json.dumps) and an LLM prompt would change
         if all(isinstance(k, str) for k in keys) and _MARK not in value and keys == sorted(keys):
-            return {k: encode_value(v, _depth + 1) for k, v in value.items()}
-        return {_MARK: "dict", "items": [[encode_value(k, _depth + 1), encode_value(v, _depth + 1)]
-                                         for k, v in value.items()]}
+            return redact.mapping(value, child) if redact is not None else {k: child(v) for k, v in value.items()}
+        return {_MARK: "dict", "items": [[child(k), _under(k, v, redact, child)] for k, v in value.items()]}
     if isinstance(value, tuple):
-        return {_MARK: "tuple", "items": [encode_value(v, _depth + 1) for v in value]}
+        return {_MARK: "tuple", "items": [child(v) for v in value]}
     if isinstance(value, set | frozenset):
         return {_MARK: "frozenset" if isinstance(value, frozenset) else "set",
-                "items": sorted((encode_value(v, _depth + 1) for v in value), key=repr)}
+                "items": sorted((child(v) for v in value), key=repr)}
     if isinstance(value, bytes):
+        if redact is not None:   # as text, so a key inside is found; exactly the same bytes if none is
+            value = redact.text(value.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
         return {_MARK: "bytes", "b64": base64.b64encode(value).decode("ascii")}
     if isinstance(value, BaseModel):
-        encoded = {_MARK: "model", "type": _path(type(value)), "data": value.model_dump(mode="json")}
+        data = value.model_dump(mode="json")
+        encoded = {_MARK: "model", "type": _path(type(value)), "data": redact(data) if redact is not None else data}
         # private attributes carry what model_dump leaves out (litellm's provider and cost)
-        private = {k: encode_value(v, _depth + 1) for k, v in (value.__pydantic_private__ or {}).items()}
+        private = {k: _under(k, v, redact, child) for k, v in (value.__pydantic_private__ or {}).items()}
         if private:
             encoded["private"] = private
         return encoded
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: encode_value(getattr(value, f.name), _depth + 1) for f in dataclasses.fields(value)}
+        fields = {f.name: _under(f.name, getattr(value, f.name), redact, child) for f in dataclasses.fields(value)}
         return {_MARK: "dataclass", "type": _path(type(value)), "fields": fields}
-    return {_MARK: "unstorable", "type": _path(type(value)), "repr": repr(value)[:200]}
+    text = repr(value)[:200]
+    return {_MARK: "unstorable", "type": _path(type(value)), "repr": redact.text(text) if redact is not None else text}
+
+
+def _under(key: Any, value: Any, redact: Redactor | None, child: Callable[[Any], Any]) -> Any:
+    """The encoding of ``value`` stored under ``key``: a secret-like key's value is redacted whole."""
+    if redact is not None and value is not None and redact.is_secret_key(key):
+        return REDACTED
+    return child(value)
 
 
 def decode_value(data: Any, where: str = "the recorded result", *, path: str | Path = "the cassette",
@@ -148,12 +171,22 @@ def _decode(data: Any, where: str, path: str | Path, allowance: Allowance) -> An
     return model
 
 
-def encode_error(error: BaseException) -> dict[str, Any]:
-    """An exception as its class, args, message and JSON-able attributes."""
-    attrs = {k: encode_value(v) for k, v in vars(error).items()
+def encode_error(error: BaseException, redact: Redactor | None = None) -> dict[str, Any]:
+    """An exception as its class, args, message and JSON-able attributes.
+
+    With ``redact``, secrets are replaced in all of them; the values of attributes with
+    secret-like names (``token``) are replaced wherever they recur in the message and args too.
+    """
+    scoped = redact.for_error(error) if redact is not None else None
+
+    def child(v: Any) -> Any:
+        return encode_value(v, scoped)
+
+    attrs = {k: _under(k, v, scoped, child) for k, v in vars(error).items()
              if not k.startswith("_") and isinstance(v, str | int | float | bool | type(None))}
-    return {"type": _path(type(error)), "message": str(error), "args": encode_value(list(error.args)),
-            "attrs": attrs}
+    message = str(error)
+    return {"type": _path(type(error)), "message": scoped.text(message) if scoped is not None else message,
+            "args": child(list(error.args)), "attrs": attrs}
 
 
 def decode_error(data: dict[str, Any], *, allowance: Allowance | None = None) -> BaseException:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mattrace.contracts import Report
+    from mattrace.recording.redact import Redactor
 
 __all__ = ["check_ingested", "FORMAT", "new_run", "ResultsWriter", "VERSION"]
 
@@ -37,9 +38,18 @@ def _now() -> str:
 
 def new_run(run_id: str, *, source: str = "pytest", argv: list[str] | None = None,
             worker: str = "main") -> dict[str, Any]:
-    """The ``run`` record of a results header: who ran what, where and when."""
-    return {"run_id": run_id, "started": _now(), "source": source, "argv": list(argv or []),
-            "host": socket.gethostname(), "worker": worker}
+    """The ``run`` record of a results header: who ran what, where and when (secrets on the
+    command line redacted, as in a trace)."""
+    redact = _redactor()
+    return {"run_id": run_id, "started": _now(), "source": source,
+            "argv": [redact.text(a) for a in argv or []], "host": socket.gethostname(), "worker": worker}
+
+
+def _redactor() -> Redactor:
+    # imported when a results file is written, not when the pytest plugin starts
+    from mattrace.recording.redact import Redactor
+
+    return Redactor.default()
 
 
 class ResultsWriter:
@@ -71,12 +81,15 @@ class ResultsWriter:
                     containment: dict[str, Any] | None = None) -> None:
         """Record the verdicts ``report`` reached on one trace.
 
+        ``test`` is stored with its secrets redacted, like the run name (a parametrised test's
+        id holds its arguments).
+
         ``containment`` (faulted runs only): ``{"class": "contained"|"degraded"|"escaped",
         "reason": str, "step": int|None, "faults": [names]}``.
         """
         record = {"type": "check", "trace_id": trace_id,
                   "trace_file": os.fspath(Path(trace_file).resolve()) if trace_file else None,
-                  "test": test, "trial": trial, "seed": seed,
+                  "test": _redactor().text(test) if test else test, "trial": trial, "seed": seed,
                   "verdicts": [v.to_json_dict() for v in report.verdicts],
                   "factuality": factuality}
         if containment is not None:
