@@ -39,6 +39,7 @@ from mattrace.recording import (
     record,
     retriever,
     tool,
+    tool_call_id,
 )
 from mattrace.replay import now, random
 from mattrace.trace import Outcome, Source, Step, StepError, StepKind, Trace, canonical_json
@@ -80,6 +81,7 @@ __all__ = [
     "StepKind",
     "StoreError",
     "tool",
+    "tool_call_id",
     "TornTailWarning",
     "Trace",
     "TraceFormatError",

@@ -173,7 +173,7 @@ class Governor:
                 rule.observe(recorded)
         state.seen += len(recent)
         step = rec.preview(call.kind, agent=call.agent, target=call.target, args=call.args,
-                           side_effect=call.side_effect)
+                           side_effect=call.side_effect, attrs=call.attrs)
         ruling = self._rule(step, state)
         original = dict(step.args or {})
         decision_step = rec.append(

@@ -19,7 +19,7 @@ from typing import Any, TypeVar, cast, overload
 from pydantic import BaseModel, ConfigDict, Field
 
 from mattrace.errors import RecordingError
-from mattrace.recording.context import active_recorder, current_agent
+from mattrace.recording.context import active_recorder, current_agent, take_tool_call_id
 from mattrace.recording.interceptors import Call, CallOutcome, run_call, run_call_async
 from mattrace.recording.recorder import Recorder
 from mattrace.trace import Source, Step, StepKind
@@ -85,9 +85,10 @@ def _wrap(fn: _F, kind: StepKind, name: str, side_effect: bool,
     sig = inspect.signature(fn)
     invoke = _invoker(fn, sig)
 
-    def prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Call, dict[str, Any]]:
+    def prepare(args: tuple[Any, ...], kwargs: dict[str, Any], call_id: str | None) -> tuple[Call, dict[str, Any]]:
         arguments = _bind(sig, args, kwargs)
-        return Call(kind, name, dict(arguments), current_agent(), side_effect), arguments
+        attrs = {"tool_call_id": call_id} if call_id is not None else {}
+        return Call(kind, name, dict(arguments), current_agent(), side_effect, attrs), arguments
 
     def finish(rec: Recorder, call: Call, original: dict[str, Any], outcome: CallOutcome,
                t_start: int) -> Any:
@@ -104,9 +105,10 @@ def _wrap(fn: _F, kind: StepKind, name: str, side_effect: bool,
             rec = active_recorder()
             if rec is None:
                 return await fn(*args, **kwargs)
-            call, original = prepare(args, kwargs)
-            t_start = time.time_ns()
-            outcome = await run_call_async(rec.interceptors, call, invoke)
+            with take_tool_call_id() as call_id:   # the calls this one makes answer no request
+                call, original = prepare(args, kwargs, call_id)
+                t_start = time.time_ns()
+                outcome = await run_call_async(rec.interceptors, call, invoke)
             return finish(rec, call, original, outcome, t_start)
         wrapper: Callable[..., Any] = async_wrapper
     else:
@@ -115,9 +117,10 @@ def _wrap(fn: _F, kind: StepKind, name: str, side_effect: bool,
             rec = active_recorder()
             if rec is None:
                 return fn(*args, **kwargs)
-            call, original = prepare(args, kwargs)
-            t_start = time.time_ns()
-            outcome = run_call(rec.interceptors, call, invoke)
+            with take_tool_call_id() as call_id:   # the calls this one makes answer no request
+                call, original = prepare(args, kwargs, call_id)
+                t_start = time.time_ns()
+                outcome = run_call(rec.interceptors, call, invoke)
             return finish(rec, call, original, outcome, t_start)
         wrapper = sync_wrapper
     wrapper.__mattrace__ = {"kind": kind.value, "name": name, "side_effect": side_effect}  # type: ignore[attr-defined]
