@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from pathlib import Path
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mattrace
+import mattrace.recording.context
 import mattrace.tracefile
 from mattrace.contracts import no_untrusted_context_action
 from mattrace.faults import containment
@@ -142,6 +144,28 @@ def test_a_tool_called_inside_a_tool_does_not_take_the_outer_call_id(tmp_path: P
     inner, outer_step = rec.trace.steps[1:3]
     assert inner.target == "lookup" and "tool_call_id" not in inner.attrs and inner.reads == ()
     assert outer_step.attrs["tool_call_id"] == "call-1" and outer_step.reads == (0,)
+
+
+def test_an_async_tool_records_the_call_id_it_answers(tmp_path: Path) -> None:
+    """The id reaches an async tool's step too, and is gone again after the call."""
+
+    @mattrace.tool
+    async def fetch(url: str) -> str:
+        return "page"
+
+    async def run() -> Trace:
+        async with mattrace.record("async-id", dir=tmp_path) as rec:
+            rec.append("llm", agent="a", target="m", attrs={"tool_calls_requested": ["fetch"],
+                                                             "tool_call_ids": ["call-9"]})
+            with mattrace.tool_call_id("call-9"):
+                await fetch("https://example.com")
+                assert mattrace.recording.context.current_tool_call_id() == "call-9"
+            await fetch("https://example.com")
+        return rec.trace
+
+    steps = asyncio.run(run()).steps
+    assert (steps[1].attrs.get("tool_call_id"), steps[1].reads) == ("call-9", (0,))
+    assert ("tool_call_id" not in steps[2].attrs, steps[2].reads) == (True, ())
 
 
 # -- old traces -------------------------------------------------------------------------------

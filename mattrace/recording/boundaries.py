@@ -19,7 +19,7 @@ from typing import Any, TypeVar, cast, overload
 from pydantic import BaseModel, ConfigDict, Field
 
 from mattrace.errors import RecordingError
-from mattrace.recording.context import active_recorder, current_agent, take_tool_call_id
+from mattrace.recording.context import active_recorder, current_agent, restore_tool_call_id, take_tool_call_id
 from mattrace.recording.interceptors import Call, CallOutcome, run_call, run_call_async
 from mattrace.recording.recorder import Recorder
 from mattrace.trace import Source, Step, StepKind
@@ -105,10 +105,13 @@ def _wrap(fn: _F, kind: StepKind, name: str, side_effect: bool,
             rec = active_recorder()
             if rec is None:
                 return await fn(*args, **kwargs)
-            with take_tool_call_id() as call_id:   # the calls this one makes answer no request
+            call_id, token = take_tool_call_id()   # the calls this one makes answer no request
+            try:
                 call, original = prepare(args, kwargs, call_id)
                 t_start = time.time_ns()
                 outcome = await run_call_async(rec.interceptors, call, invoke)
+            finally:
+                restore_tool_call_id(token)
             return finish(rec, call, original, outcome, t_start)
         wrapper: Callable[..., Any] = async_wrapper
     else:
@@ -117,10 +120,13 @@ def _wrap(fn: _F, kind: StepKind, name: str, side_effect: bool,
             rec = active_recorder()
             if rec is None:
                 return fn(*args, **kwargs)
-            with take_tool_call_id() as call_id:   # the calls this one makes answer no request
+            call_id, token = take_tool_call_id()   # the calls this one makes answer no request
+            try:
                 call, original = prepare(args, kwargs, call_id)
                 t_start = time.time_ns()
                 outcome = run_call(rec.interceptors, call, invoke)
+            finally:
+                restore_tool_call_id(token)
             return finish(rec, call, original, outcome, t_start)
         wrapper = sync_wrapper
     wrapper.__mattrace__ = {"kind": kind.value, "name": name, "side_effect": side_effect}  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING
 
 from mattrace.errors import RecordingError
@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_AGENT",
     "current_tool_call_id",
     "require_recorder",
+    "restore_tool_call_id",
     "take_tool_call_id",
     "tool_call_id",
 ]
@@ -100,15 +101,15 @@ def tool_call_id(call_id: str | None) -> Iterator[str | None]:
         _call_id.reset(token)
 
 
-@contextmanager
-def take_tool_call_id() -> Iterator[str | None]:
-    """The id for the boundary call starting here, cleared for the calls it makes in turn."""
+def take_tool_call_id() -> tuple[str | None, Token[str | None] | None]:
+    """The id for the boundary call starting here, cleared for the calls it makes in turn
+    until :func:`restore_tool_call_id` is given the token (None: no id was set, nothing to
+    restore). A plain pair, not a context manager: every boundary call pays for this."""
     call_id = _call_id.get()
-    if call_id is None:
-        yield None
-        return
-    token = _call_id.set(None)
-    try:
-        yield call_id
-    finally:
+    return (None, None) if call_id is None else (call_id, _call_id.set(None))
+
+
+def restore_tool_call_id(token: Token[str | None] | None) -> None:
+    """Undo :func:`take_tool_call_id` once the boundary call is over."""
+    if token is not None:
         _call_id.reset(token)
