@@ -105,7 +105,7 @@ def test_show_step_window_and_detail_panel(trace_file: Path,
     detail = out[out.index("step 4 · tool send_email"):]
     for field in ("args", "result", "sources", "reads", "side effect", "attrs", "a@example.com"):
         assert field in detail
-    assert "1: retrieval web_search by researcher" in detail and "(inferred)" in detail
+    assert "1 (inferred): retrieval web_search by researcher" in detail
 
 
 def test_show_lines_fit_100_columns(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

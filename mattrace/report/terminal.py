@@ -283,7 +283,7 @@ def _detail(trace: Trace, step: Step, width: int | None, read: StepReads) -> Pan
     grid.add_row("sources", _json([s.model_dump(mode="json") for s in step.sources])
                  if step.sources else none)
     described = [_describe_read(trace, r) for r in read.explicit] + \
-        [_describe_read(trace, r) + " (inferred)" for r in read.inferred]
+        [_describe_read(trace, r, " (inferred)") for r in read.inferred]
     grid.add_row("reads", Text("\n".join(described)) if described else none)
     grid.add_row("side effect", Text("yes ⚡", style="yellow") if step.side_effect else Text("no"))
     grid.add_row("untrusted", Text("yes ⚠", style="red") if step.untrusted else Text("no"))
@@ -330,12 +330,12 @@ def _json(value: Any) -> Text:
     return text
 
 
-def _describe_read(trace: Trace, index: int) -> str:
+def _describe_read(trace: Trace, index: int, how: str = "") -> str:
     if not 0 <= index < len(trace.steps):
-        return f"{index} (not in this trace)"
+        return f"{index}{how} (not in this trace)"
     src = trace.steps[index]
     target = f" {src.target}" if src.target else ""
-    return f"{index}: {src.kind.value}{target} by {src.agent} — {step_summary(src, 60)}"
+    return f"{index}{how}: {src.kind.value}{target} by {src.agent} — {step_summary(src, 60)}"
 
 
 def _times(step: Step) -> str:
