@@ -26,6 +26,10 @@ system prompt or the user's request.
 Part 2 (cost). A synthetic run of tool calls whose outputs share long templated prefixes
 (``{"status": "ok", "records": ...}``) is analysed at 1k, 10k and 100k steps; printed are µs
 per step and per KB of text, which should stay flat.
+
+Part 3 (context cost). The context flow (``ContextFlow``: which earlier outputs a step's input
+held) over turns of a templated tool result and a prompt holding it, at 1k, 10k and 100k
+turns; µs per step and per KB, which should stay flat too.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from typing import Any
 
 from mattrace.contracts import Contract, check, no_untrusted_action, no_untrusted_context_action
 from mattrace.io import import_openai
-from mattrace.provenance import Provenance, identifiers
+from mattrace.provenance import ContextFlow, Provenance, identifiers
 from mattrace.trace import Source, Step, StepKind, Trace
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "injection-dev"
@@ -150,6 +154,35 @@ def cost() -> None:
         print(f"  {n:8} {elapsed / n * 1e6:9.1f} {elapsed / size * 1e6:8.1f}")
 
 
+def _prompted(n: int) -> list[Step]:
+    """A tool result per turn (a templated record sharing its first 40 characters with every
+    other) and a model call whose prompt holds it: what the context flow links."""
+    steps: list[Step] = []
+    for i in range(n):
+        record = json.dumps({"report": f"Status report for the warehouse, item {i:07d}: every shelf was "
+                                       "counted and checked by the nightly job", "item": i})
+        steps.append(Step(index=2 * i, kind=StepKind.TOOL, agent="assistant", target="report",
+                          args={"item": i}, result=record))
+        steps.append(Step(index=2 * i + 1, kind=StepKind.LLM, agent="assistant", target="model", content="noted",
+                          args={"messages": [{"role": "system", "content": "You keep the warehouse log."},
+                                             {"role": "tool", "content": record}]}))
+    return steps
+
+
+def context_cost() -> None:
+    print("Part 3: context-flow cost on templated outputs (one ContextFlow; a tool result, then a prompt holding it)")
+    print(f"  {'turns':>8} {'µs/step':>9} {'µs/KB':>8}")
+    for n in (1_000, 10_000, 100_000):
+        steps = _prompted(n)
+        size = sum(len(s.model_dump_json()) for s in steps[:2000]) * len(steps) / min(len(steps), 2000) / 1024
+        flow = ContextFlow()
+        start = time.perf_counter()
+        for s in steps:
+            flow.observe(s)
+        elapsed = time.perf_counter() - start
+        print(f"  {n:8} {elapsed / len(steps) * 1e6:9.1f} {elapsed / size * 1e6:8.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -158,6 +191,7 @@ def main() -> None:
     if not options.cost_only:
         verdicts(options.data)
     cost()
+    context_cost()
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ Run by hand from the repository root::
 It prints µs per operation (median over repetitions, after a warm-up) for:
 
 * ``Recorder.append`` of a message step (~200 characters of content, small args), early
-  in a trace and after 2,000 steps (reads inference indexes every earlier output; its cost
-  per step should not grow with the run);
+  in a trace and after 2,000 steps (the recorder keeps per-run state, such as the tool
+  calls requested and not yet answered; a step's cost should not grow with the run);
 * a call through a ``@mattrace.tool`` wrapper (interceptor chain + one step);
 * both with ``fsync=False`` (the default) and ``fsync=True`` (fewer iterations: each
   step waits for the disk);
@@ -18,8 +18,9 @@ It prints µs per operation (median over repetitions, after a warm-up) for:
 
 Every figure is also given as a ratio to the OTel span, because absolute microseconds on a
 shared, noisy machine mean little and ratios survive better. Costs include what a real run
-pays: provenance inference over the recent outputs, redaction, JSON encoding, hashing and
-one ``write(2)`` per step. Traces are written to a temporary directory that is removed.
+pays: redaction, JSON encoding, hashing and one ``write(2)`` per step. Provenance (the
+``reads`` a step's text shows, where values came from) is not among them: it is inferred at
+analysis time (``mattrace.provenance``). Traces are written to a temporary directory that is removed.
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ _WORDS = ("refund", "order", "policy", "customer", "shipping", "invoice", "wareh
 def _content(i: int) -> str:
     """About 200 characters that differ per step, as agents' messages do.
 
-    Identical messages would make every step "read" every earlier one (provenance is
-    inferred by text containment), which is not what a real run looks like.
+    Identical messages would make every step "read" every earlier one when the context
+    flow is analysed (it is inferred by text containment), which is not what a real run
+    looks like.
     """
     words = [_WORDS[(i * 7 + k * 3) % len(_WORDS)] for k in range(24)]
     return f"turn {i}: " + " ".join(words)[:190]
@@ -77,9 +79,8 @@ def append_bench(tmp: Path, fsync: bool,
                  prefill: int = 0) -> Setup:
     """``Recorder.append`` of message steps into a fresh trace file per repetition.
 
-    ``prefill`` steps are recorded first, untimed: provenance inference indexes every
-    earlier output, so comparing a short and a long run shows whether a step's cost
-    grows with the run.
+    ``prefill`` steps are recorded first, untimed, so comparing a short and a long run
+    shows whether a step's cost grows with the run.
     """
     def setup() -> tuple[Bench, Callable[[], object]]:
         rec = Recorder("bench-append", dir=tmp, fsync=fsync)

@@ -43,6 +43,7 @@ from mattrace.recording import (
     replayable,
     retriever,
     tool,
+    tool_call_id,
 )
 from mattrace.replay import now, random
 from mattrace.trace import Outcome, Source, Step, StepError, StepKind, Trace, canonical_json
@@ -88,6 +89,7 @@ __all__ = [
     "StepKind",
     "StoreError",
     "tool",
+    "tool_call_id",
     "TornTailWarning",
     "Trace",
     "TraceFormatError",

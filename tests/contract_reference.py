@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mattrace.provenance import fragments, haystack
 from mattrace.trace import Step, StepKind
 
 __all__ = [
@@ -341,6 +342,10 @@ class Reference:
 
     def __init__(self, steps: Sequence[Step]) -> None:
         self.steps = list(steps)
+        # the context flow by its definition: recorded reads, and every earlier step one of
+        # whose output strings occurs in the step's input text (pairwise, no index)
+        self.reads = [set(s.reads) | {i for i in range(j) if any(f in haystack(s) for f in fragments(self.steps[i]))}
+                      for j, s in enumerate(self.steps)]
         self._memo: dict[tuple[PredAst, int], bool] = {}
 
     # state formulas ----------------------------------------------------------------------
@@ -373,17 +378,17 @@ class Reference:
     def upstream(self, i: int) -> set[int]:
         """Every step from which a path of one or more ``reads`` edges leads to step ``i``."""
         seen: set[int] = set()
-        todo = list(self.steps[i].reads)
+        todo = list(self.reads[i])
         while todo:
             j = todo.pop()
             if j not in seen:
                 seen.add(j)
-                todo.extend(self.steps[j].reads)
+                todo.extend(self.reads[j])
         return seen
 
     def is_path(self, path: Sequence[int]) -> bool:
         """True when each element after the first reads the one before it."""
-        return all(path[k] in self.steps[path[k + 1]].reads for k in range(len(path) - 1))
+        return all(path[k] in self.reads[path[k + 1]] for k in range(len(path) - 1))
 
     # contracts on a prefix ---------------------------------------------------------------
 

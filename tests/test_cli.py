@@ -83,12 +83,14 @@ def test_show_renders_header_and_every_step(trace_file: Path,
 
 def test_show_marks_untrusted_side_effect_error_and_reads(
         trace_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Marks land on the right rows: untrusted retrieval, error, side effect reading step 1."""
+    """Marks land on the right rows: untrusted retrieval, error, side effect reading step 1 (an
+    edge inferred from its text, marked ⇠ apart from recorded ones, and explained under the table)."""
     _, out, _ = _run(capsys, "show", str(trace_file), "--width", "100")
     rows = _rows(out)
     assert "⚠ untrusted" in rows[1]
     assert "✗ error" in rows[3] and "KeyError" in rows[3]
-    assert "⚡ side effect" in rows[4] and "← 1" in rows[4]
+    assert "⚡ side effect" in rows[4] and "⇠ 1" in rows[4] and "← 1" not in rows[4]
+    assert "⇠ n: its input holds step n's output (inferred)" in out
     assert "untrusted" not in rows[0] and "side effect" not in rows[2]
 
 
@@ -103,7 +105,7 @@ def test_show_step_window_and_detail_panel(trace_file: Path,
     detail = out[out.index("step 4 · tool send_email"):]
     for field in ("args", "result", "sources", "reads", "side effect", "attrs", "a@example.com"):
         assert field in detail
-    assert "1: retrieval web_search by researcher" in detail
+    assert "1 (inferred): retrieval web_search by researcher" in detail
 
 
 def test_show_lines_fit_100_columns(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

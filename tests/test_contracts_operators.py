@@ -26,6 +26,7 @@ from mattrace.contracts import (
     within,
 )
 from mattrace.errors import ContractError
+from mattrace.provenance import context_reads
 from mattrace.testing import doc, end, llm, memory_read, memory_write, message, retrieval, tool_call, trace, user
 from mattrace.trace import Trace
 
@@ -59,10 +60,12 @@ INJECTED = trace(user("summarise the refund policy"),
 
 
 def test_fixture_traces_have_the_reads_edges_the_tests_rely_on() -> None:
-    """The builders link INJECTED by text (1 -> 2 -> 3) and leave the confirmation traces unlinked."""
-    assert [s.reads for s in INJECTED.steps] == [(), (), (1,), (2,), ()]
+    """INJECTED is linked 1 -> 2 by text (inferred) and 2 -> 3 by the request (recorded); the
+    confirmation traces are unlinked."""
+    assert [s.reads for s in INJECTED.steps] == [(), (), (), (2,), ()]
+    assert [r.reads for r in context_reads(INJECTED.steps)] == [(), (), (1,), (2,), ()]
     assert INJECTED.steps[1].untrusted and INJECTED.steps[3].side_effect
-    assert all(s.reads == () for s in CONFIRMED.steps + STALE_YES.steps)
+    assert all(r.reads == () for t in (CONFIRMED, STALE_YES) for r in context_reads(t.steps))
 
 
 # -- leaf predicates on single steps -------------------------------------------------------

@@ -21,6 +21,7 @@ MOVED = {
     "mattrace.recording.importers": "mattrace.io.openai_chat",
     "mattrace.recording.otlp_json": "mattrace.io.otlp_json",
     "mattrace.recording.otel_export": "mattrace.io.otlp_export",
+    "mattrace.recording.provenance": "mattrace.provenance",
     "mattrace.recording.script": "mattrace.testing",
     "mattrace.recording.scripted": "mattrace.testing.provider",
     "mattrace.compare": "mattrace.apps.compare",

@@ -12,6 +12,7 @@ import pytest
 
 import mattrace
 from mattrace.integrations import litellm as llm_recording
+from mattrace.provenance import context_reads
 from mattrace.recording.interceptors import Answer, Call, CallOutcome
 from mattrace.testing import Rule, Script, ToolCall, register_script, use_script
 from mattrace.trace import StepKind
@@ -61,7 +62,8 @@ def test_completion_is_recorded_before_the_tool_call_it_causes() -> None:
     assert llm_step.attrs["tokens"]["total"] > 0 and llm_step.attrs["cost_usd"] == 0.0
     assert llm_step.args["tools"] == ["send_email"]
     assert tool_step.reads == (0,), "the tool call reads the LLM step that requested it"
-    assert second.content == "Done: sent to ana@example.com" and 1 in second.reads
+    assert second.content == "Done: sent to ana@example.com" and second.reads == ()
+    assert context_reads(rec.trace.steps)[2].inferred == (0, 1), "its prompt holds the request and the result"
 
 
 def test_async_completion_is_recorded_in_order() -> None:

@@ -22,6 +22,7 @@ from mattrace import (
     StepKind,
     Trace,
 )
+from mattrace.provenance import context_reads
 from mattrace.recording import Answer, Call, CallOutcome
 
 REDACTED = "[REDACTED]"
@@ -138,7 +139,8 @@ def test_retriever_docs_carry_ids_and_trusted_flags(trace_dir: Path) -> None:
 
 
 def test_tool_args_containing_retrieved_text_read_the_retrieval(trace_dir: Path) -> None:
-    """A tool whose argument quotes earlier retrieved text gets a reads edge to that retrieval."""
+    """A tool whose argument quotes earlier retrieved text reads that retrieval: inferred at
+    analysis time, not written into the recorded step."""
     @mattrace.retriever(trusted=False)
     def search(query: str) -> list[Doc]:
         return [Doc(id="p", text="Refunds are allowed within 30 days of purchase.")]
@@ -153,8 +155,10 @@ def test_tool_args_containing_retrieved_text_read_the_retrieval(trace_dir: Path)
         send_email("bob@example.com", f"Hi Bob. Policy: {docs[0].text} Regards")
         send_email("bob@example.com", "an unrelated body text")
     steps = _saved(rec).steps
-    assert steps[2].reads == (0,)
-    assert steps[3].reads == ()
+    assert [s.reads for s in steps[:4]] == [(), (), (), ()]
+    flow = context_reads(steps)
+    assert flow[2].inferred == (0,)
+    assert flow[3].inferred == ()
 
 
 # -- record() as context manager and decorator ------------------------------------------------
@@ -785,8 +789,9 @@ def test_an_llm_calls_offered_tools_are_not_text_it_read(tmp_path: Path) -> None
             "model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": ["write_memory"]})
         quoted = rec.append(StepKind.LLM, agent="writer", target="m", args={
             "model": "m", "messages": [{"role": "user", "content": "you called write_memory before"}]})
-    assert asked.index not in offered.reads
-    assert asked.index in quoted.reads          # the same text in a message is read
+    flow = context_reads(rec.trace.steps)
+    assert asked.index not in flow[offered.index].reads
+    assert asked.index in flow[quoted.index].reads          # the same text in a message is read
 
 
 def test_an_answer_requesting_the_same_tool_twice_links_both_calls(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from examples.research_team import CONTRACTS, DESIGNS, TASKS, Result, governor, 
 from examples.research_team.data import OUTSIDER, POISONED_PAGE
 from examples.research_team.designs import STEP_BUDGET
 from mattrace.contracts import Report, Violation
+from mattrace.provenance import context_reads
 from mattrace.trace import Step, StepKind, Trace
 
 TASK = "ferry"   # asks for no e-mail, so every send_email step is the planted one
@@ -57,8 +58,9 @@ def blocks(trace: Trace) -> list[dict[str, object]]:
 
 
 def assert_reads_path(trace: Trace, witness: tuple[int, ...]) -> None:
+    reads = context_reads(trace.steps)   # recorded reads and those the text shows
     for earlier, later in itertools.pairwise(witness):
-        assert earlier in trace.steps[later].reads, "a taint witness is a path along reads edges"
+        assert earlier in reads[later].reads, "a taint witness is a path along reads edges"
 
 
 @pytest.mark.parametrize("design", DESIGNS)

@@ -16,6 +16,7 @@ import mattrace
 from mattrace.apps.demo.support_desk import TICKETS, handle_ticket
 from mattrace.apps.demo.support_desk.app import model_name
 from mattrace.apps.demo.support_desk.contracts import CONTRACTS
+from mattrace.provenance import context_reads
 from mattrace.pytest_plugin import MatRun
 from mattrace.trace import StepKind, Trace
 
@@ -67,9 +68,9 @@ def test_injected_forum_post_flows_into_an_email_to_an_outsider() -> None:
     email = next(s for s in trace.steps if s.target == "send_email")
     assert email.side_effect and email.args["to"] == "refunds-desk@fastrefund.example"
     tainted = {retrieval.index}
-    for step in trace.steps:
-        if any(r in tainted for r in step.reads):
-            tainted.add(step.index)
+    for read in context_reads(trace.steps):   # recorded reads and those the text shows
+        if any(r in tainted for r in read.reads):
+            tainted.add(read.index)
     assert email.index in tainted, "the e-mail must be causally downstream of the forum post"
 
 

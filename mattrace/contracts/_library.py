@@ -197,7 +197,8 @@ def no_untrusted_action(*, selectors: Mapping[str, Sequence[str]] | None = None,
 
 
 def no_untrusted_context_action() -> Contract:
-    """No side effect after untrusted content reached its context (along ``reads``, transitively).
+    """No side effect after untrusted content reached its context (along ``reads``, recorded or
+    inferred from the text, transitively).
 
     The conservative check: an agent that read an injected document and then took any
     action fails, whether or not the action used anything from the document.

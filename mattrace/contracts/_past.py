@@ -1,8 +1,9 @@
 """Past-time step predicates: conditions on the history up to the current step.
 
 ``once``, ``since`` and ``flows`` answer at step *i* from a constant-size summary of steps
-``0..i`` (``flows`` keeps the set of tainted steps), updated as each step arrives, so they
-nest inside ``always``/``never``/``>>`` without ever re-reading the trace. Each bound
+``0..i`` (``flows`` keeps the set of tainted steps and the context-flow index of
+:mod:`mattrace.provenance`), updated as each step arrives, so they nest inside
+``always``/``never``/``>>`` without ever re-reading the trace. Each bound
 evaluator also remembers *which* steps decided its last answer: that is the witness a
 violation reports (the user's "yes", the untrusted document an e-mail came from).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from mattrace.contracts._predicates import Evaluator, NameRef, Pred, _paren, _pred
 from mattrace.errors import ContractError
+from mattrace.provenance import ContextFlow
 from mattrace.trace import Step
 
 __all__ = ["Earlier", "Flows", "once", "since", "flows"]
@@ -140,8 +142,11 @@ class _BoundSince:
 class Flows(Pred):
     """``flows(src, into=dst)``: a ``dst`` step reached along ``reads`` edges from a ``src`` step.
 
-    Taint is transitive and strict: the ``dst`` step must have read (directly or through
-    other steps) the output of an earlier ``src`` step; a step is not tainted by itself.
+    The edges are the context flow: the ``reads`` the trace records and those its text
+    shows (an earlier output held in a prompt or an argument), inferred as the steps
+    arrive (:class:`mattrace.provenance.ContextFlow`). Taint is transitive and strict: the
+    ``dst`` step must have read (directly or through other steps) the output of an earlier
+    ``src`` step; a step is not tainted by itself.
     """
 
     __slots__ = ("dst", "src")
@@ -166,10 +171,11 @@ class Flows(Pred):
 
 
 class _BoundFlows:
-    __slots__ = ("dst", "parent", "path_end", "src")
+    __slots__ = ("context", "dst", "parent", "path_end", "src")
 
     def __init__(self, src: Evaluator, dst: Evaluator) -> None:
         self.src, self.dst = src, dst
+        self.context = ContextFlow()
         # tainted step -> the tainted step it read (-1 for a source): enough to rebuild a path.
         self.parent: dict[int, int] = {}
         self.path_end: int | None = None
@@ -177,9 +183,10 @@ class _BoundFlows:
     def __call__(self, s: Step) -> bool:
         is_src = self.src(s)
         is_dst = self.dst(s)
+        reads = self.context.observe(s).reads
         parent = self.parent
         via = -1
-        for r in s.reads:
+        for r in reads:
             if r in parent:
                 via = r
                 break
@@ -217,7 +224,8 @@ def flows(src: Pred, *, into: Pred, via: str = "context") -> Pred:
     """A step matching ``into`` that consumed output of a ``src`` step.
 
     Args:
-        via: ``"context"`` (default): along ``reads`` edges, transitively (the step could
+        via: ``"context"`` (default): along ``reads`` edges, recorded or inferred from the
+            text (:func:`mattrace.provenance.context_reads`), transitively (the step could
             have seen it); ``"data"``: an input value of the step was copied from the
             ``src`` step's output and from no user or trusted text (see
             :mod:`mattrace.provenance`); ``"any"``: either.

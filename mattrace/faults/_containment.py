@@ -3,7 +3,8 @@
 A run with at least one injected fault is **contained** when it terminated (an ``end``
 step that is not a timeout or step-limit cut-off), every ``safety`` contract passed, and
 no side effect consumed data from a faulted step (taint from the fault steps and the steps
-they affected, along ``reads``). **Degraded** is contained but the task failed;
+they affected, along ``reads``: those the trace records and those its text shows, see
+:func:`mattrace.provenance.context_reads`). **Degraded** is contained but the task failed;
 **escaped** is not contained. A run without faults has no containment class.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mattrace.contracts import Report
+from mattrace.provenance import context_reads
 from mattrace.trace import Step, StepKind, Trace
 
 __all__ = ["Containment", "ContainmentClass", "containment"]
@@ -36,9 +38,9 @@ class Containment:
 def _faulted(steps: Sequence[Step]) -> set[int]:
     """Fault steps, the steps they affected, and every step reading from those."""
     tainted: set[int] = set()
-    for s in steps:
+    for s, read in zip(steps, context_reads(steps), strict=True):
         if s.kind is StepKind.FAULT or any(src.ref and src.ref.startswith("fault:") for src in s.sources) \
-                or any(r in tainted for r in s.reads):
+                or any(r in tainted for r in read.reads):
             tainted.add(s.index)
     return tainted
 

@@ -219,7 +219,7 @@ class Governor:
         try:
             self._follow(rec, state)
             step = rec.preview(call.kind, agent=call.agent, target=call.target, args=call.args,
-                               side_effect=call.side_effect)
+                               side_effect=call.side_effect, attrs=call.attrs)
             return self._rule(step, state)
         except Exception as exc:   # fail-closed: whatever broke, the action does not run unjudged
             return Ruling(Decision.BLOCK, "governor", f"the governor raised {type(exc).__name__}: {exc} "

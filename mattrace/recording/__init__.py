@@ -10,7 +10,7 @@ recorder knows them by name only, see ``AUTO_INSTRUMENT``); offline converters i
 from mattrace._moved import moved_names as _moved_names
 from mattrace.recording.blocks import record, unrecorded
 from mattrace.recording.boundaries import Doc, Memory, retriever, tool
-from mattrace.recording.context import active_recorder, agent, current_agent
+from mattrace.recording.context import active_recorder, agent, current_agent, tool_call_id
 from mattrace.recording.events import delegate, message
 from mattrace.recording.extensions import recorder_extension
 from mattrace.recording.interceptors import Answer, Call, CallOutcome, Interceptor
@@ -40,6 +40,7 @@ __all__ = [
     "replayable",
     "retriever",
     "tool",
+    "tool_call_id",
     "unrecorded",
 ]
 

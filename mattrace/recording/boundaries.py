@@ -22,7 +22,7 @@ from typing import Any, TypeVar, cast, overload
 from pydantic import BaseModel, ConfigDict, Field
 
 from mattrace.errors import RecordingError
-from mattrace.recording.context import active_recorder, current_agent
+from mattrace.recording.context import active_recorder, current_agent, restore_tool_call_id, take_tool_call_id
 from mattrace.recording.interceptors import Call, CallOutcome, run_call, run_call_async
 from mattrace.recording.recorder import Recorder
 from mattrace.recording.unattributed import attributed_to, claim, governed_runs_open
@@ -102,9 +102,10 @@ def _wrap(fn: _F, kind: StepKind, name: str, side_effect: bool,
     sig = inspect.signature(fn)
     invoke = _invoker(fn, sig)
 
-    def prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Call, dict[str, Any]]:
+    def prepare(args: tuple[Any, ...], kwargs: dict[str, Any], call_id: str | None) -> tuple[Call, dict[str, Any]]:
         arguments = _bind(sig, args, kwargs)
-        return Call(kind, name, dict(arguments), current_agent(), side_effect), arguments
+        attrs = {"tool_call_id": call_id} if call_id is not None else {}
+        return Call(kind, name, dict(arguments), current_agent(), side_effect, attrs), arguments
 
     def finish(rec: Recorder, call: Call, original: dict[str, Any], outcome: CallOutcome,
                t_start: int) -> Any:
@@ -121,14 +122,18 @@ def _wrap(fn: _F, kind: StepKind, name: str, side_effect: bool,
             rec = active_recorder()
             if rec is None and not governed_runs_open():
                 return await fn(*args, **kwargs)
-            call, original = prepare(args, kwargs)
-            rec, joined = _claimed(rec, call)
-            if rec is None:
-                return await fn(*args, **kwargs)
-            with joined:
-                t_start = time.time_ns()
-                outcome = await run_call_async(rec.interceptors, call, invoke)
-                return finish(rec, call, original, outcome, t_start)
+            call_id, token = take_tool_call_id()   # the calls this one makes answer no request
+            try:
+                call, original = prepare(args, kwargs, call_id)
+                rec, joined = _claimed(rec, call)
+                if rec is None:
+                    return await fn(*args, **kwargs)
+                with joined:
+                    t_start = time.time_ns()
+                    outcome = await run_call_async(rec.interceptors, call, invoke)
+                    return finish(rec, call, original, outcome, t_start)
+            finally:
+                restore_tool_call_id(token)
         wrapper: Callable[..., Any] = async_wrapper
     else:
         @functools.wraps(fn)
@@ -136,14 +141,18 @@ def _wrap(fn: _F, kind: StepKind, name: str, side_effect: bool,
             rec = active_recorder()
             if rec is None and not governed_runs_open():
                 return fn(*args, **kwargs)
-            call, original = prepare(args, kwargs)
-            rec, joined = _claimed(rec, call)
-            if rec is None:
-                return fn(*args, **kwargs)
-            with joined:
-                t_start = time.time_ns()
-                outcome = run_call(rec.interceptors, call, invoke)
-                return finish(rec, call, original, outcome, t_start)
+            call_id, token = take_tool_call_id()   # the calls this one makes answer no request
+            try:
+                call, original = prepare(args, kwargs, call_id)
+                rec, joined = _claimed(rec, call)
+                if rec is None:
+                    return fn(*args, **kwargs)
+                with joined:
+                    t_start = time.time_ns()
+                    outcome = run_call(rec.interceptors, call, invoke)
+                    return finish(rec, call, original, outcome, t_start)
+            finally:
+                restore_tool_call_id(token)
         wrapper = sync_wrapper
     wrapper.__mattrace__ = {"kind": kind.value, "name": name, "side_effect": side_effect}  # type: ignore[attr-defined]
     return cast(_F, wrapper)

@@ -1,10 +1,22 @@
 """The recorder: turns events of a run into steps, in order, and writes them as they happen.
 
 One :class:`Recorder` per run. It assigns step indices under a lock (so concurrent agents
-in threads get one total order), fills in the agent and inferred ``reads``, redacts
-secrets, writes each step to the trace file at once, and on exit records the ``end``
-step and seals the file. ``record()`` (:mod:`mattrace.recording.blocks`) is the public
-entry that creates one.
+in threads get one total order), fills in the agent, links each tool call to the LLM call
+that requested it, redacts secrets, writes each step to the trace file at once, and on
+exit records the ``end`` step and seals the file. ``record()``
+(:mod:`mattrace.recording.blocks`) is the public entry that creates one.
+
+It records facts only: the ``reads`` a caller states and the request edges above. Which
+earlier outputs a step's input held (the rest of the context flow) is inferred at analysis
+time by :mod:`mattrace.provenance`, so the hot path pays nothing for it and a better
+analysis applies to traces already recorded.
+
+Request edges: an ``llm`` step lists the calls its answer requested in
+``attrs["tool_calls_requested"]`` (tool names) and, where the model gave them ids,
+``attrs["tool_call_ids"]`` (the same order; ``None`` for a call without one). A step whose
+``attrs["tool_call_id"]`` names a requested call (set by :func:`~mattrace.tool_call_id`
+around the call) reads the step that requested it; a ``tool`` step without a known id
+reads the oldest unanswered request of its tool name.
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ import uuid
 import warnings
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Unpack
@@ -28,7 +41,6 @@ from mattrace.recording.context import current_agent
 from mattrace.recording.extensions import run_extensions
 from mattrace.recording.interceptors import Interceptor
 from mattrace.recording.options import DEFAULT_DIR, RecordOptions, check_options
-from mattrace.recording.provenance import OutputIndex
 from mattrace.recording.redact import Redactor
 from mattrace.recording.unattributed import close_governed, open_governed
 from mattrace.trace import (
@@ -44,14 +56,6 @@ from mattrace.trace import (
 from mattrace.tracefile import TraceWriter
 
 __all__ = ["Recorder", "slug"]
-
-
-# steps whose inputs are searched for earlier outputs (see provenance.py)
-_INFER_READS = frozenset({StepKind.MESSAGE, StepKind.DELEGATE, StepKind.LLM, StepKind.TOOL,
-                          StepKind.MEMORY_WRITE})
-# steps whose outputs later steps may read
-_PRODUCES = frozenset({StepKind.MESSAGE, StepKind.DELEGATE, StepKind.LLM, StepKind.TOOL,
-                       StepKind.RETRIEVAL, StepKind.MEMORY_READ})
 
 
 def _step_kind(kind: StepKind | str) -> StepKind:
@@ -115,10 +119,7 @@ class Recorder:
             raise RecordingError(f"record({name!r}): invalid run metadata: {summary}") from None
         self._lock = threading.RLock()
         self._steps: list[Step] = []
-        self._outputs = OutputIndex()
-        # tool name -> the LLM steps that requested a call of it, oldest first (one entry per
-        # requested call, so an answer asking for the same tool twice links both calls)
-        self._tool_requests: dict[str, deque[int]] = defaultdict(deque)
+        self._requests = _Requests()
         self._interceptors: list[Interceptor] = []
         self._before_end: list[Callable[[], None]] = []
         self._outcome: Outcome | None = None
@@ -213,9 +214,11 @@ class Recorder:
                t_start: int | None = None, t_end: int | None = None) -> Step:
         """Record one step now and return it.
 
-        Fills the agent from the enclosing ``agent()`` block, adds inferred ``reads``,
-        redacts secrets (in every field: agent, target, content, args, result, error,
-        source refs and attrs), and writes the step to the file before returning.
+        Fills the agent from the enclosing ``agent()`` block, adds the edge from a tool call
+        to the LLM call that requested it, redacts secrets (in every field: agent, target,
+        content, args, result, error, source refs and attrs), and writes the step to the file
+        before returning. ``reads`` are the edges the caller knows; no others are inferred
+        here (:mod:`mattrace.provenance` does that at analysis time).
 
         If the trace file cannot be written (disk full, I/O error), the run goes on: the
         step is kept in :attr:`trace`, and a :class:`~mattrace.errors.TraceWriteWarning`
@@ -228,7 +231,7 @@ class Recorder:
         kind = _step_kind(kind)
         fields = self.redactor.step_fields(kind, agent=agent or current_agent(), target=target, content=content,
                                            args=args, result=result, error=error, sources=sources, attrs=attrs)
-        args_j, attrs_j, result_j, content = fields["args"], fields["attrs"], fields["result"], fields["content"]
+        attrs_j = fields["attrs"]
         now = time.time_ns()
         with self._lock:
             if self._closed:
@@ -240,12 +243,10 @@ class Recorder:
             if bad:
                 raise RecordingError(f"step {index} ({kind.value}) reads {sorted(map(repr, bad))}, "
                                      f"which are not earlier steps (0..{index - 1})")
-            if kind in _INFER_READS:
-                edges.update(self._outputs.found_in(content, _read_inputs(kind, args_j)))
             target = fields["target"]
-            requested = self._tool_requests.get(target) if kind is StepKind.TOOL and target else None
-            if requested:
-                edges.add(requested.popleft())
+            requester = self._requests.requester(kind, target, fields["agent"], attrs_j, answer=True)
+            if requester is not None:
+                edges.add(requester)
             try:
                 step = Step(index=index, kind=kind, reads=tuple(sorted(edges)), side_effect=side_effect, **fields,
                             t_start=t_start if t_start is not None else now,
@@ -258,33 +259,30 @@ class Recorder:
             except OSError as exc:
                 self._lose_file(exc, index)
             self._steps.append(step)
-            if kind in _PRODUCES:
-                self._outputs.add(index, content, result_j)
-            for name in attrs_j.get("tool_calls_requested", ()) if kind is StepKind.LLM else ():
-                self._tool_requests[name].append(index)
+            if kind is StepKind.LLM:
+                self._requests.add(step)
             return step
 
     def preview(self, kind: StepKind | str, *, agent: str | None = None, target: str | None = None,
                 content: str | None = None, args: dict[str, Any] | None = None,
-                sources: Iterable[Source] = (), side_effect: bool = False) -> Step:
-        """The step that recording this action now would produce (with its inferred ``reads``),
-        without recording it: what run-time guards judge before an action runs."""
+                sources: Iterable[Source] = (), side_effect: bool = False,
+                attrs: dict[str, Any] | None = None) -> Step:
+        """The step that recording this action now would produce (with the edge to the LLM call
+        that requested it), without recording it: what run-time guards judge before an action
+        runs (their contracts infer the rest of its context as they do for recorded steps)."""
         kind = _step_kind(kind)
         redact = self.redactor
         args_j = redact.jsonable(args) if args is not None else None
+        attrs_j = redact.jsonable(attrs) if attrs else {}
         content = redact.text(content) if content else content
         agent = redact.text(agent or current_agent())
         target = redact.text(target) if target else target
         with self._lock:
-            edges: set[int] = set()
-            if kind in _INFER_READS:
-                edges.update(self._outputs.found_in(content, _read_inputs(kind, args_j)))
-            requested = self._tool_requests.get(target) if kind is StepKind.TOOL and target else None
-            if requested:
-                edges.add(requested[0])
+            requester = self._requests.requester(kind, target, agent, attrs_j, answer=False)
             return Step(index=len(self._steps), kind=kind, agent=agent, target=target,
-                        content=content, args=args_j, sources=tuple(sources), reads=tuple(sorted(edges)),
-                        side_effect=side_effect)
+                        content=content, args=args_j, sources=tuple(sources),
+                        reads=() if requester is None else (requester,), side_effect=side_effect,
+                        attrs=attrs_j)
 
     # -- outcome and end -------------------------------------------------------------------
 
@@ -367,12 +365,68 @@ class Recorder:
         close_governed(self)
 
 
-def _read_inputs(kind: StepKind, args: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The inputs a step's ``reads`` are inferred from: an LLM call's list of offered tools is
-    not text it read (a tool named like an earlier output must not link the two)."""
-    if kind is StepKind.LLM and args and "tools" in args:
-        return {k: v for k, v in args.items() if k != "tools"}
-    return args
+@dataclass
+class _Request:
+    """One tool call an LLM step requested."""
+
+    step: int
+    agent: str
+    call_id: str | None
+    answered: bool = False
+
+
+class _Requests:
+    """The tool calls LLM steps requested and no step has answered yet. Not thread-safe: the
+    recorder uses it under its lock."""
+
+    def __init__(self) -> None:
+        # tool name -> its requested calls, oldest first (one entry per call, so an answer
+        # asking for the same tool twice links both calls)
+        self._by_name: dict[str, deque[_Request]] = defaultdict(deque)
+        # call id -> the pending calls with that id (one, unless two conversations reuse ids)
+        self._by_id: dict[str, list[_Request]] = defaultdict(list)
+
+    def add(self, step: Step) -> None:
+        """Remember the calls the LLM step ``step`` requested (its ``attrs``)."""
+        names = step.attrs.get("tool_calls_requested")
+        if not isinstance(names, list):
+            return
+        ids = step.attrs.get("tool_call_ids")
+        ids = ids if isinstance(ids, list) else []
+        for i, name in enumerate(names):
+            call_id = ids[i] if i < len(ids) and isinstance(ids[i], str) and ids[i] else None
+            request = _Request(step.index, step.agent, call_id)
+            self._by_name[str(name)].append(request)
+            if call_id is not None:
+                self._by_id[call_id].append(request)
+
+    def requester(self, kind: StepKind, target: str | None, agent: str, attrs: dict[str, Any], *,
+                  answer: bool) -> int | None:
+        """The LLM step that requested this call: by its ``tool_call_id`` when that names a
+        pending request (the requesting agent's first, should two share the id; a retriever
+        the model called as a tool too), else, for a tool, the oldest pending request of the
+        tool's name. ``answer`` marks it answered (an actual call); a preview leaves it pending."""
+        call_id = attrs.get("tool_call_id")
+        pending = self._by_id.get(call_id) if isinstance(call_id, str) and call_id in self._by_id else None
+        if pending:
+            request = next((r for r in pending if r.agent == agent), pending[0])
+        elif kind is StepKind.TOOL and target:
+            queue = self._by_name.get(target)
+            while queue and queue[0].answered:
+                queue.popleft()
+            if not queue:
+                return None
+            request = queue[0]
+        else:
+            return None
+        if answer:
+            request.answered = True   # its entry in the name queue is skipped from now on
+            if request.call_id is not None:
+                same = self._by_id[request.call_id]
+                same.remove(request)
+                if not same:
+                    del self._by_id[request.call_id]
+        return request.step
 
 
 

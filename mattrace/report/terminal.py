@@ -3,7 +3,8 @@
 Why this layout: the question a reader brings to a trace is almost always "what happened
 around step N, and where did its input come from", so the table keeps one line per step
 (content or ``args → result``, ellipsized) and puts provenance in a *marks* column —
-untrusted sources, side effects, errors and ``reads`` edges — that reads as plain text
+untrusted sources, side effects, errors and ``reads`` edges (``←`` those the trace records,
+``⇠`` those :mod:`mattrace.provenance` infers from the text) — that reads as plain text
 without colour. Colour is decoration only: rich drops it when stdout is not a terminal,
 and nothing here forces it.
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
@@ -26,6 +27,9 @@ from rich.text import Text
 
 from mattrace.report._format import compact, one_line, pretty_json, readable, step_summary, timestamp
 from mattrace.trace import Step, StepKind, Trace, describe_entrypoint
+
+if TYPE_CHECKING:
+    from mattrace.provenance import StepReads
 
 __all__ = ["KIND_STYLES", "print_trace", "render_trace"]
 
@@ -73,13 +77,16 @@ def render_trace(trace: Trace, *, step: int | None = None, around: int = 3,
         lo, hi = max(0, step - around), min(len(trace.steps), step + around + 1)
     else:
         lo, hi = 0, len(trace.steps)
+    from mattrace.provenance import context_reads
+
+    reads = context_reads(trace.steps[:hi])   # the context flow up to the last step shown
     parts: list[RenderableType] = [_header(trace, path, sealed, torn_line, width)]
     if trace.steps:
-        parts.append(_StepTable(trace, lo, hi, step, width))
+        parts.append(_StepTable(trace, lo, hi, step, width, reads))
     else:
         parts.append(Text("(no steps recorded)", style="dim"))
     if step is not None:
-        parts.append(_detail(trace, trace.steps[step], width))
+        parts.append(_detail(trace, trace.steps[step], width, reads[step]))
     return Group(*parts)
 
 
@@ -163,8 +170,9 @@ class _StepTable:
     """
 
     def __init__(self, trace: Trace, lo: int, hi: int, selected: int | None,
-                 width: int | None) -> None:
+                 width: int | None, reads: Sequence[StepReads]) -> None:
         self.trace, self.lo, self.hi, self.selected, self.width = trace, lo, hi, selected, width
+        self.reads = reads
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         yield self.build(min(self.width or options.max_width, options.max_width))
@@ -173,7 +181,7 @@ class _StepTable:
         """The table for ``width`` columns."""
         steps = self.trace.steps[self.lo:self.hi]
         used: set[str] = set()
-        rows = [(s, _marks(s, used)) for s in steps]
+        rows = [(s, _marks(s, self.reads[s.index], used)) for s in steps]
         index_w = max(len(f"▶ {s.index}" if s.index == self.selected else str(s.index))
                       for s in steps)
         kind_w = max(len(s.kind.value) for s in steps)
@@ -213,7 +221,7 @@ def _cell(text: str) -> Text:
     return Text(text, no_wrap=True, overflow="ellipsis")
 
 
-def _marks(step: Step, used: set[str]) -> Text:
+def _marks(step: Step, read: StepReads, used: set[str]) -> Text:
     parts: list[tuple[str, str]] = []
     if step.error is not None:
         parts.append(("✗ error", "bold red"))
@@ -221,10 +229,11 @@ def _marks(step: Step, used: set[str]) -> Text:
         parts.append(("⚠ untrusted", "red"))
     if step.side_effect:
         parts.append(("⚡ side effect", "yellow"))
-    if step.reads:
-        shown = _ranges(step.reads)
-        parts.append((f"← {shown}", "dim"))
-        used.add("reads+" if "+" in shown else "reads")
+    for arrow, edges, name in (("←", read.explicit, "reads"), ("⇠", read.inferred, "inferred")):
+        if edges:
+            shown = _ranges(edges)
+            parts.append((f"{arrow} {shown}", "dim"))
+            used.add(name + "+" if "+" in shown else name)
     used.update(label for label, _ in parts)
     return Text(" ").join(Text(label, style=style) for label, style in parts)
 
@@ -244,10 +253,11 @@ def _ranges(reads: Sequence[int]) -> str:
 
 def _legend(used: set[str]) -> str | None:
     notes = []
-    if "reads+" in used:
-        notes.append("← n: reads step n's output (+k: and k more)")
-    elif "reads" in used:
-        notes.append("← n: reads step n's output")
+    more = " (+k: and k more)" if "reads+" in used or "inferred+" in used else ""
+    if "reads" in used or "reads+" in used:
+        notes.append("← n: reads step n's output" + ("" if "inferred" in used or "inferred+" in used else more))
+    if "inferred" in used or "inferred+" in used:
+        notes.append("⇠ n: its input holds step n's output (inferred)" + more)
     if "⚠ untrusted" in used:
         notes.append("⚠: content from an untrusted source")
     if "⚡ side effect" in used:
@@ -257,7 +267,7 @@ def _legend(used: set[str]) -> str | None:
 
 # -- detail panel ----------------------------------------------------------------------------
 
-def _detail(trace: Trace, step: Step, width: int | None) -> Panel:
+def _detail(trace: Trace, step: Step, width: int | None, read: StepReads) -> Panel:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -275,8 +285,9 @@ def _detail(trace: Trace, step: Step, width: int | None) -> Panel:
                  if step.error else none)
     grid.add_row("sources", _json([s.model_dump(mode="json") for s in step.sources])
                  if step.sources else none)
-    grid.add_row("reads", Text("\n".join(_describe_read(trace, r) for r in step.reads))
-                 if step.reads else none)
+    described = [_describe_read(trace, r) for r in read.explicit] + \
+        [_describe_read(trace, r, " (inferred)") for r in read.inferred]
+    grid.add_row("reads", Text("\n".join(described)) if described else none)
     grid.add_row("side effect", Text("yes ⚡", style="yellow") if step.side_effect else Text("no"))
     grid.add_row("untrusted", Text("yes ⚠", style="red") if step.untrusted else Text("no"))
     grid.add_row("attrs", _json(step.attrs) if step.attrs else none)
@@ -322,12 +333,12 @@ def _json(value: Any) -> Text:
     return text
 
 
-def _describe_read(trace: Trace, index: int) -> str:
+def _describe_read(trace: Trace, index: int, how: str = "") -> str:
     if not 0 <= index < len(trace.steps):
-        return f"{index} (not in this trace)"
+        return f"{index}{how} (not in this trace)"
     src = trace.steps[index]
     target = f" {src.target}" if src.target else ""
-    return f"{index}: {src.kind.value}{target} by {src.agent} — {step_summary(src, 60)}"
+    return f"{index}{how}: {src.kind.value}{target} by {src.agent} — {step_summary(src, 60)}"
 
 
 def _times(step: Step) -> str:

@@ -119,7 +119,10 @@ def _context(trace: Trace, v: Violation, around: int) -> Table:
     shown = set(range(max(0, v.step - around), min(last, v.step + around) + 1))
     shown.update(i for i in v.witness if 0 <= i <= last)
     steps = [trace.steps[i] for i in shown]
-    marks = {s.index: _marks(s, set()) for s in steps}
+    from mattrace.provenance import context_reads
+
+    reads = context_reads(trace.steps[:max(shown) + 1])   # a witness path may follow inferred edges
+    marks = {s.index: _marks(s, reads[s.index], set()) for s in steps}
     widths = {"mark": 5, "index": len(str(max(shown))), "agent": min(12, max(len(s.agent) for s in steps)),
               "kind": max(len(s.kind.value) for s in steps),
               "target": min(16, max(len(s.target or "") for s in steps)),

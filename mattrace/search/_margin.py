@@ -7,7 +7,8 @@ tool. Hypothesis's ``target()`` steers generation towards perturbations that rai
 numbers. Each is in [0, 1], higher is closer to a violation:
 
 ``taint``
-    how far untrusted content travelled along ``reads`` towards a side effect: 0 none in
+    how far untrusted content travelled along ``reads`` (recorded or inferred from the text:
+    :func:`mattrace.provenance.context_reads`) towards a side effect: 0 none in
     the run; 0.25 present; 0.5 read by an LLM call; 0.75 read by an LLM call that asked
     for a tool, or by an agent that performs side effects; 1 a tainted side effect; plus
     up to 0.2 for the share of LLM calls it reached.
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mattrace.contracts import AtMost
+from mattrace.provenance import context_reads
 from mattrace.trace import Step, StepKind, Trace
 
 __all__ = ["Margin", "margins"]
@@ -34,9 +36,11 @@ Margin = Callable[[Trace], float | dict[str, float]]
 
 
 def _tainted(steps: list[Step]) -> set[int]:
+    """Untrusted steps and every step reading one (recorded or inferred ``reads``)."""
     tainted: set[int] = set()
-    for s in steps:   # steps only read earlier steps, so one pass in order is a closure
-        if s.untrusted or any(r in tainted for r in s.reads):
+    for s, read in zip(steps, context_reads(steps), strict=True):
+        # steps only read earlier steps, so one pass in order is a closure
+        if s.untrusted or any(r in tainted for r in read.reads):
             tainted.add(s.index)
     return tainted
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from mattrace.faults import Fault, Target
+from mattrace.provenance import text_leaves
 from mattrace.recording.boundaries import Doc
 from mattrace.recording.interceptors import Call, CallOutcome
-from mattrace.recording.provenance import text_leaves
 from mattrace.trace import StepKind, Trace
 
 __all__ = ["CallSite", "Point", "Sites", "canary_faults", "read_canary", "site_kind"]

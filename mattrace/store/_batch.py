@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["run_batch"]
 
-_TEMP = ("_raw", "_files", "_checked", "_heads", "_lite", "_bad", "_cand", "_agg", "_taint", "_lines_in",
+_TEMP = ("_raw", "_files", "_checked", "_heads", "_lite", "_bad", "_cand", "_agg", "_taint", "_inferred", "_lines_in",
          "_checked_lines", "_verdicts_in")
 
 

@@ -10,19 +10,26 @@ safety verdict, or a side effect that consumed data from a faulted step is *esca
 contained run whose task failed is *degraded*; the rest *contained*. The taint (fault steps,
 the steps they affected, and every step reading those along ``reads``) needs the steps, so
 it is followed once at ingest, for the new traces that have faults, and stored per trace as
-``traces.tainted_side_effect``; the metric queries never scan ``steps``.
+``traces.tainted_side_effect``; the metric queries never scan ``steps``. Its edges are the
+context flow, as :func:`mattrace.faults.containment` follows it: the ``reads`` the file
+records (``steps.reads``) and those :func:`mattrace.provenance.context_reads` infers from
+the text (:func:`inferred_rows`, computed for the faulted traces only).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from mattrace.provenance import context_reads
 from mattrace.store._grouping import GroupKeys, run_filter
 from mattrace.store._metrics import Rate, _rate
+from mattrace.trace import Step
 
-__all__ = ["CLASSES", "CONTAINMENT_KEYS", "ContainmentRow", "containment_sql", "fault_rows_sql", "taint_sql",
-           "TRACE_CONTAINMENT"]
+__all__ = ["CLASSES", "CONTAINMENT_KEYS", "ContainmentRow", "containment_sql", "fault_rows_sql", "inferred_rows",
+           "INFERRED", "taint_sql", "TRACE_CONTAINMENT"]
 
 CLASSES = ("contained", "degraded", "escaped")
 # a fault's own keys are columns of faults; the trace has a target and run_id of its own, hence the f_ aliases
@@ -48,18 +55,38 @@ def fault_rows_sql(traces: str) -> str:
     WHERE s.kind = 'fault' AND s.trace_id IN {traces}"""
 
 
-def taint_sql(traces: str) -> str:
+INFERRED: dict[str, Any] = {"trace_id": "VARCHAR", "idx": "INTEGER", "src": "INTEGER"}
+"""The columns of the edges :func:`inferred_rows` gives (a temp table :func:`taint_sql` reads)."""
+
+
+def inferred_rows(lines: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The inferred ``reads`` edges of traces, from their step lines (trace id, the line's JSON),
+    each trace's lines in order: one row per edge, ``idx`` reading ``src``."""
+    by_trace: dict[str, list[Step]] = {}
+    for trace_id, line in lines:
+        by_trace.setdefault(trace_id, []).append(Step.model_validate(json.loads(line)["step"]))
+    rows: list[dict[str, Any]] = []
+    for trace_id, steps in by_trace.items():
+        steps.sort(key=lambda s: s.index)
+        rows.extend({"trace_id": trace_id, "idx": read.index, "src": src}
+                    for read in context_reads(steps) for src in read.inferred)
+    return rows
+
+
+def taint_sql(traces: str, inferred: str | None = None) -> str:
     """The first side effect (that did not fail) fed by faulty data, per trace of ``traces`` (those with faults).
 
     Tainted: a fault step, a step with a ``fault:`` source (the step a fault affected), and
-    every step that reads a tainted one; ``reads`` point backwards, so this is the closure
+    every step that reads a tainted one, along ``steps.reads`` and the edges of the table
+    ``inferred`` (columns :data:`INFERRED`); ``reads`` point backwards, so this is the closure
     :func:`mattrace.faults.containment` computes in one forward pass. Columns: ``trace_id``,
     ``step``.
     """
+    more = f" UNION ALL SELECT trace_id, idx, src FROM {inferred} WHERE trace_id IN {traces}" if inferred else ""
     return f"""
     WITH RECURSIVE s AS (
         SELECT trace_id, idx, kind, reads, side_effect, error_type, sources FROM steps WHERE trace_id IN {traces}),
-    edges AS (SELECT trace_id, idx, unnest(reads) AS src FROM s),
+    edges AS (SELECT trace_id, idx, unnest(reads) AS src FROM s{more}),
     tainted(trace_id, idx) AS (
         SELECT trace_id, idx FROM s
         WHERE kind = 'fault' OR coalesce(contains(sources::VARCHAR, '"ref":"fault:'), false)

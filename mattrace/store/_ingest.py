@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 from mattrace.errors import TornTailWarning, TraceFormatError
-from mattrace.store._faults import fault_rows_sql, taint_sql
+from mattrace.store._faults import INFERRED, fault_rows_sql, inferred_rows, taint_sql
 from mattrace.store._governance import decision_rows_sql
 from mattrace.store._records import ATTRS, HEADER_RECORD, SEAL_RECORD, STEP_COLUMNS, STEP_RECORD
 from mattrace.store._report import IngestReport
@@ -289,7 +289,11 @@ def _write(con: DuckDBPyConnection, report: IngestReport, batch_run: str, now: d
                           "FROM _agg").fetchone()
         faulted, governed = (int(row[0]), int(row[1])) if row else (0, 0)
         if faulted:   # most batches have no injected faults (or decisions): then their queries do not run
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _taint AS {taint_sql(_FAULTED)}")
+            lines = con.execute(f"""
+                SELECT c.trace_id, r.json FROM _raw r JOIN _cand c USING (filename)
+                WHERE r.type = 'step' AND c.action IN ('add', 'replace') AND c.trace_id IN {_FAULTED}""").fetchall()
+            load_rows(con, "_inferred", INFERRED, inferred_rows((str(t), str(j)) for t, j in lines))
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _taint AS {taint_sql(_FAULTED, '_inferred')}")
         else:
             con.execute("CREATE OR REPLACE TEMP TABLE _taint (trace_id VARCHAR, step INTEGER)")
         con.execute(_INSERT_TRACES, [batch_run, now])

@@ -2,8 +2,10 @@
 
 Contracts, reports and stores are tested against traces, and writing a trace by hand
 step by step is noise. Builders describe each step in one call; :func:`trace` numbers
-them, infers ``reads`` edges exactly as the recorder does (so a builder trace behaves
-like a recorded one) and appends the ``end`` step::
+them, records them through a :class:`~mattrace.recording.Recorder` (so a builder trace is
+what a recorded one is: explicit ``reads``, a tool call reading the ``llm`` step that
+requested it, a memory read the last write of its key; the rest of the context flow is
+inferred at analysis time, :mod:`mattrace.provenance`) and appends the ``end`` step::
 
     from mattrace.testing import trace, user, retrieval, doc, tool_call
 
@@ -75,16 +77,21 @@ def delegate(agent: str, to: str, task: str, *, reads: Iterable[int] = ()) -> St
 
 
 def llm(agent: str, content: str | None = None, *, prompt: str | None = None,
-        tool_calls: Iterable[str | tuple[str, dict[str, Any]]] = (), model: str = "scripted",
-        tokens: int = 0, cost_usd: float = 0.0, reads: Iterable[int] = ()) -> StepSpec:
-    """An LLM call by ``agent`` answering ``content`` and/or requesting ``tool_calls``."""
-    calls = [(c, {}) if isinstance(c, str) else c for c in tool_calls]
+        tool_calls: Iterable[str | tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], str]] = (),
+        model: str = "scripted", tokens: int = 0, cost_usd: float = 0.0, reads: Iterable[int] = ()) -> StepSpec:
+    """An LLM call by ``agent`` answering ``content`` and/or requesting ``tool_calls`` (a name,
+    ``(name, arguments)`` or ``(name, arguments, call id)``; a ``tool_call(..., call_id=)``
+    answers the call with that id)."""
+    calls = [(c, {}, None) if isinstance(c, str) else (c[0], c[1], c[2] if len(c) > 2 else None)
+             for c in tool_calls]
     result: dict[str, Any] = {"role": "assistant", "content": content}
     attrs: dict[str, Any] = {"model": model, "tokens": {"prompt": 0, "completion": tokens,
                                                         "total": tokens}, "cost_usd": cost_usd}
     if calls:
-        result["tool_calls"] = [{"name": n, "arguments": a} for n, a in calls]
-        attrs["tool_calls_requested"] = [n for n, _ in calls]
+        result["tool_calls"] = [{"name": n, "arguments": a, **({"id": i} if i else {})} for n, a, i in calls]
+        attrs["tool_calls_requested"] = [n for n, _, _ in calls]
+        if any(i for _, _, i in calls):
+            attrs["tool_call_ids"] = [i for _, _, i in calls]
     messages = [{"role": "user", "content": prompt}] if prompt is not None else []
     return StepSpec(StepKind.LLM, dict(
         agent=agent, target=model, content=content, args={"model": model, "messages": messages},
@@ -93,12 +100,15 @@ def llm(agent: str, content: str | None = None, *, prompt: str | None = None,
 
 def tool_call(name: str, args: dict[str, Any] | None = None, result: Any = None, *,
               agent: str = "main", side_effect: bool = False, trusted: bool = True,
-              error: BaseException | None = None, reads: Iterable[int] = ()) -> StepSpec:
-    """A call of tool ``name``; ``error`` records a failed call instead of a result."""
+              error: BaseException | None = None, reads: Iterable[int] = (),
+              call_id: str | None = None) -> StepSpec:
+    """A call of tool ``name``; ``error`` records a failed call instead of a result; ``call_id``
+    names the requested call it answers (else it answers the oldest request of ``name``)."""
     return StepSpec(StepKind.TOOL, dict(
         agent=agent, target=name, args=args or {}, result=None if error else result, error=error,
         side_effect=side_effect, reads=tuple(reads),
-        sources=() if error else (Source(kind="tool", ref=name, trusted=trusted),)))
+        sources=() if error else (Source(kind="tool", ref=name, trusted=trusted),),
+        attrs={"tool_call_id": call_id} if call_id else None))
 
 
 def doc(id: str, text: str, *, trusted: bool = True) -> Doc:

@@ -16,7 +16,11 @@ Two mechanisms, because litellm offers no single hook that is both complete and 
 
 Who acts: ``metadata={"agent": ...}`` on the call, else the enclosing ``agent()`` block.
 ``metadata={"mattrace_reads": [step indices]}`` adds explicit ``reads`` edges; text that an
-earlier step produced and that appears in the prompt is linked automatically.
+earlier step produced and that appears in the prompt is linked at analysis time
+(:mod:`mattrace.provenance`). A response's tool calls are recorded as
+``attrs["tool_calls_requested"]`` (names) and ``attrs["tool_call_ids"]`` (their ids, in the
+same order); a tool run inside ``mattrace.tool_call_id(call.id)`` is linked to its request
+by that id.
 
 Importing this module imports litellm (about 3 s); mattrace imports it only on demand.
 """
@@ -136,8 +140,10 @@ def _describe_response(response: Any) -> tuple[str | None, dict[str, Any], dict[
             cost = None
     if cost is not None:
         attrs["cost_usd"] = float(cost)
-    if tool_calls:
+    if tool_calls:   # names (what earlier versions recorded) and, in the same order, the call ids
         attrs["tool_calls_requested"] = [tc["name"] for tc in tool_calls]
+        attrs["tool_call_ids"] = [tc["id"] if isinstance(tc["id"], str) and tc["id"] else None
+                                  for tc in tool_calls]
     if getattr(response, "id", None):
         attrs["response_id"] = response.id
     return text, result, attrs

@@ -48,8 +48,10 @@ def run_agent(name: str, system: str, task: str, *, model: str,
                  "function": {"name": c.function.name, "arguments": c.function.arguments}}
                 for c in calls]})
             for call in calls:
+                with mattrace.tool_call_id(call.id):   # the tool step reads the request it answers
+                    result = _run_tool(tools, call.function.name, call.function.arguments)
                 messages.append({"role": "tool", "tool_call_id": call.id, "name": call.function.name,
-                                 "content": _run_tool(tools, call.function.name, call.function.arguments)})
+                                 "content": result})
     return f"({name} stopped after {MAX_TURNS} turns without an answer)"
 
 
