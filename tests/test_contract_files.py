@@ -388,7 +388,7 @@ ERRORS: list[tuple[str, str, int, str]] = [
         [contract.step]
         kind = "message"
         content = '('
-     """, 5, "bad regular expression '(' in 'content': missing ), unterminated subpattern at position 0"),
+     """, 5, "bad regular expression '(': missing ): ( (mattrace matches with RE2, in linear time) in 'content'"),
     ("bad regex in an element of a multi-line array", """
         [[contract]]
         use = "never"
@@ -396,13 +396,14 @@ ERRORS: list[tuple[str, str, int, str]] = [
           { args = { to = { matches = 'ok' } } },
           { args = { to = { matches = '[a-' } } },
         ] }
-     """, 5, "bad regular expression '[a-' in 'matches': unterminated character set at position 0"),
+     """, 5, "bad regular expression '[a-': missing ]: [a- (mattrace matches with RE2, in linear time) in 'matches'"),
     ("bad confirmation pattern", """
         [[contract]]
         use = "confirmed_before"
         tool = "pay"
         pattern = '(?<=a+)yes'
-     """, 4, "bad regular expression '(?<=a+)yes' in 'pattern': look-behind requires fixed-width pattern"),
+     """, 4, "bad regular expression '(?<=a+)yes': invalid perl operator: (?<= "
+     "(RE2 has no lookbehind: match the wider text instead) in 'pattern'"),
     ("malformed TOML", """
         [[contract]]
         use = "never"

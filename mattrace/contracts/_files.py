@@ -48,6 +48,7 @@ from mattrace.contracts._library import (
 from mattrace.contracts._operators import always, at_most, each, eventually, never, precedes, responds, within
 from mattrace.contracts._past import flows, once, since
 from mattrace.contracts._predicates import NameSpec, Pred, step
+from mattrace.contracts._regex import LinearPattern, compile_linear
 from mattrace.contracts._verdict import Severity
 from mattrace.errors import ContractError, LocatedError
 from mattrace.trace import StepKind
@@ -208,12 +209,13 @@ class _Loader:
     def text(self, at: Key, value: Any) -> str:
         return self.config.string(at, value, name=repr(at[-1]), expected="text")
 
-    def regex(self, at: Key, value: Any, flags: int = 0) -> re.Pattern[str]:
+    def regex(self, at: Key, value: Any, *, ignore_case: bool = False) -> LinearPattern:
+        """A pattern for linear-time matching (RE2): contracts run it over text anyone may have written."""
         pattern = self.text(at, value)
         try:
-            return re.compile(pattern, flags)
-        except re.error as exc:
-            raise self.fail(at, f"bad regular expression {pattern!r} in {at[-1]!r}: {exc}") from None
+            return compile_linear(pattern, ignore_case=ignore_case)
+        except ContractError as exc:
+            raise self.fail(at, f"{exc} in {at[-1]!r}") from None
 
     def names(self, at: Key, value: Any) -> list[str]:
         """A name, a glob or a non-empty list of them, as a list."""
@@ -408,7 +410,7 @@ def _confirmed_before(ld: _Loader, at: Key, raw: dict[str, Any]) -> Contract:
     ignore_case = ld.flag((*at, "ignore_case"), raw["ignore_case"]) if "ignore_case" in raw else True
     pattern = r"\byes\b"
     if "pattern" in raw:
-        pattern = ld.regex((*at, "pattern"), raw["pattern"], re.IGNORECASE if ignore_case else 0).pattern
+        pattern = ld.regex((*at, "pattern"), raw["pattern"], ignore_case=ignore_case).pattern
     by = ld.text((*at, "by"), raw["by"]) if "by" in raw else "user"
     names = ld.names((*at, "tool"), raw["tool"])
     contract = confirmed_before(ld.name_spec((*at, "tool"), raw["tool"]), pattern, by=by, ignore_case=ignore_case)

@@ -8,7 +8,6 @@ the factuality contracts live in ``_claims``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
@@ -17,6 +16,7 @@ from mattrace.contracts._dataflow import SelectorContract, UntrustedSelector
 from mattrace.contracts._operators import Always, at_most
 from mattrace.contracts._past import Flows, Since
 from mattrace.contracts._predicates import NameRef, NameSpec, _name_matcher, step
+from mattrace.contracts._regex import compile_linear
 from mattrace.contracts._verdict import Verdict
 from mattrace.errors import ContractError
 from mattrace.trace import Step, StepKind
@@ -221,9 +221,9 @@ def confirmed_before(tool: NameSpec, pattern: str = r"\byes\b", *, by: str = "us
     (a new proposal) needs a new "yes" before the action.
     """
     try:
-        rx = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
-    except re.error as exc:
-        raise ContractError(f"confirmed_before: bad regular expression {pattern!r}: {exc}") from None
+        rx = compile_linear(pattern, ignore_case=ignore_case)
+    except ContractError as exc:
+        raise ContractError(f"confirmed_before: {exc}") from None
     other_speaker = step.kind("message") & ~step.agent(by)
     confirmation = step.message(agent=by, matches=rx)
     tool_text = _name_matcher(tool, "tool")[1].removeprefix("tool ")

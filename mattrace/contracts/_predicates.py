@@ -23,6 +23,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from mattrace.contracts._regex import LinearPattern, Regex, compile_linear
 from mattrace.errors import ContractError
 from mattrace.trace import Step, StepKind
 
@@ -176,15 +177,16 @@ class _Where(_Leaf):
 NameSpec = str | Collection[str] | re.Pattern[str]
 
 
-def _compile_regex(pattern: str | re.Pattern[str], what: str) -> re.Pattern[str]:
-    if isinstance(pattern, re.Pattern):
+def _compile_regex(pattern: str | Regex, what: str) -> Regex:
+    """A pattern given as text compiled for linear-time matching (RE2); a compiled one as given."""
+    if isinstance(pattern, re.Pattern | LinearPattern):
         return pattern
     if not isinstance(pattern, str):
         raise ContractError(f"{what}: expected a regular expression, got {pattern!r}")
     try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise ContractError(f"{what}: bad regular expression {pattern!r}: {exc}") from exc
+        return compile_linear(pattern)
+    except ContractError as exc:
+        raise ContractError(f"{what}: {exc}") from None
 
 
 def _name_matcher(spec: NameSpec, what: str) -> tuple[Callable[[str | None], bool], str]:
@@ -225,7 +227,7 @@ def _text_of(value: Any) -> str:
     return value if isinstance(value, str) else _JSON.encode(value)
 
 
-def _search_leaves(rx: re.Pattern[str], value: Any) -> bool:
+def _search_leaves(rx: Regex, value: Any) -> bool:
     """True when some text inside ``value`` (a string, number, or one nested in lists and dicts) matches.
 
     Searching the leaves rather than a JSON dump is faster and matches what people mean by
@@ -267,12 +269,12 @@ class _Arg:
         """The argument equals ``value``."""
         return self._leaf(lambda v: bool(v == value), f"== {value!r}")
 
-    def matches(self, pattern: str | re.Pattern[str]) -> Pred:
+    def matches(self, pattern: str | Regex) -> Pred:
         """The argument's text (JSON for non-strings) contains a match of ``pattern``."""
         rx = _compile_regex(pattern, f"step.arg({self._name!r}).matches")
         return self._leaf(lambda v: rx.search(_text_of(v)) is not None, f"matching /{rx.pattern}/")
 
-    def not_matches(self, pattern: str | re.Pattern[str]) -> Pred:
+    def not_matches(self, pattern: str | Regex) -> Pred:
         """The argument is absent or its text has no match of ``pattern``."""
         rx = _compile_regex(pattern, f"step.arg({self._name!r}).not_matches")
         return self._leaf(lambda v: rx.search(_text_of(v)) is None, f"not matching /{rx.pattern}/", missing=True)
@@ -291,7 +293,7 @@ class _Text:
     def __init__(self, field: str) -> None:
         self._field = field
 
-    def matches(self, pattern: str | re.Pattern[str]) -> Pred:
+    def matches(self, pattern: str | Regex) -> Pred:
         """Some text of the field (for structured results: any string or number in it) matches ``pattern``."""
         rx = _compile_regex(pattern, f"step.{self._field}.matches")
         field = self._field
@@ -362,7 +364,7 @@ class StepNamespace:
         """The boundary call of this step failed."""
         return _Leaf(lambda s: s.error is not None, "failed call")
 
-    def message(self, agent: NameSpec | None = None, matches: str | re.Pattern[str] | None = None,
+    def message(self, agent: NameSpec | None = None, matches: str | Regex | None = None,
                 to: NameSpec | None = None) -> Pred:
         """A message step, optionally from ``agent``, to ``to``, with content matching ``matches``."""
         tests: list[Callable[[Step], bool]] = []
