@@ -41,6 +41,7 @@ from mattrace.contracts._library import (
     no_untrusted_context_action,
     stays_in_role,
     terminates,
+    tool_definitions_stable,
 )
 from mattrace.contracts._operators import (
     AtMost,
@@ -96,6 +97,7 @@ __all__ = [
     "stays_in_role",
     "step",
     "terminates",
+    "tool_definitions_stable",
     "untrusted_selector",
     "Verdict",
     "Violation",
