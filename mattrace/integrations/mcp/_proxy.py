@@ -39,6 +39,7 @@ from typing import Any
 from mattrace.errors import McpError
 from mattrace.integrations.mcp._boundary import INTERNAL_ERROR, McpBoundary, McpRemoteError, rpc_error
 from mattrace.integrations.mcp._marks import Marks
+from mattrace.integrations.mcp._pins import read_lock
 from mattrace.integrations.mcp._wire import LINE_LIMIT, BadLine, Message, open_stdio, parse_line, send_line
 from mattrace.recording import RecordOptions, record
 from mattrace.recording.interceptors import Interceptor
@@ -97,6 +98,8 @@ class ProxyOptions:
             raise McpError("no cassette to replay from (record mode 'none')", path=str(self.cassette))
         if not self.server and not self.serves_from_cassette:
             raise McpError("no server command: give it after --, e.g. mattrace mcp -- uvx mcp-server-git")
+        if self.pin is not None and Path(self.pin).exists():
+            read_lock(self.pin)   # a malformed lock stops the proxy before the client is answered
 
 
 class _Server:
