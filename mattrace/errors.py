@@ -9,9 +9,10 @@ because the person reading it is usually looking at a CI log, not a debugger::
     ├── LocatedError          something is wrong in a file a person wrote, or in its Python twin (path, line)
     │   ├── ContractError     a contract is malformed (contract, location in the contract file)
     │   ├── FaultSpecError    a fault specification (or fault plan) is malformed or unknown
-    │   └── GovernanceError   a governance policy is malformed, or an action was refused
-    │       └── ActionBlocked           a refused action, raised to the agent (on_block="raise")
-    │           └── UnattributedAction  a side effect from code no governed run can claim (a thread)
+    │   ├── GovernanceError   a governance policy is malformed, or an action was refused
+    │   │   └── ActionBlocked           a refused action, raised to the agent (on_block="raise")
+    │   │       └── UnattributedAction  a side effect from code no governed run can claim (a thread)
+    │   └── McpError          the MCP boundary: a tool lock file is malformed, a server cannot be started
     ├── ReplayMismatch        a replayed call differs from the recording (step, expected vs got)
     │   └── ReplayRefused     a trace or cassette names code replay was not allowed to run (file, step)
     ├── RecordedError         stands in, on replay, for a recorded exception whose class replay may not rebuild
@@ -40,6 +41,7 @@ __all__ = [
     "LocatedError",
     "MatTraceError",
     "MatTraceWarning",
+    "McpError",
     "RecordedError",
     "RecordingError",
     "ReplayMismatch",
@@ -160,6 +162,11 @@ class FaultSpecError(LocatedError):
 
 class GovernanceError(LocatedError):
     """A governance policy is malformed, or a blocked action was configured to raise."""
+
+
+class McpError(LocatedError):
+    """The MCP boundary cannot do what it was asked: a tool lock file is malformed, the server
+    command cannot be started, or proxy options contradict each other."""
 
 
 class ActionBlocked(GovernanceError):

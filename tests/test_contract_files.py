@@ -36,13 +36,14 @@ from mattrace.contracts import (
     stays_in_role,
     step,
     terminates,
+    tool_definitions_stable,
     within,
 )
 from mattrace.contracts._files import _USES
 from mattrace.errors import ContractError
 from mattrace.io.openai_chat import import_openai
 from mattrace.testing import doc, end, llm, message, retrieval, tool_call, trace, user
-from mattrace.trace import Trace
+from mattrace.trace import Step, StepKind, Trace
 
 ROOT = Path(__file__).resolve().parents[1]
 AIRLINE = ROOT / "examples" / "contracts" / "airline.toml"
@@ -101,6 +102,11 @@ CORPUS: dict[str, Trace] = {
         message("writer", "Revenue grew 15% last year.",
                 claims=[{"text": "Revenue grew 15% last year", "cites": []}]),
         message("editor", "As noted, revenue grew 15% last year.")),
+    "rug_pull": Trace(trace_id="rug", name="rug_pull", steps=[
+        Step(index=i, kind=StepKind.MESSAGE, agent="mcp-server", content="tools: weather",
+             attrs={"mcp": {"method": "tools/list"},
+                    **({"mcp_tool_changes": [{"tool": "weather", "change": "description"}]} if i else {})})
+        for i in range(2)]),
 }
 
 
@@ -201,6 +207,9 @@ ROUND_TRIPS: list[tuple[str, str, Contract]] = [
         tool = "search_*"
         n = 2
      """, max_calls("search_*", 2)),
+    ("tool_definitions_stable", """
+        use = "tool_definitions_stable"
+     """, tool_definitions_stable()),
     ("all_of, error, untrusted, args matches", """
         use = "never"
         [contract.step]
@@ -271,6 +280,7 @@ MINIMAL = {
     "confirmed_before": 'tool = "rm_*"\nby = "admin"\nignore_case = false',
     "no_action_after_error": "",
     "max_calls": 'tool = ["rm_rf", "rm_all"]\nn = 0',
+    "tool_definitions_stable": "",
 }
 
 
@@ -381,7 +391,7 @@ ERRORS: list[tuple[str, str, int, str]] = [
      """, 2, "unknown contract 'xyzzy' (known: always, at_most, claims_supported, confirmed_before, each, "
              "eventually, max_calls, never, no_action_after_error, no_unsupported_propagation, "
              "no_untrusted_action, no_untrusted_context_action, precedes, responds, stays_in_role, terminates, "
-             "within)"),
+             "tool_definitions_stable, within)"),
     ("bad regex in a sub-table", """
         [[contract]]
         use = "never"

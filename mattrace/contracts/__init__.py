@@ -46,6 +46,7 @@ from mattrace.contracts._library import (
     no_untrusted_context_action,
     stays_in_role,
     terminates,
+    tool_definitions_stable,
 )
 from mattrace.contracts._operators import (
     AtMost,
@@ -103,6 +104,7 @@ __all__ = [
     "stays_in_role",
     "step",
     "terminates",
+    "tool_definitions_stable",
     "unknown_names",
     "untrusted_selector",
     "Verdict",

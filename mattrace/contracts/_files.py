@@ -44,6 +44,7 @@ from mattrace.contracts._library import (
     no_untrusted_context_action,
     stays_in_role,
     terminates,
+    tool_definitions_stable,
 )
 from mattrace.contracts._operators import always, at_most, each, eventually, never, precedes, responds, within
 from mattrace.contracts._past import flows, once, since
@@ -470,4 +471,5 @@ _USES: dict[str, _Use] = {
     "confirmed_before": _Use(_confirmed_before, ("tool",), ("pattern", "by", "ignore_case")),
     "no_action_after_error": _Use(lambda ld, at, raw: no_action_after_error()),
     "max_calls": _Use(_max_calls, ("tool", "n")),
+    "tool_definitions_stable": _Use(lambda ld, at, raw: tool_definitions_stable()),
 }

@@ -1,7 +1,8 @@
 """Stock contracts for the failure classes of multi-agent orchestration.
 
 Non-termination, role drift, untrusted context turning into actions, actions without
-confirmation, actions after a failure, and runaway tool use. Each is built from the same
+confirmation, actions after a failure, runaway tool use, and MCP tool definitions that
+change after they were approved. Each is built from the same
 operators a user would write, with reason sentences phrased for the failure it catches;
 the factuality contracts live in ``_claims``.
 """
@@ -22,7 +23,7 @@ from mattrace.errors import ContractError
 from mattrace.trace import Step, StepKind
 
 __all__ = ["confirmed_before", "max_calls", "no_action_after_error", "no_untrusted_action", "stays_in_role",
-           "terminates"]
+           "terminates", "tool_definitions_stable", "TOOL_CHANGES_ATTR"]
 
 
 # -- terminates ----------------------------------------------------------------------------
@@ -275,3 +276,65 @@ def max_calls(tool: NameSpec, n: int) -> Contract:
     """At most ``n`` calls of ``tool`` in a run (runaway loops, retry storms)."""
     tool_text = _name_matcher(tool, "tool")[1].removeprefix("tool ")
     return at_most(n, step.tool(tool)).named(f"at most {n} {tool_text} calls")
+
+
+# -- tool definitions (MCP) ------------------------------------------------------------------
+
+TOOL_CHANGES_ATTR = "mcp_tool_changes"
+"""The step attribute where the MCP boundary records how a ``tools/list`` differs from the pins."""
+
+
+def tool_definitions_stable() -> Contract:
+    """No tool changes its definition after it was pinned: the "rug pull" defence for MCP.
+
+    The MCP boundary (``mattrace mcp``, ``mattrace.integrations.mcp.instrument``) pins every
+    tool's description, schemas and annotations at the session's first ``tools/list`` (or
+    from a lock file) and records on each later listing what changed: a description or
+    schema, a new tool, a removed one, a rename. This fails at the first listing that
+    changed anything, naming the changes; its witness is the pinning listing and that one.
+    """
+    return _ToolDefinitionsStable().named("tool definitions stable")
+
+
+class _ToolDefinitionsStable(Contract):
+    def describe(self) -> str:
+        return "tool_definitions_stable()"
+
+    def monitor(self) -> Monitor:
+        return _ToolDefinitionsMonitor(self)
+
+
+class _ToolDefinitionsMonitor(Monitor):
+    __slots__ = ("pinned_at",)
+
+    def __init__(self, contract: Contract) -> None:
+        super().__init__(contract)
+        self.pinned_at: int | None = None
+
+    def _step(self, s: Step) -> Verdict | None:
+        mcp = s.attrs.get("mcp")
+        if not (isinstance(mcp, dict) and mcp.get("method") == "tools/list"):
+            return None
+        changes = s.attrs.get(TOOL_CHANGES_ATTR)
+        if not changes:
+            if self.pinned_at is None:
+                self.pinned_at = s.index
+            return None
+        said = [_tool_change(c) for c in changes if isinstance(c, dict)] or [repr(changes)]
+        more = f" and {len(said) - 3} more" if len(said) > 3 else ""
+        against = (f"the listing at step {self.pinned_at}" if self.pinned_at is not None
+                   else f"the pinned definitions ({mcp.get('pinned_by', 'a lock file')})")
+        witness = (s.index,) if self.pinned_at is None else (self.pinned_at, s.index)
+        return self.failed(s.index, f"the tools listed at step {s.index} differ from {against}: "
+                                    f"{'; '.join(said[:3])}{more}", witness)
+
+
+def _tool_change(change: dict[str, Any]) -> str:
+    kind, tool = change.get("change"), change.get("tool")
+    if kind == "renamed":
+        return f"{change.get('from')!r} was renamed to {tool!r}"
+    if kind == "new":
+        return f"{tool!r} is new"
+    if kind == "removed":
+        return f"{tool!r} was removed"
+    return f"the {kind} of {tool!r} changed"

@@ -5,6 +5,8 @@
 * :mod:`mattrace.integrations.otel`: OpenTelemetry spans (GenAI and OpenInference
   conventions) become steps, so instrumented frameworks record without code changes.
 * :mod:`mattrace.integrations.openai_agents`: the OpenAI Agents SDK's tracing hooks.
+* :mod:`mattrace.integrations.mcp`: the Model Context Protocol boundary, as a stdio proxy
+  (``mattrace mcp``) and for an in-process ``ClientSession``.
 
 The recording core never imports these: ``record()`` instruments a library that is
 already imported through a table of module names (``AUTO_INSTRUMENT``), and nothing here
