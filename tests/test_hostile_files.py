@@ -226,3 +226,30 @@ def test_too_deep_takes_any_json_value() -> None:
     for _ in range(MAX_DEPTH):
         deep = [deep]
     assert too_deep(deep) and not too_deep([[[]]])
+
+
+def test_ingest_skips_a_file_name_that_is_not_utf8_and_survives_a_symlink_loop(tmp_path: Path) -> None:
+    """One undecodable file name failed the whole batch, and a link to an ancestor walked forever: now the name is
+    skipped with a reason, every directory is entered once, and the good trace is ingested."""
+    from mattrace.store import Store
+
+    traces = tmp_path / "traces"
+    with mattrace.record("ok", dir=traces) as rec:
+        mattrace.message("a", "hi")
+    assert rec.path is not None
+    os.link(rec.path, os.fsencode(traces) + b"/bad-\xff.jsonl")
+    (traces / "sub").mkdir()
+    (traces / "sub" / "up").symlink_to(tmp_path)
+    done: list[object] = []
+
+    def ingest() -> None:
+        with Store.open(tmp_path / "m.duckdb") as store:
+            done.append(store.ingest([traces]))
+
+    worker = threading.Thread(target=ingest, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert done, "ingest did not finish"
+    report = done[0]
+    assert report.traces_added == 1, str(report)   # type: ignore[attr-defined]
+    assert any("bad-\\udcff.jsonl: the file name is not UTF-8 text" in e for e in report.errors)   # type: ignore[attr-defined]

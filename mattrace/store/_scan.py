@@ -41,17 +41,38 @@ class Found:
     mtime_ns: int
 
 
-def _walk(root: str, out: dict[str, Found]) -> None:
-    """Every ``*.jsonl`` file under ``root`` (already absolute), stat'ed once."""
-    stack = [root]
+def _walk(root: str, out: dict[str, Found], errors: list[str]) -> None:
+    """Every ``*.jsonl`` file under ``root`` (already absolute), stat'ed once.
+
+    Each directory is entered once, however many symlinks lead to it (a link to an ancestor
+    would loop forever); a file whose name is not UTF-8 text (DuckDB reads file names as
+    UTF-8, and one such name failed the whole batch) is skipped with an error naming it.
+    """
+    stack, seen = [root], set()
     while stack:
-        with os.scandir(stack.pop()) as entries:
+        directory = stack.pop()
+        try:
+            st = os.stat(directory)
+        except OSError as exc:
+            errors.append(f"{directory}: cannot read: {exc.strerror or exc}")
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        with os.scandir(directory) as entries:
             for entry in entries:
-                if entry.is_dir(follow_symlinks=True):
-                    stack.append(entry.path)
-                elif entry.name.endswith(".jsonl") and entry.is_file(follow_symlinks=True):
-                    st = entry.stat()
-                    out[entry.path] = Found(Path(entry.path), st.st_size, st.st_mtime_ns)
+                try:
+                    if entry.is_dir(follow_symlinks=True):
+                        stack.append(entry.path)
+                    elif entry.name.endswith(".jsonl") and entry.is_file(follow_symlinks=True):
+                        entry.path.encode("utf-8")
+                        st = entry.stat()
+                        out[entry.path] = Found(Path(entry.path), st.st_size, st.st_mtime_ns)
+                except UnicodeEncodeError:
+                    errors.append(f"{entry.path.encode('utf-8', 'backslashreplace').decode()}: the file name is not "
+                                  "UTF-8 text; rename the file to ingest it")
+                except OSError as exc:   # a dangling link, a permission denied
+                    errors.append(f"{entry.path}: cannot read: {exc.strerror or exc}")
 
 
 def expand(paths: list[str | os.PathLike[str]]) -> tuple[list[Found], list[str]]:
@@ -67,7 +88,7 @@ def expand(paths: list[str | os.PathLike[str]]) -> tuple[list[Found], list[str]]
         path = Path(raw).resolve()
         try:
             if path.is_dir():
-                _walk(str(path), found)
+                _walk(str(path), found, errors)
             elif path.is_file():
                 st = path.stat()
                 found[str(path)] = Found(path, st.st_size, st.st_mtime_ns)
