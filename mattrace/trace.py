@@ -25,6 +25,7 @@ __all__ = [
     "describe_entrypoint",
     "Outcome",
     "OutcomeStatus",
+    "REPLAY_LABEL",
     "Source",
     "SourceKind",
     "Step",
@@ -62,9 +63,13 @@ VOLATILE_ATTRS: frozenset[str] = frozenset(
     {"latency_ms", "response_id", "litellm_call_id", "span_id", "parent_span_id", "otel_trace_id"}
 )
 
+REPLAY_LABEL = "mattrace.replay_of"
+"""The label of a run answered from a cassette alone: the id of the trace it reproduces. Such a
+run repeats a recorded one and is no new evidence, so the store's metrics leave it out."""
+
 # labels that name the session a run was recorded in (the pytest plugin's run id) or the
 # trace a replay reproduces: like the trace id, they differ between two faithful runs.
-VOLATILE_LABELS: frozenset[str] = frozenset({"mattrace.run", "mattrace.replay_of"})
+VOLATILE_LABELS: frozenset[str] = frozenset({"mattrace.run", REPLAY_LABEL})
 
 
 class _Frozen(BaseModel):

@@ -110,7 +110,7 @@ def record(name: str | Callable[..., Any] | None = None, /, **options: Unpack[Re
             function's qualified name.
         **options: see :class:`~mattrace.recording.options.RecordOptions` (``config``,
             ``dir``, ``fsync``, ``entrypoint``, ``governor``, ``labels``, ``redact``,
-            ``cassette``, ``record_mode``, ``faults``).
+            ``cassette``, ``record_mode``, ``faults``, ``match``).
 
     Raises:
         RecordingError: an unknown option (with a did-you-mean) or record mode.
