@@ -211,8 +211,8 @@ def canonical_json(value: Any, *, ascii_only: bool = False) -> str:
 
 
 def describe_entrypoint(entrypoint: Any, limit: int = 300) -> str:
-    """A trace header's entry point as one line, ``module:function(arg, key=value)``, for a person
-    to judge before allowing replay to run it.
+    """A trace header's entry point as one line, ``module:function(arg, key=value)`` (plus ``in the
+    script PATH`` for a script's function), for a person to judge before allowing replay to run it.
 
     The header is data from a file, so nothing is trusted: arguments are shown as JSON with
     non-ASCII escaped, a target that is not printable text is quoted, and the line is cut at
@@ -232,6 +232,9 @@ def describe_entrypoint(entrypoint: Any, limit: int = 300) -> str:
     else:
         parts.append(f"**{shown(kwargs)}")
     text = f"{name}({', '.join(parts)})"
+    script = entry.get("script")
+    if script is not None:   # a function of a script run as `python app.py`: the file replay would load
+        text += f" in the script {script if isinstance(script, str) and script.isprintable() else shown(script)}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

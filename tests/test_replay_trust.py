@@ -461,6 +461,16 @@ def test_a_script_run_as_python_app_py_replays_when_the_user_names_it(tmp_path: 
     assert not marker.exists(), "the script's __main__ block must not run on replay"
 
 
+def test_the_stored_script_is_shown_for_judging_and_escaped() -> None:
+    """``show`` and ``verify`` print the script a ``__main__`` entry point would load; a hostile path is escaped."""
+    from mattrace.trace import describe_entrypoint
+
+    entry = {"target": "__main__:trip", "script": "/home/ana/app.py", "args": ["Paris"], "kwargs": {}}
+    assert describe_entrypoint(entry) == '__main__:trip("Paris") in the script /home/ana/app.py'
+    hostile = describe_entrypoint({**entry, "script": "/x\x1b[2J.py"})
+    assert "\x1b" not in hostile and "\\u001b" in hostile
+
+
 def test_a_script_of_another_name_is_refused(tmp_path: Path) -> None:
     """Naming a different file than the one the trace recorded is refused before it is loaded."""
     from mattrace.errors import ReplayRefused

@@ -60,9 +60,9 @@ def script_refusal(entry: dict[str, Any], *, path: str | Path, target: str, desc
             " (that is where it was when the run was recorded; it is not there now: name the script's path "
             "on this machine)")
         return ReplayRefused(
-            f"{path}: this trace was recorded by a script run as `python {shown}`; its entry point "
-            f"{described} is the function {qualname} of that script, which no other process can import as "
-            f"__main__. A trace is data: replay loads a script only when you name it. If you trust this "
+            f"{path}: this trace was recorded by a script run as `python {shown}`; its entry point is "
+            f"{described}, which no other process can import as __main__. A trace is data: replay loads a "
+            f"script only when you name it. If you trust this "
             f"trace to run {qualname} of {shown} with these arguments{where}:\n"
             f"  mattrace replay {trace} --entrypoint {shlex.quote(shown + ':' + qualname)}",
             path=path, target=target)
