@@ -11,7 +11,10 @@ else ran in between, so concurrent agents replay deterministically. Modes follow
 * ``all``: always record (the old cassette is replaced when the new one is complete).
 
 Args are matched after redaction (the cassette stores what the trace stores), so a
-secret never lands in a cassette either.
+secret never lands in a cassette either. A :class:`~mattrace.replay.Matcher` (``match=``)
+compares less: some parts of a call, or its args with volatile paths and patterns masked
+(:mod:`._match`); a call nothing matches is an :class:`~mattrace.errors.UnrecordedCall`
+(:mod:`._mismatch`).
 
 A cassette is data: the classes its values and errors name are rebuilt only when allowed
 (see :mod:`mattrace.replay._trust`); the allowance in force when the cassette is opened
