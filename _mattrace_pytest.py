@@ -12,6 +12,7 @@ report carries mattrace's notes).
 from __future__ import annotations
 
 import importlib
+import re
 import secrets
 import tempfile
 from collections.abc import Generator
@@ -67,7 +68,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "metrics are computed in memory (ini: mattrace_no_store)")
     group.addoption("--mattrace-record", default=None, choices=RECORD_MODES,
                     help="cassettes of each test's runs: once (default: record if missing, else replay), "
-                         "none (replay only), new (record what is missing), all (record afresh); "
+                         "none (replay only), new (record what is missing or changed), all (record afresh); "
                          "ini: mattrace_record")
     group.addoption("--mattrace-faults", metavar="FILE", default=None,
                     help="inject the faults of this TOML fault plan into every mat.run() of the suite "
@@ -92,12 +93,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("mattrace_faults", "a TOML fault plan injected into every mat.run()", default="")
     parser.addini("mattrace_budget", "a cap on every search, e.g. runs=50,usd=1", default="")
     parser.addini("mattrace_report", "write the session's HTML report to this file", default="")
+    parser.addini("mattrace_match_on", "what replay compares to find a call's recorded answer: kind target agent "
+                  "args (the default: all of them)", default="")
+    parser.addini("mattrace_ignore", "left out when replay compares calls: argument paths (metadata.request_id, "
+                  "messages[*].name) and re:<regex> patterns masked in every argument string", type="linelist",
+                  default=[])
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{MARKER}(contracts=..., trials=k, config=..., oracle=..., concurrency=n, faults=..., "
-        "governor=..., search=space, budget=...): record this test's runs with the mat fixture, check "
+        "governor=..., search=space, budget=..., ignore=[...], match_on=[...]): record this test's runs with the "
+        "mat fixture, check "
         "contracts on each, repeat it over k seeds, or search perturbations for a counterexample")
     settings = Settings.from_config(config)
     if settings.faults_file or settings.budget:
@@ -140,6 +147,30 @@ def _report(config: pytest.Config) -> Path | None:
     return path if path.is_absolute() else config.invocation_params.dir / path
 
 
+def _match_on(config: pytest.Config) -> tuple[str, ...] | None:
+    raw = str(config.getini("mattrace_match_on")).replace(",", " ").split()
+    fields = ("kind", "target", "agent", "args")
+    unknown = [f for f in raw if f not in fields]
+    if unknown:
+        raise pytest.UsageError(f"mattrace: ini mattrace_match_on: unknown field {unknown[0]!r}; a call matches "
+                                f"on {', '.join(fields)}")
+    if raw and "kind" not in raw:
+        raise pytest.UsageError("mattrace: ini mattrace_match_on must include 'kind': replay never answers one "
+                                "kind of call with another's recorded result")
+    return tuple(raw) or None
+
+
+def _ignore(config: pytest.Config) -> tuple[str, ...]:
+    items = tuple(str(i).strip() for i in config.getini("mattrace_ignore") if str(i).strip())
+    for item in items:
+        if item.startswith("re:"):
+            try:
+                re.compile(item[3:])
+            except re.error as exc:
+                raise pytest.UsageError(f"mattrace: ini mattrace_ignore: {item!r} is not a regex: {exc}") from None
+    return items
+
+
 def _flag(config: pytest.Config, option: str, ini: str) -> bool:
     raw = config.getoption(option)
     return bool(raw) if raw is not None else bool(config.getini(ini))
@@ -168,6 +199,10 @@ class Settings:
     """The ``--mattrace-budget`` text (e.g. ``runs=50,usd=1``), or None."""
     report: Path | None = None
     """Where ``--mattrace-report`` writes the session's HTML report, or None."""
+    match_on: tuple[str, ...] | None = None
+    """ini ``mattrace_match_on``: what replay compares (None: everything)."""
+    ignore: tuple[str, ...] = ()
+    """ini ``mattrace_ignore``: argument paths and ``re:`` patterns replay leaves out of its comparison."""
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -181,7 +216,7 @@ class Settings:
                 concurrency=_whole(config, "mattrace_concurrency", "mattrace_concurrency", 1),
                 record_mode=_mode(config),
                 faults_file=config.getoption("mattrace_faults") or str(config.getini("mattrace_faults")) or None,
-                budget=budget or None, report=_report(config))
+                budget=budget or None, report=_report(config), match_on=_match_on(config), ignore=_ignore(config))
         return config.stash[_SETTINGS]
 
     @property

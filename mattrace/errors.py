@@ -14,6 +14,7 @@ because the person reading it is usually looking at a CI log, not a debugger::
     │   │       └── UnattributedAction  a side effect from code no governed run can claim (a thread)
     │   └── McpError          the MCP boundary: a tool lock file is malformed, a server cannot be started
     ├── ReplayMismatch        a replayed call differs from the recording (step, expected vs got)
+    │   ├── UnrecordedCall    a call (or a whole run) the cassette does not hold: re-record (cassette, step, fields)
     │   └── ReplayRefused     a trace or cassette names code replay was not allowed to run (file, step)
     ├── RecordedError         stands in, on replay, for a recorded exception whose class replay may not rebuild
     ├── BudgetExhausted       a search or campaign ran out of budget
@@ -52,6 +53,7 @@ __all__ = [
     "TraceFormatError",
     "TraceWriteWarning",
     "UnattributedAction",
+    "UnrecordedCall",
 ]
 
 
@@ -111,6 +113,32 @@ class ContractError(LocatedError):
 
 class ReplayMismatch(MatTraceError):
     """A call made during replay is not the one the cassette recorded at that point."""
+
+
+class UnrecordedCall(ReplayMismatch):
+    """Replay met a call its cassette does not hold, or there is no cassette to replay from.
+
+    The code under test or its input changed since the cassette was recorded (a prompt was
+    edited, a date in it moved on): recording again fixes it, which a refused or unstorable
+    value (a plain :class:`ReplayMismatch`) would not.
+
+    Args:
+        message: the call, the cassette and how the call differs from the closest recorded one.
+        cassette: the cassette file.
+        step: the index the call's step got (None when the run had not started).
+        call: the call in a few words: ``llm mattrace/travel by planner`` (None: the whole run).
+        differences: ``(field, recorded, now)`` for each differing field of the closest recorded
+            call, with both values cut around their first difference; empty when the cassette
+            holds no such call at all or does not exist.
+    """
+
+    def __init__(self, message: str, *, cassette: str | Path | None = None, step: int | None = None,
+                 call: str | None = None, differences: tuple[tuple[str, str, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.cassette = None if cassette is None else str(cassette)
+        self.step = step
+        self.call = call
+        self.differences = differences
 
 
 class ReplayRefused(ReplayMismatch):

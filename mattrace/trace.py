@@ -25,6 +25,7 @@ __all__ = [
     "describe_entrypoint",
     "Outcome",
     "OutcomeStatus",
+    "REPLAY_LABEL",
     "Source",
     "SourceKind",
     "Step",
@@ -62,9 +63,13 @@ VOLATILE_ATTRS: frozenset[str] = frozenset(
     {"latency_ms", "response_id", "litellm_call_id", "span_id", "parent_span_id", "otel_trace_id"}
 )
 
+REPLAY_LABEL = "mattrace.replay_of"
+"""The label of a run answered from a cassette alone: the id of the trace it reproduces. Such a
+run repeats a recorded one and is no new evidence, so the store's metrics leave it out."""
+
 # labels that name the session a run was recorded in (the pytest plugin's run id) or the
 # trace a replay reproduces: like the trace id, they differ between two faithful runs.
-VOLATILE_LABELS: frozenset[str] = frozenset({"mattrace.run", "mattrace.replay_of"})
+VOLATILE_LABELS: frozenset[str] = frozenset({"mattrace.run", REPLAY_LABEL})
 
 
 class _Frozen(BaseModel):
@@ -223,8 +228,8 @@ def canonical_json(value: Any, *, ascii_only: bool = False) -> str:
 
 
 def describe_entrypoint(entrypoint: Any, limit: int = 300) -> str:
-    """A trace header's entry point as one line, ``module:function(arg, key=value)``, for a person
-    to judge before allowing replay to run it.
+    """A trace header's entry point as one line, ``module:function(arg, key=value)`` (plus ``in the
+    script PATH`` for a script's function), for a person to judge before allowing replay to run it.
 
     The header is data from a file, so nothing is trusted: arguments are shown as JSON with
     non-ASCII escaped, a target that is not printable text is quoted, and the line is cut at
@@ -244,6 +249,9 @@ def describe_entrypoint(entrypoint: Any, limit: int = 300) -> str:
     else:
         parts.append(f"**{shown(kwargs)}")
     text = f"{name}({', '.join(parts)})"
+    script = entry.get("script")
+    if script is not None:   # a function of a script run as `python app.py`: the file replay would load
+        text += f" in the script {script if isinstance(script, str) and script.isprintable() else shown(script)}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -82,8 +82,9 @@ def test_the_demo_runs_from_a_non_editable_install_in_any_directory(tmp_path: Pa
                           cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
     contracts = "mattrace.apps.demo.support_desk.contracts:CONTRACTS"
-    assert f"mattrace check traces/*.jsonl --contracts {contracts}" in demo.stdout
-    assert sorted(p.name for p in (work / "traces").glob("*.jsonl"))
+    (folder,) = (work / "traces").glob("demo-*")
+    assert f"mattrace check traces/{folder.name}/*.jsonl --contracts {contracts}" in demo.stdout
+    assert sorted(p.name for p in folder.glob("*.jsonl"))
     assert (work / "report.html").is_file()
 
 

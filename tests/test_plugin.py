@@ -419,7 +419,7 @@ def test_record_modes_once_all_and_none_without_cassettes(pytester: pytest.Pytes
     shutil.rmtree(pytester.path / ".mattrace" / "cassettes")
     missing = run(pytester, "--mattrace-record=none")
     missing.assert_outcomes(failed=1)
-    missing.stdout.fnmatch_lines(["*ReplayMismatch: *no cassette to replay from (record mode 'none')*"])
+    missing.stdout.fnmatch_lines(["*test_replayed.py::test_replayed has no cassette to replay from (record mode none*"])
 
 
 def test_marker_faults_are_injected_and_classified(pytester: pytest.Pytester) -> None:

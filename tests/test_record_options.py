@@ -46,7 +46,7 @@ def test_record_mode_is_a_str_enum_and_plain_strings_still_work(tmp_path: Path) 
 def test_the_options_typeddict_lists_every_keyword_of_record() -> None:
     """The one definition holds exactly the keywords record() documents."""
     assert set(RecordOptions.__annotations__) == {"config", "dir", "fsync", "entrypoint", "governor", "labels",
-                                                  "redact", "cassette", "record_mode", "faults"}
+                                                  "redact", "cassette", "record_mode", "faults", "match"}
 
 
 def test_every_extension_in_the_table_resolves_to_a_function() -> None:

@@ -221,11 +221,12 @@ def test_every_demo_trace_replays_identically(tmp_path: Path, monkeypatch: pytes
     with open(tmp_path / "out", "w") as out:
         traces = run_demo(runs=3, dir=tmp_path / "traces", console=Console(file=out))
     monkeypatch.setattr(ScriptedLLM, "completion", lambda *a, **k: (_ for _ in ()).throw(AssertionError("live")))
-    for path in sorted((tmp_path / "traces").glob("*.jsonl")):
+    (folder,) = (tmp_path / "traces").glob("demo-*")
+    for path in sorted(folder.glob("*.jsonl")):
         result = replay_trace(path)
         assert result.identical, result.divergence
         assert result.error is None and result.mismatches == [] and result.unused == []
-        assert result.path.parent == tmp_path / "traces" / "replays"
+        assert result.path.parent == folder / "replays"
         assert result.replayed.labels["mattrace.replay_of"] == result.original.trace_id
     assert {t.outcome.status for t in traces} == {"success", "failure"}
 
@@ -279,7 +280,7 @@ def test_mattrace_replay_reruns_a_demo_trace_in_a_fresh_process(tmp_path: Path) 
     demo = subprocess.run([sys.executable, "-m", "mattrace", "demo"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)
     assert demo.returncode == 0, demo.stderr
-    trace = sorted((tmp_path / ".mattrace" / "traces").glob("*slow-refund*.jsonl"))[0]
+    trace = sorted((tmp_path / ".mattrace" / "traces").glob("demo-*/*slow-refund*.jsonl"))[0]
     env = {**os.environ, "OPENAI_API_KEY": ""}
     refused = subprocess.run([sys.executable, "-m", "mattrace", "replay", str(trace)], cwd=tmp_path,
                              capture_output=True, text=True, timeout=300, env=env)

@@ -416,3 +416,88 @@ def test_errors_of_known_classes_still_replay_as_themselves(tmp_path: Path, mark
     assert isinstance(declined, PaymentDeclined) and declined.code == 5
     assert isinstance(trap, Trap) and trap.note == "fixed"   # the setter never ran
     assert not marker.exists()
+
+
+# -- scripts --------------------------------------------------------------------------------------
+
+_SCRIPT = ("import sys\n"
+           "import mattrace\n"
+           "@mattrace.record('trip')\n"
+           "def trip(city: str) -> str:\n"
+           "    mattrace.message('planner', f'to {city} on day {mattrace.now() > 0}')\n"
+           "    return city\n"
+           "if __name__ == '__main__':\n"
+           "    trip(sys.argv[1])\n")
+
+
+@pytest.mark.slow
+def test_a_script_run_as_python_app_py_replays_when_the_user_names_it(tmp_path: Path, marker: Path) -> None:
+    """``python app.py`` records the script's path; replay says exactly how to name it, and
+    ``--entrypoint app.py:trip`` (or the stored path) re-runs it without its ``__main__`` block."""
+    app = tmp_path / "proj" / "app.py"
+    app.parent.mkdir()
+    app.write_text(_SCRIPT + f"    open({str(marker)!r}, 'w').close()\n")
+    recorded = subprocess.run([sys.executable, str(app), "Paris"], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+    assert recorded.returncode == 0, recorded.stderr
+    marker.unlink()
+    (trace,) = (tmp_path / ".mattrace" / "traces").glob("*.jsonl")
+    entry = mattrace.load(trace).entrypoint
+    assert entry is not None and entry["target"] == "__main__:trip" and entry["args"] == ["Paris"]
+    assert Path(entry["script"]) == app.resolve()
+
+    def replay(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mattrace", "replay", *argv], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+
+    refused = replay(str(trace))
+    assert refused.returncode == 2
+    assert "python" in refused.stderr and f"--entrypoint {Path('proj') / 'app.py'}:trip" in refused.stderr
+    wrong = replay(str(trace), "--entrypoint", "proj/app.py:other")
+    assert wrong.returncode == 2 and "trip" in wrong.stderr
+    named = replay(str(trace), "--entrypoint", "proj/app.py:trip")
+    assert named.returncode == 0, named.stdout + named.stderr
+    assert "identical" in named.stdout
+    assert not marker.exists(), "the script's __main__ block must not run on replay"
+
+
+def test_the_stored_script_is_shown_for_judging_and_escaped() -> None:
+    """``show`` and ``verify`` print the script a ``__main__`` entry point would load; a hostile path is escaped."""
+    from mattrace.trace import describe_entrypoint
+
+    entry = {"target": "__main__:trip", "script": "/home/ana/app.py", "args": ["Paris"], "kwargs": {}}
+    assert describe_entrypoint(entry) == '__main__:trip("Paris") in the script /home/ana/app.py'
+    hostile = describe_entrypoint({**entry, "script": "/x\x1b[2J.py"})
+    assert "\x1b" not in hostile and "\\u001b" in hostile
+
+
+def test_a_script_of_another_name_is_refused(tmp_path: Path) -> None:
+    """Naming a different file than the one the trace recorded is refused before it is loaded."""
+    from mattrace.errors import ReplayRefused
+    from mattrace.replay import replay_trace
+
+    other = tmp_path / "other.py"
+    other.write_text("raise SystemExit('must not be loaded')\n")
+    with mattrace.record("trip", dir=tmp_path / "t", entrypoint={
+            "target": "__main__:trip", "script": str(tmp_path / "app.py"), "args": [], "kwargs": {}}) as rec:
+        pass
+    with pytest.raises(ReplayRefused, match=r"app\.py"):
+        replay_trace(rec.path, entrypoint=f"{other}:trip")
+
+
+@pytest.mark.slow
+def test_a_script_run_with_python_m_records_its_module(tmp_path: Path) -> None:
+    """``python -m pkg.app`` records ``pkg.app:trip``, which ``--allow-module pkg`` replays as any module."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "app.py").write_text(_SCRIPT)
+    recorded = subprocess.run([sys.executable, "-m", "pkg.app", "Rome"], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+    assert recorded.returncode == 0, recorded.stderr
+    (trace,) = (tmp_path / ".mattrace" / "traces").glob("*.jsonl")
+    entry = mattrace.load(trace).entrypoint
+    assert entry is not None and entry["target"] == "pkg.app:trip"
+    allowed = subprocess.run([sys.executable, "-m", "mattrace", "replay", str(trace), "--allow-module", "pkg"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr

@@ -123,3 +123,34 @@ def test_register_script_refuses_bad_names() -> None:
 
     with pytest.raises(mattrace.RecordingError, match="script name"):
         register_script("has/slash", Script(rules=[]))
+
+
+@pytest.mark.slow
+def test_a_registered_script_answers_before_any_record_block(tmp_path) -> None:
+    """Registering a script makes ``mattrace/<name>`` a litellm model at once, before any ``record()``."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import litellm\n"
+            "from mattrace.testing import Rule, Script, register_script\n"
+            "register_script('travel', Script(rules=[Rule(reply='booked {user}')]))\n"
+            "r = litellm.completion(model='mattrace/travel', messages=[{'role': 'user', 'content': 'Paris'}])\n"
+            "print(r.choices[0].message.content)\n")
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "booked Paris"
+
+
+def test_after_tool_knows_a_tool_result_by_its_call_id() -> None:
+    """A tool message without ``name`` is the result of the call its ``tool_call_id`` names."""
+    script = Script(rules=[Rule(after_tool="lookup", reply="found: {tool_result}"), Rule(reply="other")])
+    messages = [{"role": "user", "content": "order 7?"},
+                {"role": "assistant", "content": None,
+                 "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "shipped"}]
+    assert script.answer(messages).content == "found: shipped"
+    messages[1]["tool_calls"][0]["function"]["name"] = "search"
+    assert script.answer(messages).content == "other"

@@ -89,7 +89,9 @@ def _add_demo(sub: Commands, common: Parents) -> None:
                           description="Run the bundled multi-agent demo offline and show "
                           "what mattrace finds in its traces.")
     demo.add_argument("--runs", type=positive, metavar="N", help="how many runs to record")
-    demo.add_argument("--dir", metavar="DIR", help="where to write the demo's trace files")
+    demo.add_argument("--dir", metavar="DIR",
+                      help="where the demo makes its folder of trace files, demo-<run id>/ (default .mattrace/traces); "
+                           "the store and the report go beside DIR")
     demo.set_defaults(func=_demo)
 
 

@@ -33,7 +33,8 @@ def _add_replay(sub: Commands, common: Parents) -> None:
     rep.add_argument("--record", choices=("none", "new"), default="none",
                      help="none (default): answer only from the cassette; new: record calls it lacks")
     rep.add_argument("--entrypoint", metavar="MODULE:FUNCTION",
-                     help="run this entry point (it must be the one the trace names): you vouch for it")
+                     help="run this entry point (it must be the one the trace names): you vouch for it; "
+                          "for a run recorded by a script (python app.py) name the script: app.py:FUNCTION")
     rep.add_argument("--allow-module", action="append", default=[], metavar="MODULE", dest="allow_modules",
                      help="import MODULE (and its submodules) for the entry points it registers, and rebuild "
                           "cassette values into its dataclasses and pydantic models (repeatable)")

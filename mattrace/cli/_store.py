@@ -120,6 +120,9 @@ def _add_metrics(sub: Commands, common: Parents) -> None:
     met.add_argument("--governance", action="store_true",
                      help="instead: governance decisions, the allow / rewrite / block shares (default --by rule; "
                      "also agent, tool, call_kind, decision and the keys above)")
+    met.add_argument("--replays", action="store_true",
+                     help="count the traces replayed from cassettes too (mattrace replay, pytest in record mode none "
+                          "or replaying once): they repeat recorded runs, so by default they are left out")
     met.set_defaults(func=_metrics)
 
 
@@ -132,20 +135,26 @@ def _metrics(args: argparse.Namespace) -> int:
         if getattr(args, table) and (args.k is not None or args.per_contract):
             raise CliError(f"--{table} does not combine with --k or --per-contract")
     by = split_names(args.by or (["fault"] if args.containment else ["rule"] if args.governance else ["config"]))
+    replays = bool(args.replays)
     with Store.open(args.store, read_only=True) as store:
         run_id = resolve_run(store, args.run, args.store)
+        left_out = _left_out(store.replay_counts(run_id=run_id), replays)
         if args.containment or args.governance:   # the store stays open while the table prints: read-only
             from mattrace.report.metrics import containment_table, governance_table
 
             if args.containment:
-                return _print_grouped(args, by, run_id, "containment", store.containment(by=by, run_id=run_id),
-                                      containment_table, "fault containment", "no faulted runs")
-            return _print_grouped(args, by, run_id, "governance", store.governance(by=by, run_id=run_id),
-                                  governance_table, "governance decisions", "no governance decisions")
-        rows = store.metrics(by=by, run_id=run_id, k=args.k)
-        compliance = store.compliance(by=by, per="contract", run_id=run_id) if args.per_contract else None
+                faulted = store.containment(by=by, run_id=run_id, replays=replays)
+                return _print_grouped(args, by, run_id, "containment", faulted, containment_table,
+                                      "fault containment", "no faulted runs", left_out)
+            return _print_grouped(args, by, run_id, "governance", store.governance(by=by, run_id=run_id,
+                                                                                   replays=replays),
+                                  governance_table, "governance decisions", "no governance decisions", left_out)
+        rows = store.metrics(by=by, run_id=run_id, k=args.k, replays=replays)
+        compliance = store.compliance(by=by, per="contract", run_id=run_id, replays=replays) \
+            if args.per_contract else None
     if args.json:
-        data: dict[str, Any] = {"by": by, "run": run_id, "k": args.k, "metrics": [r.to_json_dict() for r in rows]}
+        data: dict[str, Any] = {"by": by, "run": run_id, "k": args.k, "metrics": [r.to_json_dict() for r in rows],
+                                "left_out": left_out}
         if compliance is not None:
             data["compliance"] = [c.to_json_dict() for c in compliance]
         print_json(data)
@@ -155,24 +164,38 @@ def _metrics(args: argparse.Namespace) -> int:
     console = table_console()
     if not rows:
         console.print("no traces in the store" + (f" for run {run_id}" if run_id else ""), soft_wrap=True)
-        return EXIT_OK
-    console.print(metrics_table(rows, title="mattrace metrics" + (f" (run {run_id})" if run_id else "")))
-    if compliance is not None:
-        console.print(compliance_table(compliance))
+    else:
+        console.print(metrics_table(rows, title="mattrace metrics" + (f" (run {run_id})" if run_id else "")))
+        if compliance is not None:
+            console.print(compliance_table(compliance))
+    _print_left_out(console, left_out)
     return EXIT_OK
 
 
+def _left_out(counts: dict[str, int], replays: bool) -> dict[str, int]:
+    """What the tables did not count: replays (unless asked for) and runs broken off on a cassette mismatch."""
+    return {"replays": 0 if replays else counts["replays"], "broken": counts["broken"]}
+
+
+def _print_left_out(console: Any, left_out: dict[str, int]) -> None:
+    from mattrace.report.metrics import left_out_lines
+
+    for line in left_out_lines(left_out):
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
+
+
 def _print_grouped(args: argparse.Namespace, by: list[str], run_id: str | None, key: str, rows: Sequence[Any],
-                   table: Callable[..., Any], title: str, empty: str) -> int:
+                   table: Callable[..., Any], title: str, empty: str, left_out: dict[str, int]) -> int:
     """A grouped store table (containment, governance): JSON, a rich table, or why there is none."""
     if args.json:
-        print_json({"by": by, "run": run_id, key: [r.to_json_dict() for r in rows]})
+        print_json({"by": by, "run": run_id, key: [r.to_json_dict() for r in rows], "left_out": left_out})
         return EXIT_OK
     console = table_console()
     if not rows:
         console.print(f"{empty} in the store" + (f" for run {run_id}" if run_id else ""), soft_wrap=True)
     else:
         console.print(table(rows, title=title + (f" (run {run_id})" if run_id else "")))
+    _print_left_out(console, left_out)
     return EXIT_OK
 
 

@@ -22,10 +22,12 @@ import pytest
 
 from mattrace.pytest_plugin import _marker
 from mattrace.pytest_plugin import _session as _sessions
+from mattrace.pytest_plugin._cassettes import CassetteMismatch
 from mattrace.pytest_plugin._mat import ContractFailure, Mat, MatRun
 from mattrace.pytest_plugin._options import Settings
 
 __all__ = [
+    "CassetteMismatch",
     "ContractFailure",
     "finish",
     "generate_tests",

@@ -24,7 +24,8 @@ from mattrace.governance import Governor
 
 __all__ = ["MARKER", "MarkerSpec", "marker_spec"]
 
-_KEYS = ("budget", "concurrency", "config", "contracts", "faults", "governor", "oracle", "search", "trials")
+_KEYS = ("budget", "concurrency", "config", "contracts", "faults", "governor", "ignore", "match_on", "oracle",
+         "search", "trials")
 
 
 class MarkerError(Exception):
@@ -48,6 +49,10 @@ class MarkerSpec:
     """A perturbation space (``mattrace.search.P``): the test body becomes a counterexample search."""
     budget: Any = None
     """The search's :class:`mattrace.search.Budget` (None: the default, 100 runs)."""
+    match_on: tuple[str, ...] | None = None
+    """What replay compares to find a call's recorded answer (None: the ini's, else everything)."""
+    ignore: tuple[Any, ...] = ()
+    """Argument paths and ``re:`` patterns (or compiled ones) replay leaves out, on top of the ini's."""
 
 
 def _whole(where: str, key: str, value: Any) -> int:
@@ -113,6 +118,19 @@ def _search(where: str, kw: Mapping[str, Any], campaign: bool) -> tuple[Any, Any
     return space, budget
 
 
+def _matching(where: str, kw: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, tuple[Any, ...]]:
+    """The marker's ``match_on=`` and ``ignore=``, checked by building the matcher they describe."""
+    from mattrace.errors import RecordingError
+    from mattrace.replay import Matcher
+
+    match_on, ignore = kw.get("match_on"), kw.get("ignore", ())
+    try:
+        Matcher.of(match_on, ignore)
+    except RecordingError as exc:
+        raise MarkerError(f"{where}: {exc}") from None
+    return (None if match_on is None else tuple(match_on)), tuple(ignore)
+
+
 def marker_spec(node: pytest.Item | Any, path: Path) -> MarkerSpec:
     """The marker's arguments on ``node`` (a test item or function definition), validated.
 
@@ -149,8 +167,9 @@ def marker_spec(node: pytest.Item | Any, path: Path) -> MarkerSpec:
     if governor is not None and not isinstance(governor, Governor):
         raise MarkerError(f"{where}: governor= takes a mattrace.governance.Governor, got {governor!r}")
     search, budget = _search(where, kw, campaign is not None)
+    match_on, ignore = _matching(where, kw)
     return MarkerSpec(
-        search=search, budget=budget,
+        search=search, budget=budget, match_on=match_on, ignore=ignore,
         faults=plan.faults if plan is not None else (), matrix=campaign, governor=governor,
         contracts=_contracts(where, kw.get("contracts", ()), path.parent),
         trials=_whole(where, "trials", kw.get("trials", 1)),

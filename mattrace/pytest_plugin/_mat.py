@@ -91,7 +91,8 @@ class MatRun:
                                  labels=session.labels(mat.test, mat.trial),
                                  cassette=session.cassette(mat.test, mat.trial, self.number),
                                  record_mode=RecordMode(session.settings.record_mode),
-                                 faults=list(self.faults) or None, governor=mat.governor)
+                                 faults=list(self.faults) or None, governor=mat.governor,
+                                 match=session.matcher(mat.spec))
             self.recorder = self._block.__enter__()
             return self
         # one run of a search: its own directory and cassette, the perturbation's faults on top

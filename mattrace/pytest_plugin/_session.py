@@ -24,6 +24,8 @@ from mattrace.pytest_plugin._options import Settings, parse_budget
 
 if TYPE_CHECKING:
     from mattrace.contracts import Report
+    from mattrace.pytest_plugin._marker import MarkerSpec
+    from mattrace.replay import Matcher
     from mattrace.store.results import ResultsWriter
 
 from _mattrace_pytest import QUALITY_KEY, run_place
@@ -55,6 +57,8 @@ class SessionEnd:
     metrics: list[Any] = field(default_factory=list)
     containment: list[Any] = field(default_factory=list)
     governance: list[Any] = field(default_factory=list)
+    left_out: dict[str, int] = field(default_factory=dict)
+    """The run's traces the metrics did not count: ``replays`` and ``broken`` (cassette mismatches)."""
     report: Path | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -92,6 +96,7 @@ class MatSession:
         self.results_dir = self.base / "results" / self.run_id
         self.cassettes_dir = self.base / "cassettes"
         self.suite_faults: tuple[Any, ...] = _suite_faults(self.settings.faults_file)
+        self._check_ignore()
         self.quality: list[QualityNote] = []
         self.outcome = SessionEnd()
         self._lock = threading.Lock()
@@ -108,6 +113,24 @@ class MatSession:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Redactor.default().text(test)).strip("-.")[:150] or "test"
         digest = hashlib.sha256(test.encode("utf-8", "surrogatepass")).hexdigest()[:8]
         return self.cassettes_dir / f"{slug}-{digest}" / f"trial{trial}-run{run}.cassette"
+
+    def _check_ignore(self) -> None:
+        """Read the ini's matching keys now (a bad path is a usage error at once, not at the first test)."""
+        from mattrace.pytest_plugin._marker import MarkerSpec
+
+        self.matcher(MarkerSpec())
+
+    def matcher(self, spec: MarkerSpec) -> Matcher | None:
+        """How replay matches this test's calls: the marker's ``match_on`` over the ini's, both
+        ``ignore`` lists; None when that is the default (compare everything)."""
+        from mattrace.errors import RecordingError
+        from mattrace.replay import Matcher
+
+        try:
+            matcher = Matcher.of(spec.match_on or self.settings.match_on, (*self.settings.ignore, *spec.ignore))
+        except RecordingError as exc:   # the ini's paths are checked here, when mattrace is loaded
+            raise pytest.UsageError(f"mattrace: ini mattrace_ignore: {exc}") from None
+        return None if matcher.exact else matcher
 
     def labels(self, test: str, trial: int) -> dict[str, str]:
         return {"mattrace.run": self.run_id, "mattrace.test": test, "mattrace.trial": str(trial)}
@@ -155,6 +178,7 @@ class MatSession:
             self.outcome.metrics = store.metrics(by=("config",), run_id=self.run_id)
             self.outcome.containment = store.containment(by=("fault",), run_id=self.run_id)
             self.outcome.governance = store.governance(by=("rule",), run_id=self.run_id)
+            self.outcome.left_out = store.replay_counts(run_id=self.run_id)
             if self.settings.report is not None:
                 from mattrace.report.html import write_report
 

@@ -53,6 +53,11 @@ def write_summary(terminalreporter: Any, session: MatSession) -> None:
             console.print(governance_table(outcome.governance))
         for line in out.getvalue().rstrip().splitlines():
             tr.write_line(line.rstrip())
+    if outcome.left_out:
+        from mattrace.report.metrics import left_out_lines
+
+        for line in left_out_lines(outcome.left_out):
+            tr.write_line(line)
     quality = [n for n in session.quality if n.kind == "quality"]
     if quality:
         tr.write_line(f"quality violations ({len(quality)}; they fail tests only with --mattrace-strict):")

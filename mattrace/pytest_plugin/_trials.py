@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from mattrace.pytest_plugin._cassettes import fail_on_misses, misses
 from mattrace.pytest_plugin._failure import failure_message, failure_summary, junit_properties, quality_notes
 from mattrace.pytest_plugin._marker import MarkerSpec
 from mattrace.pytest_plugin._mat import Mat, MatRun
@@ -66,6 +67,9 @@ def run_trials(item: pytest.Function, session: MatSession, spec: MarkerSpec, fir
     if not session.settings.strict:
         item.stash[QUALITY_KEY] = [note for mat in mats for note in quality_notes(mat)]
     failing: list[tuple[Mat, list[MatRun]]] = [(m, runs) for m in mats if (runs := m.unchecked_failures())]
+    unrecorded = misses(mats, errors)
+    if unrecorded:   # the runs broke off (or left their recording): that is the failure, not their verdicts
+        fail_on_misses(item, session, unrecorded, len(mats))
     raised = [(mat, exc) for mat, exc in zip(mats, errors, strict=True) if exc is not None]
     if raised:
         mat, exc = raised[0]

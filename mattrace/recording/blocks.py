@@ -10,8 +10,10 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import sys
 from collections.abc import Callable
 from contextvars import Token
+from pathlib import Path
 from typing import Any, TypeVar, Unpack, cast, overload
 
 from mattrace.errors import RecordingError
@@ -108,7 +110,7 @@ def record(name: str | Callable[..., Any] | None = None, /, **options: Unpack[Re
             function's qualified name.
         **options: see :class:`~mattrace.recording.options.RecordOptions` (``config``,
             ``dir``, ``fsync``, ``entrypoint``, ``governor``, ``labels``, ``redact``,
-            ``cassette``, ``record_mode``, ``faults``).
+            ``cassette``, ``record_mode``, ``faults``, ``match``).
 
     Raises:
         RecordingError: an unknown option (with a did-you-mean) or record mode.
@@ -133,7 +135,13 @@ def unrecorded(fn: Any) -> Any:
 
 def _entrypoint(fn: Callable[..., Any], args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> dict[str, Any] | None:
-    """``module:qualname`` plus arguments, when the arguments survive JSON unchanged."""
+    """``module:qualname`` plus arguments, when the arguments survive JSON unchanged.
+
+    A function of the program's ``__main__`` is named after what another process can find:
+    run as ``python -m pkg.app`` it is ``pkg.app:fn``; run as ``python app.py`` it stays
+    ``__main__:fn`` (no module name reaches the file) and the script's absolute path is kept
+    as ``script``, which replay loads only when the user names it (docs/replay.md).
+    """
     if "<locals>" in fn.__qualname__:
         return None
     try:
@@ -141,4 +149,16 @@ def _entrypoint(fn: Callable[..., Any], args: tuple[Any, ...],
             return None
     except (TypeError, ValueError):
         return None
-    return {"target": f"{fn.__module__}:{fn.__qualname__}", "args": list(args), "kwargs": kwargs}
+    module, script = fn.__module__, None
+    if module == "__main__":
+        main = sys.modules.get("__main__")
+        spec_name = getattr(getattr(main, "__spec__", None), "name", None)
+        if isinstance(spec_name, str) and spec_name and spec_name != "__main__":
+            module = spec_name
+        else:
+            file = getattr(main, "__file__", None)   # none for python -c and the REPL
+            script = str(Path(file).resolve()) if isinstance(file, str) else None
+    entry: dict[str, Any] = {"target": f"{module}:{fn.__qualname__}", "args": list(args), "kwargs": kwargs}
+    if script is not None:
+        entry["script"] = script
+    return entry

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mattrace.faults import Fault, FaultPlan
     from mattrace.recording.interceptors import Interceptor
     from mattrace.recording.redact import Redactor
+    from mattrace.replay import Matcher
 
 __all__ = ["DEFAULT_DIR", "check_options", "RecordMode", "RecordOptions", "record_mode"]
 
@@ -58,6 +59,9 @@ class RecordOptions(TypedDict, total=False):
         record_mode: a :class:`RecordMode` (default ``once``).
         faults: faults to inject (:mod:`mattrace.faults`): a list, or a ``FaultPlan`` with
             its seed; each hit is recorded as a ``fault`` step.
+        match: how replay matches a call with a recorded one, a
+            :class:`mattrace.replay.Matcher` (default: kind, target, agent and arguments, all
+            equal); ``Matcher.of(ignore=["re:\\d{4}-\\d{2}-\\d{2}"])`` leaves dates out.
     """
 
     config: dict[str, Any] | None
@@ -70,6 +74,7 @@ class RecordOptions(TypedDict, total=False):
     cassette: str | Path | bool
     record_mode: RecordMode | Literal["none", "once", "new", "all"]
     faults: Sequence[Fault] | FaultPlan | None
+    match: Matcher | None
 
 
 _NAMES = tuple(RecordOptions.__annotations__)

@@ -125,6 +125,7 @@ class Recorder:
         self._outcome: Outcome | None = None
         self._closed = False
         self.write_error: OSError | None = None
+        self._header_written = False
         governor = options.get("governor")
         if governor is not None:
             self.add_interceptor(governor)
@@ -135,6 +136,7 @@ class Recorder:
             self.add_interceptor(joined)
         self._writer: TraceWriter | _NullWriter = (
             TraceWriter(self.path, self._header, fsync=fsync) if persist else _NullWriter())
+        self._header_written = True
         if governor is not None:   # from now until close, calls no run can claim are judged for it
             open_governed(self, governor)
 
@@ -183,6 +185,21 @@ class Recorder:
     def persistent(self) -> bool:
         """Whether this run is written to a file (not kept in memory only, and no write failed)."""
         return not isinstance(self._writer, _NullWriter)
+
+    def add_label(self, key: str, value: str) -> None:
+        """Label the run while its header is not written yet; a label already set is kept.
+
+        For recorder extensions: they join a run before its file exists, and learn things the
+        header should say (a cassette that will answer every call makes the run a replay).
+
+        Raises:
+            RecordingError: the header is already written, so the label could not reach the file.
+        """
+        if self._header_written:
+            raise RecordingError(f"{self.name!r}: labels go in the trace header, which is already written; "
+                                 "pass labels= to record() instead")
+        if key not in self._header.labels:
+            self._header = self._header.model_copy(update={"labels": {**self._header.labels, key: str(value)}})
 
     # -- interceptors ----------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from mattrace.replay._cassette import MODES, Cassette, RecordMode, cassette_path
 from mattrace.replay._diff import MISSING, STEP_FIELDS, Divergence, describe_step, diff_summary, first_divergence
 from mattrace.replay._extension import active_cassette, join_run, now, random
 from mattrace.replay._file import CassetteFile, read_cassette
+from mattrace.replay._match import MATCH_FIELDS, Matcher
 from mattrace.replay._rerun import ReplayResult, replay_trace
 from mattrace.replay._trust import BUILTIN_MODULES, allow_modules
 
@@ -33,6 +34,8 @@ __all__ = [
     "Divergence",
     "first_divergence",
     "join_run",
+    "MATCH_FIELDS",
+    "Matcher",
     "MISSING",
     "MODES",
     "now",

@@ -15,6 +15,10 @@ agents (matched after redaction), results (bytes, model data and dict keys inclu
 errors (message, args and attributes). A secret never lands in a cassette; replay serves
 ``[REDACTED]`` where the live call returned one.
 
+A :class:`~mattrace.replay.Matcher` (``match=``) compares less: some parts of a call, or its args
+with volatile paths and patterns masked (:mod:`._match`); a call nothing matches is an
+:class:`~mattrace.errors.UnrecordedCall` (:mod:`._mismatch`).
+
 A cassette is data: the classes its values and errors name are rebuilt only when allowed
 (see :mod:`mattrace.replay._trust`); the allowance in force when the cassette is opened
 (:func:`~mattrace.replay.allow_modules`) holds for its whole run.
@@ -33,12 +37,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from mattrace.errors import ReplayMismatch, TraceWriteWarning
+from mattrace.errors import RecordingError, ReplayMismatch, TraceWriteWarning, UnrecordedCall
 from mattrace.recording.interceptors import REPLAY_ORDER, Answer, Call, CallOutcome
 from mattrace.recording.options import RecordMode, record_mode
 from mattrace.recording.redact import REDACTED, Redactor
 from mattrace.replay._codec import decode_error, decode_value, encode_error, encode_value
 from mattrace.replay._file import CassetteWriter, read_cassette
+from mattrace.replay._match import Matcher
+from mattrace.replay._mismatch import unrecorded_call
 from mattrace.replay._trust import current_allowance
 from mattrace.trace import StepKind, canonical_json
 
@@ -81,10 +87,14 @@ class Cassette:
 
     def __init__(self, path: str | Path, mode: RecordMode | str = RecordMode.ONCE, *,
                  redact: Redactor | None = None, header: dict[str, Any] | None = None,
-                 fsync: bool = False) -> None:
+                 fsync: bool = False, match: Matcher | None = None) -> None:
         mode = record_mode(mode)
+        if match is not None and not isinstance(match, Matcher):
+            raise RecordingError(f"match= takes a mattrace.replay.Matcher (Matcher.of(match_on=..., ignore=...)), "
+                                 f"got {match!r}")
         self.path = Path(path)
         self.mode = mode
+        self.matcher = match if match is not None else Matcher()
         self.redact = redact if redact is not None else Redactor.default()
         self._lock = threading.Lock()
         self._queues: dict[tuple[str, str, str, str], deque[dict[str, Any]]] = defaultdict(deque)
@@ -100,8 +110,8 @@ class Cassette:
         self.allowance = current_allowance()
         exists = self.path.exists()
         if mode == "none" and not exists:
-            raise ReplayMismatch(f"{self.path}: no cassette to replay from (record mode 'none'); record the run "
-                                 "first, or use record mode 'once'")
+            raise UnrecordedCall(f"{self.path}: no cassette to replay from (record mode 'none'); record the run "
+                                 "first, or use record mode 'once'", cassette=self.path)
         self.replaying = mode == "none" or (mode == "once" and exists) or (mode == "new" and exists)
         self.recording = mode in ("all", "new") or (mode == "once" and not exists)
         old_header: dict[str, Any] = {}
@@ -112,7 +122,9 @@ class Cassette:
                 self._seq[id(entry)] = len(self._recorded)
                 self._done.append(False)
                 self._recorded.append(entry)
-                self._queues[_entry_key(entry)].append(entry)
+                self._queues[self._match_key(entry)].append(entry)
+        self.recorded_trace_id: str | None = str(old_header["trace_id"]) if old_header.get("trace_id") else None
+        """The id of the trace the cassette was recorded with (None while recording a new one)."""
         # without a configured seed the run's seed is drawn from the global generator, so a
         # program that seeded random before the run still runs the same way every time
         self.seed: int = int(old_header.get("seed", (header or {}).get("seed", _random.getrandbits(63))))
@@ -132,7 +144,7 @@ class Cassette:
         target, agent = self.redact.text(call.target), self.redact.text(call.agent)
         with self._lock:
             if self.replaying:
-                queue = self._queues.get(_key(call.kind.value, target, agent, args))
+                queue = self._queues.get(self.matcher.key(call.kind.value, target, agent, args))
                 if queue:
                     entry = queue.popleft()
                     seq = self._seq[id(entry)]
@@ -227,7 +239,7 @@ class Cassette:
 
     def now(self) -> float:
         """The run's clock: recorded while recording, served in order on replay."""
-        key = _key(CLOCK, "now", "", {})
+        key = self.matcher.key(CLOCK, "now", "", {})
         with self._lock:
             queue = self._queues.get(key) if self.replaying else None
             if queue:
@@ -267,46 +279,10 @@ class Cassette:
             writer.close()
             warnings.warn(TraceWriteWarning(writer.path, writer.count, exc), stacklevel=3)
 
-    def _mismatch(self, kind: str, target: str, agent: str, args: dict[str, Any]) -> ReplayMismatch:
-        index = self.next_index()
-        near = [e for e in self._recorded if e["kind"] == kind and e["target"] == target]
-        unused = [e for e in near if any(e is q for q in self._queues.get(_entry_key(e), ()))]
-        candidates = unused or near
-        where = f"step {index}: " if index >= 0 else ""
-        head = f"{where}{kind} {target} by {agent} is not in the cassette {self.path}"
-        if not candidates:
-            return ReplayMismatch(f"{head}: it holds no {kind} {target} call at all")
-        closest = min(candidates, key=lambda e: len(_differences(e["args"], args)) + (e.get("agent") != agent))
-        diffs = _differences(closest["args"], args)
-        if closest.get("agent", "") != agent:
-            diffs.insert(0, ("(agent)", closest.get("agent", ""), agent))
-        lines = [f"{head}; the closest recorded {kind} {target} call (occurrence {closest.get('occurrence', 0)}) "
-                 f"differs in {len(diffs)} place(s):"]
-        lines += [f"  {path}: expected {_short(old)}, got {_short(new)}" for path, old, new in diffs[:5]]
-        return ReplayMismatch("\n".join(lines))
+    def _match_key(self, entry: dict[str, Any]) -> tuple[str, str, str, str]:
+        return self.matcher.key(entry["kind"], entry["target"], entry.get("agent", ""), entry["args"])
 
-
-_MISSING = object()
-
-
-def _differences(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
-    """Every leaf path where two JSON values differ, in sorted-key order."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        out: list[tuple[str, Any, Any]] = []
-        for k in sorted(set(old) | set(new)):
-            out += _differences(old.get(k, _MISSING), new.get(k, _MISSING), f"{path}.{k}" if path else k)
-        return out
-    if isinstance(old, list) and isinstance(new, list):
-        out = []
-        for i in range(max(len(old), len(new))):
-            out += _differences(old[i] if i < len(old) else _MISSING, new[i] if i < len(new) else _MISSING,
-                                f"{path}[{i}]")
-        return out
-    return [] if old == new else [(path or "(args)", old, new)]
-
-
-def _short(value: Any, limit: int = 120) -> str:
-    if value is _MISSING:
-        return "<missing>"
-    text = canonical_json(value) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    def _mismatch(self, kind: str, target: str, agent: str, args: dict[str, Any]) -> UnrecordedCall:
+        unused = [e for queue in self._queues.values() for e in queue]
+        return unrecorded_call(self.path, self._recorded, unused, kind=kind, target=target, agent=agent, args=args,
+                               index=self.next_index(), matcher=self.matcher)

@@ -1,7 +1,8 @@
 """How a cassette joins every recorded run, and the clock and randomness helpers.
 
 ``mattrace.record()`` asks its extensions to join each new recorder; this one
-attaches a :class:`Cassette` (unless ``cassette=False`` or the trace is kept in memory)
+attaches a :class:`Cassette` (unless ``cassette=False`` or the trace is kept in memory),
+labels a run the cassette answers alone as a replay of the recorded trace (``mattrace.replay_of``),
 and seeds the global ``random`` with the run's seed, so code that uses ``random`` replays
 too. Concurrent runs share the global generator, so code that must replay under
 concurrency draws from :func:`random` (the run's own generator) instead.
@@ -20,6 +21,7 @@ from mattrace.recording.context import active_recorder
 from mattrace.recording.options import RecordOptions, record_mode
 from mattrace.recording.recorder import Recorder
 from mattrace.replay._cassette import Cassette, cassette_path
+from mattrace.trace import REPLAY_LABEL
 
 __all__ = ["active_cassette", "join_run", "now", "random"]
 
@@ -34,7 +36,7 @@ def join_run(recorder: Recorder, options: RecordOptions) -> Cassette | None:
     seed = recorder.trace.config.get("seed")
     try:
         cassette = Cassette(path, record_mode(options.get("record_mode", "once")), redact=recorder.redactor,
-                            fsync=bool(options.get("fsync")),
+                            fsync=bool(options.get("fsync")), match=options.get("match"),
                             header={"trace_id": recorder.trace_id, "name": recorder.name,
                                     **({"seed": seed} if type(seed) is int else {})})
     except OSError as exc:   # like the trace file: a disk problem never stops the run
@@ -42,6 +44,10 @@ def join_run(recorder: Recorder, options: RecordOptions) -> Cassette | None:
                       stacklevel=4)
         return None
     cassette.next_index = lambda: recorder.next_index
+    if cassette.replaying and not cassette.recording and cassette.recorded_trace_id:
+        # every answer will come from the recording: the run repeats it, it is not new evidence,
+        # and the store leaves it out of the metrics by this label (volatile: not fingerprinted)
+        recorder.add_label(REPLAY_LABEL, cassette.recorded_trace_id)
     _random.seed(cassette.seed)
     return cassette
 

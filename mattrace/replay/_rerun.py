@@ -25,13 +25,10 @@ from mattrace.replay import _trust as trust
 from mattrace.replay._cassette import Cassette, cassette_path
 from mattrace.replay._diff import Divergence, first_divergence
 from mattrace.replay._extension import active_cassette
-from mattrace.trace import StepKind, Trace
+from mattrace.trace import REPLAY_LABEL, StepKind, Trace
 from mattrace.tracefile import read_trace_file
 
 __all__ = ["REPLAY_LABEL", "ReplayResult", "replay_trace"]
-
-REPLAY_LABEL = "mattrace.replay_of"
-"""The label a replayed trace carries: the trace id it reproduces (filter replays out with it)."""
 
 
 @dataclass

@@ -46,6 +46,7 @@ from pydantic import BaseModel
 from mattrace.errors import ReplayMismatch, ReplayRefused
 from mattrace.recording.boundaries import Doc
 from mattrace.recording.replayable import qualified_name, registered_entrypoint, registered_type
+from mattrace.replay._script import MAIN, is_script_name, load_script_function, script_refusal
 from mattrace.trace import describe_entrypoint
 
 __all__ = ["Allowance", "allow_modules", "BUILTIN_MODULES", "current_allowance",
@@ -230,7 +231,8 @@ def entrypoint_function(entry: dict[str, Any], *, path: str | Path, named: str |
         entry: the header's entry point (``target``, ``args``, ``kwargs``).
         path: the trace file (named in errors).
         named: the entry point the user named (``--entrypoint``): its ``module:qualname``
-            must be the trace's; a callable is run as given.
+            must be the trace's; a callable is run as given; ``path/to/app.py:qualname``
+            names the script a ``__main__`` entry point was recorded in (:mod:`._script`).
         allowance: modules the user allowed; a registered entry point in one is imported.
 
     Raises:
@@ -243,6 +245,14 @@ def entrypoint_function(entry: dict[str, Any], *, path: str | Path, named: str |
     if parts is None or not isinstance(target, str):
         raise ReplayMismatch(f"{path}: the entry point {describe_entrypoint(entry)} is not module:function")
     module, qualname = parts
+    if isinstance(named, str) and is_script_name(named):
+        return load_script_function(named, entry, path=path, target=target)
+    if module == MAIN and not callable(named):
+        # no other process can import the recording program's __main__: the user names the script
+        fn = registered_entrypoint(target)
+        if fn is None:
+            raise script_refusal(entry, path=path, target=target, described=describe_entrypoint(entry))
+        return fn
     if named is not None:
         given = named if isinstance(named, str) else (
             qualified_name(named) if hasattr(named, "__qualname__") and hasattr(named, "__module__") else repr(named))

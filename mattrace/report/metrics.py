@@ -22,7 +22,8 @@ from rich.table import Table
 from mattrace.report._format import compact
 from mattrace.store import ComplianceRow, ContainmentRow, GovernanceRow, MetricsRow, Rate, RunInfo
 
-__all__ = ["compliance_table", "containment_table", "format_rate", "governance_table", "metrics_table", "runs_table"]
+__all__ = ["compliance_table", "containment_table", "format_rate", "governance_table", "left_out_lines",
+           "metrics_table", "runs_table"]
 
 _NONE = "\u2013"  # en dash: nothing measured
 
@@ -190,3 +191,21 @@ def runs_table(runs: Sequence[RunInfo], *, title: str | None = "runs") -> Table:
         table.add_row(r.run_id, started, _value(r.source), traces, str(r.steps), format_rate(r.success),
                       str(r.failed_verdicts))
     return table
+
+
+def left_out_lines(left_out: dict[str, int]) -> list[str]:
+    """The sentences under a metric table that say which stored traces it did not count, and how to count them.
+
+    Args:
+        left_out: ``replays`` (traces replayed from cassettes, left out unless asked for) and
+            ``broken`` (runs that broke off on a cassette mismatch, never counted).
+    """
+    lines = []
+    replays, broken = left_out.get("replays", 0), left_out.get("broken", 0)
+    if replays:
+        lines.append(f"{replays} replayed trace{'s' if replays != 1 else ''} left out (answered from cassettes, they "
+                     "repeat recorded runs); mattrace metrics --replays counts them")
+    if broken:
+        lines.append(f"{broken} trace{'s' if broken != 1 else ''} broke off on a cassette mismatch and count "
+                     "nowhere (record them again)")
+    return lines

@@ -139,12 +139,13 @@ TRACE_CONTAINMENT = """
 
 
 def containment_sql(by: tuple[str, ...] | list[str], *, run_id: str | None = None,
-                    names: tuple[str, ...] | None = None) -> str:
+                    names: tuple[str, ...] | None = None, replays: bool = False) -> str:
     """Containment per group of ``by``: faulted traces, contained (incl. degraded), degraded, escaped, rates.
 
     A trace counts once in each group it falls in: a run with a Timeout and a Poisoned fault
     counts once under each class, and once (not twice) when grouped by config alone.
-    ``names`` renames the group columns (default ``g0``, ``g1``, …).
+    ``names`` renames the group columns (default ``g0``, ``g1``, …); ``replays`` counts traces
+    replayed from cassettes too.
 
     Raises:
         StoreError: an item of ``by`` is not one of :data:`CONTAINMENT_KEYS`.
@@ -154,7 +155,7 @@ def containment_sql(by: tuple[str, ...] | list[str], *, run_id: str | None = Non
     WITH t AS (
         SELECT DISTINCT {g.select}trace_id, run_id, containment, containment_source
         FROM trace_containment JOIN (SELECT trace_id, {_KEYS.own_columns()} FROM faults) USING (trace_id)
-        {run_filter(run_id)}),
+        {run_filter(run_id, replays=replays)}),
     agg AS (
         SELECT {g.columns}count(DISTINCT run_id) AS runs, count(*) AS faulted,
                count(*) FILTER (WHERE containment IN ('contained', 'degraded')) AS contained,

@@ -49,10 +49,11 @@ def decision_rows_sql(traces: str) -> str:
 
 
 def governance_sql(by: tuple[str, ...] | list[str], *, run_id: str | None = None,
-                   names: tuple[str, ...] | None = None) -> str:
+                   names: tuple[str, ...] | None = None, replays: bool = False) -> str:
     """Decisions per group of ``by``: counts of allow, rewrite, block and escalated, each share with its interval.
 
-    ``names`` renames the group columns (default ``g0``, ``g1``, …).
+    ``names`` renames the group columns (default ``g0``, ``g1``, …); ``replays`` counts traces
+    replayed from cassettes too.
 
     Raises:
         StoreError: an item of ``by`` is not one of :data:`GOVERNANCE_KEYS`.
@@ -67,7 +68,7 @@ def governance_sql(by: tuple[str, ...] | list[str], *, run_id: str | None = None
         SELECT {g.select}trace_id, run_id, decision, escalated
         FROM (SELECT t.*, {_KEYS.own_columns("d")}, d.decision, d.escalated
               FROM decisions d JOIN traces t USING (trace_id))
-        {run_filter(run_id)}),
+        {run_filter(run_id, replays=replays)}),
     agg AS (
         SELECT {g.columns}count(DISTINCT run_id) AS runs, count(DISTINCT trace_id) AS traces, count(*) AS decisions,
                count(*) FILTER (WHERE decision = 'allow') AS allowed,

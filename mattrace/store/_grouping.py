@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mattrace.errors import StoreError
+from mattrace.errors import ReplayMismatch, ReplayRefused, StoreError, UnrecordedCall
 from mattrace.store._sql import identifier, json_path, literal
+from mattrace.trace import REPLAY_LABEL
 
-__all__ = ["GROUP_KEYS", "METRIC_KEYS", "GroupKeys", "Grouping", "run_filter"]
+__all__ = ["BROKEN_EXPR", "GROUP_KEYS", "METRIC_KEYS", "GroupKeys", "Grouping", "REPLAY_EXPR", "run_filter"]
 
 # key -> column of trace_metrics (and of traces, which has the same names)
 _FIXED = {"config": "config_key", "model": "model", "orchestration": "orchestration", "run": "run_id",
@@ -151,6 +152,24 @@ METRIC_KEYS = GroupKeys("metrics")
 """The keys of the metrics and compliance queries: :data:`GROUP_KEYS` alone."""
 
 
-def run_filter(run_id: str | None) -> str:
-    """``WHERE run_id = '<run_id>'``, or nothing for every run."""
-    return f"WHERE run_id = {literal(run_id)}" if run_id is not None else ""
+# the errors a replay breaks off with: a run that met one has no task outcome to count
+_REPLAY_ERRORS = ", ".join(literal(cls.__name__) for cls in (ReplayMismatch, ReplayRefused, UnrecordedCall))
+REPLAY_EXPR = f"json_extract_string(labels, {literal(json_path([REPLAY_LABEL]))}) IS NOT NULL"
+"""SQL over a row with ``labels``: the trace is a replay (answered from a cassette alone)."""
+BROKEN_EXPR = f"trace_id IN (SELECT trace_id FROM steps WHERE error_type IN ({_REPLAY_ERRORS}))"
+"""SQL over a row with ``trace_id``: the run broke off on a cassette mismatch or a refused value."""
+
+
+def run_filter(run_id: str | None, *, replays: bool = False) -> str:
+    """The ``WHERE`` clause of the traces a metric counts (over rows with ``run_id``, ``labels``, ``trace_id``).
+
+    Replays (:data:`~mattrace.trace.REPLAY_LABEL`) repeat a recorded run: counting them again
+    would inflate n and narrow every interval, so they are left out unless ``replays``. A run
+    that broke off on a cassette mismatch is never counted: it did not do or fail the task.
+    """
+    conditions = [f"NOT ({BROKEN_EXPR})"]
+    if not replays:
+        conditions.append(f"NOT ({REPLAY_EXPR})")
+    if run_id is not None:
+        conditions.append(f"run_id = {literal(run_id)}")
+    return "WHERE " + " AND ".join(conditions)

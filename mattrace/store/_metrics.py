@@ -25,10 +25,11 @@ _DASH = "\u2013"  # en dash: a range, and readable in plain CI logs
 
 
 def metrics_sql(by: tuple[str, ...] | list[str], *, run_id: str | None = None, k: int | None = None,
-                names: tuple[str, ...] | None = None) -> str:
+                names: tuple[str, ...] | None = None, replays: bool = False) -> str:
     """The metrics query: one row per group of ``by``, columns as in docs/store.md.
 
-    ``names`` renames the group columns (default ``g0``, ``g1``, …).
+    ``names`` renames the group columns (default ``g0``, ``g1``, …); ``replays`` counts the
+    traces replayed from cassettes too (:func:`~mattrace.store._grouping.run_filter`).
 
     Raises:
         StoreError: an item of ``by`` is not one of :data:`~mattrace.store.GROUP_KEYS`.
@@ -36,7 +37,7 @@ def metrics_sql(by: tuple[str, ...] | list[str], *, run_id: str | None = None, k
     g = METRIC_KEYS.grouping(by, names)
     k_sql = "NULL" if k is None else str(int(k))
     return f"""
-    WITH t AS (SELECT {g.select}* FROM trace_metrics {run_filter(run_id)}),
+    WITH t AS (SELECT {g.select}* FROM trace_metrics {run_filter(run_id, replays=replays)}),
     tasks AS (
         SELECT {g.columns}run_id, test, config_key, count(*) AS n, count(*) FILTER (WHERE success) AS c,
                count(*) FILTER (WHERE terminated) AS term, sum(verdicts) AS verdicts, sum(passed) AS passed,
@@ -75,7 +76,8 @@ def metrics_sql(by: tuple[str, ...] | list[str], *, run_id: str | None = None, k
     FROM agg WHERE traces > 0 {g.order_by}"""
 
 
-def compliance_sql(by: tuple[str, ...] | list[str], per: str, *, run_id: str | None = None) -> str:
+def compliance_sql(by: tuple[str, ...] | list[str], per: str, *, run_id: str | None = None,
+                   replays: bool = False) -> str:
     """PASS verdicts / verdicts per contract (or per trace), within each group of ``by``.
 
     Raises:
@@ -87,7 +89,7 @@ def compliance_sql(by: tuple[str, ...] | list[str], per: str, *, run_id: str | N
     g = METRIC_KEYS.grouping(by)
     subject = "v.contract" if per == "contract" else "t.trace_id"
     return f"""
-    WITH t AS (SELECT {g.select}* FROM trace_metrics {run_filter(run_id)})
+    WITH t AS (SELECT {g.select}* FROM trace_metrics {run_filter(run_id, replays=replays)})
     SELECT {g.columns}{subject} AS subject, any_value(t.test) AS test,
            CASE WHEN count(DISTINCT v.severity) = 1 THEN any_value(v.severity) END AS severity,
            count(*) AS total, count(*) FILTER (WHERE v.status = 'pass') AS passed,

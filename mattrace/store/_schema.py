@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from mattrace.errors import StoreError
 from mattrace.store._faults import TRACE_CONTAINMENT, containment_sql, fault_rows_sql, taint_sql
 from mattrace.store._governance import decision_rows_sql, governance_sql
+from mattrace.store._grouping import REPLAY_EXPR
 from mattrace.store._metrics import metrics_sql
 from mattrace.store._records import STEP_COLUMNS
 
@@ -78,7 +79,7 @@ _MACROS = [
 ]
 
 _VIEWS = {
-    "trace_metrics": """
+    "trace_metrics": f"""
         SELECT t.trace_id, t.run_id, t.name, t.test, t.trial, t.seed, t.model, t.orchestration,
                t.config, t.config_key, t.labels, t.outcome_status,
                coalesce(t.outcome_status = 'success', false) AS success,
@@ -87,7 +88,7 @@ _VIEWS = {
                coalesce(v.failed, 0) AS failed, coalesce(v.safety_failed, 0) AS safety_failed,
                CASE WHEN v.verdicts > 0 THEN v.passed = v.verdicts END AS compliant,
                c.claims, c.claims_supported, c.claims_propagated,
-               coalesce(v.vacuous, 0) AS vacuous, coalesce(v.incomplete, 0) AS incomplete
+               coalesce(v.vacuous, 0) AS vacuous, coalesce(v.incomplete, 0) AS incomplete, {REPLAY_EXPR} AS replay
         FROM traces t
         LEFT JOIN (SELECT trace_id, count(*) AS verdicts,
                           count(*) FILTER (WHERE status = 'pass') AS passed,

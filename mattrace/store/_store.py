@@ -25,10 +25,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from mattrace.errors import StoreError
 from mattrace.store._faults import ContainmentRow, containment_sql
 from mattrace.store._governance import GovernanceRow, governance_sql
+from mattrace.store._grouping import BROKEN_EXPR, REPLAY_EXPR
 from mattrace.store._metrics import ComplianceRow, MetricsRow, compliance_sql, metrics_sql
 from mattrace.store._report import IngestReport
 from mattrace.store._runs import RunInfo, runs_sql
 from mattrace.store._schema import ensure_schema
+from mattrace.store._sql import literal
 
 if TYPE_CHECKING:
     import os
@@ -199,7 +201,7 @@ class Store:
         return [row({n: r[n] for n in names}, r) for r in rows]
 
     def metrics(self, by: Sequence[str] = ("config",), *, run_id: str | None = None,
-                k: int | None = None) -> list[MetricsRow]:
+                k: int | None = None, replays: bool = False) -> list[MetricsRow]:
         """The metrics per group of traces (docs/store.md defines each one).
 
         Args:
@@ -208,21 +210,25 @@ class Store:
                 ``label.<key>``; ``()`` for one row over everything.
             run_id: only this run's traces.
             k: the k of pass^k; default: the smallest trial count among a group's tasks.
+            replays: count the traces replayed from cassettes too (label ``mattrace.replay_of``):
+                they repeat recorded runs, so by default they are left out. A run that broke
+                off on a cassette mismatch is never counted.
 
         Raises:
             StoreError: an unknown ``by`` item (the message lists the valid ones), or ``k < 1``.
         """
         if k is not None and k < 1:
             raise StoreError(f"pass^k needs k >= 1, got {k}")
-        return self._grouped(metrics_sql, MetricsRow.from_row, by, run_id, k=k)
+        return self._grouped(metrics_sql, MetricsRow.from_row, by, run_id, k=k, replays=replays)
 
     def compliance(self, by: Sequence[str] = (), *, per: str = "contract",
-                   run_id: str | None = None) -> list[ComplianceRow]:
-        """PASS verdicts / verdicts per contract (``per="contract"``) or per trace, within groups of ``by``."""
+                   run_id: str | None = None, replays: bool = False) -> list[ComplianceRow]:
+        """PASS verdicts / verdicts per contract (``per="contract"``) or per trace, within groups of ``by``
+        (replayed traces only with ``replays``, as in :meth:`metrics`)."""
         from mattrace.store._metrics import _rate
 
         names = _group_names(by)
-        rows = self.query(compliance_sql(names, per, run_id=run_id))[1]
+        rows = self.query(compliance_sql(names, per, run_id=run_id, replays=replays))[1]
         out = []
         for row in rows:
             group = dict(zip(names, row[:len(names)], strict=True))
@@ -231,7 +237,8 @@ class Store:
                                      _rate(passed, total, rate, low, high)))
         return out
 
-    def containment(self, by: Sequence[str] = ("fault",), *, run_id: str | None = None) -> list[ContainmentRow]:
+    def containment(self, by: Sequence[str] = ("fault",), *, run_id: str | None = None,
+                    replays: bool = False) -> list[ContainmentRow]:
         """Containment of the faulted traces per group: contained (incl. degraded), degraded, escaped, rates.
 
         A trace counts once in each group it falls in (a run with two fault classes counts
@@ -243,13 +250,15 @@ class Store:
                 ``target`` (the fault's pattern, ``tool:*``), ``call_target`` (what it hit,
                 ``tool:lookup``), and every key :meth:`metrics` takes; ``()`` for one row.
             run_id: only this run's traces.
+            replays: count replayed traces too, as in :meth:`metrics`.
 
         Raises:
             StoreError: an unknown ``by`` item (the message lists the valid ones).
         """
-        return self._grouped(containment_sql, ContainmentRow.from_row, by, run_id)
+        return self._grouped(containment_sql, ContainmentRow.from_row, by, run_id, replays=replays)
 
-    def governance(self, by: Sequence[str] = ("rule",), *, run_id: str | None = None) -> list[GovernanceRow]:
+    def governance(self, by: Sequence[str] = ("rule",), *, run_id: str | None = None,
+                   replays: bool = False) -> list[GovernanceRow]:
         """Governance decisions per group: allowed, rewritten, blocked and escalated, each share with its interval.
 
         Args:
@@ -258,11 +267,22 @@ class Store:
                 ``capability`` or ``default``), ``decision``, and every key :meth:`metrics`
                 takes; ``()`` for one row.
             run_id: only this run's traces.
+            replays: count replayed traces too, as in :meth:`metrics`.
 
         Raises:
             StoreError: an unknown ``by`` item (the message lists the valid ones).
         """
-        return self._grouped(governance_sql, GovernanceRow.from_row, by, run_id)
+        return self._grouped(governance_sql, GovernanceRow.from_row, by, run_id, replays=replays)
+
+    def replay_counts(self, *, run_id: str | None = None) -> dict[str, int]:
+        """How many stored traces the metrics leave out: ``replays`` (answered from a cassette
+        alone, which ``replays=True`` counts) and ``broken`` (the run broke off on a cassette
+        mismatch, which nothing counts)."""
+        where = f"WHERE run_id = {literal(run_id)}" if run_id is not None else ""
+        _, rows = self.query(f"SELECT count(*) FILTER (WHERE {REPLAY_EXPR} AND NOT ({BROKEN_EXPR})), "
+                             f"count(*) FILTER (WHERE {BROKEN_EXPR}) FROM traces {where}")
+        replays, broken = rows[0]
+        return {"replays": int(replays), "broken": int(broken)}
 
     def runs(self, limit: int = 20) -> list[RunInfo]:
         """The most recent runs first, with their trace counts and success rate."""

@@ -8,13 +8,16 @@ conversation, the tool whose result came last); named groups from them, plus ``{
 ``{user}`` and ``{tool_result}``, fill ``{placeholders}`` in the answer. No state is kept
 between calls, so the same conversation always gets the same answer.
 
-This module is pure Python (no litellm); :mod:`mattrace.testing.provider` serves
-scripts as the litellm provider ``mattrace/<script name>``.
+This module is pure Python (no litellm at import); :mod:`mattrace.testing.provider` serves
+scripts as the litellm provider ``mattrace/<script name>``, registered with litellm by
+:func:`register_script` and :func:`use_script` themselves (when litellm is installed), so a
+scripted model answers from the first call, inside a ``record()`` block or not.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import random
 import re
@@ -85,6 +88,27 @@ def _fill(value: Any, variables: dict[str, str]) -> Any:
     if isinstance(value, list):
         return [_fill(v, variables) for v in value]
     return value
+
+
+def _tool_name(result: dict[str, Any], messages: list[dict[str, Any]]) -> str | None:
+    """The tool a ``tool`` message answers: its ``name``, else the call its ``tool_call_id`` names.
+
+    OpenAI's format makes ``name`` optional on tool results; the call id is always there.
+    A conversation may hold the client's response objects as well as dicts.
+    """
+    if result.get("name"):
+        return str(result["name"])
+    call_id = result.get("tool_call_id")
+    for message in reversed(messages):
+        for call in _field(message, "tool_calls") or ():
+            if _field(call, "id") == call_id:
+                name = _field(_field(call, "function"), "name")
+                return str(name) if name is not None else None
+    return None
+
+
+def _field(obj: Any, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
 
 
 def _draw(messages: list[dict[str, Any]], agent: str | None) -> random.Random:
@@ -165,7 +189,7 @@ class Rule(BaseModel):
                 return None
             variables.update({k: v for k, v in match.groupdict().items() if v is not None})
         if self.after_tool is not None and not (
-                last.get("role") == "tool" and last.get("name") == self.after_tool):
+                last.get("role") == "tool" and _tool_name(last, messages) == self.after_tool):
             return None
         if self.respond is not None:
             return self.respond(messages)
@@ -225,9 +249,25 @@ _registry_lock = threading.Lock()
 _active: ContextVar[Script | None] = ContextVar("mattrace_script", default=None)
 
 
+def _serve_through_litellm() -> None:
+    """Register the ``mattrace/...`` litellm provider now, if litellm is installed.
+
+    Without this, a script answered only once a ``record()`` block had instrumented litellm:
+    a call before the first block (a smoke test, a script's warm-up) failed inside litellm
+    with "LLM Provider NOT provided". Registering is idempotent; litellm is imported here,
+    not when this module is, so code that only builds scripts never pays for it.
+    """
+    if importlib.util.find_spec("litellm") is None:
+        return
+    from mattrace.testing.provider import register_provider
+
+    register_provider()
+
+
 @contextmanager
 def use_script(script: Script) -> Iterator[Script]:
     """Serve ``script`` as the model ``mattrace/scripted`` inside the block (this context only)."""
+    _serve_through_litellm()
     token = _active.set(script)
     try:
         yield script
@@ -241,6 +281,7 @@ def register_script(name: str, script: Script) -> None:
         raise RecordingError(f"script name {name!r} must be letters, digits, '_', '.' or '-'")
     with _registry_lock:
         _registry[name] = script
+    _serve_through_litellm()
 
 
 def get_script(name: str) -> Script:
