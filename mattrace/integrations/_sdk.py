@@ -1,0 +1,366 @@
+"""What the provider SDK integrations (OpenAI, Anthropic) share: one wrapper per API method.
+
+Each integration replaces an SDK method on its *class* (``Completions.create``,
+``Messages.create`` ...), so every client instance and every import style goes through
+it. Inside a ``record()`` block the wrapper:
+
+1. builds the :class:`~mattrace.recording.interceptors.Call` (kind ``llm``, the model as
+   target, the request parameters as args, the SDK as its :class:`LLMClient` so injected
+   faults raise the SDK's own exceptions);
+2. runs it through the run's interceptor chain (governance, faults, replay, the real call);
+3. records the ``llm`` step before returning, so it precedes the tool calls its answer causes.
+
+**Streams** are read to their end inside the chain and handed to the caller as a
+:class:`RecordedStream` of the same chunks: the cassette stores the chunks, a replay
+serves them, faults see the whole answer. The price: inside a ``record()`` block the first
+chunk arrives when the last one has (outside one the SDK is called directly).
+
+Calls the SDK makes on behalf of litellm (which uses the OpenAI SDK for some providers)
+are litellm's: its own integration records them, so they pass straight through here.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from mattrace.recording.clients import ErrorKind
+from mattrace.recording.context import active_recorder, current_agent
+from mattrace.recording.escapes import refuse_escape
+from mattrace.recording.interceptors import Call, CallOutcome, run_call, run_call_async
+from mattrace.recording.recorder import Recorder
+from mattrace.trace import Source, StepKind
+
+__all__ = ["Endpoint", "Described", "parse_arguments", "RecordedStream", "SDKClient", "wrap_async", "wrap_sync",
+           "wrap_unintercepted"]
+
+Described = tuple[str | None, dict[str, Any] | None, dict[str, Any]]
+"""What an endpoint makes of a response: the text, the recorded result, the step attrs."""
+
+# keyword arguments that shape the HTTP exchange, not the request: kept out of the cassette key
+_TRANSPORT = frozenset({"timeout", "extra_headers", "extra_query"})
+_RAW_HEADER = "X-Stainless-Raw-Response"
+
+
+# HTTP status -> the exception class both SDKs name for it (an SDK without the name: by range)
+_STATUS_ERRORS = {400: "BadRequestError", 401: "AuthenticationError", 403: "PermissionDeniedError",
+                  404: "NotFoundError", 409: "ConflictError", 413: "RequestTooLargeError",
+                  422: "UnprocessableEntityError", 429: "RateLimitError", 503: "ServiceUnavailableError",
+                  529: "OverloadedError"}
+
+
+@dataclass(frozen=True)
+class SDKClient:
+    """An SDK as fault injection sees it (an :class:`LLMClient`): its exception types, built the way
+    the SDK builds them, around an HTTP request and response of the HTTP library it uses.
+
+    Attributes:
+        name: ``openai`` or ``anthropic``.
+        sdk: the SDK module (its exception classes).
+        http: the HTTP library the SDK uses (``httpx``; ``httpx2`` for recent Anthropic SDKs).
+        url: the endpoint's URL on the client the call was made with.
+        refuse: builds the SDK's response (or stream chunks) in which the model declined.
+    """
+
+    name: str
+    sdk: ModuleType
+    http: ModuleType
+    url: str
+    refuse: Callable[[Call], Any]
+
+    def error(self, kind: ErrorKind, message: str, call: Call, *, status: int | None = None,
+              retry_after: float | None = None) -> BaseException:
+        request = self.http.Request("POST", self.url)
+        if kind == "timeout":
+            return self.sdk.APITimeoutError(request=request)  # type: ignore[no-any-return]
+        if kind == "connection":
+            return self.sdk.APIConnectionError(message=message, request=request)  # type: ignore[no-any-return]
+        code = status if status is not None else 500
+        cls = getattr(self.sdk, _STATUS_ERRORS.get(code, ""), None)
+        if cls is None:
+            cls = self.sdk.InternalServerError if code >= 500 else self.sdk.APIStatusError
+        headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
+        body = {"type": "error", "error": {"type": "injected_fault", "message": message}}
+        response = self.http.Response(code, request=request, headers=headers, json=body)
+        return cls(message, response=response, body=body)  # type: ignore[no-any-return]
+
+    def refusal(self, call: Call) -> Any:
+        return self.refuse(call)
+
+    def empty_response(self) -> Any:
+        """An empty 200 answer, the ``response`` of a replayed stream."""
+        return self.http.Response(200, request=self.http.Request("POST", self.url))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One API method of an SDK, as the wrapper needs to know it.
+
+    Attributes:
+        api: its name in attrs (``openai.chat.completions``).
+        client: builds the :class:`LLMClient` of a call from the resource object (``self``),
+            for faults.
+        step_args: the request parameters as the step records them (model, messages, tool names).
+        describe: a response, or the list of chunks of a streamed one, as text, result and attrs.
+    """
+
+    api: str
+    client: Callable[[Any], SDKClient]
+    step_args: Callable[[dict[str, Any]], dict[str, Any]]
+    describe: Callable[[Any], Described]
+
+
+def parse_arguments(raw: Any) -> Any:
+    """Tool-call arguments as JSON when they are JSON (a model may emit broken JSON: kept as said)."""
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def _omitted(value: Any) -> bool:
+    """The SDKs' "not given" sentinels (``NOT_GIVEN``, ``omit``), which their helpers pass for
+    every parameter the caller left out."""
+    return type(value).__name__ in ("NotGiven", "Omit")
+
+
+def _called_by_litellm() -> bool:
+    """Whether the SDK method was called by litellm (its own integration records the call)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        module = str(frame.f_globals.get("__name__", ""))
+        if not module.startswith(("openai", "anthropic", "mattrace.integrations")):
+            return module == "litellm" or module.startswith("litellm.")
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+class RecordedStream:
+    """The chunks of a streamed answer, handed to the caller in place of the SDK's stream.
+
+    Iterates (sync and async) like the SDK's ``Stream`` / ``AsyncStream``, works as a context
+    manager, and has their ``response`` (the live one, or an empty 200 on replay) so the SDKs'
+    stream helpers accept it.
+    """
+
+    def __init__(self, chunks: list[Any], response: Any = None) -> None:
+        self._chunks = chunks
+        self._iterator: Iterator[Any] = iter(chunks)
+        self.response = response
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        return next(self._iterator)
+
+    def __aiter__(self) -> RecordedStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return next(self._iterator)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    def __enter__(self) -> RecordedStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> RecordedStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing left to release: the answer was read whole."""
+        self._iterator = iter(())
+
+    async def aclose(self) -> None:
+        self.close()
+
+
+def _prepare(endpoint: Endpoint, resource: Any, kwargs: dict[str, Any]) -> tuple[Call, dict[str, Any]]:
+    params = {k: v for k, v in kwargs.items() if not _omitted(v)}
+    hidden = {k: params.pop(k) for k in list(params) if k in _TRANSPORT}
+    call = Call(StepKind.LLM, str(params.get("model")), params, current_agent(), client=endpoint.client(resource))
+    call.attrs["api"] = endpoint.api
+    return call, hidden
+
+
+def _is_raw(kwargs: dict[str, Any]) -> bool:
+    headers = kwargs.get("extra_headers")
+    return isinstance(headers, dict) and _RAW_HEADER in headers
+
+
+def _record(rec: Recorder, endpoint: Endpoint, call: Call, outcome: CallOutcome, t_start: int,
+            via: str | None = None) -> None:
+    attrs = dict(call.attrs)
+    attrs["latency_ms"] = round((time.time_ns() - t_start) / 1e6, 3)
+    if via is not None:
+        attrs["recorded_via"] = via
+    text: str | None = None
+    result: dict[str, Any] | None = None
+    if outcome.error is None and outcome.result is not None:
+        try:
+            text, result, described = endpoint.describe(outcome.result)
+        except Exception as exc:   # an answer of a shape this version does not know: kept, and said
+            described = {"describe_error": f"{type(exc).__name__}: {exc}"}
+        attrs.update(described)
+    rec.append(StepKind.LLM, agent=call.agent, target=call.target, content=text,
+               args=endpoint.step_args(call.args), result=result, error=outcome.error,
+               sources=[Source(kind="agent", ref=call.agent), *call.sources], reads=list(call.reads),
+               attrs=attrs, t_start=t_start, t_end=time.time_ns())
+
+
+def _empty(call: Call) -> Any:
+    return call.client.empty_response() if isinstance(call.client, SDKClient) else None
+
+
+def _deliver(call: Call, outcome: CallOutcome, response: Any) -> Any:
+    if outcome.error is not None:
+        raise outcome.error
+    if call.args.get("stream") and isinstance(outcome.result, list):
+        return RecordedStream(outcome.result, response)
+    return outcome.result
+
+
+def wrap_sync(original: Callable[..., Any], endpoint: Endpoint) -> Callable[..., Any]:
+    """``original`` (an unbound SDK method) routed through the interceptor chain inside ``record()`` blocks."""
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        rec = active_recorder()
+        if rec is None or rec.closed or args or _called_by_litellm():
+            return original(self, *args, **kwargs)
+        if _is_raw(kwargs):
+            return _unintercepted(rec, endpoint, self, original, args, kwargs, "with_raw_response")
+        call, hidden = _prepare(endpoint, self, kwargs)
+        live: list[Any] = []
+
+        def real(**params: Any) -> Any:
+            answer = original(self, **params, **hidden)
+            if not params.get("stream"):
+                return answer
+            live.append(getattr(answer, "response", None))
+            with answer:
+                return list(answer)
+
+        t_start = time.time_ns()
+        outcome = run_call(rec.interceptors, call, real)
+        if not call.refused:
+            _record(rec, endpoint, call, outcome, t_start)
+        return _deliver(call, outcome, live[-1] if live else _empty(call))
+    method.__wrapped__ = original  # type: ignore[attr-defined]
+    method.__doc__ = original.__doc__
+    method.__name__ = original.__name__
+    return method
+
+
+def wrap_async(original: Callable[..., Any], endpoint: Endpoint) -> Callable[..., Any]:
+    """The async twin of :func:`wrap_sync`."""
+    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        rec = active_recorder()
+        if rec is None or rec.closed or args or _called_by_litellm():
+            return await original(self, *args, **kwargs)
+        if _is_raw(kwargs):
+            return await _unintercepted_async(rec, endpoint, self, original, args, kwargs, "with_raw_response")
+        call, hidden = _prepare(endpoint, self, kwargs)
+        live: list[Any] = []
+
+        async def real(**params: Any) -> Any:
+            answer = await original(self, **params, **hidden)
+            if not params.get("stream"):
+                return answer
+            live.append(getattr(answer, "response", None))
+            async with answer:
+                return [chunk async for chunk in answer]
+
+        t_start = time.time_ns()
+        outcome = await run_call_async(rec.interceptors, call, real)
+        if not call.refused:
+            _record(rec, endpoint, call, outcome, t_start)
+        return _deliver(call, outcome, live[-1] if live else _empty(call))
+    method.__wrapped__ = original  # type: ignore[attr-defined]
+    method.__doc__ = original.__doc__
+    method.__name__ = original.__name__
+    return method
+
+
+_FIX = ("Use the method's plain form (create(...), create(stream=True)) inside record() blocks, or, for an "
+        "observe-only run, record with cassette=False and no faults or governor.")
+
+
+def _judge(rec: Recorder, endpoint: Endpoint, resource: Any, kwargs: dict[str, Any], how: str) -> Call:
+    call, _ = _prepare(endpoint, resource, kwargs)
+    refuse_escape(rec.interceptors, call, f"{endpoint.api} {how} is not intercepted", _FIX)
+    return call
+
+
+def _parsed(answer: Any) -> Any:
+    """What a raw-response wrapper's answer parses to, when it can be read without consuming a stream."""
+    parse = getattr(answer, "parse", None)
+    if callable(parse) and not getattr(answer, "_is_sse_stream", False) and getattr(answer, "_stream", False) is False:
+        try:
+            return parse()
+        except Exception:
+            return None
+    return None
+
+
+def _unintercepted(rec: Recorder, endpoint: Endpoint, resource: Any, original: Callable[..., Any],
+                   args: tuple[Any, ...], kwargs: dict[str, Any], how: str) -> Any:
+    call = _judge(rec, endpoint, resource, kwargs, how)
+    t_start = time.time_ns()
+    try:
+        answer = original(resource, *args, **kwargs)
+    except Exception as exc:
+        _record(rec, endpoint, call, CallOutcome(error=exc), t_start, via=how)
+        raise
+    _record(rec, endpoint, call, CallOutcome(result=_parsed(answer)), t_start, via=how)
+    return answer
+
+
+async def _unintercepted_async(rec: Recorder, endpoint: Endpoint, resource: Any, original: Callable[..., Any],
+                               args: tuple[Any, ...], kwargs: dict[str, Any], how: str) -> Any:
+    call = _judge(rec, endpoint, resource, kwargs, how)
+    t_start = time.time_ns()
+    try:
+        answer = await original(resource, *args, **kwargs)
+    except Exception as exc:
+        _record(rec, endpoint, call, CallOutcome(error=exc), t_start, via=how)
+        raise
+    _record(rec, endpoint, call, CallOutcome(result=_parsed(answer)), t_start, via=how)
+    return answer
+
+
+def wrap_unintercepted(original: Callable[..., Any], endpoint: Endpoint, how: str,
+                       is_async: bool) -> Callable[..., Any]:
+    """A method that bypasses the chain by construction (``parse``, which posts on its own):
+    judged like an escaped call, then run and recorded (``attrs["recorded_via"]``)."""
+    if is_async:
+        async def amethod(self: Any, *args: Any, **kwargs: Any) -> Any:
+            rec = active_recorder()
+            if rec is None or rec.closed or _called_by_litellm():
+                return await original(self, *args, **kwargs)
+            return await _unintercepted_async(rec, endpoint, self, original, args, kwargs, how)
+        wrapped: Callable[..., Any] = amethod
+    else:
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            rec = active_recorder()
+            if rec is None or rec.closed or _called_by_litellm():
+                return original(self, *args, **kwargs)
+            return _unintercepted(rec, endpoint, self, original, args, kwargs, how)
+        wrapped = method
+    wrapped.__wrapped__ = original  # type: ignore[attr-defined]
+    wrapped.__doc__ = original.__doc__
+    wrapped.__name__ = original.__name__
+    return wrapped
