@@ -192,3 +192,38 @@ def test_calls_outside_a_recording_go_straight_to_the_sdk() -> None:
     fake = FakeOpenAI()
     stream = fake.client().chat.completions.create(model="gpt-4o", messages=ASK, stream=True)
     assert isinstance(stream, openai.Stream) and len(fake.requests) == 1
+
+
+def test_a_litellm_call_made_through_the_openai_sdk_is_one_step() -> None:
+    """litellm's OpenAI provider calls the SDK: the call is litellm's step, not recorded twice."""
+    import litellm
+
+    fake = FakeOpenAI(text="via litellm")
+    with mattrace.record("litellm-over-openai", cassette=False) as rec:
+        answer = litellm.completion(model="openai/gpt-4o", messages=ASK, client=fake.client(), api_key="sk-test")
+    assert answer.choices[0].message.content == "via litellm" and len(fake.requests) == 1
+    assert [(s.kind, s.target) for s in rec.trace.steps] == [(StepKind.LLM, "openai/gpt-4o"), (StepKind.END, None)]
+    assert "api" not in rec.trace.steps[0].attrs
+
+
+def _agents_sdk_model() -> Any:
+    """A function in a module of the OpenAI Agents SDK's package (``agents``) that calls the OpenAI SDK."""
+    module: dict[str, Any] = {"__name__": "agents.models.fake_openai_model"}
+    exec("def respond(client, messages):\n"
+         "    return client.chat.completions.create(model='gpt-4o', messages=messages)\n", module)
+    return module["respond"]
+
+
+def test_calls_the_agents_sdk_makes_are_left_to_its_integration_and_judged(tmp_path: Path) -> None:
+    """The Agents SDK's model calls are recorded from its spans: not a second step, and refused in replay-only mode."""
+    respond, fake = _agents_sdk_model(), FakeOpenAI()
+    with mattrace.record("observed", cassette=False) as rec:
+        respond(fake.client(), ASK)
+    assert [s.kind for s in rec.trace.steps] == [StepKind.END] and len(fake.requests) == 1
+    cassette = str(tmp_path / "c.cassette")
+    with mattrace.record("live", cassette=cassette):
+        fake.client().chat.completions.create(model="gpt-4o", messages=ASK)
+    with mattrace.record("replay", cassette=cassette, record_mode="none"), \
+            pytest.raises(EscapedCall, match="called by the OpenAI Agents SDK"):
+        respond(fake.client(), ASK)
+    assert len(fake.requests) == 2

@@ -16,7 +16,10 @@ serves them, faults see the whole answer. The price: inside a ``record()`` block
 chunk arrives when the last one has (outside one the SDK is called directly).
 
 Calls the SDK makes on behalf of litellm (which uses the OpenAI SDK for some providers)
-are litellm's: its own integration records them, so they pass straight through here.
+are litellm's: its own integration records them, through the chain, so they pass straight
+through here. Calls the OpenAI Agents SDK makes are recorded from its spans by
+``mattrace.integrations.openai_agents``; they pass through too, after being judged as
+escaped calls (a run that replays, faults or governs LLM calls refuses them).
 """
 
 from __future__ import annotations
@@ -131,15 +134,32 @@ def _omitted(value: Any) -> bool:
     return type(value).__name__ in ("NotGiven", "Omit")
 
 
-def _called_by_litellm() -> bool:
-    """Whether the SDK method was called by litellm (its own integration records the call)."""
-    frame = sys._getframe(2)
+def _framework() -> str | None:
+    """The framework that called the SDK method, when it is one whose own mattrace integration
+    records its model calls: ``litellm`` (through the chain) or ``agents``, the OpenAI Agents
+    SDK (from its spans, see ``mattrace.integrations.openai_agents``)."""
+    frame = sys._getframe(1)
     while frame is not None:
         module = str(frame.f_globals.get("__name__", ""))
-        if not module.startswith(("openai", "anthropic", "mattrace.integrations")):
-            return module == "litellm" or module.startswith("litellm.")
+        if not module.startswith(("openai.", "anthropic.", "mattrace.integrations")) \
+                and module not in ("openai", "anthropic"):
+            top = module.partition(".")[0]
+            return top if top in ("litellm", "agents") else None
         frame = frame.f_back  # type: ignore[assignment]
-    return False
+    return None
+
+
+_AGENTS_FIX = ("The OpenAI Agents SDK's model calls are recorded from its spans (mattrace.integrations.openai_agents), "
+               "which cannot replay or fault them: record such runs with cassette=False and no faults or governor.")
+
+
+def _passes_by(rec: Recorder, endpoint: Endpoint, resource: Any, kwargs: dict[str, Any]) -> bool:
+    """Whether the call is left to the framework that made it (judged first when that is an escape)."""
+    framework = _framework()
+    if framework == "agents":
+        call, _ = _prepare(endpoint, resource, kwargs)
+        refuse_escape(rec.interceptors, call, f"{endpoint.api} called by the OpenAI Agents SDK", _AGENTS_FIX)
+    return framework is not None
 
 
 class RecordedStream:
@@ -239,7 +259,7 @@ def wrap_sync(original: Callable[..., Any], endpoint: Endpoint) -> Callable[...,
     """``original`` (an unbound SDK method) routed through the interceptor chain inside ``record()`` blocks."""
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
         rec = active_recorder()
-        if rec is None or rec.closed or args or _called_by_litellm():
+        if rec is None or rec.closed or args or _passes_by(rec, endpoint, self, kwargs):
             return original(self, *args, **kwargs)
         if _is_raw(kwargs):
             return _unintercepted(rec, endpoint, self, original, args, kwargs, "with_raw_response")
@@ -269,7 +289,7 @@ def wrap_async(original: Callable[..., Any], endpoint: Endpoint) -> Callable[...
     """The async twin of :func:`wrap_sync`."""
     async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
         rec = active_recorder()
-        if rec is None or rec.closed or args or _called_by_litellm():
+        if rec is None or rec.closed or args or _passes_by(rec, endpoint, self, kwargs):
             return await original(self, *args, **kwargs)
         if _is_raw(kwargs):
             return await _unintercepted_async(rec, endpoint, self, original, args, kwargs, "with_raw_response")
@@ -349,14 +369,14 @@ def wrap_unintercepted(original: Callable[..., Any], endpoint: Endpoint, how: st
     if is_async:
         async def amethod(self: Any, *args: Any, **kwargs: Any) -> Any:
             rec = active_recorder()
-            if rec is None or rec.closed or _called_by_litellm():
+            if rec is None or rec.closed or _passes_by(rec, endpoint, self, kwargs):
                 return await original(self, *args, **kwargs)
             return await _unintercepted_async(rec, endpoint, self, original, args, kwargs, how)
         wrapped: Callable[..., Any] = amethod
     else:
         def method(self: Any, *args: Any, **kwargs: Any) -> Any:
             rec = active_recorder()
-            if rec is None or rec.closed or _called_by_litellm():
+            if rec is None or rec.closed or _passes_by(rec, endpoint, self, kwargs):
                 return original(self, *args, **kwargs)
             return _unintercepted(rec, endpoint, self, original, args, kwargs, how)
         wrapped = method

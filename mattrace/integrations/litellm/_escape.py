@@ -107,9 +107,13 @@ def rebind(replacements: dict[int, Callable[..., Any]]) -> list[tuple[ModuleType
         namespace = getattr(module, "__dict__", None)
         if not isinstance(namespace, dict):
             continue
-        for attr, value in list(namespace.items()):
-            replacement = replacements.get(id(value))
-            if replacement is not None and replacement is not value:
+        try:
+            hits = [(attr, value) for attr, value in namespace.items() if id(value) in replacements]
+        except RuntimeError:   # another thread is importing into this module: look at a copy
+            hits = [(attr, value) for attr, value in dict(namespace).items() if id(value) in replacements]
+        for attr, value in hits:
+            replacement = replacements[id(value)]
+            if replacement is not value and namespace.get(attr) is value:
                 namespace[attr] = replacement
                 changed.append((module, attr, value))
     return changed
