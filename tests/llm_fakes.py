@@ -74,11 +74,19 @@ class FakeOpenAI:
                               "output_tokens_details": {"reasoning_tokens": 0}}}
         if not body.get("stream"):
             return httpx.Response(200, json=response)
+        message = {"type": "message", "id": "msg_1", "role": "assistant", "status": "in_progress", "content": []}
         events: list[tuple[str | None, dict[str, Any]]] = [
+            ("response.created", {"type": "response.created", "sequence_number": 0,
+                                  "response": {**response, "status": "in_progress", "output": []}}),
+            ("response.output_item.added", {"type": "response.output_item.added", "output_index": 0,
+                                            "item": message, "sequence_number": 1}),
+            ("response.content_part.added", {"type": "response.content_part.added", "item_id": "msg_1",
+                                             "output_index": 0, "content_index": 0, "sequence_number": 2,
+                                             "part": {"type": "output_text", "text": "", "annotations": []}}),
             ("response.output_text.delta", {"type": "response.output_text.delta", "item_id": "msg_1",
                                             "output_index": 0, "content_index": 0, "delta": self.text,
-                                            "sequence_number": 0, "logprobs": []}),
-            ("response.completed", {"type": "response.completed", "response": response, "sequence_number": 1})]
+                                            "sequence_number": 3, "logprobs": []}),
+            ("response.completed", {"type": "response.completed", "response": response, "sequence_number": 4})]
         return httpx.Response(200, text=_sse(events, False), headers={"content-type": "text/event-stream"})
 
     def client(self) -> openai.OpenAI:

@@ -52,7 +52,8 @@ def test_chat_completion_is_an_llm_step_linked_to_the_tool_call_it_requests() ->
 
 
 def _each_api(client: openai.OpenAI, async_client: openai.AsyncOpenAI) -> list[str]:
-    """One call of each intercepted form: chat and responses, sync and async, whole and streamed."""
+    """One call of each intercepted form: chat and responses, sync and async, whole, streamed and the stream()
+    helpers."""
     texts = [client.chat.completions.create(model="gpt-4o", messages=ASK).choices[0].message.content or ""]
     stream = client.chat.completions.create(model="gpt-4o", messages=ASK, stream=True)
     texts.append("".join(chunk.choices[0].delta.content or "" for chunk in stream))
@@ -61,6 +62,8 @@ def _each_api(client: openai.OpenAI, async_client: openai.AsyncOpenAI) -> list[s
     texts.append(client.responses.create(model="gpt-4o", input="hello").output_text)
     events = client.responses.create(model="gpt-4o", input="hello", stream=True)
     texts.append("".join(getattr(e, "delta", "") for e in events if e.type == "response.output_text.delta"))
+    with client.responses.stream(model="gpt-4o", input="hello") as responses_helper:
+        texts.append(responses_helper.get_final_response().output_text)
 
     async def more() -> list[str]:
         chat = await async_client.chat.completions.create(model="gpt-4o", messages=ASK)
@@ -80,8 +83,8 @@ def test_every_form_is_recorded_and_replayed_without_calling_the_api(tmp_path: P
         recorded = _each_api(live.client(), live.async_client())
     with mattrace.record("every-form", cassette=cassette, record_mode="none") as second:
         again = _each_api(replayed.client(), replayed.async_client())
-    assert recorded == again == ["Hello Ana"] * 8
-    assert len(live.requests) == 8 and replayed.requests == []
+    assert recorded == again == ["Hello Ana"] * 9
+    assert len(live.requests) == 9 and replayed.requests == []
     assert [s.content for s in second.trace.steps] == [s.content for s in first.trace.steps]
     assert first.trace.fingerprint() == second.trace.fingerprint()
 

@@ -27,9 +27,7 @@ from typing import Any
 import httpx
 import openai
 from openai.resources.chat.completions import AsyncCompletions, Completions
-from openai.resources.responses import AsyncResponses, Responses
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from openai.types.responses import Response, ResponseCompletedEvent
 
 from mattrace.integrations._sdk import Endpoint, SDKClient, wrap_async, wrap_sync, wrap_unintercepted
 from mattrace.integrations.openai import _describe
@@ -54,6 +52,8 @@ def _refuse_chat(call: Call) -> Any:
 
 
 def _refuse_responses(call: Call) -> Any:
+    from openai.types.responses import Response, ResponseCompletedEvent
+
     response = Response.model_validate({
         "id": "resp_refused", "object": "response", "created_at": time.time(), "status": "completed",
         "model": str(call.args.get("model", call.target)), "parallel_tool_calls": False, "tool_choice": "auto",
@@ -76,10 +76,17 @@ _CHAT = Endpoint("openai.chat.completions", _client("/chat/completions", _refuse
 _RESPONSES = Endpoint("openai.responses", _client("/responses", _refuse_responses), _describe.responses_args,
                       _describe.describe_responses)
 
-# (class, method, endpoint, async, through the chain)
-_METHODS = [(Completions, "create", _CHAT, False, True), (AsyncCompletions, "create", _CHAT, True, True),
-            (Responses, "create", _RESPONSES, False, True), (AsyncResponses, "create", _RESPONSES, True, True),
-            (Completions, "parse", _CHAT, False, False), (AsyncCompletions, "parse", _CHAT, True, False),
+
+def _methods() -> list[tuple[type, str, Endpoint, bool, bool]]:
+    """(class, method, endpoint, async, through the chain) of every method this SDK version has."""
+    found: list[tuple[type, str, Endpoint, bool, bool]] = [
+        (Completions, "create", _CHAT, False, True), (AsyncCompletions, "create", _CHAT, True, True),
+        (Completions, "parse", _CHAT, False, False), (AsyncCompletions, "parse", _CHAT, True, False)]
+    try:   # the Responses API (openai >= 1.66)
+        from openai.resources.responses import AsyncResponses, Responses
+    except ImportError:
+        return found
+    return [*found, (Responses, "create", _RESPONSES, False, True), (AsyncResponses, "create", _RESPONSES, True, True),
             (Responses, "parse", _RESPONSES, False, False), (AsyncResponses, "parse", _RESPONSES, True, False)]
 
 
@@ -92,7 +99,7 @@ def instrument() -> None:
         if getattr(openai, _STATE, None):
             return
         saved = []
-        for cls, name, endpoint, is_async, chained in _METHODS:
+        for cls, name, endpoint, is_async, chained in _methods():
             original = cls.__dict__.get(name)
             if original is None:
                 continue   # an SDK version without it
