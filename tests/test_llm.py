@@ -123,7 +123,7 @@ def test_calls_outside_a_recording_are_not_recorded(tmp_path: Any) -> None:
 
 def test_calls_bypassing_the_wrapper_are_recorded_by_the_callback() -> None:
     """In an observe-only run, a reference to litellm's unwrapped function is still recorded, through the callback."""
-    assert llm_recording.is_instrumented()
+    llm_recording.instrument()
     unwrapped = litellm.completion.__wrapped__
     with mattrace.record("llm-callback", cassette=False) as rec:
         unwrapped(model="gpt-4o-mini", mock_response="via callback",

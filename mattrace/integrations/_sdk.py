@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -39,8 +39,8 @@ from mattrace.recording.interceptors import Call, CallOutcome, run_call, run_cal
 from mattrace.recording.recorder import Recorder
 from mattrace.trace import Source, StepKind
 
-__all__ = ["Endpoint", "Described", "parse_arguments", "RecordedStream", "SDKClient", "wrap_async", "wrap_sync",
-           "wrap_unintercepted"]
+__all__ = ["Chunks", "Endpoint", "Described", "parse_arguments", "RecordedStream", "SDKClient", "wrap_async",
+           "wrap_sync", "wrap_unintercepted"]
 
 Described = tuple[str | None, dict[str, Any] | None, dict[str, Any]]
 """What an endpoint makes of a response: the text, the recorded result, the step attrs."""
@@ -162,18 +162,35 @@ def _passes_by(rec: Recorder, endpoint: Endpoint, resource: Any, kwargs: dict[st
     return framework is not None
 
 
-class RecordedStream:
-    """The chunks of a streamed answer, handed to the caller in place of the SDK's stream.
+class Chunks(list[Any]):
+    """The chunks of a stream read whole, remembering the stream object they came from (a cassette
+    stores them as a plain list; on replay there is no stream object)."""
 
-    Iterates (sync and async) like the SDK's ``Stream`` / ``AsyncStream``, works as a context
-    manager, and has their ``response`` (the live one, or an empty 200 on replay) so the SDKs'
-    stream helpers accept it.
+    def __init__(self, chunks: Iterable[Any], origin: Any = None) -> None:
+        super().__init__(chunks)
+        self.origin = origin
+
+
+class RecordedStream:
+    """The chunks of a streamed answer, handed to the caller in place of the client's stream.
+
+    Iterates (sync and async) like the SDKs' ``Stream`` / ``AsyncStream`` and litellm's stream
+    wrapper, works as a context manager, and has the SDKs' ``response`` (the live one, or an
+    empty 200 on replay) so their stream helpers accept it. Other attributes are the live
+    stream's (none on replay).
     """
 
     def __init__(self, chunks: list[Any], response: Any = None) -> None:
         self._chunks = chunks
         self._iterator: Iterator[Any] = iter(chunks)
-        self.response = response
+        self._origin = chunks.origin if isinstance(chunks, Chunks) else None
+        self.response = response if response is not None else getattr(self._origin, "response", None)
+
+    def __getattr__(self, name: str) -> Any:
+        origin = self.__dict__.get("_origin")
+        if origin is None or name.startswith("__"):
+            raise AttributeError(f"a recorded stream has no attribute {name!r}")
+        return getattr(origin, name)
 
     def __iter__(self) -> Iterator[Any]:
         return self
@@ -243,15 +260,14 @@ def _record(rec: Recorder, endpoint: Endpoint, call: Call, outcome: CallOutcome,
                attrs=attrs, t_start=t_start, t_end=time.time_ns())
 
 
-def _empty(call: Call) -> Any:
-    return call.client.empty_response() if isinstance(call.client, SDKClient) else None
-
-
-def _deliver(call: Call, outcome: CallOutcome, response: Any) -> Any:
+def _deliver(call: Call, outcome: CallOutcome) -> Any:
+    """The outcome as the caller expects it: raised, a stream of the chunks, or the answer."""
     if outcome.error is not None:
         raise outcome.error
     if call.args.get("stream") and isinstance(outcome.result, list):
-        return RecordedStream(outcome.result, response)
+        live = outcome.result.origin if isinstance(outcome.result, Chunks) else None
+        empty = call.client.empty_response() if live is None and isinstance(call.client, SDKClient) else None
+        return RecordedStream(outcome.result, empty)
     return outcome.result
 
 
@@ -264,21 +280,18 @@ def wrap_sync(original: Callable[..., Any], endpoint: Endpoint) -> Callable[...,
         if _is_raw(kwargs):
             return _unintercepted(rec, endpoint, self, original, args, kwargs, "with_raw_response")
         call, hidden = _prepare(endpoint, self, kwargs)
-        live: list[Any] = []
-
         def real(**params: Any) -> Any:
             answer = original(self, **params, **hidden)
             if not params.get("stream"):
                 return answer
-            live.append(getattr(answer, "response", None))
             with answer:
-                return list(answer)
+                return Chunks(answer, answer)
 
         t_start = time.time_ns()
         outcome = run_call(rec.interceptors, call, real)
         if not call.refused:
             _record(rec, endpoint, call, outcome, t_start)
-        return _deliver(call, outcome, live[-1] if live else _empty(call))
+        return _deliver(call, outcome)
     method.__wrapped__ = original  # type: ignore[attr-defined]
     method.__doc__ = original.__doc__
     method.__name__ = original.__name__
@@ -294,21 +307,18 @@ def wrap_async(original: Callable[..., Any], endpoint: Endpoint) -> Callable[...
         if _is_raw(kwargs):
             return await _unintercepted_async(rec, endpoint, self, original, args, kwargs, "with_raw_response")
         call, hidden = _prepare(endpoint, self, kwargs)
-        live: list[Any] = []
-
         async def real(**params: Any) -> Any:
             answer = await original(self, **params, **hidden)
             if not params.get("stream"):
                 return answer
-            live.append(getattr(answer, "response", None))
             async with answer:
-                return [chunk async for chunk in answer]
+                return Chunks([chunk async for chunk in answer], answer)
 
         t_start = time.time_ns()
         outcome = await run_call_async(rec.interceptors, call, real)
         if not call.refused:
             _record(rec, endpoint, call, outcome, t_start)
-        return _deliver(call, outcome, live[-1] if live else _empty(call))
+        return _deliver(call, outcome)
     method.__wrapped__ = original  # type: ignore[attr-defined]
     method.__doc__ = original.__doc__
     method.__name__ = original.__name__

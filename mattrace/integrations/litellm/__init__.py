@@ -47,7 +47,7 @@ from typing import Any
 import litellm
 from litellm.integrations.custom_logger import CustomLogger
 
-from mattrace.integrations._sdk import RecordedStream
+from mattrace.integrations._sdk import Chunks, RecordedStream
 from mattrace.integrations.litellm import _escape
 from mattrace.recording.context import active_recorder, current_agent
 from mattrace.recording.interceptors import (
@@ -213,7 +213,7 @@ def _read_whole(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` (a streamed call) read to its end, so the chain (the cassette, faults) gets the chunks."""
     def call(**kwargs: Any) -> Any:
         answer = fn(**kwargs)
-        return list(answer) if hasattr(answer, "__next__") else answer
+        return Chunks(answer, answer) if hasattr(answer, "__next__") else answer
     return call
 
 
@@ -222,8 +222,8 @@ def _read_whole_async(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaita
     async def call(**kwargs: Any) -> Any:
         answer = await fn(**kwargs)
         if hasattr(answer, "__anext__"):
-            return [chunk async for chunk in answer]
-        return list(answer) if hasattr(answer, "__next__") else answer
+            return Chunks([chunk async for chunk in answer], answer)
+        return Chunks(answer, answer) if hasattr(answer, "__next__") else answer
     return call
 
 
