@@ -11,7 +11,7 @@ it. Inside a ``record()`` block the wrapper:
 3. records the ``llm`` step before returning, so it precedes the tool calls its answer causes.
 
 **Streams** are read to their end inside the chain and handed to the caller as a
-:class:`RecordedStream` of the same chunks: the cassette stores the chunks, a replay
+:class:`~mattrace.integrations._streams.RecordedStream` of the same chunks: the cassette stores the chunks, a replay
 serves them, faults see the whole answer. The price: inside a ``record()`` block the first
 chunk arrives when the last one has (outside one the SDK is called directly).
 
@@ -27,20 +27,19 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
-from mattrace.recording.clients import ErrorKind
+from mattrace.integrations._sdk_client import SDKClient
+from mattrace.integrations._streams import Chunks, RecordedStream
 from mattrace.recording.context import active_recorder, current_agent
 from mattrace.recording.escapes import refuse_escape
 from mattrace.recording.interceptors import Call, CallOutcome, run_call, run_call_async
 from mattrace.recording.recorder import Recorder
 from mattrace.trace import Source, StepKind
 
-__all__ = ["Chunks", "Endpoint", "Described", "parse_arguments", "RecordedStream", "SDKClient", "wrap_async",
-           "wrap_sync", "wrap_unintercepted"]
+__all__ = ["Endpoint", "Described", "parse_arguments", "wrap_async", "wrap_sync", "wrap_unintercepted"]
 
 Described = tuple[str | None, dict[str, Any] | None, dict[str, Any]]
 """What an endpoint makes of a response: the text, the recorded result, the step attrs."""
@@ -48,56 +47,6 @@ Described = tuple[str | None, dict[str, Any] | None, dict[str, Any]]
 # keyword arguments that shape the HTTP exchange, not the request: kept out of the cassette key
 _TRANSPORT = frozenset({"timeout", "extra_headers", "extra_query"})
 _RAW_HEADER = "X-Stainless-Raw-Response"
-
-
-# HTTP status -> the exception class both SDKs name for it (an SDK without the name: by range)
-_STATUS_ERRORS = {400: "BadRequestError", 401: "AuthenticationError", 403: "PermissionDeniedError",
-                  404: "NotFoundError", 409: "ConflictError", 413: "RequestTooLargeError",
-                  422: "UnprocessableEntityError", 429: "RateLimitError", 503: "ServiceUnavailableError",
-                  529: "OverloadedError"}
-
-
-@dataclass(frozen=True)
-class SDKClient:
-    """An SDK as fault injection sees it (an :class:`LLMClient`): its exception types, built the way
-    the SDK builds them, around an HTTP request and response of the HTTP library it uses.
-
-    Attributes:
-        name: ``openai`` or ``anthropic``.
-        sdk: the SDK module (its exception classes).
-        http: the HTTP library the SDK uses (``httpx``; ``httpx2`` for recent Anthropic SDKs).
-        url: the endpoint's URL on the client the call was made with.
-        refuse: builds the SDK's response (or stream chunks) in which the model declined.
-    """
-
-    name: str
-    sdk: ModuleType
-    http: ModuleType
-    url: str
-    refuse: Callable[[Call], Any]
-
-    def error(self, kind: ErrorKind, message: str, call: Call, *, status: int | None = None,
-              retry_after: float | None = None) -> BaseException:
-        request = self.http.Request("POST", self.url)
-        if kind == "timeout":
-            return self.sdk.APITimeoutError(request=request)  # type: ignore[no-any-return]
-        if kind == "connection":
-            return self.sdk.APIConnectionError(message=message, request=request)  # type: ignore[no-any-return]
-        code = status if status is not None else 500
-        cls = getattr(self.sdk, _STATUS_ERRORS.get(code, ""), None)
-        if cls is None:
-            cls = self.sdk.InternalServerError if code >= 500 else self.sdk.APIStatusError
-        headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
-        body = {"type": "error", "error": {"type": "injected_fault", "message": message}}
-        response = self.http.Response(code, request=request, headers=headers, json=body)
-        return cls(message, response=response, body=body)  # type: ignore[no-any-return]
-
-    def refusal(self, call: Call) -> Any:
-        return self.refuse(call)
-
-    def empty_response(self) -> Any:
-        """An empty 200 answer, the ``response`` of a replayed stream."""
-        return self.http.Response(200, request=self.http.Request("POST", self.url))
 
 
 @dataclass(frozen=True)
@@ -162,71 +111,6 @@ def _passes_by(rec: Recorder, endpoint: Endpoint, resource: Any, kwargs: dict[st
     return framework is not None
 
 
-class Chunks(list[Any]):
-    """The chunks of a stream read whole, remembering the stream object they came from (a cassette
-    stores them as a plain list; on replay there is no stream object)."""
-
-    def __init__(self, chunks: Iterable[Any], origin: Any = None) -> None:
-        super().__init__(chunks)
-        self.origin = origin
-
-
-class RecordedStream:
-    """The chunks of a streamed answer, handed to the caller in place of the client's stream.
-
-    Iterates (sync and async) like the SDKs' ``Stream`` / ``AsyncStream`` and litellm's stream
-    wrapper, works as a context manager, and has the SDKs' ``response`` (the live one, or an
-    empty 200 on replay) so their stream helpers accept it. Other attributes are the live
-    stream's (none on replay).
-    """
-
-    def __init__(self, chunks: list[Any], response: Any = None) -> None:
-        self._chunks = chunks
-        self._iterator: Iterator[Any] = iter(chunks)
-        self._origin = chunks.origin if isinstance(chunks, Chunks) else None
-        self.response = response if response is not None else getattr(self._origin, "response", None)
-
-    def __getattr__(self, name: str) -> Any:
-        origin = self.__dict__.get("_origin")
-        if origin is None or name.startswith("__"):
-            raise AttributeError(f"a recorded stream has no attribute {name!r}")
-        return getattr(origin, name)
-
-    def __iter__(self) -> Iterator[Any]:
-        return self
-
-    def __next__(self) -> Any:
-        return next(self._iterator)
-
-    def __aiter__(self) -> RecordedStream:
-        return self
-
-    async def __anext__(self) -> Any:
-        try:
-            return next(self._iterator)
-        except StopIteration:
-            raise StopAsyncIteration from None
-
-    def __enter__(self) -> RecordedStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> RecordedStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Nothing left to release: the answer was read whole."""
-        self._iterator = iter(())
-
-    async def aclose(self) -> None:
-        self.close()
-
-
 def _prepare(endpoint: Endpoint, resource: Any, kwargs: dict[str, Any]) -> tuple[Call, dict[str, Any]]:
     params = {k: v for k, v in kwargs.items() if not _omitted(v)}
     hidden = {k: params.pop(k) for k in list(params) if k in _TRANSPORT}
@@ -280,6 +164,7 @@ def wrap_sync(original: Callable[..., Any], endpoint: Endpoint) -> Callable[...,
         if _is_raw(kwargs):
             return _unintercepted(rec, endpoint, self, original, args, kwargs, "with_raw_response")
         call, hidden = _prepare(endpoint, self, kwargs)
+
         def real(**params: Any) -> Any:
             answer = original(self, **params, **hidden)
             if not params.get("stream"):
@@ -307,6 +192,7 @@ def wrap_async(original: Callable[..., Any], endpoint: Endpoint) -> Callable[...
         if _is_raw(kwargs):
             return await _unintercepted_async(rec, endpoint, self, original, args, kwargs, "with_raw_response")
         call, hidden = _prepare(endpoint, self, kwargs)
+
         async def real(**params: Any) -> Any:
             answer = await original(self, **params, **hidden)
             if not params.get("stream"):

@@ -33,7 +33,8 @@ from anthropic.resources.messages import AsyncMessages, Messages
 from anthropic.types import Message, RawMessageStartEvent, RawMessageStopEvent
 
 from mattrace.errors import EscapedCallWarning
-from mattrace.integrations._sdk import Endpoint, SDKClient, wrap_async, wrap_sync, wrap_unintercepted
+from mattrace.integrations._sdk import Endpoint, wrap_async, wrap_sync, wrap_unintercepted
+from mattrace.integrations._sdk_client import SDKClient
 from mattrace.integrations.anthropic import _describe
 from mattrace.recording.context import active_recorder, current_agent
 from mattrace.recording.escapes import call_site, refuse_escape

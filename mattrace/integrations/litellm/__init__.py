@@ -47,7 +47,7 @@ from typing import Any
 import litellm
 from litellm.integrations.custom_logger import CustomLogger
 
-from mattrace.integrations._sdk import Chunks, RecordedStream
+from mattrace.integrations._streams import Chunks, RecordedStream
 from mattrace.integrations.litellm import _escape
 from mattrace.recording.context import active_recorder, current_agent
 from mattrace.recording.interceptors import (

@@ -29,7 +29,8 @@ import openai
 from openai.resources.chat.completions import AsyncCompletions, Completions
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from mattrace.integrations._sdk import Endpoint, SDKClient, wrap_async, wrap_sync, wrap_unintercepted
+from mattrace.integrations._sdk import Endpoint, wrap_async, wrap_sync, wrap_unintercepted
+from mattrace.integrations._sdk_client import SDKClient
 from mattrace.integrations.openai import _describe
 from mattrace.recording.interceptors import Call
 
