@@ -12,6 +12,7 @@ report carries mattrace's notes).
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import secrets
 import tempfile
@@ -23,6 +24,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+# litellm fetches its model price map over the network when it is imported (a failed fetch
+# logs warnings and retries for seconds in a background thread) unless told not to, and a
+# test module often imports litellm before anything imports mattrace, whose own import says
+# so too late. pytest loads this module before any conftest or test module: say it here, so
+# no test run reaches the network for it whatever the import order. An explicit setting wins.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 __all__ = [
     "DEFAULT_STORE",

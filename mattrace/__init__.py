@@ -15,6 +15,8 @@ from mattrace.contracts import Report, Violation, check
 from mattrace.errors import (
     BudgetExhausted,
     ContractError,
+    EscapedCall,
+    EscapedCallWarning,
     FaultSpecError,
     GovernanceError,
     ImportGapWarning,
@@ -61,6 +63,8 @@ __all__ = [
     "ContractError",
     "delegate",
     "Doc",
+    "EscapedCall",
+    "EscapedCallWarning",
     "FaultSpecError",
     "GovernanceError",
     "ImportGapWarning",

@@ -6,6 +6,7 @@ because the person reading it is usually looking at a CI log, not a debugger::
     MatTraceError
     ├── TraceFormatError      a trace/cassette/log file is corrupt, tampered or unreadable (file, line)
     ├── RecordingError        the recording API was misused (no active recorder, bad argument)
+    │   └── EscapedCall       an LLM call bypassed the interceptor chain in a run that needed it to pass
     ├── LocatedError          something is wrong in a file a person wrote, or in its Python twin (path, line)
     │   ├── ContractError     a contract is malformed (contract, location in the contract file)
     │   ├── FaultSpecError    a fault specification (or fault plan) is malformed or unknown
@@ -24,6 +25,7 @@ because the person reading it is usually looking at a CI log, not a debugger::
     MatTraceWarning (UserWarning)
     ├── TornTailWarning       a trace file was never sealed: the writer died (maybe mid-line)
     ├── TraceWriteWarning     the trace file could not be written; the run goes on in memory
+    ├── EscapedCallWarning    an LLM call bypassed the interceptor chain: recorded, but not in the cassette
     └── ImportGapWarning      an imported log did not say everything: where the importer guessed
 """
 
@@ -36,6 +38,8 @@ __all__ = [
     "ActionBlocked",
     "BudgetExhausted",
     "ContractError",
+    "EscapedCall",
+    "EscapedCallWarning",
     "FaultSpecError",
     "GovernanceError",
     "ImportGapWarning",
@@ -80,6 +84,14 @@ class TraceFormatError(MatTraceError):
 
 class RecordingError(MatTraceError):
     """The recording API was used in a way that would lose or misattribute steps."""
+
+
+class EscapedCall(RecordingError):
+    """An LLM call reached the model without passing through the run's interceptor chain, in a
+    run whose replay, faults or governance needed it to (say, replay-only mode would have
+    called the model). Raised before the call is made; the message names the call site, what
+    needed the call, and how to route it through the chain.
+    """
 
 
 class LocatedError(MatTraceError):
@@ -258,6 +270,13 @@ class TraceWriteWarning(MatTraceWarning):
         self.error = error
         super().__init__(f"{self.path}: cannot write step {index} ({error}); the file stops "
                          "there, the run goes on and keeps every step in memory (rec.trace)")
+
+
+class EscapedCallWarning(MatTraceWarning):
+    """An LLM call bypassed the interceptor chain while the run's cassette was recording: the
+    step is in the trace (through the client's own callback) but not in the cassette, so a
+    replay of this run cannot answer it. The message names the call site and the fix.
+    """
 
 
 class ImportGapWarning(MatTraceWarning):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mattrace.recording.clients import ErrorKind
+
 __all__ = ["InjectedConnectionError", "InjectedRateLimit", "InjectedServiceError", "InjectedTimeout",
            "llm_error"]
 
@@ -37,8 +39,24 @@ class InjectedRateLimit(InjectedServiceError):
         self.retry_after = retry_after
 
 
-def llm_error(kind: str, call: Any, message: str) -> Exception:
-    """One of litellm's exception types, as the provider path would raise it."""
+# litellm's exception names -> the kind of failure and the HTTP status it stands for
+_KINDS: dict[str, tuple[ErrorKind, int | None]] = {
+    "Timeout": ("timeout", None), "APIConnectionError": ("connection", None),
+    "RateLimitError": ("status", 429), "ServiceUnavailableError": ("status", 503),
+    "InternalServerError": ("status", 500)}
+
+
+def llm_error(kind: str, call: Any, message: str, *, status: int | None = None,
+              retry_after: float | None = None) -> BaseException:
+    """The exception the client behind ``call`` raises for this failure: its own type when the
+    call names its client (the OpenAI and Anthropic SDKs), else one of litellm's, as the
+    provider path would raise it."""
+    client = getattr(call, "client", None)
+    if client is not None:
+        generic, default_status = _KINDS[kind]
+        code = status if status is not None else default_status
+        injected: BaseException = client.error(generic, message, call, status=code, retry_after=retry_after)
+        return injected
     import litellm
 
     cls = getattr(litellm, kind)

@@ -114,6 +114,14 @@ class FaultInjector:
                 return answer
         return None
 
+    def on_escape(self, call: Call) -> str | None:
+        """A call that bypassed the chain: refused when a fault of the plan targets it (it could
+        never be injected)."""
+        targeting = [str(f) for f in self.plan.faults if f.applies_to(call)]
+        if targeting:
+            return f"the fault plan targets it ({'; '.join(targeting)}), and a fault cannot be injected into it"
+        return None
+
     def after(self, call: Call, outcome: CallOutcome) -> CallOutcome:
         with self._lock:
             hits = self._hits.pop(id(call), [])

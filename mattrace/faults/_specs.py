@@ -190,7 +190,7 @@ class ServiceError(Fault):
     def before(self, call: Call, history: list[Any]) -> Answer:
         if call.kind is StepKind.LLM:
             kind = "ServiceUnavailableError" if self.status == 503 else "InternalServerError"
-            return Answer(error=llm_error(kind, call, f"injected HTTP {self.status}"))
+            return Answer(error=llm_error(kind, call, f"injected HTTP {self.status}", status=self.status))
         return Answer(error=InjectedServiceError(self.status, f"injected HTTP {self.status} from {call.target}"))
 
 
@@ -204,7 +204,7 @@ class RateLimited(Fault):
     def before(self, call: Call, history: list[Any]) -> Answer:
         message = f"injected 429 rate limit from {call.target}; retry after {self.retry_after:g}s"
         if call.kind is StepKind.LLM:
-            return Answer(error=llm_error("RateLimitError", call, message))
+            return Answer(error=llm_error("RateLimitError", call, message, retry_after=self.retry_after))
         return Answer(error=InjectedRateLimit(self.retry_after, message))
 
 
@@ -229,6 +229,8 @@ class ContentFiltered(Fault):
     def before(self, call: Call, history: list[Any]) -> Answer | None:
         if call.kind is not StepKind.LLM:
             return None
+        if call.client is not None:   # the SDK's own response type (see mattrace.recording.clients)
+            return Answer(result=call.client.refusal(call))
         import litellm
 
         response = litellm.ModelResponse(model=str(call.args.get("model", call.target)), choices=[

@@ -275,5 +275,12 @@ class Governor:
         with state.lock:
             self._record(rec, state, call, Ruling(Decision.BLOCK, "unattributed", reason))
 
+    def on_escape(self, call: Call) -> str | None:
+        """A call that bypassed the chain: refused, since the rules follow the run step by step
+        and a call recorded after the fact (by the client's callback, maybe after the action it
+        caused) would reach them out of order (fail-closed)."""
+        return (f"the run is governed, and the governor's rules judge each action on the steps before it; "
+                f"an {call.kind.value} call recorded after the fact would reach them out of order")
+
     def after(self, call: Call, outcome: CallOutcome) -> CallOutcome:
         return outcome

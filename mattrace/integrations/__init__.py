@@ -1,7 +1,10 @@
 """Live adapters, one package per third-party library, each importing its library at the top.
 
 * :mod:`mattrace.integrations.litellm`: litellm calls become ``llm`` steps through the
-  interceptor chain (replayed, faulted, governed).
+  interceptor chain (replayed, faulted, governed), whatever the import style.
+* :mod:`mattrace.integrations.openai` and :mod:`mattrace.integrations.anthropic`: the
+  provider SDKs' calls (chat completions and responses; messages), the same way, faulted
+  with each SDK's own exceptions.
 * :mod:`mattrace.integrations.otel`: OpenTelemetry spans (GenAI and OpenInference
   conventions) become steps, so instrumented frameworks record without code changes.
 * :mod:`mattrace.integrations.openai_agents`: the OpenAI Agents SDK's tracing hooks.

@@ -50,6 +50,8 @@ EXTENSIONS: dict[str, str | RecorderExtension] = {
 
 AUTO_INSTRUMENT: dict[str, str] = {
     "litellm": "mattrace.integrations.litellm:instrument",
+    "openai": "mattrace.integrations.openai:instrument",
+    "anthropic": "mattrace.integrations.anthropic:instrument",
 }
 """Library (a ``sys.modules`` name) → the ``module:function`` that instruments it."""
 

@@ -21,9 +21,12 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from mattrace.trace import Source, StepKind
+
+if TYPE_CHECKING:
+    from mattrace.recording.clients import LLMClient
 
 __all__ = [
     "Answer",
@@ -66,6 +69,9 @@ class Call:
     unattributed: bool = False
     """The call was made where no run's context was active (a thread that did not inherit it)
     while a governed run was open; see :mod:`mattrace.recording.unattributed`."""
+    client: LLMClient | None = None
+    """For an LLM call: the client library that made it, whose own exceptions and responses an
+    injected fault uses (see :mod:`mattrace.recording.clients`); None means litellm's."""
 
 
 @dataclass
@@ -109,6 +115,15 @@ class Interceptor(Protocol):
         """Called once, after the run's trace is sealed: write what was kept (a cassette, an
         audit log), release what was held. The recorder tolerates an object without it."""
         ...
+
+    # Optional, looked up with getattr like close():
+    #
+    #     def on_escape(self, call: Call) -> str | None
+    #
+    # asked when a call reaches its client without passing through the chain (an LLM call
+    # made through a reference the integration could not wrap): the reason this run cannot
+    # let it go by (it would have answered, faulted or judged it), or None. An interceptor
+    # without it is taken to need every call. See mattrace.recording.escapes.
 
 
 def _enter(chain: list[Interceptor], call: Call) -> tuple[list[Interceptor], Answer | None]:

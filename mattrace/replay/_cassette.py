@@ -37,7 +37,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from mattrace.errors import RecordingError, ReplayMismatch, TraceWriteWarning, UnrecordedCall
+from mattrace.errors import EscapedCallWarning, RecordingError, ReplayMismatch, TraceWriteWarning, UnrecordedCall
+from mattrace.recording.escapes import call_site
 from mattrace.recording.interceptors import REPLAY_ORDER, Answer, Call, CallOutcome
 from mattrace.recording.options import RecordMode, record_mode
 from mattrace.recording.redact import REDACTED, Redactor
@@ -168,6 +169,20 @@ class Cassette:
             # the args as they were before the call: providers mutate what they are given
             # (litellm adds hidden_params to the metadata dict)
             self._pending[id(call)] = args
+        return None
+
+    def on_escape(self, call: Call) -> str | None:
+        """A call that bypassed the chain: replaying, the model must not be asked (refused);
+        recording, it goes ahead but the cassette will not hold it (a warning says so)."""
+        if self.replaying:
+            return (f"it replays from the cassette {self.path} (record mode {self.mode.value}), so the model must "
+                    "not be called")
+        if self.recording:
+            warnings.warn(EscapedCallWarning(
+                f"{call_site(3)}: the {call.kind.value} call to {call.target} by {call.agent} bypassed mattrace's "
+                f"interceptor chain: it is recorded in the trace but not in the cassette {self.path}, so replaying "
+                "this run will stop there; see docs/llm-clients.md for how to route it through the chain"),
+                stacklevel=3)
         return None
 
     def after(self, call: Call, outcome: CallOutcome) -> CallOutcome:

@@ -158,7 +158,7 @@ def _decode(data: Any, where: str, path: str | Path, allowance: Allowance) -> An
     try:
         model = cls.model_validate(data["data"])
     except Exception:
-        model = cls(**data["data"])   # provider types (litellm) build themselves in __init__
+        model = _build(cls, data["data"])
     private = data.get("private") or {}
     declared = getattr(cls, "__private_attributes__", {})
     for key, value in private.items():
@@ -169,6 +169,19 @@ def _decode(data: Any, where: str, path: str | Path, allowance: Allowance) -> An
         except (AttributeError, TypeError, ValueError):
             pass
     return model
+
+
+def _build(cls: Any, data: dict[str, Any]) -> Any:
+    """A provider type that does not validate its own dump, built the way its library builds it.
+
+    litellm's types build themselves in ``__init__``; the OpenAI and Anthropic SDKs build their
+    response types from the API's JSON without validating it (``construct``, recursive), so an
+    answer with a field the API left out (which the dump writes as null) does not validate.
+    """
+    construct = getattr(cls, "construct", None)
+    if str(getattr(cls, "__module__", "")).startswith(("openai.", "anthropic.")) and callable(construct):
+        return construct(**data)
+    return cls(**data)
 
 
 def encode_error(error: BaseException, redact: Redactor | None = None) -> dict[str, Any]:

@@ -6,13 +6,21 @@ Two mechanisms, because litellm offers no single hook that is both complete and 
   and ``litellm.acompletion`` with wrappers that run the call through the recorder's
   interceptor chain (so replay, faults and governance apply to LLM calls like to any
   boundary) and record the step *before returning the response*. The step therefore
-  precedes the tool call its answer causes, as it happened.
+  precedes the tool call its answer causes, as it happened. A streamed call is read whole
+  inside the chain and its chunks handed on afterwards, so a cassette stores and replays
+  them (inside a ``record()`` block the first chunk arrives with the last).
 * **The callback** (fallback). litellm's success callbacks run on a logging thread pool
   or as a later task, are best-effort (dropped under load), and custom providers never
   fire ``log_pre_api_call``; they cannot order steps. :class:`MatLiteLLMCallback` records
-  only calls that bypassed the wrapper (code that did ``from litellm import completion``
-  before :func:`instrument` ran, frameworks holding their own reference) and marks those
-  steps ``attrs["recorded_via"] = "callback"``.
+  only calls that bypassed the wrapper and marks those steps
+  ``attrs["recorded_via"] = "callback"``.
+
+Calls bypass the wrapper only through a reference it could not rebind (see
+:mod:`mattrace.integrations.litellm._escape`: names bound by ``from litellm import
+completion`` in modules imported before :func:`instrument` are rebound; a reference kept in
+a closure or an object is not). Such a call is judged before it is made: refused with
+:class:`~mattrace.errors.EscapedCall` when the run replays, injects a fault into it or is
+governed; otherwise let through and recorded by the callback.
 
 Who acts: ``metadata={"agent": ...}`` on the call, else the enclosing ``agent()`` block.
 ``metadata={"mattrace_reads": [step indices]}`` adds explicit ``reads`` edges; text that an
@@ -33,15 +41,18 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at i
 
 import importlib
 import json
+import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import litellm
 from litellm.integrations.custom_logger import CustomLogger
 
+from mattrace.integrations._streams import Chunks, RecordedStream
+from mattrace.integrations.litellm import _escape
 from mattrace.recording.context import active_recorder, current_agent
 from mattrace.recording.interceptors import (
     Call,
@@ -167,13 +178,35 @@ def _record_llm(rec: Recorder, call: Call, outcome: CallOutcome, t_start: int,
                       reads=[*reads, *call.reads], attrs=attrs, t_start=t_start, t_end=t_end)
 
 
-def _make_call(kwargs: dict[str, Any]) -> Call:
+# keyword arguments that say how to make the call, not what is asked (litellm's Router adds
+# most of them, with clients, trace ids and retry counts that differ on every run): passed
+# to litellm, kept out of the call's args and so out of the cassette key
+_TRANSPORT = frozenset({"client", "litellm_logging_obj", "litellm_call_id", "litellm_trace_id",
+                        "litellm_parent_otel_span", "model_info", "timeout", "request_timeout", "max_retries",
+                        "num_retries", "caching"})
+# metadata keys that belong to the call's args (the rest is for logging and routing)
+_OWN_METADATA = ("agent", _WRAPPED_FLAG, "mattrace_reads")
+
+
+def _make_call(kwargs: dict[str, Any]) -> tuple[Call, dict[str, Any]]:
+    """The call as the chain sees it, and the keyword arguments passed to litellm besides its args."""
     meta = dict(_metadata(kwargs))
     named = meta.get("agent")
     agent = named if isinstance(named, str) and named else current_agent()
     meta[_WRAPPED_FLAG] = True
     meta["agent"] = agent  # providers and callbacks see who asked
-    return Call(StepKind.LLM, str(kwargs.get("model")), {**kwargs, "metadata": meta}, agent)
+    hidden = {k: v for k, v in kwargs.items() if k in _TRANSPORT or k.startswith("_")}
+    hidden["metadata"] = meta
+    args = {k: v for k, v in kwargs.items() if k not in hidden}
+    args["metadata"] = {k: meta[k] for k in _OWN_METADATA if k in meta}
+    return Call(StepKind.LLM, str(kwargs.get("model")), args, agent), hidden
+
+
+def _with(fn: Callable[..., Any], hidden: dict[str, Any]) -> Callable[..., Any]:
+    """``fn`` given the call's args plus the keyword arguments kept out of them."""
+    def call(**kwargs: Any) -> Any:
+        return fn(**{**kwargs, **hidden})
+    return call
 
 
 def _normalise(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -182,71 +215,41 @@ def _normalise(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     return {**dict(zip(names, args, strict=False)), **kwargs}
 
 
-class _RecordingStream:
-    """Passes a streamed response through, chunk by chunk, and records the step at its end.
+def _read_whole(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` (a streamed call) read to its end, so the chain (the cassette, faults) gets the chunks."""
+    def call(**kwargs: Any) -> Any:
+        answer = fn(**kwargs)
+        return Chunks(answer, answer) if hasattr(answer, "__next__") else answer
+    return call
 
-    Works as both a sync and an async iterator, like litellm's own stream wrapper, and
-    forwards every other attribute to it.
-    """
 
-    def __init__(self, stream: Any, rec: Recorder, call: Call, t_start: int) -> None:
-        self._stream, self._rec, self._call, self._t_start = stream, rec, call, t_start
-        self._chunks: list[Any] = []
-        self._done = False
-
-    def _finish(self, error: BaseException | None = None) -> None:
-        if self._done:
-            return
-        self._done = True
-        response = None
-        if error is None and self._chunks:
-            response = litellm.stream_chunk_builder(self._chunks, messages=self._call.args.get("messages"))
-        _record_llm(self._rec, self._call, CallOutcome(response, error), self._t_start,
-                    time.time_ns(), "wrapper")
-
-    def __iter__(self) -> _RecordingStream:
-        return self
-
-    def __next__(self) -> Any:
-        try:
-            chunk = next(self._stream)
-        except StopIteration:
-            self._finish()
-            raise
-        except Exception as exc:
-            self._finish(exc)
-            raise
-        self._chunks.append(chunk)
-        return chunk
-
-    def __aiter__(self) -> _RecordingStream:
-        return self
-
-    async def __anext__(self) -> Any:
-        try:
-            chunk = await self._stream.__anext__()
-        except StopAsyncIteration:
-            self._finish()
-            raise
-        except Exception as exc:
-            self._finish(exc)
-            raise
-        self._chunks.append(chunk)
-        return chunk
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
+def _read_whole_async(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """The async twin of :func:`_read_whole`."""
+    async def call(**kwargs: Any) -> Any:
+        answer = await fn(**kwargs)
+        if hasattr(answer, "__anext__"):
+            return Chunks([chunk async for chunk in answer], answer)
+        return Chunks(answer, answer) if hasattr(answer, "__next__") else answer
+    return call
 
 
 def _finish(rec: Recorder, call: Call, outcome: CallOutcome, t_start: int) -> Any:
-    """Record the call (a stream: once it is consumed) and return or raise its outcome."""
-    if outcome.error is None and call.args.get("stream"):
-        return _RecordingStream(outcome.result, rec, call, t_start)
+    """Record the call and return or raise its outcome.
+
+    A streamed call was read whole inside the chain (so a cassette holds its chunks and replays
+    them): its step is built from the joined chunks, and the caller iterates the same chunks.
+    """
+    streamed = outcome.error is None and call.args.get("stream") and isinstance(outcome.result, list)
     if not call.refused:   # a refused call never happened: the refusing interceptor says why
-        _record_llm(rec, call, outcome, t_start, time.time_ns(), "wrapper")
+        recorded = outcome
+        if streamed:
+            chunks = outcome.result
+            recorded = CallOutcome(litellm.stream_chunk_builder(chunks, messages=call.args.get("messages"))
+                                   if chunks else None)
+        _record_llm(rec, call, recorded, t_start, time.time_ns(), "wrapper")
     if outcome.error is not None:
         raise outcome.error
-    return outcome.result
+    return RecordedStream(outcome.result) if streamed else outcome.result
 
 
 def _wrap_sync(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -254,9 +257,11 @@ def _wrap_sync(original: Callable[..., Any]) -> Callable[..., Any]:
         rec = active_recorder()
         if rec is None:
             return original(*args, **kwargs)
-        call = _make_call(_normalise(args, kwargs))
+        call, hidden = _make_call(_normalise(args, kwargs))
+        fn = _with(_escape.through(original), hidden)
+        fn = _read_whole(fn) if call.args.get("stream") else fn
         t_start = time.time_ns()
-        return _finish(rec, call, run_call(rec.interceptors, call, original), t_start)
+        return _finish(rec, call, run_call(rec.interceptors, call, fn), t_start)
     completion.__wrapped__ = original  # type: ignore[attr-defined]
     completion.__doc__ = original.__doc__
     return completion
@@ -267,9 +272,11 @@ def _wrap_async(original: Callable[..., Any]) -> Callable[..., Any]:
         rec = active_recorder()
         if rec is None:
             return await original(*args, **kwargs)
-        call = _make_call(_normalise(args, kwargs))
+        call, hidden = _make_call(_normalise(args, kwargs))
+        fn = _with(_escape.through_async(original), hidden)
+        fn = _read_whole_async(fn) if call.args.get("stream") else fn
         t_start = time.time_ns()
-        return _finish(rec, call, await run_call_async(rec.interceptors, call, original), t_start)
+        return _finish(rec, call, await run_call_async(rec.interceptors, call, fn), t_start)
     acompletion.__wrapped__ = original  # type: ignore[attr-defined]
     acompletion.__doc__ = original.__doc__
     return acompletion
@@ -314,9 +321,24 @@ class MatLiteLLMCallback(CustomLogger):
         self.log_failure_event(kwargs, response_obj, start_time, end_time)
 
 
-def instrument() -> None:
-    """Record litellm calls made inside ``record()`` blocks, and register ``mattrace/scripted``.
+def _originals(name: str) -> list[Any]:
+    """The function objects a program may hold for ``litellm.<name>``: the public one and, where
+    litellm's public function dispatches to it, ``litellm.main``'s."""
+    found = [getattr(litellm, name)]
+    main = sys.modules.get("litellm.main")
+    inner = getattr(main, name, None) if main is not None else None
+    if callable(inner) and inner is not found[0]:
+        found.append(inner)
+    return found
 
+
+def instrument() -> None:
+    """Route litellm calls made inside ``record()`` blocks through the interceptor chain, and
+    register ``mattrace/scripted``.
+
+    Wraps ``litellm.completion`` and ``litellm.acompletion``, rebinds the names other modules
+    already imported them under, and guards litellm's call setup against calls through a
+    reference it could not rebind (see :mod:`mattrace.integrations.litellm._escape`).
     Idempotent and thread-safe; ``mattrace.record()`` calls it when litellm is imported.
     """
     with _lock:
@@ -326,15 +348,26 @@ def instrument() -> None:
         # other test doubles in mattrace.testing, named here so no layer imports a sibling
         importlib.import_module(SCRIPTED_PROVIDER).register_provider()
         callback = MatLiteLLMCallback()
-        setattr(litellm, _STATE, {"completion": litellm.completion, "acompletion": litellm.acompletion,
-                                  "callback": callback})
-        litellm.completion = _wrap_sync(litellm.completion)
-        litellm.acompletion = _wrap_async(litellm.acompletion)
+        wrapped_sync, wrapped_async = _wrap_sync(litellm.completion), _wrap_async(litellm.acompletion)
+        replacements = {**{id(f): wrapped_sync for f in _originals("completion")},
+                        **{id(f): wrapped_async for f in _originals("acompletion")}}
+        utils = sys.modules.get("litellm.utils")
+        setup = getattr(utils, "function_setup", None)
+        state: dict[str, Any] = {"completion": litellm.completion, "acompletion": litellm.acompletion,
+                                 "callback": callback, "replacements": replacements, "setup": setup}
+        setattr(litellm, _STATE, state)
+        litellm.completion = wrapped_sync
+        litellm.acompletion = wrapped_async
         litellm.callbacks = [*litellm.callbacks, callback]
+        if utils is not None and callable(setup):
+            utils.function_setup = _escape.guard(  # type: ignore[attr-defined]
+                setup, lambda args, kwargs: _make_call(_normalise(args, kwargs))[0])
+        state["rebound"] = _escape.rebind(replacements)
 
 
 def uninstrument() -> None:
-    """Undo :func:`instrument` (restores litellm's functions and removes the callback)."""
+    """Undo :func:`instrument` (restores litellm's functions, the names it rebound and its call setup,
+    and removes the callback)."""
     with _lock:
         state = getattr(litellm, _STATE, None)
         if not state:
@@ -342,6 +375,10 @@ def uninstrument() -> None:
         litellm.completion = state["completion"]
         litellm.acompletion = state["acompletion"]
         litellm.callbacks = [c for c in litellm.callbacks if c is not state["callback"]]
+        utils = sys.modules.get("litellm.utils")
+        if utils is not None and state.get("setup") is not None:
+            utils.function_setup = state["setup"]  # type: ignore[attr-defined]
+        _escape.restore(state.get("rebound", []), state.get("replacements", {}))
         delattr(litellm, _STATE)
 
 
