@@ -253,3 +253,34 @@ def test_ingest_skips_a_file_name_that_is_not_utf8_and_survives_a_symlink_loop(t
     report = done[0]
     assert report.traces_added == 1, str(report)   # type: ignore[attr-defined]
     assert any("bad-\\udcff.jsonl: the file name is not UTF-8 text" in e for e in report.errors)   # type: ignore[attr-defined]
+
+
+@mattrace.tool
+def _add(a: int, b: int) -> int:
+    return a + b
+
+
+@mattrace.replayable
+def calculation() -> None:
+    _add(1, 2)
+    _add(3, 4)
+
+
+def test_a_replay_against_an_unsealed_cassette_is_incomplete_not_identical(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A cassette whose recording never finished may lack the run's last calls: "identical" would vouch for a
+    part of the run as if it were all of it. The replay says so and exits 3."""
+    from mattrace.replay import replay_trace
+
+    with mattrace.record("calc", dir=tmp_path, entrypoint={"target": f"{__name__}:calculation", "args": [],
+                                                            "kwargs": {}}) as rec:
+        calculation()
+    assert rec.path is not None
+    cassette = next(tmp_path.glob("*.cassette"))
+    lines = cassette.read_bytes().split(b"\n")
+    cassette.write_bytes(b"\n".join(lines[:-2]) + b"\n")   # the seal gone: the recording never finished
+    result = replay_trace(rec.path, out_dir=tmp_path / "replays")
+    assert result.identical and result.incomplete
+    assert result.unfinished == [f"the cassette {cassette} is not sealed"]
+    assert main(["replay", str(rec.path), "--out", str(tmp_path / "again")]) == 3
+    assert "incomplete: the cassette" in capsys.readouterr().out

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from mattrace.cli._common import EXIT_FAILED, EXIT_OK, CliError, Parents, console, print_json
+from mattrace.cli._common import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK, CliError, Parents, console, print_json
 
 if TYPE_CHECKING:
     from mattrace.cli._common import Adder, Commands
@@ -25,6 +25,7 @@ def _add_replay(sub: Commands, common: Parents) -> None:
         "in a module you allow with --allow-module, or you name it with --entrypoint; cassette values are "
         "rebuilt only into classes you allowed.",
         epilog="exit status: 0 identical, 1 the replay diverged (or a call was not in the cassette), "
+        "3 identical but the trace or its cassette is not sealed, "
         "2 bad usage, a corrupt trace or cassette, a trace without an entry point, or an entry point "
         "replay was not allowed to run.")
     rep.add_argument("file", metavar="TRACE", help="a trace file whose header records an entry point")
@@ -51,9 +52,11 @@ def _replay(args: argparse.Namespace) -> int:
     except ReplayMismatch as exc:
         raise CliError(str(exc)) from None
     ok = result.identical and not result.mismatches
+    # identical to a recording that never finished vouches for its recorded part only: incomplete, not a pass
+    code = EXIT_FAILED if not ok else EXIT_INCOMPLETE if result.incomplete else EXIT_OK
     if args.json:
         print_json(result.to_json_dict())
-        return EXIT_OK if ok else EXIT_FAILED
+        return code
     out = console()
     if result.identical:
         out.print(f"identical: the replay reproduced {len(result.replayed.steps)} steps "
@@ -70,8 +73,11 @@ def _replay(args: argparse.Namespace) -> int:
                   f"{result.unused[0]['kind']} {result.unused[0]['target']}", soft_wrap=True)
     if result.error:
         out.print(f"the replayed run raised {result.error}", soft_wrap=True, highlight=False)
+    for unfinished in result.unfinished:
+        out.print(f"incomplete: {unfinished} (its recording never finished, or its end was cut off): the replay "
+                  "matched only what it holds", soft_wrap=True, highlight=False)
     out.print(f"new trace: {result.path}", soft_wrap=True, highlight=False)
-    return EXIT_OK if ok else EXIT_FAILED
+    return code
 
 
 COMMANDS: dict[str, Adder] = {  # the group's commands, each with the function that adds its parser

@@ -25,6 +25,7 @@ from mattrace.replay import _trust as trust
 from mattrace.replay._cassette import Cassette, cassette_path
 from mattrace.replay._diff import Divergence, first_divergence
 from mattrace.replay._extension import active_cassette
+from mattrace.replay._file import read_cassette
 from mattrace.trace import REPLAY_LABEL, StepKind, Trace
 from mattrace.tracefile import read_trace_file
 
@@ -43,16 +44,25 @@ class ReplayResult:
     unused: list[dict[str, Any]] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
     error: str | None = None
+    unfinished: list[str] = field(default_factory=list)
+    """The recordings that never finished (the trace or the cassette has no seal): what the replay
+    matched is only what they hold, so "identical" vouches for that part of the run alone."""
 
     @property
     def identical(self) -> bool:
         return self.divergence is None
 
+    @property
+    def incomplete(self) -> bool:
+        """Whether the replay was compared against a recording that never finished."""
+        return bool(self.unfinished)
+
     def to_json_dict(self) -> dict[str, Any]:
         return {"identical": self.identical, "trace": str(self.path), "cassette": str(self.cassette),
                 "fingerprint": self.replayed.fingerprint(),
                 "divergence": self.divergence.to_json_dict() if self.divergence else None,
-                "unused": self.unused, "mismatches": self.mismatches, "error": self.error}
+                "unused": self.unused, "mismatches": self.mismatches, "error": self.error,
+                "incomplete": self.incomplete, "unfinished": self.unfinished}
 
 
 def replay_trace(path: str | Path, *, out_dir: str | Path | None = None, cassette: str | Path | None = None,
@@ -80,7 +90,8 @@ def replay_trace(path: str | Path, *, out_dir: str | Path | None = None, cassett
         ReplayMismatch: the trace has no entry point, or it no longer imports.
     """
     path = Path(path)
-    original = read_trace_file(path).trace
+    found = read_trace_file(path)
+    original = found.trace
     entry = original.entrypoint
     if not entry:
         raise ReplayMismatch(f"{path}: this trace records no entry point, so it cannot be re-run; record it "
@@ -92,7 +103,12 @@ def replay_trace(path: str | Path, *, out_dir: str | Path | None = None, cassett
         args, kwargs = entry.get("args") or [], entry.get("kwargs") or {}
         if not isinstance(args, list) or not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
             raise ReplayMismatch(f"{path}: the entry point's args must be a list and its kwargs an object")
-        return _rerun(path, original, fn, args, kwargs, cassette, out_dir, mode)
+        result = _rerun(path, original, fn, args, kwargs, cassette, out_dir, mode)
+    if not found.sealed:
+        result.unfinished.append(f"the trace {path} is not sealed")
+    if result.cassette.is_file() and not read_cassette(result.cassette).sealed:
+        result.unfinished.append(f"the cassette {result.cassette} is not sealed")
+    return result
 
 
 def _rerun(path: Path, original: Trace, fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any],
