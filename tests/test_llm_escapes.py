@@ -168,3 +168,55 @@ def test_uninstrument_puts_rebound_names_back(monkeypatch: pytest.MonkeyPatch, u
     assert app.completion is litellm.completion is not original
     llm_recording.uninstrument()
     assert app.completion is original is litellm.completion
+
+
+@pytest.mark.parametrize("how", ["thread", "pool"])
+def test_a_call_from_a_thread_without_the_runs_context_is_refused_when_an_open_run_needs_it(
+        tmp_path: Path, how: str) -> None:
+    """A replay-only run whose code hands the model call to a thread (no copied context) would call the model:
+    the call belongs to no run, but an open run needs it, so it is refused, naming the run and the fix. With the
+    context carried into the thread, the same call is answered from the cassette."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    cassette = tmp_path / "run.cassette"
+    with use_script(SCRIPT), mattrace.record("live", cassette=str(cassette)):
+        litellm.completion(model="mattrace/scripted", messages=ASK)
+    errors: list[BaseException] = []
+
+    def ask() -> Any:
+        try:
+            return litellm.completion(model="mattrace/scripted", messages=ASK)
+        except BaseException as exc:   # the thread reports what it raised
+            errors.append(exc)
+            return None
+
+    with mattrace.record("replayed", cassette=str(cassette), record_mode="none") as rec:
+        if how == "thread":
+            worker = threading.Thread(target=ask)
+            worker.start()
+            worker.join()
+        else:
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(ask).result()
+        with ThreadPoolExecutor(1) as pool:   # the documented fix: carry the context
+            import contextvars
+            answer = pool.submit(contextvars.copy_context().run, ask).result()
+    [error] = errors
+    assert isinstance(error, EscapedCall)
+    assert "no run's context reaches" in str(error) and "run 'replayed'" in str(error) and "copy_context" in str(error)
+    assert answer is not None and answer.choices[0].message.content == "order 42"
+    assert [s.kind for s in rec.trace.steps[:-1]] == [StepKind.LLM]
+
+
+def test_a_call_from_a_thread_runs_when_no_open_run_needs_it(tmp_path: Path) -> None:
+    """An observe-only run (no cassette, faults or governor) does not make other threads' calls fail."""
+    import threading
+
+    answers: list[Any] = []
+    with mattrace.record("observe", cassette=False):
+        worker = threading.Thread(target=lambda: answers.append(
+            litellm.completion(model="gpt-4o", messages=ASK, mock_response="order 42")))
+        worker.start()
+        worker.join()
+    assert answers and answers[0].choices[0].message.content == "order 42"

@@ -34,7 +34,7 @@ from typing import Any
 from mattrace.integrations._sdk_client import SDKClient
 from mattrace.integrations._streams import Chunks, RecordedStream
 from mattrace.recording.context import active_recorder, current_agent
-from mattrace.recording.escapes import refuse_escape
+from mattrace.recording.escapes import refuse_escape, refuse_unclaimed, runs_open
 from mattrace.recording.interceptors import Call, CallOutcome, run_call, run_call_async
 from mattrace.recording.recorder import Recorder
 from mattrace.trace import Source, StepKind
@@ -159,6 +159,8 @@ def wrap_sync(original: Callable[..., Any], endpoint: Endpoint) -> Callable[...,
     """``original`` (an unbound SDK method) routed through the interceptor chain inside ``record()`` blocks."""
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
         rec = active_recorder()
+        if rec is None and not args and runs_open() and _framework() is None:
+            refuse_unclaimed(_prepare(endpoint, self, kwargs)[0], endpoint.api)
         if rec is None or rec.closed or args or _passes_by(rec, endpoint, self, kwargs):
             return original(self, *args, **kwargs)
         if _is_raw(kwargs):
@@ -187,6 +189,8 @@ def wrap_async(original: Callable[..., Any], endpoint: Endpoint) -> Callable[...
     """The async twin of :func:`wrap_sync`."""
     async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
         rec = active_recorder()
+        if rec is None and not args and runs_open() and _framework() is None:
+            refuse_unclaimed(_prepare(endpoint, self, kwargs)[0], endpoint.api)
         if rec is None or rec.closed or args or _passes_by(rec, endpoint, self, kwargs):
             return await original(self, *args, **kwargs)
         if _is_raw(kwargs):

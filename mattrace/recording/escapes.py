@@ -14,11 +14,17 @@ optional ``on_escape(call)``:
   interceptor may warn (a recording cassette does: the call will be missing from it).
 
 An interceptor without ``on_escape`` is taken to need every call (fail-closed).
+
+A call no run's context reached (made from a thread that did not inherit it) belongs to no
+run, yet a run open in the process may still need it: a replay-only run whose code hands
+the model call to a thread pool would call the model. :func:`refuse_unclaimed` judges such
+a call against every open run, and refuses it when one of them needs it.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -26,8 +32,46 @@ from mattrace.errors import EscapedCall
 
 if TYPE_CHECKING:
     from mattrace.recording.interceptors import Call, Interceptor
+    from mattrace.recording.recorder import Recorder
 
-__all__ = ["call_site", "escape_reasons", "refuse_escape"]
+__all__ = ["call_site", "close_run", "escape_reasons", "open_run", "refuse_escape", "refuse_unclaimed", "runs_open"]
+
+_lock = threading.Lock()
+_open: dict[int, Recorder] = {}   # id(recorder) -> every run open in this process, oldest first
+
+
+def open_run(rec: Recorder) -> None:
+    """Count ``rec`` as open (its interceptors judge calls no run can claim) until :func:`close_run`."""
+    with _lock:
+        _open[id(rec)] = rec
+
+
+def close_run(rec: Recorder) -> None:
+    with _lock:
+        _open.pop(id(rec), None)
+
+
+def runs_open() -> bool:
+    """Whether any run is open in this process (the cheap test before :func:`refuse_unclaimed`)."""
+    return bool(_open)
+
+
+def refuse_unclaimed(call: Call, how: str) -> None:
+    """Raise :class:`EscapedCall` if a run open in this process needs ``call``, which no run's
+    context reached (a thread that did not inherit it).
+
+    Raises:
+        EscapedCall: some open run's interceptor gave a reason; nothing was called.
+    """
+    with _lock:
+        runs = [rec for rec in _open.values() if not rec.closed]
+    reasons = [f"run {rec.name!r}: {reason}" for rec in runs for reason in escape_reasons(rec.interceptors, call)]
+    if reasons:
+        raise EscapedCall(f"{call_site(2)}: the {call.kind.value} call to {call.target} ({how}) was made where no "
+                          f"run's context reaches (a thread that did not inherit it), while a run open in this "
+                          f"process needs it: {'; '.join(reasons)}. It was not made. Carry the context into the "
+                          "thread: contextvars.copy_context().run(fn), pool.submit(contextvars.copy_context().run, "
+                          "fn), or asyncio.to_thread (docs/governance.md#threads).")
 
 # frames of these packages are the plumbing between the user's call and the client
 _PLUMBING = ("mattrace.", "litellm.", "openai.", "anthropic.", "httpx", "asyncio.", "concurrent.",

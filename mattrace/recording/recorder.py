@@ -38,6 +38,7 @@ from pydantic import ValidationError
 from mattrace._moved import moved_names as _moved_names
 from mattrace.errors import RecordingError, TraceWriteWarning
 from mattrace.recording.context import current_agent
+from mattrace.recording.escapes import close_run, open_run
 from mattrace.recording.extensions import run_extensions
 from mattrace.recording.interceptors import Interceptor
 from mattrace.recording.options import DEFAULT_DIR, RecordOptions, check_options
@@ -137,6 +138,7 @@ class Recorder:
         self._writer: TraceWriter | _NullWriter = (
             TraceWriter(self.path, self._header, fsync=fsync) if persist else _NullWriter())
         self._header_written = True
+        open_run(self)   # LLM calls no run's context reaches are judged against its interceptors too
         if governor is not None:   # from now until close, calls no run can claim are judged for it
             open_governed(self, governor)
 
@@ -353,6 +355,7 @@ class Recorder:
                     close()
         finally:
             close_governed(self)   # last: a call racing the end is refused, never let through
+            close_run(self)
         return self.trace
 
     def before_end(self, callback: Callable[[], None]) -> None:
@@ -380,6 +383,7 @@ class Recorder:
             self._closed = True
             self._writer.close()
         close_governed(self)
+        close_run(self)
 
 
 @dataclass

@@ -54,6 +54,7 @@ from litellm.integrations.custom_logger import CustomLogger
 from mattrace.integrations._streams import Chunks, RecordedStream
 from mattrace.integrations.litellm import _escape
 from mattrace.recording.context import active_recorder, current_agent
+from mattrace.recording.escapes import refuse_unclaimed, runs_open
 from mattrace.recording.interceptors import (
     Call,
     CallOutcome,
@@ -256,6 +257,8 @@ def _wrap_sync(original: Callable[..., Any]) -> Callable[..., Any]:
     def completion(*args: Any, **kwargs: Any) -> Any:
         rec = active_recorder()
         if rec is None:
+            if runs_open():   # a thread that did not inherit a run's context: refused if a run needs the call
+                refuse_unclaimed(_make_call(_normalise(args, kwargs))[0], "litellm.completion")
             return original(*args, **kwargs)
         call, hidden = _make_call(_normalise(args, kwargs))
         fn = _with(_escape.through(original), hidden)
@@ -271,6 +274,8 @@ def _wrap_async(original: Callable[..., Any]) -> Callable[..., Any]:
     async def acompletion(*args: Any, **kwargs: Any) -> Any:
         rec = active_recorder()
         if rec is None:
+            if runs_open():
+                refuse_unclaimed(_make_call(_normalise(args, kwargs))[0], "litellm.acompletion")
             return await original(*args, **kwargs)
         call, hidden = _make_call(_normalise(args, kwargs))
         fn = _with(_escape.through_async(original), hidden)
