@@ -187,3 +187,17 @@ def test_the_report_shows_each_seed_the_differences_and_says_when_nothing_separa
     assert data["separates"] is False and {r["design"] for r in data["per_seed"]} == {"solo", "pair"}
     steps = {d["design"]: d["mean_steps"] for d in data["designs"]}
     assert steps["pair"] > steps["solo"]
+
+
+def test_the_html_report_of_a_comparison_tells_the_seeds_apart(suite: str, tmp_path: Path) -> None:
+    """Rows of the same design and task differ only by seed; the index shows it, so they do not look identical."""
+    import re
+
+    out = tmp_path / "compare.html"
+    compare(load_suite(suite), ["careful"], 3, tasks=["refund"], store=tmp_path / "h" / "m.duckdb", report=out)
+    html = out.read_text()
+    index = html[html.index("<th>trace</th><th>configuration</th>"):]
+    index = index[:index.index("</table>")]
+    assert "<th class=num>seed</th>" in index
+    seeds = re.findall(r'<td class="num seed">(\d+)</td>', index)
+    assert sorted(seeds) == ["0", "1", "2"]
