@@ -135,3 +135,69 @@ def test_the_research_team_designs_differ_and_repeat(tmp_path: Path, monkeypatch
     assert set(first) == {"central", "roundrobin", "hierarchical"}
     assert len(set(first.values())) > 1, f"the designs measured alike: {first}"
     assert numbers(tmp_path / "b" / "m.duckdb") == first
+
+
+EVEN = '''
+import mattrace
+
+DESIGNS = ("solo", "pair")
+TASKS = {"refund": "refund order 7"}
+
+@mattrace.tool(side_effect=False)
+def look(q):
+    return "order " + q
+
+def run(design, question, *, seed=0, model=None, weakness=None):
+    for _ in range(1 if design == "solo" else 3):
+        look(question)
+    return {"ok": True}
+
+def oracle(result, steps):
+    return bool(result["ok"])
+
+CONTRACTS = []
+'''
+
+
+def test_the_report_shows_each_seed_the_differences_and_says_when_nothing_separates_the_designs(
+        suite: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    name = f"evensuite_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(EVEN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert main(["compare", name, "--seeds", "3", "--store", str(tmp_path / "e" / "m.duckdb")]) == 0
+        even = capsys.readouterr().out
+        assert main(["compare", suite, "--seeds", "4", "--store", str(tmp_path / "u" / "m.duckdb")]) == 0
+        uneven = capsys.readouterr().out
+        assert main(["compare", name, "--seeds", "2", "--store", str(tmp_path / "j" / "m.duckdb"), "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+    finally:
+        sys.modules.pop(name, None)
+    # per seed: every (design, task) row names its seeds and their outcomes
+    assert "solo refund: seed 0 ok, 1 ok, 2 ok" in even and "pair refund: seed 0 ok, 1 ok, 2 ok" in even
+    # the differences between the designs: steps (solo 1 tool call, pair 3)
+    rows = {line.split()[0]: line.split() for line in even.splitlines() if line.split()[:1] in (["solo"], ["pair"])
+            and "seed" not in line}
+    assert "differences between designs" in even and float(rows["pair"][4]) > float(rows["solo"][4])
+    # every design scored the same: said plainly, with how to make the comparison separate them
+    assert "does not separate the designs" in even.replace("\n", " ")
+    assert "--seeds" in even and "--faults" in even
+    assert "does not separate" not in uneven
+    assert "reckless refund: seed 0" in uneven and "violation" in uneven
+    assert data["separates"] is False and {r["design"] for r in data["per_seed"]} == {"solo", "pair"}
+    steps = {d["design"]: d["mean_steps"] for d in data["designs"]}
+    assert steps["pair"] > steps["solo"]
+
+
+def test_the_html_report_of_a_comparison_tells_the_seeds_apart(suite: str, tmp_path: Path) -> None:
+    """Rows of the same design and task differ only by seed; the index shows it, so they do not look identical."""
+    import re
+
+    out = tmp_path / "compare.html"
+    compare(load_suite(suite), ["careful"], 3, tasks=["refund"], store=tmp_path / "h" / "m.duckdb", report=out)
+    html = out.read_text()
+    index = html[html.index("<th>trace</th><th>configuration</th>"):]
+    index = index[:index.index("</table>")]
+    assert "<th class=num>seed</th>" in index
+    seeds = re.findall(r'<td class="num seed">(\d+)</td>', index)
+    assert sorted(seeds) == ["0", "1", "2"]

@@ -35,6 +35,7 @@ from types import ModuleType
 from typing import Any
 
 import mattrace
+from mattrace.apps._compare_diff import DesignSummary, SeedRun, separation, summarize
 from mattrace.contracts import check, factuality_of
 from mattrace.errors import MatTraceError, SearchError
 
@@ -59,6 +60,12 @@ class Comparison:
     report: Path | None = None
     seconds: float = 0.0
     runs: int = 0
+    per_seed: list[SeedRun] = field(default_factory=list)
+    """Every (design, task, seed) run with its outcome, steps, tokens, cost and first violation."""
+    designs_summary: list[DesignSummary] = field(default_factory=list)
+    """Per design: the differences the rates leave out (steps, tokens, cost, first violations)."""
+    separation: str | None = None
+    """None when the designs' outcomes differ; else why this comparison does not separate them."""
 
 
 def load_suite(spec: str) -> ModuleType:
@@ -128,6 +135,7 @@ def compare(suite: ModuleType, designs: Sequence[str] | None = None, seeds: int 
     results = Path(store).parent / "results" / run_id / "compare.jsonl"
     result = Comparison(run_id, name, chosen, seed_list, task_names, out_dir, Path(store))
     short = name.rsplit(".", 1)[-1]
+    ran: list[tuple[str, str, int, str, str, str | None]] = []
     with ResultsWriter(results, run) as writer:
         for design in chosen:
             for task in task_names:
@@ -147,9 +155,11 @@ def compare(suite: ModuleType, designs: Sequence[str] | None = None, seeds: int 
                                 rec.set_outcome(success=ok, output=str(answer)[:2000],
                                                 reason=None if ok else "the oracle judged the task failed")
                     trace = rec.trace
+                    verdicts = check(trace, suite.CONTRACTS)
                     writer.write_check(trace_id=trace.trace_id, trace_file=rec.path,
-                                       report=check(trace, suite.CONTRACTS), test=f"{short}/{task}", trial=seed,
+                                       report=verdicts, test=f"{short}/{task}", trial=seed,
                                        seed=seed, factuality=factuality_of(trace.steps, suite.CONTRACTS))
+                    ran.append((design, task, seed, trace.trace_id, _outcome(trace), _first(verdicts)))
                     result.runs += 1
                     if on_run is not None:
                         on_run(design, task, seed)
@@ -159,11 +169,33 @@ def compare(suite: ModuleType, designs: Sequence[str] | None = None, seeds: int 
         db.ingest([out_dir, results], run=run)
         result.metrics = db.metrics(by=("config.design",), run_id=run_id)
         result.containment = db.containment(by=("config.design",), run_id=run_id) if faults else []
+        _, rows = db.query("SELECT trace_id, n_steps, tokens, cost_usd FROM traces WHERE run_id = ?", [run_id])
+        sizes = {r[0]: r[1:] for r in rows}
+        result.per_seed = [SeedRun(design, task, seed, outcome, int(sizes.get(tid, (0,))[0] or 0),
+                                   int((sizes.get(tid, (0, 0))[1]) or 0), float(sizes.get(tid, (0, 0, 0.0))[2] or 0.0),
+                                   violation)
+                           for design, task, seed, tid, outcome, violation in ran]
+        result.designs_summary = summarize(result.per_seed, chosen)
+        result.separation = separation(result.designs_summary)
         if report is not None:
             result.report = write_report(db, report, run_id=run_id, by=("config.design",),
                                          title=f"mattrace compare: {name}")
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _outcome(trace: Any) -> str:
+    """A run's outcome in a word: ``ok``, ``failed`` (the oracle said no), or its status."""
+    status = trace.outcome.status if trace.outcome is not None else "unfinished"
+    return {"success": "ok", "failure": "failed"}.get(status, status)
+
+
+def _first(report: Any) -> str | None:
+    """The earliest violation as ``contract @ step N`` (or without a step), None when all held."""
+    found = report.first_violation
+    if found is None:
+        return None
+    return str(found.contract) + (f" @ step {found.step}" if found.step is not None else "")
 
 
 def _searches(suite: ModuleType, designs: Sequence[str], task: str, dir: Path, model: str | None) -> dict[str, Any]:

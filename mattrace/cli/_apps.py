@@ -60,6 +60,9 @@ def _compare(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"run_id": result.run_id, "runs": result.runs, "seconds": round(result.seconds, 2),
                     "metrics": [m.to_json_dict() for m in result.metrics],
+                    "per_seed": [r.to_json_dict() for r in result.per_seed],
+                    "designs": [d.to_json_dict() for d in result.designs_summary],
+                    "separates": result.separation is None, "separation": result.separation,
                     "report": str(result.report) if result.report else None})
         return EXIT_OK
     from mattrace.report.metrics import containment_table, metrics_table
@@ -71,6 +74,7 @@ def _compare(args: argparse.Namespace) -> int:
     out.print(metrics_table(result.metrics))
     if result.containment:
         out.print(containment_table(result.containment))
+    _print_differences(out, result)
     for design, found in result.searches.items():
         if isinstance(found, str):
             what = found
@@ -82,6 +86,28 @@ def _compare(args: argparse.Namespace) -> int:
     out.print(f"traces in {result.traces_dir}; store {result.store}"
               + (f"; report: {result.report}" if result.report else ""), soft_wrap=True, highlight=False)
     return EXIT_OK
+
+
+def _print_differences(out: Any, result: Any) -> None:
+    """Each run by seed, the designs side by side, and a plain word when they do not separate."""
+    from rich.table import Table
+
+    by_row: dict[tuple[str, str], list[str]] = {}
+    for r in result.per_seed:
+        word = r.outcome + (f" (violation: {r.violation})" if r.violation else "")
+        by_row.setdefault((r.design, r.task), []).append(f"{r.seed} {word}")
+    out.print("per seed:", highlight=False)
+    for (design, task), seeds in by_row.items():
+        out.print(f"  {design} {task}: seed {', '.join(seeds)}", soft_wrap=True, highlight=False)
+    table = Table(title="differences between designs", title_justify="left", box=None)
+    for column in ("design", "runs", "ok", "violated", "mean steps", "tokens", "cost", "first violations"):
+        table.add_column(column, justify="left" if column in ("design", "first violations") else "right")
+    for d in result.designs_summary:
+        table.add_row(d.design, str(d.runs), str(d.ok), str(d.violated), f"{d.mean_steps:.1f}", str(d.tokens),
+                      f"${d.usd:.4f}", "; ".join(d.first_violations) or "-")
+    out.print(table)
+    if result.separation is not None:
+        out.print(result.separation, soft_wrap=True, highlight=False)
 
 
 def _add_demo(sub: Commands, common: Parents) -> None:

@@ -61,12 +61,25 @@ def _whole(where: str, key: str, value: Any) -> int:
     return value
 
 
-def _contract_file(spec: str, base: Path) -> str:
-    """A contract file relative to the test file's directory, else as given (cwd, module:NAME)."""
+def _contract_file(where: str, spec: str, base: Path) -> str:
+    """A contract file relative to the test file's directory, else as given (cwd, module:NAME).
+
+    A ``.toml`` file found in neither place is refused here with both absolute paths it was
+    looked for at, because "not found" alone leaves the user guessing which directory counts.
+    """
     if ":" in spec and not spec.lower().endswith(".toml") and not os.path.isabs(spec):
         return spec
     near = base / spec
-    return str(near) if near.exists() else spec
+    if near.exists():
+        return str(near)
+    if spec.lower().endswith(".toml") and not os.path.exists(spec):
+        if os.path.isabs(spec):
+            raise MarkerError(f"{where}: contracts={spec!r}: the contract file was not found at {spec}")
+        raise MarkerError(
+            f"{where}: contracts={spec!r}: the contract file was not found; a relative path is resolved "
+            f"against the test file's directory ({near.resolve()}) and then the working directory "
+            f"({Path(spec).resolve()})")
+    return spec
 
 
 def _contracts(where: str, value: Any, base: Path) -> tuple[Contract, ...]:
@@ -78,7 +91,7 @@ def _contracts(where: str, value: Any, base: Path) -> tuple[Contract, ...]:
     for item in items:
         if isinstance(item, (str, os.PathLike)):
             try:
-                found.extend(resolve_contracts(_contract_file(os.fspath(item), base)))
+                found.extend(resolve_contracts(_contract_file(where, os.fspath(item), base)))
             except ContractError as exc:
                 raise MarkerError(f"{where}: {exc}") from None
         else:
@@ -131,6 +144,23 @@ def _matching(where: str, kw: Mapping[str, Any]) -> tuple[tuple[str, ...] | None
     return (None if match_on is None else tuple(match_on)), tuple(ignore)
 
 
+def _positional(where: str, args: tuple[Any, ...]) -> str:
+    """Positional arguments by their type names: a contract's repr is a page of predicates, not a hint."""
+    types = ", ".join(type(a).__name__ for a in args)
+    return (f"{where} takes keyword arguments only; got {len(args)} positional argument(s): {types}; "
+            f"pass contracts as contracts=[...] (it takes {', '.join(_KEYS)})")
+
+
+def _unknown(where: str, unknown: list[str]) -> str:
+    """Every unknown keyword with its own did-you-mean, so two typos need one fix, not two runs."""
+    named = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, _KEYS, n=1)
+        named.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    noun = "argument" if len(unknown) == 1 else "arguments"
+    return f"{where}: unknown {noun} {', '.join(named)}; it takes {', '.join(_KEYS)}"
+
+
 def marker_spec(node: pytest.Item | Any, path: Path) -> MarkerSpec:
     """The marker's arguments on ``node`` (a test item or function definition), validated.
 
@@ -143,13 +173,10 @@ def marker_spec(node: pytest.Item | Any, path: Path) -> MarkerSpec:
         return MarkerSpec()
     where = f"{node.nodeid}: @pytest.mark.mattrace"
     if mark.args:
-        raise MarkerError(f"{where} takes keyword arguments only ({', '.join(_KEYS)}), got {mark.args!r}")
+        raise MarkerError(_positional(where, mark.args))
     unknown = sorted(set(mark.kwargs) - set(_KEYS))
     if unknown:
-        close = difflib.get_close_matches(unknown[0], _KEYS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise MarkerError(f"{where}: unknown argument {', '.join(map(repr, unknown))}{hint}; "
-                          f"it takes {', '.join(_KEYS)}")
+        raise MarkerError(_unknown(where, unknown))
     kw = mark.kwargs
     config = kw.get("config", {})
     if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):

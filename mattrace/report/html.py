@@ -147,11 +147,14 @@ def _index(data: ReportData, index: dict[str, int]) -> str:
     for t in data.traces:
         n = index[t.trace_id]
         status = escape(str(t.status))
+        seed = t.config.get("seed", t.trial)   # runs of one configuration differ by seed: without it they look alike
         rows.append(f'<tr><td><a href="#trace-{n}">{escape(t.name)}</a></td><td>{escape(_config(t.config))}</td>'
+                    f'<td class="num seed">{escape("" if seed is None else str(seed))}</td>'
                     f'<td class="status-{status}">{status}</td><td class=num>{len(t.steps)}</td>'
                     f"<td class=num>{len(t.violations)}</td><td>{_warnings(t)}</td></tr>")
-    return ("<table><tr><th>trace</th><th>configuration</th><th>outcome</th><th class=num>steps</th>"
-            "<th class=num>violations</th><th title=\"a vacuous pass never applied to the trace; an incomplete "
+    return ("<table><tr><th>trace</th><th>configuration</th><th class=num>seed</th><th>outcome</th>"
+            "<th class=num>steps</th><th class=num>violations</th>"
+            "<th title=\"a vacuous pass never applied to the trace; an incomplete "
             f"verdict needs the end of a run the trace does not hold\">warnings</th></tr>{''.join(rows)}</table>")
 
 
