@@ -392,9 +392,10 @@ def test_cli_identical_traces_exit_0(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert out.startswith(f"identical (fingerprint {_run().fingerprint()[:16]}): 7 steps")
 
 
-def test_cli_differing_traces_show_reason_steps_and_field(tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_differing_traces_show_reason_steps_and_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """The output names the step and field, marks both sides of the step and shows shared context once."""
+    monkeypatch.setenv("COLUMNS", "80")   # a log is drawn wide; an 80-column terminal must still fit
     old, new = _files(tmp_path, _run("a@x.example"), _run("b@y.example"))
     code, out, err = _cli(capsys, "diff", old, new, "--around", "1")
     assert (code, err) == (1, "")

@@ -1,11 +1,12 @@
-"""The ``mattrace`` command: show, verify, check, import, export, report, compare, schema, demo, mcp, and the
+"""The ``mattrace`` command: ls, show, verify, check, import, export, report, compare, schema, demo, mcp, and the
 store's ingest, query, metrics and runs.
 
 :func:`main` only builds the top-level parser and dispatches; each command group lives in
 its own module with every command's parser next to its handler: ``_traces`` (show, verify,
-schema, check, diff), ``_replay``, ``_convert`` (import, export), ``_store`` (ingest, query,
+schema, check, diff), ``_find`` (ls), ``_replay``, ``_convert`` (import, export), ``_store`` (ingest, query,
 metrics, runs, report, and ``export --parquet``), ``_apps`` (compare, demo) and ``_mcp`` (the MCP proxy). What they
-share (exit codes, the options several commands take, reading trace files) is in ``_common``.
+share (exit codes, the options several commands take, reading trace files, ``latest`` for a
+trace argument) is in ``_common``.
 
 Two rules shape this package:
 
@@ -34,15 +35,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from mattrace.cli import _apps, _common, _convert, _mcp, _replay, _store, _traces
+from mattrace.cli import _apps, _common, _convert, _find, _mcp, _replay, _store, _traces
 from mattrace.cli._common import DEFAULT_STORE
 from mattrace.errors import MatTraceError
 
 __all__ = ["DEFAULT_STORE", "main"]
 
-_GROUPS = (_traces, _replay, _convert, _store, _apps, _mcp)
+_GROUPS = (_traces, _find, _replay, _convert, _store, _apps, _mcp)
 # the order `mattrace --help` lists the commands in, and argparse's "invalid choice" message names them in
-_LISTED = ("show", "verify", "schema", "demo", "check", "diff", "replay", "import", "export",
+_LISTED = ("ls", "show", "verify", "schema", "demo", "check", "diff", "replay", "import", "export",
           "ingest", "query", "metrics", "runs", "report", "compare", "mcp")
 
 

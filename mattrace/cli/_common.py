@@ -28,7 +28,12 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_INTERRUPT
 input or usage; 3 incomplete (a trace that does not hold the end of its run, so not every
 verdict could be reached); 4 an internal error (a bug in mattrace); 130 interrupted."""
 DEFAULT_STORE = ".mattrace/mattrace.duckdb"  # = mattrace.store.DEFAULT_STORE (not imported: fast start)
+DEFAULT_REPORT = ".mattrace/report.html"  # where `mattrace report` and `mattrace demo` write the HTML report
 LOG_WIDTH = 160
+TRACES_DIR = ".mattrace/traces"  # = mattrace.recording.options.DEFAULT_DIR (not imported: fast start)
+LATEST = "latest"
+"""What a trace-file argument may say instead of a path: the newest trace under :data:`TRACES_DIR`."""
+REPLAYS_DIR = "replays"  # where `mattrace replay` writes, beside the trace it replayed
 
 
 class CliError(Exception):
@@ -131,24 +136,83 @@ def resolve_run(store: Any, run: str | None, where: str) -> str | None:
 def console(width: int | None = None, *, markup: bool = False) -> Console:
     """A stdout console; rich leaves colour out when stdout is not a terminal.
 
+    Without ``width`` it is the terminal's width, or :data:`LOG_WIDTH` when writing to a file
+    or CI log: rich would assume 80 columns there and cut agent and tool names to ``plann…``,
+    while a log does not wrap. ``COLUMNS``, when set, wins over both.
+
     Markup is off unless asked for: what commands print holds names and ids (``test[param]``,
     a tool called ``[/]``) that are text, not styles. Only output written wholly by mattrace
     (the demo's narration) turns it on."""
     from rich.console import Console
 
-    return Console(width=width, highlight=False, markup=markup)
+    out = Console(width=width, highlight=False, markup=markup)
+    if width is None and not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = LOG_WIDTH
+    return out
 
 
 def table_console() -> Console:
-    """A console for wide tables: a terminal's width, or a wide page when writing to a file or CI log.
+    """A console for wide tables (metrics, runs, query, ls): :func:`console`'s width rules."""
+    return console()
 
-    rich assumes 80 columns when stdout is not a terminal, which folds a metrics table
-    into three lines a row; a log does not wrap, so draw it wide there (``COLUMNS`` wins).
+
+def trace_files(root: str | os.PathLike[str], *, replays: bool = False) -> list[str]:
+    """Every ``*.jsonl`` file under ``root`` (recursively), newest first by modification time.
+
+    The ``replays/`` folders ``mattrace replay`` writes are left out unless ``replays``: a
+    replay repeats a recorded run, so "the newest trace" means the newest recording, and
+    ``mattrace replay latest`` run twice replays the same recording rather than its replay.
     """
-    wide = console()
-    if not wide.is_terminal and "COLUMNS" not in os.environ:
-        wide.width = LOG_WIDTH
-    return wide
+    found: list[tuple[float, str]] = []
+    for folder, dirs, files in os.walk(root):
+        if not replays:
+            dirs[:] = [d for d in dirs if d != REPLAYS_DIR]
+        for name in files:
+            if name.endswith(".jsonl"):
+                path = os.path.join(folder, name)
+                try:
+                    found.append((os.stat(path).st_mtime, path))
+                except OSError:   # removed while we looked: not a trace any more
+                    continue
+    return [path for _, path in sorted(found, key=lambda item: (-item[0], item[1]))]
+
+
+def trace_header(path: str) -> dict[str, Any] | None:
+    """The run metadata in the header line of ``path``, or None when it is not a mattrace trace.
+
+    Reads the first line only and verifies nothing: enough to tell a trace from a results
+    file or a stray ``.jsonl``, and to list it."""
+    try:
+        with open(path, "rb") as f:
+            record = json.loads(f.readline(1 << 20))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("format") != "mattrace-trace":
+        return None
+    trace = record.get("trace")
+    return trace if isinstance(trace, dict) else None
+
+
+def latest_trace(root: str = TRACES_DIR) -> str:
+    """The newest trace file under ``root`` (replays, results files and other JSONL left out), for ``latest``.
+
+    Raises:
+        CliError: ``root`` holds no trace file (the message names it, and where traces come from).
+    """
+    files = [path for path in trace_files(root) if trace_header(path) is not None]
+    if not files:
+        where = root if os.path.isdir(root) else f"{root} (no such directory)"
+        raise CliError(f"'{LATEST}': no trace file under {where}; record a run first "
+                       "(@mattrace.record, pytest, mattrace demo) or give the trace's path")
+    return files[0]
+
+
+def trace_path(text: str) -> str:
+    """An argparse ``type`` for a trace-file argument: a path as given, ``latest`` for the newest trace.
+
+    A file actually named ``latest`` is reached as ``./latest``.
+    """
+    return latest_trace() if text == LATEST else text
 
 
 def print_json(data: Any, default: Callable[[Any], Any] | None = None) -> None:

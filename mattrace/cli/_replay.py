@@ -9,7 +9,16 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from mattrace.cli._common import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK, CliError, Parents, console, print_json
+from mattrace.cli._common import (
+    EXIT_FAILED,
+    EXIT_INCOMPLETE,
+    EXIT_OK,
+    CliError,
+    Parents,
+    console,
+    print_json,
+    trace_path,
+)
 
 if TYPE_CHECKING:
     from mattrace.cli._common import Adder, Commands
@@ -28,7 +37,9 @@ def _add_replay(sub: Commands, common: Parents) -> None:
         "3 identical but the trace or its cassette is not sealed, "
         "2 bad usage, a corrupt trace or cassette, a trace without an entry point, or an entry point "
         "replay was not allowed to run.")
-    rep.add_argument("file", metavar="TRACE", help="a trace file whose header records an entry point")
+    rep.add_argument("file", metavar="TRACE", type=trace_path,
+                     help="a trace file whose header records an entry point ('latest': the newest recording "
+                          "under .mattrace/traces, replays left out)")
     rep.add_argument("--cassette", metavar="FILE", help="the cassette (default: the one next to the trace)")
     rep.add_argument("--out", metavar="DIR", help="where the new trace goes (default: replays/ beside the trace)")
     rep.add_argument("--record", choices=("none", "new"), default="none",

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mattrace.cli._common import (
+    DEFAULT_REPORT,
     EXIT_FAILED,
     EXIT_OK,
     CliError,
@@ -108,7 +109,7 @@ def _add_metrics(sub: Commands, common: Parents) -> None:
         "metrics", parents=[common.store, common.by, common.run, common.json],
         help="task success, termination, compliance, factuality, pass^k, flip rate",
         description="Print the metrics of the stored traces per group, each rate with its "
-        "Wilson 95%% interval. Group by test, model, seed, orchestration, run, trial, config "
+        "Wilson 95% interval. Group by test, model, seed, orchestration, run, trial, config "
         "(all of it but the seed), config.KEY or label.KEY. With --containment, the containment of "
         "faulted runs instead; with --governance, the governor's allow / rewrite / block decisions.")
     met.add_argument("--k", type=positive, metavar="K",
@@ -233,8 +234,10 @@ def _add_report(sub: Commands, common: Parents) -> None:
         "configuration side by side, charts, the failing traces by first violation, and a view of "
         "every trace. Open it from disk or keep it as a CI artefact. --by groups the comparison.",
         epilog="exit status: 0 when the report was written, 2 on bad usage or an unreadable store.")
-    rpt.add_argument("--out", default="mattrace-report.html", metavar="FILE",
-                     help="where to write it (default mattrace-report.html)")
+    # beside the traces and the store, where `mattrace demo` writes its report too: one folder to
+    # ignore in git and keep as a CI artefact, and no stray file in the project's root
+    rpt.add_argument("--out", default=DEFAULT_REPORT, metavar="FILE",
+                     help=f"where to write it (default {DEFAULT_REPORT})")
     rpt.add_argument("--title", help="the report's title")
     rpt.set_defaults(func=_report)
 

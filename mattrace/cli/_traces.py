@@ -23,6 +23,7 @@ from mattrace.cli._common import (
     non_negative,
     print_json,
     read_traces,
+    trace_path,
 )
 from mattrace.errors import MatTraceError
 
@@ -34,7 +35,8 @@ def _add_show(sub: Commands, common: Parents) -> None:
     show = sub.add_parser("show", parents=[common.width, common.json], help="render a trace file in the terminal",
                           description="Render a trace: header, one row per step, and with "
                           "--step a window around that step plus all of its fields.")
-    show.add_argument("file", metavar="FILE", help="a trace file (.jsonl)")
+    show.add_argument("file", metavar="FILE", type=trace_path,
+                      help="a trace file (.jsonl), or 'latest': the newest under .mattrace/traces")
     show.add_argument("--step", type=non_negative, metavar="N",
                       help="show steps N-K..N+K and the details of step N (with --json: that step)")
     # not the shared --around: a window to read around a chosen step is wider than one around a finding
@@ -71,7 +73,8 @@ def _add_verify(sub: Commands, common: Parents) -> None:
         epilog="exit status: 0 when every file is OK, 1 when any is missing, unreadable or altered, "
         "2 on bad usage, 3 when the others are OK but one is unsealed (its recording never finished, "
         "or its end was cut off). Set MATTRACE_HMAC_KEY to require HMAC-signed files.")
-    verify.add_argument("files", nargs="+", metavar="FILE", help="trace files")
+    verify.add_argument("files", nargs="+", metavar="FILE", type=trace_path,
+                        help="trace files ('latest': the newest under .mattrace/traces)")
     verify.set_defaults(func=_verify)
 
 
@@ -130,7 +133,8 @@ def _add_check(sub: Commands, common: Parents) -> None:
     # TRACE comes in a parent ahead of --contracts so that a bare `mattrace check` names the
     # missing arguments in the order it always has ("TRACE, --contracts/-c")
     files = Parser(add_help=False)
-    files.add_argument("files", nargs="+", metavar="TRACE", help="trace files (.jsonl)")
+    files.add_argument("files", nargs="+", metavar="TRACE", type=trace_path,
+                       help="trace files (.jsonl; 'latest': the newest under .mattrace/traces)")
     chk = sub.add_parser(
         "check", parents=[files, common.contracts_required, common.around, common.width, common.json],
         help="check trace files against contracts",
@@ -195,8 +199,10 @@ def _add_diff(sub: Commands, common: Parents) -> None:
         'the steps around it in each trace. With --json, {"identical", "first", "differences"}.',
         epilog="exit status: 0 when the traces are identical, 1 when they differ, 2 on bad usage or "
         "a file that cannot be read or is corrupt.")
-    dif.add_argument("old", metavar="A", help="the reference trace file (e.g. the recording)")
-    dif.add_argument("new", metavar="B", help="the trace file compared with it (e.g. the replay)")
+    dif.add_argument("old", metavar="A", type=trace_path,
+                     help="the reference trace file (e.g. the recording; 'latest': the newest under .mattrace/traces)")
+    dif.add_argument("new", metavar="B", type=trace_path,
+                     help="the trace file compared with it (e.g. the replay; 'latest' as for A)")
     dif.add_argument("--all", action="store_true", help="also list every differing step")
     dif.set_defaults(func=_diff)
 
