@@ -24,7 +24,7 @@ from typing import Any
 from mattrace.errors import McpError
 from mattrace.trace import canonical_json
 
-__all__ = ["changes", "definition", "describe", "LOCK_FORMAT", "PINNED_FIELDS", "read_lock", "ToolPins", "write_lock"]
+__all__ = ["changes", "definition", "LOCK_FORMAT", "PINNED_FIELDS", "read_lock", "ToolPins", "write_lock"]
 
 PINNED_FIELDS: tuple[str, ...] = ("title", "description", "inputSchema", "outputSchema", "annotations")
 """What of a tool's definition is pinned: what the model reads and what decides its marks."""
@@ -109,18 +109,6 @@ def changes(pinned: dict[str, dict[str, Any]], listing: dict[str, dict[str, Any]
     out += [{"tool": name, "change": "removed", "pinned": body, "now": None} for name, body in removed.items()]
     out.sort(key=lambda c: (c["tool"], c["change"]))
     return out
-
-
-def describe(change: dict[str, Any]) -> str:
-    """One sentence for a change (the contract's reason names it)."""
-    kind, tool = change["change"], change["tool"]
-    if kind == "renamed":
-        return f"tool {change['from']!r} was renamed to {tool!r}"
-    if kind == "new":
-        return f"tool {tool!r} is new"
-    if kind == "removed":
-        return f"tool {tool!r} was removed"
-    return f"the {kind} of tool {tool!r} changed"
 
 
 def read_lock(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
