@@ -140,18 +140,25 @@ def _synthetic(n: int) -> list[Step]:
     return steps
 
 
-def cost() -> None:
-    print("Part 2: analysis cost on templated outputs (one Provenance, steps observed in order)")
-    print(f"  {'steps':>8} {'µs/step':>9} {'µs/KB':>8}")
-    for n in (1_000, 10_000, 100_000):
-        steps = _synthetic(n)
-        size = sum(len(s.model_dump_json()) for s in steps[:1000]) * n / min(n, 1000) / 1024
-        analysis = Provenance()
+def _per_step(label: str, sizes: tuple[int, ...], make: Callable[[int], list[Step]],
+              analyser: Callable[[], Any]) -> None:
+    """µs per step and per KB of one incremental analysis observing ``make(n)`` in order, per size."""
+    print(f"  {label:>8} {'µs/step':>9} {'µs/KB':>8}")
+    for n in sizes:
+        steps = make(n)
+        sample = steps[:2000]
+        size = sum(len(s.model_dump_json()) for s in sample) * len(steps) / len(sample) / 1024
+        analysis = analyser()
         start = time.perf_counter()
         for s in steps:
             analysis.observe(s)
         elapsed = time.perf_counter() - start
-        print(f"  {n:8} {elapsed / n * 1e6:9.1f} {elapsed / size * 1e6:8.1f}")
+        print(f"  {n:8} {elapsed / len(steps) * 1e6:9.1f} {elapsed / size * 1e6:8.1f}")
+
+
+def cost() -> None:
+    print("Part 2: analysis cost on templated outputs (one Provenance, steps observed in order)")
+    _per_step("steps", (1_000, 10_000, 100_000), _synthetic, Provenance)
 
 
 def _prompted(n: int) -> list[Step]:
@@ -171,16 +178,7 @@ def _prompted(n: int) -> list[Step]:
 
 def context_cost() -> None:
     print("Part 3: context-flow cost on templated outputs (one ContextFlow; a tool result, then a prompt holding it)")
-    print(f"  {'turns':>8} {'µs/step':>9} {'µs/KB':>8}")
-    for n in (1_000, 10_000, 100_000):
-        steps = _prompted(n)
-        size = sum(len(s.model_dump_json()) for s in steps[:2000]) * len(steps) / min(len(steps), 2000) / 1024
-        flow = ContextFlow()
-        start = time.perf_counter()
-        for s in steps:
-            flow.observe(s)
-        elapsed = time.perf_counter() - start
-        print(f"  {n:8} {elapsed / len(steps) * 1e6:9.1f} {elapsed / size * 1e6:8.1f}")
+    _per_step("turns", (1_000, 10_000, 100_000), _prompted, ContextFlow)
 
 
 def main() -> None:
