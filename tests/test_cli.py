@@ -370,15 +370,11 @@ def test_names_with_brackets_are_text_not_styles(tmp_path: Path, capsys: pytest.
     """A tool, agent or argument holding ``[/]`` or ``[red]`` (anyone can name a tool so) is shown as written;
     rich would take it for markup and crash on a closing tag with nothing to close."""
     from mattrace.testing import tool_call, trace, user
-    from mattrace.tracefile import TraceWriter
+    from tests.files import write_trace_file
 
     t = trace(user("hi [/bold] [x]"), tool_call("send [/]", {"to": "[red]a"}, "ok [/]", agent="w[/]",
                                                 side_effect=True), name="n [/]")
-    path = tmp_path / "t.jsonl"
-    writer = TraceWriter(path, t)
-    for s in t.steps:
-        writer.write_step(s)
-    writer.seal(t.outcome)
+    path = write_trace_file(t, tmp_path / "t.jsonl")
     code, out, err = _run(capsys, "show", str(path), "--step", "1")
     assert code == 0, err
     assert "step 1 · tool send [/]" in out and "[red]a" in out and "MarkupError" not in out + err

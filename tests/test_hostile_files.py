@@ -22,8 +22,9 @@ import mattrace
 from mattrace.cli import main
 from mattrace.errors import ImportGapWarning, TraceFormatError
 from mattrace.testing import tool_call, trace, user
-from mattrace.tracefile import TraceWriter, load, read_trace_file, verify
+from mattrace.tracefile import load, read_trace_file, verify
 from mattrace.tracefile._json import MAX_DEPTH, JSONInputError, parse_json
+from tests.files import write_trace_file
 
 
 def _bodies(path: Path) -> list[bytes]:
@@ -48,12 +49,7 @@ def _chain(bodies: list[bytes], path: Path) -> Path:
 def genuine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("MATTRACE_HMAC_KEY", raising=False)
     t = trace(user("look it up"), tool_call("lookup", {"q": "x"}, "PLACEHOLDER"))
-    path = tmp_path / "genuine.jsonl"
-    writer = TraceWriter(path, t)
-    for s in t.steps:
-        writer.write_step(s)
-    writer.seal(t.outcome)
-    return path
+    return write_trace_file(t, tmp_path / "genuine.jsonl")
 
 
 def _with_result(genuine: Path, tmp_path: Path, raw_value: bytes) -> Path:

@@ -28,6 +28,7 @@ from mattrace.store import Store
 from mattrace.testing import doc, llm, retrieval, tool_call, trace, user
 from mattrace.trace import Trace, canonical_json
 from mattrace.tracefile import CASSETTE, HMAC_ENV, RecordWriter, TraceWriter, read_trace_file
+from tests.files import write_trace_file
 
 KEY = "the-signing-key"
 UNSIGNED = f"{HMAC_ENV} is set but the file is not HMAC-signed"
@@ -94,13 +95,6 @@ def forge_records(signed: Path, forged: Path, edit: Callable[[list[dict[str, Any
 # -- fixtures ---------------------------------------------------------------------------------
 
 
-def _write(t: Trace, path: Path) -> Path:
-    writer = TraceWriter(path, t)
-    for s in t.steps:
-        writer.write_step(s)
-    writer.seal(t.outcome)
-    return path
-
 
 @pytest.fixture
 def contracts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -120,7 +114,7 @@ def signed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
               tool_call("send_email", {"to": "x@evil.example"}, side_effect=True, reads=[2]),
               name="desk/tainted")
     monkeypatch.setenv(HMAC_ENV, KEY)
-    path = _write(t, tmp_path / "signed.jsonl")
+    path = write_trace_file(t, tmp_path / "signed.jsonl")
     monkeypatch.delenv(HMAC_ENV)
     return path
 
@@ -347,7 +341,7 @@ def test_an_explicit_empty_key_is_refused(tmp_path: Path) -> None:
     """key=b"" is no more a key than the empty variable: writing and reading with it are refused."""
     with pytest.raises(RecordingError, match="empty"):
         TraceWriter(tmp_path / "t.jsonl", Trace(trace_id="t", name="n"), key=b"")
-    path = _write(Trace(trace_id="t", name="n"), tmp_path / "plain.jsonl")
+    path = write_trace_file(Trace(trace_id="t", name="n"), tmp_path / "plain.jsonl")
     with pytest.raises(TraceFormatError, match="empty"):
         read_trace_file(path, key=b"")
     assert not mattrace.verify(path, key=b"").ok
@@ -356,7 +350,7 @@ def test_an_explicit_empty_key_is_refused(tmp_path: Path) -> None:
 def test_an_empty_key_is_refused_at_read_time(signed: Path, contracts: str, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    plain = _write(trace(user("hi"), name="plain"), tmp_path / "plain.jsonl")
+    plain = write_trace_file(trace(user("hi"), name="plain"), tmp_path / "plain.jsonl")
     monkeypatch.setenv(HMAC_ENV, "")
     for path in (plain, signed):
         with pytest.raises(TraceFormatError) as exc:
