@@ -196,3 +196,41 @@ def test_trace_json_schema_rejects_unknown_step_kind(trace: Trace, kind: str) ->
     del data["steps"][0]["index"]
     data["steps"][0]["kind"] = "tool"
     assert any("index" in e for e in _schema_errors(data, schema, schema))
+
+
+def _json_reference(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+_any_float = st.floats(allow_nan=False, allow_infinity=False)
+_small_float = st.floats(min_value=-1e-3, max_value=1e-3, allow_nan=False)
+_scalar = (st.none() | st.booleans() | st.integers() | st.integers(min_value=-2**70, max_value=2**70)
+           | _any_float | _small_float | st.text() | st.text(alphabet=st.characters(max_codepoint=0x40)))
+_values = st.recursive(_scalar, lambda inner: st.lists(inner, max_size=4)
+                       | st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=20)
+
+
+@settings(max_examples=400)
+@given(value=_values)
+def test_canonical_bytes_equal_json(value: Any) -> None:
+    """The C-encoded canonical form is byte for byte the json.dumps one (floats of every size,
+    integers beyond 64 bits, control characters, unicode): files and fingerprints keep their form."""
+    from mattrace.trace import canonical_bytes
+    assert canonical_bytes(value) == _json_reference(value)
+    assert canonical_json(value) == _json_reference(value).decode("utf-8")
+
+
+@pytest.mark.parametrize("value", [1e-05, -4.944089182612731e-06, 1e-07, 5e-324, 1e16, 2**64, -2**63 - 1,
+                                   {"b": [1e-9, None]}, {1: "int key"}, "\x00\x1f\x7f\u2028"])
+def test_canonical_bytes_where_the_c_encoder_would_differ(value: Any) -> None:
+    from mattrace.trace import canonical_bytes
+    assert canonical_bytes(value) == _json_reference(value)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_canonical_bytes_refuses_non_finite_floats(bad: float) -> None:
+    """orjson writes NaN as null; the canonical form refuses it, as json.dumps does."""
+    from mattrace.trace import canonical_bytes
+    with pytest.raises(ValueError):
+        canonical_bytes({"x": [1, bad]})

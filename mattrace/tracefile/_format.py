@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mattrace.errors import MatTraceError, RecordingError, TraceFormatError
-from mattrace.trace import canonical_json
+from mattrace.trace import canonical_bytes, canonical_json
 
 __all__ = ["AUDIT_LOG", "CASSETTE", "FileFormat", "FORMAT", "FORMATS", "HMAC_ENV", "hmac_key_from_env", "TRACE",
            "VERSION"]
@@ -136,8 +136,7 @@ def _encode(body_obj: dict[str, Any]) -> bytes:
     which UTF-8 cannot encode; ``\\udcxx`` escapes keep them exactly, so the record still
     reads back as it was.
     """
-    text = canonical_json(body_obj)
     try:
-        return text.encode("utf-8")
+        return canonical_bytes(body_obj)
     except UnicodeEncodeError:
         return canonical_json(body_obj, ascii_only=True).encode("ascii")
