@@ -20,7 +20,7 @@ from pydantic import BaseModel
 import mattrace
 from mattrace.errors import RecordingError
 from mattrace.recording.jsonable import to_jsonable
-from mattrace.recording.redact import DEFAULT_SECRET_VALUES, REDACTED, Redactor
+from mattrace.recording.redact import DEFAULT_SECRET_KEYS, DEFAULT_SECRET_VALUES, REDACTED, Redactor
 from mattrace.replay import cassette_path
 from mattrace.replay._file import read_cassette
 
@@ -337,3 +337,46 @@ def test_the_cassette_redacts_results_bytes_and_errors_and_replay_serves_the_red
     assert isinstance(error, Refused) and error.token == REDACTED and error.args == ("refused [REDACTED]", REDACTED)
     assert "plain-token-7" not in str(error)
     assert again.trace.fingerprint() == live.trace.fingerprint()
+
+
+# -- the prefilter: a secret is never missed by the quick scan ------------------------------
+
+_KEY_FORMS = [k for key in DEFAULT_SECRET_KEYS for k in (key, key.upper(), key.title().replace("_", ""))]
+_ODD_CASES = {"s": "\u017f", "k": "\u212a", "i": "\u0131"}   # what re.IGNORECASE also matches
+
+
+def _odd_case(text: str) -> str:
+    return "".join(_ODD_CASES.get(ch, ch) for ch in text)
+
+
+@pytest.mark.parametrize("text", [t for t, _ in TRUE_POSITIVES]
+                         + [f"{k}={'x' * 12}" for k in _KEY_FORMS]
+                         + [f"a{_odd_case('pi_key')}: s3cr3tvalue99", f"{_odd_case('Bearer')} abcdefgh1234567"])
+def test_the_prefilter_flags_every_secret_and_its_json(text: str) -> None:
+    """Whatever the full patterns replace, the one-scan prefilter flags, in the text and in
+    the JSON line holding it (so a step with no flag really has nothing to redact)."""
+    assert REDACT.may_hold_secret(text)
+    assert REDACT.may_hold_secret(json.dumps({"content": text}, ensure_ascii=False).encode())
+
+
+@given(st.sampled_from([s for s, _ in TRUE_POSITIVES] + [f"{k}: hunter22" for k in _KEY_FORMS]),
+       st.text(max_size=30), st.text(max_size=30))
+def test_whatever_the_full_patterns_change_the_prefilter_flags(secret_text: str, before: str, after: str) -> None:
+    text = before + secret_text + after
+    if REDACT.text(text) != text:
+        assert REDACT.may_hold_secret(text)
+        assert REDACT.may_hold_secret(json.dumps([before, text], ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
+@given(st.dictionaries(st.sampled_from([*_KEY_FORMS, "apiKey", "clientSecret", "X-Api-Key", "name"]),
+                       st.text(min_size=4, max_size=10), min_size=1))
+def test_a_secret_key_in_a_dict_is_flagged(value: dict[str, str]) -> None:
+    if REDACT(value) != value:
+        assert REDACT.may_hold_secret(json.dumps(value).encode())
+
+
+def test_the_prefilter_passes_ordinary_text_and_defers_to_added_patterns() -> None:
+    prose = "turn 4: refund order policy customer shipping invoice warehouse delivery account " * 3
+    assert not REDACT.may_hold_secret(prose)
+    assert REDACT.extend(values=[r"\bINTERNAL-\d+"]).may_hold_secret(prose)   # no superset known: always look
+    assert not Redactor(enabled=False).may_hold_secret("api_key=abc")

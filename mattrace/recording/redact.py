@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+import re2
 from pydantic import BaseModel
 
 from mattrace.errors import RecordingError
@@ -50,6 +51,7 @@ REDACTED = "[REDACTED]"
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _MAX_DEPTH = 64
 _KEY_CACHE = 4096    # distinct dict keys remembered per redactor (keys repeat: arg names, fields)
+_SCAN_FIRST = 48     # longer text is first scanned for anything secret-like (short text: the regex is as cheap)
 _MIN_LITERAL = 4     # shorter values under secret keys are not searched for elsewhere
 _KEYED = frozenset({StepKind.MEMORY_READ, StepKind.MEMORY_WRITE})   # steps whose target is a key
 
@@ -95,6 +97,51 @@ DEFAULT_SECRET_VALUES: tuple[str, ...] = (
     _PEM, _PUTTY, _JWT, _URL_PASSWORD, *_BEARER, *_BASIC, _AWS_KEY_ID, _GITHUB, _GITLAB, _SLACK,
     _SLACK_WEBHOOK, *_STRIPE, *_GOOGLE, _OPENAI_ANTHROPIC, _HUGGINGFACE, _NPM, _PYPI, _SENDGRID,
 )
+
+
+# A superset of the default value patterns, for RE2 (no look-arounds): a string none of these
+# match holds no default secret, so the common case (no secret anywhere in a step) costs one
+# linear scan of the step's encoded line instead of a regex walk over each of its strings.
+# Matched over JSON text too, so no part relies on a character JSON escapes.
+_PREFILTER_VALUES: dict[str, str] = {
+    _PEM: "-----BEGIN", _PUTTY: "PuTTY-User-Key-File-", _JWT: "eyJ",
+    _URL_PASSWORD: r"://[^\s/?#@]*:[^\s/?#@]+@",
+    **dict.fromkeys(_BEARER, "[Bb]{earer}" + r"(?:[ ]|\\t)+[A-Za-z0-9._~+/=-]{8}"),
+    **dict.fromkeys(_BASIC, "[Bb]{asic}" + r"(?:[ ]|\\t)+[A-Za-z0-9+/]{6}"),
+    _AWS_KEY_ID: "A(?:3T|KIA|SIA|BIA|CCA)", _GITHUB: "gh[pousr]_|github_pat_", _GITLAB: "glpat-",
+    _SLACK: "xox[abposr]-|xapp-", _SLACK_WEBHOOK: r"hooks\.slack\.com",
+    **dict.fromkeys(_STRIPE, "[sr]k_(?:live|test)_|whsec_"), **dict.fromkeys(_GOOGLE, "AIza|GOCSPX-"),
+    _OPENAI_ANTHROPIC: "sk-", _HUGGINGFACE: "hf_", _NPM: "npm_", _PYPI: "pypi-AgE", _SENDGRID: r"SG\.",
+}
+# the characters Python's re.IGNORECASE takes for an ASCII letter besides its two cases
+_FOLDS = {"i": "\u0131\u0130", "k": "\u212a", "s": "\u017f"}
+
+
+def _caseless(word: str) -> str:
+    """``word`` as an RE2 pattern matching what ``re.IGNORECASE`` matches, plus a ``_`` that
+    may be missing (camelCase ``apiKey`` is the key ``api_key``)."""
+    parts = []
+    for ch in word:
+        if ch.isascii() and ch.isalpha():
+            parts.append(f"[{ch.lower()}{ch.upper()}{_FOLDS.get(ch.lower(), '')}]")
+        elif ch == "_":
+            parts.append("_?")
+        else:
+            parts.append(re.escape(ch))
+    return "".join(parts)
+
+
+def _prefilter(values: Iterable[str], keys: Iterable[str]) -> Any:
+    """One RE2 pattern matching every string a secret key or default value pattern could match
+    in, or None when a pattern has no known superset (then every string is searched)."""
+    parts = []
+    for pattern in values:
+        superset = _PREFILTER_VALUES.get(pattern)
+        if superset is None:
+            return None
+        parts.append(re.sub(r"\{([a-z]+)\}", lambda m: _caseless(m.group(1)), superset))
+    parts += [_caseless(key) for key in keys if key]
+    return re2.compile("|".join(f"(?:{p})" for p in parts) if parts else r"\b\B")
 
 
 def _random_like(token: str) -> bool:
@@ -240,6 +287,7 @@ class Redactor:
     _rules: dict[str, _Rule] = field(init=False, repr=False, compare=False)
     _keys_seen: dict[str, tuple[str, bool]] = field(init=False, repr=False, compare=False)
     _literals: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _maybe: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         names = "|".join(re.escape(k) for k in self.keys) or r"(?!x)x"
@@ -254,6 +302,7 @@ class Redactor:
         object.__setattr__(self, "_rules", {**rules, **other_rules})
         object.__setattr__(self, "_keys_seen", {})
         object.__setattr__(self, "_literals", ())
+        object.__setattr__(self, "_maybe", _prefilter(self.values, self.keys) if self.enabled else None)
 
     @classmethod
     def default(cls) -> Redactor:
@@ -283,9 +332,27 @@ class Redactor:
             return to_jsonable(value)
         return self._walk(value, 0)
 
+    def may_hold_secret(self, data: bytes | str) -> bool:
+        """Whether ``data`` (text, or JSON of a step) could hold a secret this redactor replaces.
+
+        False is certain: no secret key name and nothing a value pattern matches occurs in it,
+        found by one linear RE2 scan. True means "look closer" (most hits are ordinary words
+        such as ``token`` or ``basic``); it is always True for patterns added with ``values=``,
+        which have no known superset, and for a redactor scoped to an exception's values.
+        """
+        if not self.enabled:
+            return False
+        if self._maybe is None or self._literals:
+            return True
+        if isinstance(data, str):   # bytes: RE2 then skips translating offsets back to characters
+            data = data.encode("utf-8", "surrogatepass")
+        return self._maybe.search(data) is not None
+
     def text(self, text: str) -> str:
         """``text`` with every secret-shaped part replaced."""
         if not self.enabled:
+            return text
+        if len(text) > _SCAN_FIRST and not self.may_hold_secret(text):
             return text
         for value_re in self._value_res:
             text = value_re.sub(self._replace, text)
