@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-import re2
+import re2  # type: ignore[import-untyped]   # google-re2 ships no type information
 from pydantic import BaseModel
 
 from mattrace.errors import RecordingError
