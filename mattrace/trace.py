@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ __all__ = [
     "canonical_bytes",
     "canonical_json",
     "describe_entrypoint",
+    "fast_canonical_bytes",
     "Outcome",
     "OutcomeStatus",
     "REPLAY_LABEL",
@@ -239,9 +241,6 @@ def canonical_json(value: Any, *, ascii_only: bool = False) -> str:
 
 
 _ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
-# what orjson writes where json.dumps writes something else: `null` for NaN/Infinity (json
-# refuses them), and floats under 1e-4 (json writes 1e-05, orjson 0.00001 or 1e-5)
-_MAYBE_DIFFERENT = (b"null", b"e-", b"0.0000")
 
 
 def canonical_bytes(value: Any) -> bytes:
@@ -259,12 +258,28 @@ def canonical_bytes(value: Any) -> bytes:
         TypeError: a value JSON has no form for.
         UnicodeEncodeError: text with lone surrogates (use ``canonical_json(..., ascii_only=True)``).
     """
+    out = fast_canonical_bytes(value)
+    return out if out is not None else _json_canonical(value).encode("utf-8")
+
+
+_TINY_FLOAT = re.compile(rb"[0-9]e-")
+
+
+def fast_canonical_bytes(value: Any) -> bytes | None:
+    """The canonical bytes of ``value`` from the C encoder, or None where they could differ
+    from :func:`canonical_json`'s (the caller then takes the slow path it prefers).
+
+    orjson writes NaN and Infinity as ``null`` (a parse compares the result with ``value``
+    where ``null`` occurs) and floats under 1e-4 in another notation (``1e-5``, ``0.00001``).
+    """
     try:
         out = orjson.dumps(value, option=_ORJSON_OPTIONS)
     except TypeError:   # orjson.JSONEncodeError is a TypeError
-        return _json_canonical(value).encode("utf-8")
-    if any(marker in out for marker in _MAYBE_DIFFERENT):
-        return _json_canonical(value).encode("utf-8")
+        return None
+    if b"0.0000" in out or (b"e-" in out and _TINY_FLOAT.search(out)):
+        return None
+    if b"null" in out and orjson.loads(out) != value:
+        return None
     return out
 
 

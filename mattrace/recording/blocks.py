@@ -52,7 +52,7 @@ class _Record:
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         assert self._recorder is not None and self._token is not None
         try:
-            self._recorder.close(error=exc)
+            self._recorder.finish(error=exc)
         finally:
             _recorder.reset(self._token)
 

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Unpack
 
+import orjson
 from pydantic import ValidationError
 
 from mattrace._moved import moved_names as _moved_names
@@ -52,9 +53,10 @@ from mattrace.trace import (
     StepError,
     StepKind,
     Trace,
+    fast_canonical_bytes,
     validation_summary,
 )
-from mattrace.tracefile import TraceWriter
+from mattrace.tracefile import TraceWriter, read_trace_file
 
 __all__ = ["Recorder", "slug"]
 
@@ -72,10 +74,34 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:80] or "trace"
 
 
+_KEEP = 1024   # steps a recorder writing a file keeps in memory (the file holds them all)
+_KIND_VALUE = {kind: kind.value for kind in StepKind}
+
+
+def _recorded_step(index: int, kind: StepKind, data: dict[str, Any], sources: tuple[Source, ...],
+                   reads: tuple[int, ...], side_effect: bool) -> Step:
+    """A :class:`Step` from the fields of its line as just written and parsed back, without
+    validating again what the recorder checked and the file now holds (the values are the
+    parse of that line: what the file says, not objects the caller may still change)."""
+    step = Step.__new__(Step)
+    fields = {"index": index, "kind": kind, "agent": data.get("agent", "main"), "target": data.get("target"),
+              "content": data.get("content"), "args": data.get("args"), "result": data.get("result"),
+              "error": None, "sources": sources, "reads": reads, "side_effect": side_effect,
+              "attrs": data.get("attrs", {}), "t_start": data["t_start"], "t_end": data["t_end"]}
+    object.__setattr__(step, "__dict__", fields)
+    object.__setattr__(step, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(step, "__pydantic_extra__", None)
+    object.__setattr__(step, "__pydantic_private__", None)
+    return step
+
+
 class _NullWriter:
     """Stands in for the trace file when a recorder keeps its trace in memory only."""
 
     def write_step(self, step: Step) -> None:
+        pass
+
+    def write_step_record(self, index: int, body: bytes) -> None:
         pass
 
     def seal(self, outcome: Outcome | None) -> None:
@@ -119,7 +145,11 @@ class Recorder:
             summary = validation_summary(exc) if isinstance(exc, ValidationError) else str(exc)
             raise RecordingError(f"record({name!r}): invalid run metadata: {summary}") from None
         self._lock = threading.RLock()
+        # the latest steps; those before `_base` were dropped from memory once the file held
+        # them (a long run's memory stays flat: the file is the truth, read back on demand)
         self._steps: list[Step] = []
+        self._base = 0
+        self._sources_json: dict[Source, dict[str, Any]] = {}
         self._requests = _Requests()
         self._interceptors: list[Interceptor] = []
         self._before_end: list[Callable[[], None]] = []
@@ -137,6 +167,7 @@ class Recorder:
             self.add_interceptor(joined)
         self._writer: TraceWriter | _NullWriter = (
             TraceWriter(self.path, self._header, fsync=fsync) if persist else _NullWriter())
+        self._file_key = self._writer._chain.key if isinstance(self._writer, TraceWriter) else None
         self._header_written = True
         open_run(self)   # LLM calls no run's context reaches are judged against its interceptors too
         if governor is not None:   # from now until close, calls no run can claim are judged for it
@@ -155,25 +186,31 @@ class Recorder:
 
     @property
     def steps(self) -> list[Step]:
-        """A snapshot of the steps recorded so far."""
-        with self._lock:
-            return list(self._steps)
+        """A snapshot of the steps recorded so far (read back from the file for a long run)."""
+        return self.steps_since(0)
 
     def steps_since(self, start: int) -> list[Step]:
-        """The steps recorded from index ``start`` on (cheap: no copy of the whole run)."""
+        """The steps recorded from index ``start`` on (cheap for recent steps: those still in
+        memory are not copied from the file)."""
         with self._lock:
-            return self._steps[start:]
+            base, recent = self._base, self._steps[max(start - self._base, 0):]
+            if start >= base:
+                return recent
+            earlier = read_trace_file(self.path, key=self._file_key).trace.steps[start:base]
+        return earlier + recent
 
     @property
     def trace(self) -> Trace:
         """The trace as recorded so far (complete, with its outcome, once the run ended).
 
         Until the ``end`` step is recorded the trace says so (:attr:`Trace.incomplete`), so a
-        check of a run still going leaves what needs its end undecided.
+        check of a run still going leaves what needs its end undecided. For a long run the
+        steps no longer in memory are read back from its file.
         """
         with self._lock:
-            trace = self._header.model_copy(update={"steps": list(self._steps), "outcome": self._outcome})
-            ended = bool(self._steps) and self._steps[-1].kind is StepKind.END
+            steps = self.steps_since(0)
+            trace = self._header.model_copy(update={"steps": steps, "outcome": self._outcome})
+        ended = bool(steps) and steps[-1].kind is StepKind.END
         if not ended:
             trace.mark_incomplete(f"run {self.name!r} " + ("was abandoned before its end step" if self._closed
                                                           else "has not ended yet"))
@@ -247,40 +284,117 @@ class Recorder:
             RecordingError: the run has ended, the kind is unknown, a ``reads`` entry is not
                 an earlier step index, or a field has the wrong type.
         """
-        kind = _step_kind(kind)
-        fields = self.redactor.step_fields(kind, agent=agent or current_agent(), target=target, content=content,
-                                           args=args, result=result, error=error, sources=sources, attrs=attrs)
-        attrs_j = fields["attrs"]
+        kind = kind if type(kind) is StepKind else _step_kind(kind)
+        agent = agent or current_agent()
+        sources = tuple(sources)
         now = time.time_ns()
+        # the common case (text and plain JSON data, no error) is encoded once, scanned once
+        # for anything secret-like, and written as is; anything else takes the general path
+        fast = (error is None and type(agent) is str and (target is None or type(target) is str)
+                and (content is None or type(content) is str) and (args is None or type(args) is dict)
+                and (attrs is None or type(attrs) is dict) and type(side_effect) is bool
+                and (t_start is None or type(t_start) is int) and (t_end is None or type(t_end) is int)
+                and all(type(s) is Source for s in sources))
         with self._lock:
             if self._closed:
                 raise RecordingError(f"{self.path}: a {kind.value} step was recorded after the "
                                      "run ended; record steps inside the record() block")
-            index = len(self._steps)
+            index = self._base + len(self._steps)
             edges = set(reads)
             bad = [r for r in edges if type(r) is not int or not 0 <= r < index]
             if bad:
                 raise RecordingError(f"step {index} ({kind.value}) reads {sorted(map(repr, bad))}, "
                                      f"which are not earlier steps (0..{index - 1})")
-            target = fields["target"]
-            requester = self._requests.requester(kind, target, fields["agent"], attrs_j, answer=True)
-            if requester is not None:
-                edges.add(requester)
-            try:
-                step = Step(index=index, kind=kind, reads=tuple(sorted(edges)), side_effect=side_effect, **fields,
-                            t_start=t_start if t_start is not None else now,
-                            t_end=t_end if t_end is not None else now)
-            except ValidationError as exc:
-                raise RecordingError(f"step {index} ({kind.value}) is invalid: "
-                                     f"{validation_summary(exc)}") from None
-            try:
-                self._writer.write_step(step)
-            except OSError as exc:
-                self._lose_file(exc, index)
-            self._steps.append(step)
+            step = self._append_plain(index, kind, agent, target, content, args, result, sources, edges,
+                                      side_effect, attrs, t_start if t_start is not None else now,
+                                      t_end if t_end is not None else now) if fast else None
+            if step is None:
+                step = self._append_general(index, kind, agent, target, content, args, result, error, sources,
+                                            edges, side_effect, attrs, t_start if t_start is not None else now,
+                                            t_end if t_end is not None else now)
+            self._keep(step)
             if kind is StepKind.LLM:
                 self._requests.add(step)
             return step
+
+    def _append_plain(self, index: int, kind: StepKind, agent: str, target: str | None, content: str | None,
+                      args: dict[str, Any] | None, result: Any, sources: tuple[Source, ...], edges: set[int],
+                      side_effect: bool, attrs: dict[str, Any] | None, t_start: int, t_end: int) -> Step | None:
+        """Record a step of plain values in one encode, one scan and one parse; None when a value
+        needs converting or redacting (nothing is recorded then; the general path does it)."""
+        requester = self._requests.requester(kind, target, agent, attrs or {}, answer=False)
+        if requester is not None:
+            edges = edges | {requester}
+        data: dict[str, Any] = {"index": index, "kind": _KIND_VALUE[kind]}
+        if agent != "main":
+            data["agent"] = agent
+        if target is not None:
+            data["target"] = target
+        if content is not None:
+            data["content"] = content
+        if args is not None:
+            data["args"] = args
+        if result is not None:
+            data["result"] = result
+        if sources:
+            data["sources"] = [self._source_json(s) for s in sources]
+        reads = tuple(sorted(edges))
+        if reads:
+            data["reads"] = list(reads)
+        if side_effect:
+            data["side_effect"] = True
+        if attrs:
+            data["attrs"] = attrs
+        data["t_start"], data["t_end"] = t_start, t_end
+        body = fast_canonical_bytes({"step": data, "type": "step"})
+        if body is None or self.redactor.may_hold_secret(body):
+            return None
+        if requester is not None:
+            self._requests.requester(kind, target, agent, attrs or {}, answer=True)
+        step = _recorded_step(index, kind, orjson.loads(body)["step"], sources, reads, side_effect)
+        try:
+            self._writer.write_step_record(index, body)
+        except OSError as exc:
+            self._lose_file(exc, index)
+        return step
+
+    def _append_general(self, index: int, kind: StepKind, agent: str, target: str | None, content: str | None,
+                        args: dict[str, Any] | None, result: Any, error: BaseException | StepError | None,
+                        sources: tuple[Source, ...], edges: set[int], side_effect: bool,
+                        attrs: dict[str, Any] | None, t_start: int, t_end: int) -> Step:
+        """Record any step: every field converted to JSON-able data and redacted, then validated."""
+        fields = self.redactor.step_fields(kind, agent=agent, target=target, content=content, args=args,
+                                           result=result, error=error, sources=sources, attrs=attrs)
+        requester = self._requests.requester(kind, fields["target"], fields["agent"], fields["attrs"], answer=True)
+        if requester is not None:
+            edges.add(requester)
+        try:
+            step = Step(index=index, kind=kind, reads=tuple(sorted(edges)), side_effect=side_effect, **fields,
+                        t_start=t_start, t_end=t_end)
+        except ValidationError as exc:
+            raise RecordingError(f"step {index} ({kind.value}) is invalid: "
+                                 f"{validation_summary(exc)}") from None
+        try:
+            self._writer.write_step(step)
+        except OSError as exc:
+            self._lose_file(exc, index)
+        return step
+
+    def _source_json(self, source: Source) -> dict[str, Any]:
+        found = self._sources_json.get(source)
+        if found is None:
+            if len(self._sources_json) >= _KEEP:
+                self._sources_json.clear()
+            found = self._sources_json[source] = source.model_dump(mode="json", exclude_defaults=True)
+        return found
+
+    def _keep(self, step: Step) -> None:
+        """Hold ``step`` in memory; past ``2 * _KEEP`` steps, drop the oldest the file holds."""
+        self._steps.append(step)
+        if len(self._steps) >= 2 * _KEEP and isinstance(self._writer, TraceWriter):
+            drop = len(self._steps) - _KEEP
+            del self._steps[:drop]
+            self._base += drop
 
     def preview(self, kind: StepKind | str, *, agent: str | None = None, target: str | None = None,
                 content: str | None = None, args: dict[str, Any] | None = None,
@@ -298,7 +412,7 @@ class Recorder:
         target = redact.text(target) if target else target
         with self._lock:
             requester = self._requests.requester(kind, target, agent, attrs_j, answer=False)
-            return Step(index=len(self._steps), kind=kind, agent=agent, target=target,
+            return Step(index=self._base + len(self._steps), kind=kind, agent=agent, target=target,
                         content=content, args=args_j, sources=tuple(sources),
                         reads=() if requester is None else (requester,), side_effect=side_effect,
                         attrs=attrs_j)
@@ -325,8 +439,13 @@ class Recorder:
         Without an explicit :meth:`set_outcome`, a run that returned normally ends as
         ``success`` and one that raised as ``error`` (``timeout`` for timeouts).
         """
+        self.finish(error)
+        return self.trace
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """:meth:`close` without building the trace (a long run's would be read back from its file)."""
         if self._closed:
-            return self.trace
+            return
         for callback in self._before_end:
             try:
                 callback()
@@ -347,7 +466,7 @@ class Recorder:
             try:
                 self._writer.seal(outcome)
             except OSError as exc:
-                self._lose_file(exc, len(self._steps))
+                self._lose_file(exc, self._base + len(self._steps))
         try:
             for interceptor in self.interceptors:
                 close = getattr(interceptor, "close", None)   # optional at run time, see add_interceptor
@@ -356,7 +475,6 @@ class Recorder:
         finally:
             close_governed(self)   # last: a call racing the end is refused, never let through
             close_run(self)
-        return self.trace
 
     def before_end(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` when the run is about to end, before its ``end`` step: the last
@@ -368,7 +486,7 @@ class Recorder:
     def next_index(self) -> int:
         """The index the next recorded step will get."""
         with self._lock:
-            return len(self._steps)
+            return self._base + len(self._steps)
 
     def _lose_file(self, exc: OSError, index: int) -> None:
         """Keep recording in memory after the file failed; say so once, loudly."""

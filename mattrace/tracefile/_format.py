@@ -123,10 +123,10 @@ class _Chain:
         self.algorithm = _HMAC if key is not None else _SHA
 
     def digest(self, body: bytes) -> str:
-        data = self.prev.encode("ascii") + body
-        if self.key is not None:
-            return hmac.new(self.key, data, hashlib.sha256).hexdigest()
-        return hashlib.sha256(data).hexdigest()
+        h = hmac.new(self.key, self.prev.encode("ascii"), hashlib.sha256) if self.key is not None \
+            else hashlib.sha256(self.prev.encode("ascii"))
+        h.update(body)
+        return h.hexdigest()
 
 
 def _encode(body_obj: dict[str, Any]) -> bytes:

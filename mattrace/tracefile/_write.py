@@ -14,9 +14,9 @@ from mattrace.tracefile._read import read_trace_file
 __all__ = ["ChainedWriter", "RecordWriter", "TraceWriter"]
 
 
-def _seal_line(body_obj: dict[str, Any], chain: _Chain) -> tuple[bytes, str]:
-    """The line to write and its hash; the chain advances only once the line is written."""
-    body = _encode(body_obj)
+def _seal_line(body: bytes, chain: _Chain) -> tuple[bytes, str]:
+    """The line to write for a record's canonical bytes, and its hash; the chain advances
+    only once the line is written."""
     h = chain.digest(body)
     return body[:-1] + _HASH_PREFIX + h.encode("ascii") + b'"}\n', h
 
@@ -47,12 +47,16 @@ class ChainedWriter:
         self._size = 0
 
     def _append(self, record: dict[str, Any]) -> None:
-        """Write one record whole, or leave the file as it was and raise.
+        """Write one record whole, or leave the file as it was and raise."""
+        self._append_body(_encode(record))
+
+    def _append_body(self, body: bytes) -> None:
+        """Write one record, given as its canonical bytes, whole, or leave the file as it was and raise.
 
         A failed write (disk full, I/O error) is cut back off the file, so the partial
         bytes never glue onto the next record and the chain never covers a lost line.
         """
-        line, h = _seal_line(record, self._chain)
+        line, h = _seal_line(body, self._chain)
         view = memoryview(line)
         try:
             while view:  # os.write may write less than asked (signals, full disks)
@@ -157,6 +161,16 @@ class TraceWriter(ChainedWriter):
         except ValueError as exc:  # NaN/Infinity: JSON has no form for them
             raise RecordingError(f"{self.path}: step {step.index} holds a value JSON cannot "
                                  f"represent ({exc}); record NaN/Infinity as strings") from exc
+        self.steps_written += 1
+
+    def write_step_record(self, index: int, body: bytes) -> None:
+        """Append step ``index`` given as the canonical bytes of its record
+        (``{"step": step.to_json_dict(), "type": "step"}``), which the recorder has already encoded."""
+        if self.sealed:
+            raise RecordingError(f"{self.path}: step {index} recorded after the trace was sealed")
+        if index != self.steps_written:
+            raise RecordingError(f"{self.path}: step index {index} out of order (expected {self.steps_written})")
+        self._append_body(body)
         self.steps_written += 1
 
     def seal(self, outcome: Outcome | None) -> None:

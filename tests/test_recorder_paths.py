@@ -1,0 +1,133 @@
+"""The recorder's two paths (plain values encoded once; anything else converted and redacted
+field by field) write the same bytes, and a long run's steps leave memory for the file."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import mattrace
+from mattrace.recording import recorder as recorder_module
+from mattrace.recording.recorder import Recorder
+from mattrace.recording.redact import Redactor
+from mattrace.trace import Source, Step, StepKind
+from tests.strategies import json_objects, json_values, texts
+
+
+def _step_lines(path: Path) -> list[bytes]:
+    """Each step line's bytes without its hash (which chains from the header, holding the trace id)."""
+    lines = [line[:line.rindex(b',"h":"')] for line in path.read_bytes().split(b"\n") if line]
+    return [line for line in lines if line.endswith(b'"type":"step"')]
+
+
+class _AlwaysLook(Redactor):
+    """The default redactor with the quick scan always saying "look closer": every step takes
+    the general path, field by field, as all steps did before the plain path existed."""
+
+    def may_hold_secret(self, data: bytes | str) -> bool:
+        return True
+
+
+_kinds = st.sampled_from([StepKind.MESSAGE, StepKind.TOOL, StepKind.LLM, StepKind.MEMORY_WRITE])
+_values = st.one_of(json_values, st.tuples(json_values, json_values), st.just(math.nan),
+                    st.just(1e-07), st.just(2**70), st.just({3: "int key"}), st.just({"a", "b"}))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=_kinds, agent=texts.filter(bool), target=st.none() | texts, content=st.none() | texts,
+       args=st.none() | json_objects, result=_values, attrs=st.none() | json_objects,
+       side_effect=st.booleans(), trusted=st.booleans())
+def test_the_plain_path_writes_what_the_general_path_writes(
+        tmp_path_factory: pytest.TempPathFactory, kind: StepKind, agent: str, target: str | None,
+        content: str | None, args: dict[str, Any] | None, result: Any, attrs: dict[str, Any] | None,
+        side_effect: bool, trusted: bool) -> None:
+    """Same inputs, same line (times aside), same step in memory, whichever path recorded it:
+    NaN, tuples, sets, int keys, tiny floats and secrets included."""
+    tmp = tmp_path_factory.mktemp("paths")
+    recorded = []
+    for redactor in (Redactor.default(), _AlwaysLook()):
+        rec = Recorder("paths", dir=tmp, redact=redactor, cassette=False)
+        step = rec.append(kind, agent=agent, target=target, content=content, args=args, result=result,
+                          attrs=attrs, side_effect=side_effect, t_start=1, t_end=2,
+                          sources=[Source(kind="tool", ref=target, trusted=trusted)])
+        rec.close()
+        line = _step_lines(rec.path)[0]
+        assert Step.model_validate(json.loads(line + b"}")["step"]) == step
+        recorded.append((line, step))
+    (plain_line, plain_step), (general_line, general_step) = recorded
+    assert plain_line == general_line
+    assert plain_step == general_step
+
+
+def test_a_secret_sends_the_step_down_the_general_path(tmp_path: Path) -> None:
+    with mattrace.record("secret", dir=tmp_path) as rec:
+        step = rec.append(StepKind.TOOL, target="deploy", args={"apiKey": "abc123def456"},
+                          content="curl -H 'Authorization: Bearer sk-abcdefghijklmnopqrstuvwx12'")
+    assert step.args == {"apiKey": "[REDACTED]"}
+    assert "sk-abcdefghijklmnopqrstuvwx12" not in rec.path.read_text(encoding="utf-8")
+    assert "abc123def456" not in rec.path.read_text(encoding="utf-8")
+
+
+def test_a_value_changed_after_it_was_recorded_does_not_change_the_step(tmp_path: Path) -> None:
+    """The step in memory is the parse of the line written, not the caller's objects."""
+    args: dict[str, Any] = {"items": [1, 2], "note": {"k": "v"}}
+    with mattrace.record("mutate", dir=tmp_path) as rec:
+        step = rec.append(StepKind.TOOL, target="cart", args=args, result=args["items"])
+        args["items"].append(3)
+        args["note"]["k"] = "changed"
+    assert step.args == {"items": [1, 2], "note": {"k": "v"}}
+    assert step.result == [1, 2]
+    assert rec.steps[0] == mattrace.load(rec.path).steps[0]
+
+
+def test_a_long_run_keeps_a_bounded_window_in_memory_and_reads_the_rest_back(tmp_path: Path) -> None:
+    keep = recorder_module._KEEP
+    n = 5 * keep + 7
+    with mattrace.record("long", dir=tmp_path) as rec:
+        for i in range(n):
+            mattrace.message("writer", f"turn {i}")
+        assert len(rec._steps) < 2 * keep          # memory stays flat: the file holds the rest
+        assert rec.next_index == n
+        assert [s.content for s in rec.steps_since(n - 3)] == [f"turn {i}" for i in range(n - 3, n)]
+        early = rec.steps_since(2)
+        assert [s.index for s in early] == list(range(2, n))
+        assert early[0].content == "turn 2"
+    trace = rec.trace
+    assert trace.incomplete is None
+    assert trace.steps == mattrace.load(rec.path).steps
+    assert [s.index for s in trace.steps] == list(range(n + 1))
+
+
+def test_a_run_kept_in_memory_keeps_every_step(tmp_path: Path) -> None:
+    rec = Recorder("memory", persist=False)
+    for i in range(3 * recorder_module._KEEP):
+        rec.append(StepKind.MESSAGE, content=f"m{i}")
+    assert len(rec.steps) == 3 * recorder_module._KEEP
+    assert rec.steps[0].content == "m0"
+
+
+def test_after_the_file_fails_the_steps_before_and_after_are_all_there(tmp_path: Path) -> None:
+    """Steps dropped from memory are read back from the part of the file that was written;
+    those after the failure stay in memory."""
+    keep = recorder_module._KEEP
+    rec = Recorder("fails", dir=tmp_path, cassette=False)
+    for i in range(3 * keep):
+        rec.append(StepKind.MESSAGE, content=f"m{i}")
+    assert rec._base > 0
+
+    def broken(index: int, body: bytes) -> None:
+        raise OSError(28, "No space left on device")
+    rec._writer.write_step_record = broken  # type: ignore[method-assign]
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        for i in range(3 * keep, 4 * keep):
+            rec.append(StepKind.MESSAGE, content=f"m{i}")
+    assert rec.write_error is not None
+    assert [s.content for s in rec.steps] == [f"m{i}" for i in range(4 * keep)]
