@@ -30,6 +30,7 @@ import gc
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -60,15 +61,18 @@ def _content(i: int) -> str:
     return f"turn {i}: " + " ".join(words)[:190]
 
 
+_CLOCK = time.process_time_ns   # CPU time of this process, all threads (see --wall)
+
+
 def _median_us(setup: Setup, n: int, reps: int) -> float:
     """Median µs per op over ``reps`` repetitions of ``n`` ops (the first one is warm-up)."""
     samples = []
     for rep in range(reps + 1):
         run, teardown = setup()
         gc.collect()
-        t0 = time.perf_counter_ns()
+        t0 = _CLOCK()
         run(n)
-        elapsed = time.perf_counter_ns() - t0
+        elapsed = _CLOCK() - t0
         teardown()
         if rep:  # rep 0 warms caches, imports and the allocator
             samples.append(elapsed / n / 1e3)
@@ -98,21 +102,54 @@ def append_bench(tmp: Path, fsync: bool,
     return setup
 
 
-def tool_bench(tmp: Path, fsync: bool) -> Setup:
-    """Calls through a ``@mattrace.tool`` inside a ``record()`` block, one step each."""
+_PREFIX = "Order history and shipping notes for the customer. " * 38   # ~1.9 KB, the same in every output
+
+
+def tool_bench(tmp: Path, fsync: bool, prefill: int = 0, long_outputs: bool = False) -> Setup:
+    """Calls through a ``@mattrace.tool`` inside a ``record()`` block, one step and one cassette
+    line each, after ``prefill`` untimed calls. ``long_outputs``: each result is ~2 KB of text
+    sharing a 1.9 KB prefix with every other (what made an old recorder's cost grow)."""
     @mattrace.tool
     def lookup_order(order: int, region: str = "eu") -> dict[str, object]:
         return {"order": order, "status": "shipped", "region": region}
 
+    @mattrace.tool
+    def order_notes(order: int) -> str:
+        return f"{_PREFIX} order {order}: {_WORDS[order % len(_WORDS)]}"
+
+    call = (lambda i: order_notes(i)) if long_outputs else (lambda i: lookup_order(i, region="eu"))
+
     def setup() -> tuple[Bench, Callable[[], object]]:
         block = mattrace.record("bench-tool", dir=tmp, fsync=fsync)
         block.__enter__()
+        for i in range(prefill):
+            call(i)
 
         def run(n: int) -> None:
-            for i in range(n):
-                lookup_order(i, region="eu")
+            for i in range(prefill, prefill + n):
+                call(i)
         return run, lambda: block.__exit__(None, None, None)
     return setup
+
+
+def rss_growth(steps: int) -> tuple[float, float]:
+    """Peak RSS growth (MB) of a fresh process recording ``steps`` message steps, and the size
+    of the trace file (MB): what a recorder holds in memory for a long run."""
+    code = f"""
+import resource, sys, tempfile
+import mattrace
+with tempfile.TemporaryDirectory() as tmp:
+    with mattrace.record("rss", dir=tmp) as rec:
+        mattrace.message("writer", "warm-up")
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        for i in range({steps}):
+            mattrace.message("writer", f"turn {{i}}: " + "refund order policy customer shipping " * 5)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(before, after, rec.path.stat().st_size)
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
+    before_kb, after_kb, size = int(out[0]), int(out[1]), int(out[2])
+    return (after_kb - before_kb) / 1024, size / 1e6
 
 
 def otel_bench(batch: bool) -> Setup:
@@ -147,41 +184,66 @@ def otel_bench(batch: bool) -> Setup:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global _CLOCK
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations (rough figures)")
     parser.add_argument("--reps", type=int, default=7, help="repetitions per figure (median)")
+    parser.add_argument("--wall", action="store_true", help="wall-clock time instead of CPU time")
+    parser.add_argument("--rss-steps", type=int, default=None,
+                        help="steps of the memory run (default 1,000,000; 100,000 with --quick; 0 skips it)")
     args = parser.parse_args(argv)
-    n, n_short, n_sync = (500, 100, 30) if args.quick else (3000, 200, 200)
+    if args.wall:
+        _CLOCK = time.perf_counter_ns
+    n, n_short, n_sync = (500, 100, 30) if args.quick else (3000, 300, 200)
     reps = 3 if args.quick else args.reps
-    long_run = 2_000
+    late = (2_000, 10_000) if args.quick else (10_000, 100_000)
+    rss_steps = args.rss_steps if args.rss_steps is not None else (100_000 if args.quick else 1_000_000)
 
     with tempfile.TemporaryDirectory(prefix="mattrace-bench-") as tmpdir:
         tmp = Path(tmpdir)
         plan: list[tuple[str, int, Setup]] = [
             ("OTel span, SimpleSpanProcessor → memory (baseline)", n, otel_bench(batch=False)),
             ("OTel span, BatchSpanProcessor → memory", n, otel_bench(batch=True)),
-            (f"append message, steps 0-{n_short - 1} of a trace", n_short,
-             append_bench(tmp, fsync=False)),
-            (f"append message, after {long_run} steps", n_short,
-             append_bench(tmp, fsync=False, prefill=long_run)),
-            ("@mattrace.tool call", n, tool_bench(tmp, fsync=False)),
-            (f"append message, steps 0-{n_sync - 1}, fsync=True", n_sync,
-             append_bench(tmp, fsync=True)),
-            ("@mattrace.tool call, fsync=True", n_sync, tool_bench(tmp, fsync=True)),
+            (f"message step, steps 0-{n_short - 1} of a trace", n_short, append_bench(tmp, fsync=False)),
+            *[(f"message step, after {k:,} steps", n_short, append_bench(tmp, fsync=False, prefill=k))
+              for k in late],
+            ("@mattrace.tool call (step + cassette line)", n, tool_bench(tmp, fsync=False)),
+            *[(f"@mattrace.tool call, after {k:,} calls", n_short, tool_bench(tmp, fsync=False, prefill=k))
+              for k in late],
+            ("@mattrace.tool call, 2 KB outputs, shared prefix", n, tool_bench(tmp, False, long_outputs=True)),
+            (f"@mattrace.tool call, 2 KB outputs, after {late[-1]:,}", n_short,
+             tool_bench(tmp, False, prefill=late[-1], long_outputs=True)),
         ]
         rows = [(label, _median_us(setup, count, reps), count) for label, count, setup in plan]
+        clock, _CLOCK = _CLOCK, time.perf_counter_ns   # waiting for the disk is no CPU time: wall clock
+        synced = [(label, _median_us(setup, n_sync, reps), n_sync) for label, setup in (
+            (f"message step, steps 0-{n_sync - 1}, fsync=True (wall)", append_bench(tmp, fsync=True)),
+            ("@mattrace.tool call, fsync=True (wall)", tool_bench(tmp, fsync=True)))]
+        _CLOCK = clock
 
     base = rows[0][1]
+    what = "wall-clock" if args.wall else "CPU time (all threads)"
     print(f"mattrace {mattrace.__version__} · Python {platform.python_version()} · "
-          f"{os.cpu_count()} CPU(s) · {platform.system()} · median of {reps} reps after warm-up")
+          f"{os.cpu_count()} CPU(s) · {platform.system()} · median of {reps} reps after warm-up · {what}")
     print(f"{'operation':<52} {'ops/rep':>7} {'µs/op':>9} {'vs OTel span':>12}")
-    for label, us, count in rows:
+    for label, us, count in rows + synced:
         print(f"{label:<52} {count:>7} {us:>9.2f} {us / base:>11.2f}x")
     if any(_DROPPED.values()):
         print(f"note: OTel dropped up to {max(_DROPPED.values())} spans per repetition "
               "(queue full); dropped spans cost less than exported ones")
-    print("fsync=False unless stated. Shared, noisy machine: read the ratios, not the "
-          "microseconds; fsync figures are the disk's.")
+    by_label = {label: us for label, us, _ in rows}
+    message = [us for label, us in by_label.items() if label.startswith("message step")]
+    tool = [us for label, us in by_label.items() if label.startswith("@mattrace.tool call") and "2 KB" not in label]
+    print(f"targets: message step ≤ 0.60x (worst {max(message) / base:.2f}x), tool call ≤ 1.00x "
+          f"(worst {max(tool) / base:.2f}x); flat: message {max(message) / min(message):.2f}x, "
+          f"tool {max(tool) / min(tool):.2f}x from the first steps to {late[-1]:,} (≤ 1.2x)")
+    if rss_steps:
+        grown, size = rss_growth(rss_steps)
+        print(f"memory: recording {rss_steps:,} message steps grew peak RSS by {grown:.1f} MB "
+              f"({grown * 1024 * 1024 / rss_steps:.0f} bytes/step; target ≤ 100 MB for 1M steps); "
+              f"trace file {size:.0f} MB")
+    print("fsync=False unless stated. Shared, noisy machine: read the ratios, not the microseconds; fsync "
+          "figures are the disk's.")
     return 0
 
 

@@ -131,3 +131,44 @@ def test_after_the_file_fails_the_steps_before_and_after_are_all_there(tmp_path:
             rec.append(StepKind.MESSAGE, content=f"m{i}")
     assert rec.write_error is not None
     assert [s.content for s in rec.steps] == [f"m{i}" for i in range(4 * keep)]
+
+
+def _sample(a, b=2, c="x"):  # type: ignore[no-untyped-def]
+    return (a, b, c)
+
+
+def _keyword_only(a, *, b=2):  # type: ignore[no-untyped-def]
+    return (a, b)
+
+
+@pytest.mark.parametrize("fn", [_sample, _keyword_only])
+@pytest.mark.parametrize(("args", "kwargs"), [
+    ((1,), {}), ((1, 5), {}), ((1,), {"c": "y"}), ((), {"a": 1, "c": "z", "b": 3}), ((1, 2, 3), {}),
+    ((1, 2, 3, 4), {}), ((), {}), ((1,), {"a": 2}), ((1,), {"d": 4}), ((1,), {"b": 9})])
+def test_the_quick_binder_binds_as_signature_bind_does(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Same arguments in the same order, or the same TypeError, as inspect.Signature.bind."""
+    import inspect
+
+    from mattrace.recording.boundaries import _bind, _binder
+    sig = inspect.signature(fn)
+    try:
+        expected: Any = _bind(sig, args, kwargs)
+    except TypeError as exc:
+        with pytest.raises(TypeError, match=str(exc)):
+            _binder(sig)(args, kwargs)
+    else:
+        got = _binder(sig)(args, kwargs)
+        assert list(got.items()) == list(expected.items())
+
+
+def test_a_tool_result_holding_a_secret_is_redacted_in_the_cassette(tmp_path: Path) -> None:
+    @mattrace.tool
+    def fetch_config(name: str) -> dict[str, str]:
+        return {"name": name, "note": "token=ghp_abcdefghijklmnopqrstuvwxyz0123456789"}
+
+    with mattrace.record("cassette-secret", dir=tmp_path) as rec:
+        fetch_config("prod")
+    cassette = next(tmp_path.glob("*.cassette")).read_text(encoding="utf-8")
+    assert "ghp_abcdefghijklmnopqrstuvwxyz0123456789" not in cassette
+    assert "ghp_abcdefghijklmnopqrstuvwxyz0123456789" not in rec.path.read_text(encoding="utf-8")
+    assert '"prod"' in cassette

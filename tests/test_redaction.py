@@ -351,7 +351,8 @@ def _odd_case(text: str) -> str:
 
 @pytest.mark.parametrize("text", [t for t, _ in TRUE_POSITIVES]
                          + [f"{k}={'x' * 12}" for k in _KEY_FORMS]
-                         + [f"a{_odd_case('pi_key')}: s3cr3tvalue99", f"{_odd_case('Bearer')} abcdefgh1234567"])
+                         + [f"a{_odd_case('pi_key')}: s3cr3tvalue99", f"{_odd_case('Bearer')} abcdefgh1234567",
+                            "\ttoken=hunter22", "x\npassword: hunter22", "\u0007secret=hunter22"])
 def test_the_prefilter_flags_every_secret_and_its_json(text: str) -> None:
     """Whatever the full patterns replace, the one-scan prefilter flags, in the text and in
     the JSON line holding it (so a step with no flag really has nothing to redact)."""
@@ -378,5 +379,6 @@ def test_a_secret_key_in_a_dict_is_flagged(value: dict[str, str]) -> None:
 def test_the_prefilter_passes_ordinary_text_and_defers_to_added_patterns() -> None:
     prose = "turn 4: refund order policy customer shipping invoice warehouse delivery account " * 3
     assert not REDACT.may_hold_secret(prose)
+    assert not REDACT.may_hold_secret(json.dumps({"usage": {"input_tokens": 3, "max_tokens": 9}}))
     assert REDACT.extend(values=[r"\bINTERNAL-\d+"]).may_hold_secret(prose)   # no superset known: always look
     assert not Redactor(enabled=False).may_hold_secret("api_key=abc")

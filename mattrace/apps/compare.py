@@ -149,7 +149,7 @@ def compare(suite: ModuleType, designs: Sequence[str] | None = None, seeds: int 
                         except Exception as exc:   # the run's error is its outcome; the others go on
                             rec.set_outcome("error", reason=f"{type(exc).__name__}: {exc}")
                         else:
-                            said = rec.trace.outcome
+                            said = rec.outcome
                             if said is None or said.status == "success":   # a run cut off says so itself
                                 ok = bool(suite.oracle(answer, rec.steps))
                                 rec.set_outcome(success=ok, output=str(answer)[:2000],

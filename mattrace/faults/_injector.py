@@ -147,5 +147,5 @@ def join_run(recorder: Recorder, options: RecordOptions) -> FaultInjector | None
     if isinstance(faults, FaultPlan):
         return FaultInjector(faults, recorder)
     # a plain list draws from the run's configured seed, so each trial faults differently
-    config_seed = recorder.trace.config.get("seed")
+    config_seed = recorder.config.get("seed")
     return FaultInjector(FaultPlan.of(faults, config_seed if type(config_seed) is int else 0), recorder)

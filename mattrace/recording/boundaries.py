@@ -88,8 +88,39 @@ def _bind(sig: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any])
     return dict(bound.arguments)
 
 
+def _binder(sig: inspect.Signature) -> Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any]]:
+    """``_bind`` for ``sig``: for the usual signature (parameters any call may pass by position
+    or name) a dict built directly, in the signature's order, a tenth of ``Signature.bind``'s
+    cost; any other signature, and any call that does not fit, goes through ``Signature.bind``
+    (so its errors are Python's own)."""
+    params = list(sig.parameters.values())
+    if not all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params):
+        return lambda args, kwargs: _bind(sig, args, kwargs)
+    names = tuple(p.name for p in params)
+    known = frozenset(names)
+    defaults = {p.name: p.default for p in params if p.default is not p.empty}
+
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        n = len(args)
+        if n > len(names) or not known.issuperset(kwargs) or any(name in kwargs for name in names[:n]):
+            return _bind(sig, args, kwargs)
+        arguments = dict(zip(names, args, strict=False))
+        for name in names[n:]:
+            if name in kwargs:
+                arguments[name] = kwargs[name]
+            elif name in defaults:
+                arguments[name] = defaults[name]
+            else:
+                return _bind(sig, args, kwargs)   # missing: Python's TypeError
+        return arguments
+    return bind
+
+
 def _invoker(fn: Callable[..., Any], sig: inspect.Signature) -> Callable[..., Any]:
     """Call ``fn`` from an arguments dict (interceptors may have rewritten it)."""
+    if all(p.kind is p.POSITIONAL_OR_KEYWORD for p in sig.parameters.values()):
+        return fn   # every parameter can be passed by name: fn(**arguments) is the call
+
     def invoke(**arguments: Any) -> Any:
         bound = inspect.BoundArguments(sig, arguments)
         return fn(*bound.args, **bound.kwargs)
@@ -101,9 +132,10 @@ def _wrap(fn: _F, kind: StepKind, name: str, side_effect: bool,
     """Wrap ``fn`` as a boundary; ``describe(result)`` gives what to record and its sources."""
     sig = inspect.signature(fn)
     invoke = _invoker(fn, sig)
+    bind = _binder(sig)
 
     def prepare(args: tuple[Any, ...], kwargs: dict[str, Any], call_id: str | None) -> tuple[Call, dict[str, Any]]:
-        arguments = _bind(sig, args, kwargs)
+        arguments = bind(args, kwargs)
         attrs = {"tool_call_id": call_id} if call_id is not None else {}
         return Call(kind, name, dict(arguments), current_agent(), side_effect, attrs), arguments
 

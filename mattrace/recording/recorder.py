@@ -217,6 +217,11 @@ class Recorder:
         return trace
 
     @property
+    def outcome(self) -> Outcome | None:
+        """The outcome declared so far (cheap, unlike :attr:`trace`): None until one is set or the run ends."""
+        return self._outcome
+
+    @property
     def closed(self) -> bool:
         return self._closed
 

@@ -131,6 +131,22 @@ def _caseless(word: str) -> str:
     return "".join(parts)
 
 
+# what may stand before a secret key name: nothing, a non-alphanumeric character, or a JSON
+# escape (``\t`` ends in a letter but stands for a tab); after it: no letter, digit or ``_``
+_NAME_START = r"(?:^|[^A-Za-z0-9]|\\[nrtbf]|\\u[0-9a-fA-F]{4})"
+_NAME_END = r"(?:[^A-Za-z0-9_]|$)"
+
+
+def _key_name(key: str) -> str:
+    """Where a secret key name can count: as a key (``client_secret``, ``X-Api-Key``,
+    camelCase ``accessToken``) or in an assignment (``token = ...``), never inside a longer
+    word (``max_tokens``, ``tokenizer``), which is what keeps usage fields off the slow path."""
+    rest = _caseless(key[1:])
+    start = f"{_NAME_START}{_caseless(key[0])}{rest}"
+    camel = f"{key[0].upper()}{rest}" if key[0].isascii() and key[0].isalpha() else None
+    return f"(?:{start}|{camel}){_NAME_END}" if camel else f"{start}{_NAME_END}"
+
+
 def _prefilter(values: Iterable[str], keys: Iterable[str]) -> Any:
     """One RE2 pattern matching every string a secret key or default value pattern could match
     in, or None when a pattern has no known superset (then every string is searched)."""
@@ -140,7 +156,7 @@ def _prefilter(values: Iterable[str], keys: Iterable[str]) -> Any:
         if superset is None:
             return None
         parts.append(re.sub(r"\{([a-z]+)\}", lambda m: _caseless(m.group(1)), superset))
-    parts += [_caseless(key) for key in keys if key]
+    parts += [_key_name(key) for key in keys if key]
     return re2.compile("|".join(f"(?:{p})" for p in parts) if parts else r"\b\B")
 
 

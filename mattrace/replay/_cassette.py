@@ -37,6 +37,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from mattrace.errors import EscapedCallWarning, RecordingError, ReplayMismatch, TraceWriteWarning, UnrecordedCall
 from mattrace.recording.escapes import call_site
 from mattrace.recording.interceptors import REPLAY_ORDER, Answer, Call, CallOutcome
@@ -47,7 +49,7 @@ from mattrace.replay._file import CassetteWriter, read_cassette
 from mattrace.replay._match import Matcher
 from mattrace.replay._mismatch import unrecorded_call
 from mattrace.replay._trust import current_allowance
-from mattrace.trace import StepKind, canonical_json
+from mattrace.trace import StepKind, canonical_json, fast_canonical_bytes
 
 __all__ = ["Cassette", "cassette_path", "MODES", "RecordMode"]
 
@@ -74,6 +76,31 @@ def _key(kind: str, target: str, agent: str, args: Any) -> tuple[str, str, str, 
 def _entry_key(entry: dict[str, Any]) -> tuple[str, str, str, str]:
     return _key(entry["kind"], entry["target"], entry.get("agent", ""), entry["args"])
 
+
+
+def _plain_args(args: dict[str, Any], redact: Redactor) -> Any:
+    """``redact.jsonable(args)``, a copy; for plain JSON with nothing secret-like in it, one
+    encode, one scan and one parse instead of a walk over every value."""
+    encoded = fast_canonical_bytes(args)
+    if encoded is None or redact.may_hold_secret(encoded):
+        return redact.jsonable(args)
+    return orjson.loads(encoded)
+
+
+def _clean(value: Any, redact: Redactor) -> bool:
+    """Whether ``value`` holds nothing ``redact`` would change (so encoding it need not redact).
+
+    Certain only for what the C encoder can write whole: anything else (bytes, models, sets)
+    is encoded with redaction, where a secret may hide in a repr or a byte string. (An enum
+    member's name, which a repr shows and the encoder does not, is code, not recorded data.)
+    """
+    if not redact.enabled or value is None or isinstance(value, bool | int | float):
+        return True
+    try:
+        encoded = orjson.dumps(value, option=orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME)
+    except TypeError:
+        return False
+    return not redact.may_hold_secret(encoded)
 
 class Cassette:
     """Recorded answers of one run's boundary calls; an interceptor on its recorder.
@@ -141,7 +168,7 @@ class Cassette:
     # -- the interceptor protocol ----------------------------------------------------------
 
     def before(self, call: Call) -> Answer | None:
-        args = self.redact.jsonable(call.args)
+        args = _plain_args(call.args, self.redact)
         target, agent = self.redact.text(call.target), self.redact.text(call.agent)
         with self._lock:
             if self.replaying:
@@ -202,7 +229,7 @@ class Cassette:
             elif call.kind in _KEYED and outcome.result is not None and redact.is_secret_key(call.target):
                 entry["result"] = REDACTED   # memory["api_token"]: the key says the value is a secret
             else:
-                entry["result"] = encode_value(outcome.result, redact)
+                entry["result"] = encode_value(outcome.result, None if _clean(outcome.result, redact) else redact)
             self._write(entry)
         return outcome
 

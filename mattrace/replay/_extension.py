@@ -33,7 +33,7 @@ def join_run(recorder: Recorder, options: RecordOptions) -> Cassette | None:
     if where is False or where is None:
         return None
     path = cassette_path(recorder.path) if where is True else Path(cast(str, where))
-    seed = recorder.trace.config.get("seed")
+    seed = recorder.config.get("seed")
     try:
         cassette = Cassette(path, record_mode(options.get("record_mode", "once")), redact=recorder.redactor,
                             fsync=bool(options.get("fsync")), match=options.get("match"),

@@ -165,7 +165,7 @@ def append_drafts(recorder: Recorder, drafts: list[Draft]) -> None:
     for d in drafts:
         if d.run is not None:   # a run mattrace exported: its outcome, unless the run already has one
             outcome = d.run.get("outcome")
-            if isinstance(outcome, dict) and recorder.trace.outcome is None:
+            if isinstance(outcome, dict) and recorder.outcome is None:
                 recorder.set_outcome(outcome.get("status"), output=outcome.get("output"),
                                      reason=outcome.get("reason"))
             continue

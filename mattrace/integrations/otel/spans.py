@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 __all__ = ["flattened", "from_sdk", "json_value", "SpanRecord"]
 
 
@@ -58,9 +60,12 @@ def json_value(value: Any) -> Any:
     """An attribute that may hold JSON text, parsed; anything else as it is."""
     if isinstance(value, str) and value[:1] in "[{":
         try:
-            return json.loads(value)
-        except ValueError:
-            return value
+            return orjson.loads(value)
+        except ValueError:   # what orjson refuses and json reads: NaN, integers beyond 64 bits
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
     if isinstance(value, tuple):
         return list(value)
     return value
