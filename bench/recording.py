@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.wall:
         _CLOCK = time.perf_counter_ns
-    n, n_short, n_sync = (500, 100, 30) if args.quick else (3000, 300, 200)
+    n, n_short, n_sync = (500, 300, 30) if args.quick else (3000, 1000, 200)
     reps = 3 if args.quick else args.reps
     late = (2_000, 10_000) if args.quick else (10_000, 100_000)
     rss_steps = args.rss_steps if args.rss_steps is not None else (100_000 if args.quick else 1_000_000)

@@ -93,7 +93,7 @@ def test_a_long_run_keeps_a_bounded_window_in_memory_and_reads_the_rest_back(tmp
     with mattrace.record("long", dir=tmp_path) as rec:
         for i in range(n):
             mattrace.message("writer", f"turn {i}")
-        assert len(rec._steps) < 2 * keep          # memory stays flat: the file holds the rest
+        assert len(rec._steps) <= keep + recorder_module._DROP   # memory stays flat: the file holds the rest
         assert rec.next_index == n
         assert [s.content for s in rec.steps_since(n - 3)] == [f"turn {i}" for i in range(n - 3, n)]
         early = rec.steps_since(2)

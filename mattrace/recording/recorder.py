@@ -75,6 +75,7 @@ def slug(name: str) -> str:
 
 
 _KEEP = 1024   # steps a recorder writing a file keeps in memory (the file holds them all)
+_DROP = 64
 _KIND_VALUE = {kind: kind.value for kind in StepKind}
 
 
@@ -305,8 +306,8 @@ class Recorder:
                 raise RecordingError(f"{self.path}: a {kind.value} step was recorded after the "
                                      "run ended; record steps inside the record() block")
             index = self._base + len(self._steps)
-            edges = set(reads)
-            bad = [r for r in edges if type(r) is not int or not 0 <= r < index]
+            edges = set(reads) if reads else set()
+            bad = [r for r in edges if type(r) is not int or not 0 <= r < index] if edges else None
             if bad:
                 raise RecordingError(f"step {index} ({kind.value}) reads {sorted(map(repr, bad))}, "
                                      f"which are not earlier steps (0..{index - 1})")
@@ -327,7 +328,8 @@ class Recorder:
                       side_effect: bool, attrs: dict[str, Any] | None, t_start: int, t_end: int) -> Step | None:
         """Record a step of plain values in one encode, one scan and one parse; None when a value
         needs converting or redacting (nothing is recorded then; the general path does it)."""
-        requester = self._requests.requester(kind, target, agent, attrs or {}, answer=False)
+        asks = kind is StepKind.TOOL or (attrs is not None and "tool_call_id" in attrs)
+        requester = self._requests.requester(kind, target, agent, attrs or {}, answer=False) if asks else None
         if requester is not None:
             edges = edges | {requester}
         data: dict[str, Any] = {"index": index, "kind": _KIND_VALUE[kind]}
@@ -394,12 +396,12 @@ class Recorder:
         return found
 
     def _keep(self, step: Step) -> None:
-        """Hold ``step`` in memory; past ``2 * _KEEP`` steps, drop the oldest the file holds."""
+        """Hold ``step`` in memory; past ``_KEEP + _DROP`` steps, drop the ``_DROP`` oldest (the
+        file holds them). Small drops keep the cost of freeing them spread over the steps."""
         self._steps.append(step)
-        if len(self._steps) >= 2 * _KEEP and isinstance(self._writer, TraceWriter):
-            drop = len(self._steps) - _KEEP
-            del self._steps[:drop]
-            self._base += drop
+        if len(self._steps) >= _KEEP + _DROP and isinstance(self._writer, TraceWriter):
+            del self._steps[:_DROP]
+            self._base += _DROP
 
     def preview(self, kind: StepKind | str, *, agent: str | None = None, target: str | None = None,
                 content: str | None = None, args: dict[str, Any] | None = None,
