@@ -302,6 +302,7 @@ class Redactor:
     _value_res: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
     _rules: dict[str, _Rule] = field(init=False, repr=False, compare=False)
     _keys_seen: dict[str, tuple[str, bool]] = field(init=False, repr=False, compare=False)
+    _short_seen: dict[str, str] = field(init=False, repr=False, compare=False)
     _literals: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _maybe: Any = field(init=False, repr=False, compare=False)
 
@@ -317,6 +318,7 @@ class Redactor:
         object.__setattr__(self, "_value_res", tuple(r for r in (fast_re, other_re) if r is not None))
         object.__setattr__(self, "_rules", {**rules, **other_rules})
         object.__setattr__(self, "_keys_seen", {})
+        object.__setattr__(self, "_short_seen", {})
         object.__setattr__(self, "_literals", ())
         object.__setattr__(self, "_maybe", _prefilter(self.values, self.keys) if self.enabled else None)
 
@@ -368,8 +370,19 @@ class Redactor:
         """``text`` with every secret-shaped part replaced."""
         if not self.enabled:
             return text
-        if len(text) > _SCAN_FIRST and not self.may_hold_secret(text):
-            return text
+        if len(text) > _SCAN_FIRST:
+            if not self.may_hold_secret(text):
+                return text
+        elif not self._literals:   # short text repeats (agent, tool and key names): remembered
+            seen = self._short_seen.get(text)
+            if seen is None:
+                if len(self._short_seen) >= _KEY_CACHE:
+                    self._short_seen.clear()
+                seen = self._short_seen[text] = self._replaced(text)
+            return seen
+        return self._replaced(text)
+
+    def _replaced(self, text: str) -> str:
         for value_re in self._value_res:
             text = value_re.sub(self._replace, text)
         for literal in self._literals:
