@@ -87,6 +87,17 @@ def test_a_value_changed_after_it_was_recorded_does_not_change_the_step(tmp_path
     assert rec.steps[0] == mattrace.load(rec.path).steps[0]
 
 
+def test_flat_values_changed_after_they_were_recorded_do_not_change_the_step(tmp_path: Path) -> None:
+    args: dict[str, Any] = {"order": 7, "region": "eu"}
+    result = ["shipped", 3]
+    attrs: dict[str, Any] = {"tries": 1}
+    with mattrace.record("mutate-flat", dir=tmp_path) as rec:
+        step = rec.append(StepKind.TOOL, target="lookup", args=args, result=result, attrs=attrs)
+        args["order"], result[0], attrs["tries"] = 8, "lost", 2
+    assert (step.args, step.result, step.attrs) == ({"order": 7, "region": "eu"}, ["shipped", 3], {"tries": 1})
+    assert step == mattrace.load(rec.path).steps[0]
+
+
 def test_a_long_run_keeps_a_bounded_window_in_memory_and_reads_the_rest_back(tmp_path: Path) -> None:
     keep = recorder_module._KEEP
     n = 5 * keep + 7

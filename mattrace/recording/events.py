@@ -7,6 +7,7 @@ instrumentation can stay in production code.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,6 +29,7 @@ def _check_text(**fields: object) -> None:
             raise RecordingError(f"{name} must be text, got {type(value).__name__} {value!r}")
 
 
+@functools.lru_cache(maxsize=1024)   # a Source is immutable; speakers repeat
 def _source_of(agent: str) -> Source:
     return Source(kind="user", ref=agent) if agent == "user" else Source(kind="agent", ref=agent)
 

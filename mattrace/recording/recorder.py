@@ -96,6 +96,39 @@ def _recorded_step(index: int, kind: StepKind, data: dict[str, Any], sources: tu
     return step
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _flat(value: Any) -> Any:
+    """A copy of ``value`` equal to the parse of its JSON, when that is cheap to be sure of (a
+    scalar, or a dict or list of scalars of exactly those types); else ``_NOT_FLAT``."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        return dict(value) if all(type(v) in _SCALARS for v in value.values()) else _NOT_FLAT
+    if kind is list:
+        return list(value) if all(type(v) in _SCALARS for v in value) else _NOT_FLAT
+    return _NOT_FLAT
+
+
+_NOT_FLAT = object()
+
+
+def _flat_copies(data: dict[str, Any]) -> dict[str, Any] | None:
+    """``data`` (a step's JSON fields, already encoded as the file's line) with its values copied
+    so that nothing the caller holds is shared, or None when only parsing the line back gives
+    that (nested containers); the common message or tool step of flat arguments skips the parse."""
+    out = dict(data)
+    for name in ("args", "result", "attrs"):
+        if name in data:
+            copied = _flat(data[name])
+            if copied is _NOT_FLAT:
+                return None
+            out[name] = copied
+    return out
+
+
 class _NullWriter:
     """Stands in for the trace file when a recorder keeps its trace in memory only."""
 
@@ -358,7 +391,9 @@ class Recorder:
             return None
         if requester is not None:
             self._requests.requester(kind, target, agent, attrs or {}, answer=True)
-        step = _recorded_step(index, kind, orjson.loads(body)["step"], sources, reads, side_effect)
+        flat = _flat_copies(data)
+        step = _recorded_step(index, kind, flat if flat is not None else orjson.loads(body)["step"], sources,
+                              reads, side_effect)
         try:
             self._writer.write_step_record(index, body)
         except OSError as exc:

@@ -157,7 +157,12 @@ def _prefilter(values: Iterable[str], keys: Iterable[str]) -> Any:
             return None
         parts.append(re.sub(r"\{([a-z]+)\}", lambda m: _caseless(m.group(1)), superset))
     parts += [_key_name(key) for key in keys if key]
-    return re2.compile("|".join(f"(?:{p})" for p in parts) if parts else r"\b\B")
+    # a one-pattern RE2 Set: it only answers "any match?", about a microsecond cheaper per call
+    # than search(), which also works out where
+    found = re2.Set.SearchSet()
+    found.Add("|".join(f"(?:{p})" for p in parts) if parts else r"\b\B")
+    found.Compile()
+    return found
 
 
 def _random_like(token: str) -> bool:
@@ -364,7 +369,7 @@ class Redactor:
             return True
         if isinstance(data, str):   # bytes: RE2 then skips translating offsets back to characters
             data = data.encode("utf-8", "surrogatepass")
-        return self._maybe.search(data) is not None
+        return self._maybe.Match(data) is not None
 
     def text(self, text: str) -> str:
         """``text`` with every secret-shaped part replaced."""

@@ -14,13 +14,6 @@ from mattrace.tracefile._read import read_trace_file
 __all__ = ["ChainedWriter", "RecordWriter", "TraceWriter"]
 
 
-def _seal_line(body: bytes, chain: _Chain) -> tuple[bytes, str]:
-    """The line to write for a record's canonical bytes, and its hash; the chain advances
-    only once the line is written."""
-    h = chain.digest(body)
-    return body[:-1] + _HASH_PREFIX + h.encode("ascii") + b'"}\n', h
-
-
 class ChainedWriter:
     """Writes hash-chained JSONL records to a new file, one ``write`` per line.
 
@@ -56,12 +49,14 @@ class ChainedWriter:
         A failed write (disk full, I/O error) is cut back off the file, so the partial
         bytes never glue onto the next record and the chain never covers a lost line.
         """
-        line, h = _seal_line(body, self._chain)
-        view = memoryview(line)
+        h = self._chain.digest(body)
+        line = body[:-1] + _HASH_PREFIX + h.encode("ascii") + b'"}\n'
         try:
-            while view:  # os.write may write less than asked (signals, full disks)
-                written = os.write(self._fd, view)
-                view = view[written:]
+            written = os.write(self._fd, line)
+            if written < len(line):   # os.write may write less than asked (signals, full disks)
+                view = memoryview(line)[written:]
+                while view:
+                    view = view[os.write(self._fd, view):]
             if self.fsync:
                 os.fsync(self._fd)
         except OSError:
