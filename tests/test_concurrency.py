@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import itertools
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -136,13 +137,18 @@ def test_threads_sharing_one_record_block_get_unique_gap_free_indices(trace_dir:
                 echo(f"w{n}", k)
                 mattrace.message(None, f"w{n} says {k}")
 
-    with mattrace.record("shared run", dir=trace_dir) as rec:
-        threads = [threading.Thread(target=contextvars.copy_context().run, args=(work, n))
-                   for n in range(workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)   # a worker's steps take less than one default slice: make threads take turns
+    try:
+        with mattrace.record("shared run", dir=trace_dir) as rec:
+            threads = [threading.Thread(target=contextvars.copy_context().run, args=(work, n))
+                       for n in range(workers)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        sys.setswitchinterval(switch)
     steps: list[Step] = rec.trace.steps
     total = workers * per_worker * 2 + 1
     assert [s.index for s in steps] == list(range(total))
