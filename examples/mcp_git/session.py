@@ -125,8 +125,8 @@ def main() -> None:
         workdir = Path(args.keep) if args.keep else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         outcome = run(workdir.resolve())
-    steps = [f"{s.index}: {s.kind.value} " + (f"from {s.agent}" if s.kind.value in ("message", "end") else str(s.target))
-             for s in outcome.recorded.steps]
+    steps = [f"{s.index}: {s.kind.value} " + (f"from {s.agent}" if s.target is None or s.kind.value == "message"
+                                              else s.target) for s in outcome.recorded.steps]
     print(f"recorded {outcome.recorded.name}: {len(steps)} steps")
     print("  " + "\n  ".join(steps))
     for verdict in outcome.report.verdicts:
