@@ -128,8 +128,11 @@ def test_http_proxy_records_calls_and_a_policy_blocks_one(tmp_path: Path, http_s
         wiped = await session.call_tool("wipe", {"path": "/srv"})
         return [sorted(t.name for t in listed.tools), _text(echoed), wiped.is_error, _text(wiped)]
 
-    with proxy(tmp_path, http_server, ["--name", "http-session", "--policy", str(tmp_path / "policy.toml")]) as url:
-        names, echoed, blocked, reason = over_http(url, script)
+    options = ["--name", "http-session", "--policy", str(tmp_path / "policy.toml"),
+               "--cassette", str(tmp_path / "http.cassette")]
+    with proxy(tmp_path, http_server, options) as url:
+        live = over_http(url, script)
+    names, echoed, blocked, reason = live
     assert "echo" in names and "wipe" in names and echoed == "over http"
     assert blocked is True and "no-wipe" in reason and "wiping needs a person" in reason
     recorded = traces(tmp_path)[0]
@@ -143,6 +146,31 @@ def test_http_proxy_records_calls_and_a_policy_blocks_one(tmp_path: Path, http_s
     blocks = [s for s in recorded.steps if s.kind is StepKind.GOVERNANCE and s.args["decision"] == "block"]
     assert [d.target for d in blocks] == ["tool:wipe"] and blocks[0].args["rule"] == "no-wipe"
     assert not any(s.kind is StepKind.TOOL and s.target == "wipe" for s in recorded.steps)
+
+    # --record none: the cassette answers the same session over HTTP; the server's URL is never reached
+    (tmp_path / "replay").mkdir()
+    with proxy(tmp_path / "replay", f"http://127.0.0.1:{_free_port()}/mcp", [*options, "--record", "none"]) as url:
+        assert over_http(url, script) == live
+    (replayed,) = traces(tmp_path / "replay")
+    assert replayed.fingerprint() == recorded.fingerprint()
+
+
+def test_an_unreachable_server_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    """A server URL nobody listens on: the client's initialize gets a JSON-RPC error at once, the
+    session's trace ends in error, and the proxy goes on serving the next client."""
+    async def connect(url: str) -> str:
+        with anyio.fail_after(30):
+            async with streamable_http_client(url) as (read, write), ClientSession(read, write) as session:
+                with pytest.raises(MCPError) as failed:
+                    await session.initialize()
+                return str(failed.value)
+
+    dead = f"http://127.0.0.1:{_free_port()}/mcp"
+    with proxy(tmp_path, dead, []) as url:
+        for _ in range(2):
+            assert "cannot be reached" in anyio.run(connect, url)
+    recorded = traces(tmp_path)
+    assert len(recorded) == 2 and all(t.outcome is not None and t.outcome.status == "error" for t in recorded)
 
 
 def _asks_recorded(recorded: Trace) -> None:
@@ -234,3 +262,19 @@ def test_bad_listen_addresses_are_refused(tmp_path: Path) -> None:
         done = subprocess.run([sys.executable, "-m", "mattrace", "mcp", "--http", "http://127.0.0.1:1/mcp",
                                "--listen", listen], capture_output=True, text=True, cwd=tmp_path, timeout=60)
         assert done.returncode == 2 and said in done.stderr, (listen, done.stderr)
+
+
+def test_a_foreign_host_header_is_refused(tmp_path: Path, http_server: str) -> None:
+    """DNS rebinding: a request naming a host that is not loopback is refused (421) and opens no
+    session (no trace); a proper client is served after it."""
+    import httpx2
+
+    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "evil", "version": "1"}}}
+    with proxy(tmp_path, http_server, []) as url:
+        refused = httpx2.post(url, json=body, headers={"Host": "evil.example:80",
+                                                       "Accept": "application/json, text/event-stream"})
+        assert refused.status_code == 421
+        answers = over_http(url, lambda session: session.call_tool("echo", {"text": "fine"}))
+    assert _text(answers) == "fine"
+    assert [t.name for t in traces(tmp_path)] == ["mcp-mcp"]

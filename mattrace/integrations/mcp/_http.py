@@ -232,7 +232,16 @@ class _Listener:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         await ready.wait()
-        await transport.handle_request(scope, receive, send)
+        status: list[int] = []
+
+        async def watch(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        await transport.handle_request(scope, receive, watch)
+        if not status or status[0] >= 400:   # refused (a bad Host, not an initialize ...): no session opened
+            await transport.terminate()
 
     async def _session(self, transport: StreamableHTTPServerTransport, ready: asyncio.Event) -> None:
         session_id = transport.mcp_session_id
@@ -255,6 +264,9 @@ class _Listener:
                     client.outbox.put_nowait(None)
                     await asyncio.wait([writer], timeout=STOP_SECONDS)
                     writer.cancel()
+                    self.sessions.pop(session_id, None)   # its id answers 404 from now on
+                    if not transport.is_terminated:   # ended here, before its streams close under it
+                        await transport.terminate()
         except Exception as exc:   # one session's failure is said, and the others go on
             warn(f"session {session_id[:8]} ended with {type(exc).__name__}: {exc}")
         finally:
