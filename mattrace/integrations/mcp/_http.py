@@ -21,6 +21,7 @@ import ipaddress
 import json
 import signal
 import socket
+from collections.abc import MutableMapping
 from typing import Any
 from uuid import uuid4
 
@@ -234,7 +235,7 @@ class _Listener:
         await ready.wait()
         status: list[int] = []
 
-        async def watch(message: dict[str, Any]) -> None:
+        async def watch(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status.append(message["status"])
             await send(message)
