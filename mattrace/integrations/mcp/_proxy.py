@@ -1,17 +1,21 @@
-"""The stdio proxy: ``mattrace mcp -- <server command>`` between an MCP client and its server.
+"""The proxy's session loop, and the stdio proxy: ``mattrace mcp -- <server command>``.
 
 The client starts the proxy as if it were the server and speaks JSON-RPC on the proxy's
-stdin and stdout; the proxy starts the real server as a subprocess (in its own process
-group, so the whole tree stops with the session) and passes every message through. The
-client's requests go through :class:`~mattrace.integrations.mcp._boundary.McpBoundary`
-inside one ``mattrace.record()`` block per session, so each is governed, faulted, replayed
-and recorded like any boundary call, and the trace is crash-safe and hash-chained like
-every trace. Everything else (notifications, the server's own requests to the client and
-their answers) passes through untouched.
+stdin and stdout; the proxy starts the real server as a subprocess
+(:class:`~mattrace.integrations.mcp._upstream.StdioServer`) and passes every message through.
+The streamable-HTTP proxy (:mod:`~mattrace.integrations.mcp._http`) runs the same loop,
+:func:`serve_session`, once per client session. The client's requests go through
+:class:`~mattrace.integrations.mcp._boundary.McpBoundary` inside one ``mattrace.record()``
+block per session, so each is governed, faulted, replayed and recorded like any boundary
+call, and the trace is crash-safe and hash-chained like every trace. The server's own
+requests to the client pass through and are recorded when the client answers
+(:mod:`~mattrace.integrations.mcp._asks`); notifications pass through untouched.
 
 Never a hang, never a traceback on the wire:
 
 * the server dies: every waiting request gets a JSON-RPC error, the trace ends as an error;
+* the server does not answer a request within the timeout: that request gets a JSON-RPC
+  error, the session goes on;
 * the server writes a line that is not JSON-RPC: the request it answered (or, when the line
   names none, every waiting request, since a stdio server must write nothing else) gets a
   JSON-RPC error and late answers to those requests are dropped;
@@ -22,7 +26,6 @@ Never a hang, never a traceback on the wire:
 With ``record_mode="none"`` (or ``once`` with a cassette that exists) no server is started:
 the cassette answers every request.
 """
-
 from __future__ import annotations
 
 import asyncio
