@@ -256,12 +256,20 @@ def test_a_silent_server_times_out_over_http(tmp_path: Path, http_server: str) -
     assert stall.error is not None and "within 1 s" in stall.error.message
 
 
-def test_bad_listen_addresses_are_refused(tmp_path: Path) -> None:
-    """--listen takes a loopback HOST:PORT; anything else is one line on stderr and exit status 2."""
-    for listen, said in (("0.0.0.0:8000", "loopback only"), ("localhost", "HOST:PORT"), ("127.0.0.1:99999", "0 to")):
-        done = subprocess.run([sys.executable, "-m", "mattrace", "mcp", "--http", "http://127.0.0.1:1/mcp",
-                               "--listen", listen], capture_output=True, text=True, cwd=tmp_path, timeout=60)
-        assert done.returncode == 2 and said in done.stderr, (listen, done.stderr)
+def test_bad_http_options_are_refused(tmp_path: Path) -> None:
+    """--listen takes a loopback HOST:PORT, --http a URL, --timeout a positive number; anything else is
+    one line on stderr and exit status 2."""
+    url = "http://127.0.0.1:1/mcp"
+    for options, said in ((["--http", url, "--listen", "0.0.0.0:8000"], "loopback only"),
+                          (["--http", url, "--listen", "localhost"], "HOST:PORT"),
+                          (["--http", url, "--listen", "127.0.0.1:99999"], "0 to"),
+                          (["--http", "127.0.0.1:8000"], "http:// or https:// URL"),
+                          (["--http", url, "--timeout", "-1"], "above 0"),
+                          (["--http", url, "--", "python", "server.py"], "not both")):
+        done = subprocess.run([sys.executable, "-m", "mattrace", "mcp", *options], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=60)
+        assert done.returncode == 2 and said in done.stderr, (options, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def test_a_foreign_host_header_is_refused(tmp_path: Path, http_server: str) -> None:

@@ -26,7 +26,8 @@ def _add_mcp(sub: Commands, common: Parents) -> None:
         "putting `mattrace mcp --` before the server command in its configuration, or, for a streamable-HTTP "
         "server, by giving it the URL `mattrace mcp --http URL` prints.",
         epilog="example: mattrace mcp --dir traces --policy policy.toml -- uvx mcp-server-git --repository . | "
-        "exit status: 0 the session ended, 1 the server died, 2 bad usage or a server that cannot start.")
+        "exit status: 0 the session ended (--http: the proxy was stopped), 1 the server died, 2 bad usage or a server "
+        "that cannot start.")
     cmd.add_argument("--name", help="the trace's name (default: mcp-<client name> from the client's initialize)")
     cmd.add_argument("--dir", default=".mattrace/traces", help="where traces go (default .mattrace/traces)")
     cmd.add_argument("--record", choices=("none", "once", "new", "all"), default="once",
@@ -46,7 +47,8 @@ def _add_mcp(sub: Commands, common: Parents) -> None:
     cmd.add_argument("--fsync", action="store_true", help="make every step durable as it is recorded (slower)")
     cmd.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                      help="how long a request may wait on a silent server before the client gets a JSON-RPC error "
-                          "(default 60; progress notifications and questions to the client stop the clock; 0: none)")
+                          "(default 60; a progress notification restarts the clock, a question to the client "
+                          "pauses it; 0: none)")
     cmd.add_argument("--http", metavar="URL", help="stand in front of a streamable-HTTP server at URL instead of "
                      "starting a stdio server; the proxy listens on --listen and prints its URL on stderr")
     cmd.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT",
