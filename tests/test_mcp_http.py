@@ -286,3 +286,28 @@ def test_a_foreign_host_header_is_refused(tmp_path: Path, http_server: str) -> N
         answers = over_http(url, lambda session: session.call_tool("echo", {"text": "fine"}))
     assert _text(answers) == "fine"
     assert [t.name for t in traces(tmp_path)] == ["mcp-mcp"]
+
+
+def test_a_client_in_auto_mode_falls_back_to_the_handshake(tmp_path: Path, http_server: str) -> None:
+    """The SDK's high-level Client probes with the 2026 stateless protocol first; the proxy answers such a
+    request -32022 naming the handshake versions, the client falls back to initialize, and the call is
+    recorded."""
+    import httpx2
+    from mcp.client import Client
+    from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+
+    async def main(url: str) -> str:
+        with anyio.fail_after(30):
+            async with Client(url) as client:
+                return _text(await client.call_tool("echo", {"text": "auto mode"}))
+
+    with proxy(tmp_path, http_server, []) as url:
+        probe = httpx2.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}},
+                            headers={"MCP-Protocol-Version": "2026-07-28",
+                                     "Accept": "application/json, text/event-stream"})
+        assert probe.status_code == 400
+        error = probe.json()["error"]
+        assert error["code"] == -32022 and error["data"]["supported"] == list(HANDSHAKE_PROTOCOL_VERSIONS)
+        assert anyio.run(main, url) == "auto mode"
+    (recorded,) = traces(tmp_path)
+    assert [s.target for s in recorded.steps if s.kind is StepKind.TOOL] == ["echo"]
