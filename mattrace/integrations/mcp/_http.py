@@ -306,6 +306,7 @@ def serve_http(options: ProxyOptions) -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(2048)   # before the URL is printed: a client that connects at once waits in the backlog
     except OSError as exc:
         sock.close()
         raise McpError(f"cannot listen on {options.listen}: {exc}") from None
