@@ -25,6 +25,7 @@ from mattrace.contracts import (
     max_calls,
     never,
     no_action_after_error,
+    no_destructive_call,
     no_unsupported_propagation,
     no_untrusted_action,
     no_untrusted_context_action,
@@ -107,6 +108,15 @@ CORPUS: dict[str, Trace] = {
              attrs={"mcp": {"method": "tools/list"},
                     **({"mcp_tool_changes": [{"tool": "weather", "change": "description"}]} if i else {})})
         for i in range(2)]),
+    "mcp_reset": Trace(trace_id="reset", name="mcp_reset", steps=[
+        Step(index=0, kind=StepKind.MESSAGE, agent="mcp-git", content="tools: git_status, git_reset",
+             result={"tools": [{"name": "git_status", "annotations": {"readOnlyHint": True}},
+                               {"name": "git_reset", "annotations": {"destructiveHint": True}}]},
+             attrs={"mcp": {"method": "tools/list"}}),
+        Step(index=1, kind=StepKind.TOOL, target="git_status",
+             attrs={"mcp": {"server": "mcp-git", "destructive": False, "marked_by": "annotations"}}),
+        Step(index=2, kind=StepKind.TOOL, target="git_reset", side_effect=True,
+             attrs={"mcp": {"server": "mcp-git", "destructive": True, "marked_by": "annotations"}})]),
 }
 
 
@@ -210,6 +220,11 @@ ROUND_TRIPS: list[tuple[str, str, Contract]] = [
     ("tool_definitions_stable", """
         use = "tool_definitions_stable"
      """, tool_definitions_stable()),
+    ("no_destructive_call", """
+        use = "no_destructive_call"
+        allow = ["git_commit", "rm_*"]
+        unannotated = false
+     """, no_destructive_call(["git_commit", "rm_*"], unannotated=False)),
     ("all_of, error, untrusted, args matches", """
         use = "never"
         [contract.step]
@@ -281,6 +296,7 @@ MINIMAL = {
     "no_action_after_error": "",
     "max_calls": 'tool = ["rm_rf", "rm_all"]\nn = 0',
     "tool_definitions_stable": "",
+    "no_destructive_call": 'allow = "git_*"',
 }
 
 
@@ -389,7 +405,7 @@ ERRORS: list[tuple[str, str, int, str]] = [
         [[contract]]
         use = "xyzzy"
      """, 2, "unknown contract 'xyzzy' (known: always, at_most, claims_supported, confirmed_before, each, "
-             "eventually, max_calls, never, no_action_after_error, no_unsupported_propagation, "
+             "eventually, max_calls, never, no_action_after_error, no_destructive_call, no_unsupported_propagation, "
              "no_untrusted_action, no_untrusted_context_action, precedes, responds, stays_in_role, terminates, "
              "tool_definitions_stable, within)"),
     ("bad regex in a sub-table", """

@@ -16,7 +16,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.shared.exceptions import MCPError
 
 import mattrace
-from mattrace.contracts import never, step, tool_definitions_stable
+from mattrace.contracts import never, no_destructive_call, step, tool_definitions_stable
 from mattrace.integrations.mcp import read_lock
 from mattrace.trace import StepKind, Trace
 
@@ -106,6 +106,10 @@ def test_git_session_is_recorded_with_marks_and_replays_without_the_server(tmp_p
                                    "a destructive MCP tool call")).named("no destructive calls")
     violation = mattrace.check(recorded, [destructive]).first_violation
     assert violation is not None and violation.step == reset.index
+    stock = mattrace.check(recorded, [no_destructive_call()]).first_violation
+    assert stock is not None and stock.step == reset.index and stock.witness == (listing.index, reset.index)
+    assert "tool git_reset" in stock.reason and "destructiveHint: true (listed at step 0)" in stock.reason
+    assert mattrace.check(recorded, [no_destructive_call(allow=["git_re*"])]).ok
 
     cassette = sorted((tmp_path / "traces").glob("*.cassette"))[0]
     replay_dir = tmp_path / "replayed"

@@ -18,14 +18,16 @@ if TYPE_CHECKING:
 
 def _add_mcp(sub: Commands, common: Parents) -> None:
     cmd = sub.add_parser(
-        "mcp", help="record, govern, fault and replay an MCP server's tools (a stdio proxy)",
+        "mcp", help="record, govern, fault and replay an MCP server's tools (a stdio or HTTP proxy)",
         description="Run an MCP server behind a proxy that records each client session as a trace: tools/list, "
         "every tools/call as a tool step (trust and side effects from the tool annotations), resources/read as "
         "retrieval, prompts as messages. Governance (--policy), faults (--faults) and replay (--cassette, "
         "--record) act on every call, and tool definitions are pinned (--pin). Point a client at it by "
-        "putting `mattrace mcp --` before the server command in its configuration.",
+        "putting `mattrace mcp --` before the server command in its configuration, or, for a streamable-HTTP "
+        "server, by giving it the URL `mattrace mcp --http URL` prints.",
         epilog="example: mattrace mcp --dir traces --policy policy.toml -- uvx mcp-server-git --repository . | "
-        "exit status: 0 the session ended, 1 the server died, 2 bad usage or a server that cannot start.")
+        "exit status: 0 the session ended (--http: the proxy was stopped), 1 the server died, 2 bad usage or a server "
+        "that cannot start.")
     cmd.add_argument("--name", help="the trace's name (default: mcp-<client name> from the client's initialize)")
     cmd.add_argument("--dir", default=".mattrace/traces", help="where traces go (default .mattrace/traces)")
     cmd.add_argument("--record", choices=("none", "once", "new", "all"), default="once",
@@ -43,6 +45,14 @@ def _add_mcp(sub: Commands, common: Parents) -> None:
         cmd.add_argument(flag, action="append", default=[], metavar="PATTERN",
                          help=f"{what} for tool:GLOB or resource:GLOB, over the annotations (repeatable)")
     cmd.add_argument("--fsync", action="store_true", help="make every step durable as it is recorded (slower)")
+    cmd.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                     help="how long a request may wait on a silent server before the client gets a JSON-RPC error "
+                          "(default 60; a progress notification restarts the clock, a question to the client "
+                          "pauses it; 0: none)")
+    cmd.add_argument("--http", metavar="URL", help="stand in front of a streamable-HTTP server at URL instead of "
+                     "starting a stdio server; the proxy listens on --listen and prints its URL on stderr")
+    cmd.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT",
+                     help="where the HTTP proxy listens, on loopback (default 127.0.0.1:0, any free port)")
     cmd.add_argument("server", nargs=argparse.REMAINDER, metavar="-- COMMAND ...",
                      help="the server command, after --")
     cmd.set_defaults(func=_mcp)
@@ -62,10 +72,14 @@ def _mcp(args: argparse.Namespace) -> int:
         governor=load_policy(args.policy) if args.policy else None,
         marks=Marks(trusted=tuple(args.trusted), untrusted=tuple(args.untrusted),
                     side_effect=tuple(args.side_effect), read_only=tuple(args.read_only)),
-        pin=args.pin)
+        pin=args.pin, http=args.http, listen=args.listen, timeout=args.timeout or None)
     options.check()
     if server and server[0].startswith("-"):
         raise CliError(f"unknown option {server[0]!r}; the server command goes after --")
+    if options.http is not None:
+        from mattrace.integrations.mcp import serve_http
+
+        return serve_http(options)
     return serve_stdio(options)
 
 

@@ -40,6 +40,7 @@ from mattrace.contracts._library import (
     confirmed_before,
     max_calls,
     no_action_after_error,
+    no_destructive_call,
     no_untrusted_action,
     no_untrusted_context_action,
     stays_in_role,
@@ -438,6 +439,12 @@ def _no_untrusted_action(ld: _Loader, at: Key, raw: dict[str, Any]) -> Contract:
     return no_untrusted_action(selectors=tables.get("selectors"), egress=tables.get("egress"), strict=strict)
 
 
+def _no_destructive_call(ld: _Loader, at: Key, raw: dict[str, Any]) -> Contract:
+    allow = ld.names((*at, "allow"), raw["allow"]) if "allow" in raw else []
+    unannotated = ld.flag((*at, "unannotated"), raw["unannotated"]) if "unannotated" in raw else True
+    return no_destructive_call(allow, unannotated=unannotated)
+
+
 def _extract(ld: _Loader, at: Key, raw: dict[str, Any]) -> bool:
     return ld.flag((*at, "extract"), raw["extract"]) if "extract" in raw else False
 
@@ -472,4 +479,5 @@ _USES: dict[str, _Use] = {
     "no_action_after_error": _Use(lambda ld, at, raw: no_action_after_error()),
     "max_calls": _Use(_max_calls, ("tool", "n")),
     "tool_definitions_stable": _Use(lambda ld, at, raw: tool_definitions_stable()),
+    "no_destructive_call": _Use(_no_destructive_call, optional=("allow", "unannotated")),
 }

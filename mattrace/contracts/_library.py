@@ -1,14 +1,15 @@
 """Stock contracts for the failure classes of multi-agent orchestration.
 
 Non-termination, role drift, untrusted context turning into actions, actions without
-confirmation, actions after a failure, runaway tool use, and MCP tool definitions that
-change after they were approved. Each is built from the same
+confirmation, actions after a failure, runaway tool use, MCP tool definitions that
+change after they were approved, and destructive MCP tool calls. Each is built from the same
 operators a user would write, with reason sentences phrased for the failure it catches;
 the factuality contracts live in ``_claims``.
 """
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
@@ -22,8 +23,8 @@ from mattrace.contracts._verdict import Verdict
 from mattrace.errors import ContractError
 from mattrace.trace import Step, StepKind
 
-__all__ = ["confirmed_before", "max_calls", "no_action_after_error", "no_untrusted_action", "stays_in_role",
-           "terminates", "tool_definitions_stable", "TOOL_CHANGES_ATTR"]
+__all__ = ["confirmed_before", "max_calls", "no_action_after_error", "no_destructive_call", "no_untrusted_action",
+           "stays_in_role", "terminates", "tool_definitions_stable", "TOOL_CHANGES_ATTR"]
 
 
 # -- terminates ----------------------------------------------------------------------------
@@ -338,3 +339,87 @@ def _tool_change(change: dict[str, Any]) -> str:
     if kind == "removed":
         return f"{tool!r} was removed"
     return f"the {kind} of {tool!r} changed"
+
+
+# -- destructive calls (MCP) -------------------------------------------------------------------
+
+_DECLARED = frozenset({"annotations", "_meta labels", "configured"})
+"""How a call's marks were decided when the server (or the user) said something about the tool."""
+
+
+def no_destructive_call(allow: Sequence[str] = (), *, unannotated: bool = True) -> Contract:
+    """No call of an MCP tool marked destructive, except those ``allow`` names (globs allowed).
+
+    The MCP boundary records on each ``tools/call`` step whether the tool is destructive
+    (``attrs["mcp"]["destructive"]``), read from its annotations with the specification's
+    defaults: ``destructiveHint`` true, or no annotations at all, makes a tool that is not
+    ``readOnlyHint`` destructive. This fails at the first such call; its witness is the
+    ``tools/list`` that declared the tool, when there was one, and the call.
+
+    Args:
+        allow: tool names or globs whose destructive calls are expected (``["git_reset"]``).
+        unannotated: also fail at a tool that is destructive only by the MCP defaults (it has
+            no annotations, or was never listed); ``False`` trusts only what a server declared.
+
+    Raises:
+        ContractError: ``allow`` is not a list of names.
+    """
+    if isinstance(allow, str) or not all(isinstance(a, str) and a for a in allow):
+        raise ContractError(f"no_destructive_call(allow=...) takes a list of tool names or globs, got {allow!r}")
+    return _NoDestructiveCall(tuple(allow), unannotated).named("no destructive calls")
+
+
+class _NoDestructiveCall(Contract):
+    def __init__(self, allow: tuple[str, ...], unannotated: bool) -> None:
+        self.allow = allow
+        self.unannotated = unannotated
+
+    def describe(self) -> str:
+        args = [f"allow={list(self.allow)!r}"] if self.allow else []
+        args += [] if self.unannotated else ["unannotated=False"]
+        return f"no_destructive_call({', '.join(args)})"
+
+    def monitor(self) -> Monitor:
+        return _NoDestructiveMonitor(self)
+
+
+class _NoDestructiveMonitor(Monitor):
+    __slots__ = ("allow", "listed_at", "unannotated")
+
+    def __init__(self, contract: _NoDestructiveCall) -> None:
+        super().__init__(contract)
+        self.allow = contract.allow
+        self.unannotated = contract.unannotated
+        self.listed_at: dict[str, tuple[int, Any]] = {}   # tool -> (its latest listing, its annotations)
+
+    def _step(self, s: Step) -> Verdict | None:
+        mcp = s.attrs.get("mcp")
+        if not isinstance(mcp, dict):
+            return None
+        if mcp.get("method") == "tools/list" and isinstance(s.result, dict):
+            for tool in s.result.get("tools") or ():
+                if isinstance(tool, dict) and isinstance(tool.get("name"), str):
+                    self.listed_at[tool["name"]] = (s.index, tool.get("annotations"))
+            return None
+        if s.kind is not StepKind.TOOL or mcp.get("destructive") is not True or s.target is None:
+            return None
+        if any(fnmatch.fnmatchcase(s.target, a) for a in self.allow):
+            return None
+        why = mcp.get("marked_by")
+        declared = why in _DECLARED
+        if not declared and not self.unannotated:
+            return None
+        listed, annotations = self.listed_at.get(s.target, (None, None))
+        if why == "annotations":
+            hint = isinstance(annotations, dict) and annotations.get("destructiveHint") is True
+            said = ("its annotations say destructiveHint: true" if hint else
+                    "its annotations leave destructiveHint at its default, true")
+            said += f" (listed at step {listed})" if listed is not None else ""
+        elif declared:
+            said = f"it is marked destructive by {why}"
+        else:
+            said = f"{why} make it destructive (annotate it readOnlyHint or destructiveHint: false, or pass " \
+                   "unannotated=False)"
+        witness = (listed, s.index) if listed is not None else (s.index,)
+        return self.failed(s.index, f"{describe_step(s)} at step {s.index} is a destructive MCP call: {said}",
+                           witness)

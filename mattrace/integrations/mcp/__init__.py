@@ -4,7 +4,8 @@ Two ways in, the same steps out:
 
 * the proxy, ``mattrace mcp [options] -- <server command>``, which any MCP client (Claude
   Desktop, Cursor, an Agents SDK, LangGraph ...) is pointed at by changing one line of its
-  configuration (:func:`serve_stdio`, :class:`ProxyOptions`);
+  configuration (:func:`serve_stdio`, :class:`ProxyOptions`), or ``mattrace mcp --http URL``
+  in front of a streamable-HTTP server (:func:`serve_http`), where the client changes one URL;
 * :func:`instrument` for Python code that holds an SDK ``ClientSession``.
 
 Each ``tools/call`` is a ``tool`` step (arguments, result content, ``isError``) whose side
@@ -36,6 +37,15 @@ def instrument(session: Any, *, marks: Marks | None = None, pin: str | Path | No
 
     return instrument_session(session, marks=marks, pin=pin, agent=agent)
 
+
+def serve_http(options: ProxyOptions) -> int:
+    """The streamable-HTTP proxy (``mattrace mcp --http URL``): see
+    :func:`mattrace.integrations.mcp._http.serve_http`; imported on first use (it loads the
+    SDK's HTTP transports and uvicorn)."""
+    from mattrace.integrations.mcp._http import serve_http as serve
+
+    return serve(options)
+
 __all__ = [
     "instrument",
     "Marks",
@@ -44,6 +54,7 @@ __all__ = [
     "ProxyOptions",
     "read_lock",
     "run_proxy",
+    "serve_http",
     "serve_stdio",
     "ToolMarks",
     "ToolPins",
