@@ -12,8 +12,13 @@ same step count: 1,000 traces of 1,000 steps and 10,000 traces of 100 steps (mor
 cost more: each is opened, and DuckDB's reader pays per file). A results file gives every
 trace five verdicts and factuality counts, as the pytest plugin's would. The files are
 written once into ``--data`` and reused. Each figure is the best of ``--reps`` ingests
-into a fresh store file (steps/s counts steps; the seconds include the results file and
-closing the store), then a re-ingest of the unchanged files.
+into a fresh store file (steps/s counts steps; the seconds include creating the store, the
+results file and closing the store), then a re-ingest of the unchanged files. ``target``
+is steps/s against the goal of 1M steps/s. The machine is shared and noisy, so each layout
+also gets a baseline measured in the same run: ``floor s`` is DuckDB alone loading the
+same step lines into a fresh file (``read_ndjson`` with the step's fields as columns, one
+``CREATE TABLE … AS``: no trace ids, no checks, no derived columns, no per-trace rows),
+and ``x floor`` is the ingest's time against it, the part of the cost that is mattrace's.
 
 Part 2 times the full metrics query (``Store.metrics(by=("config",))``: success,
 termination, compliance, factuality, pass^k, flip rate, with Wilson intervals), the
@@ -49,6 +54,7 @@ from mattrace.trace import Outcome, Trace
 from mattrace.tracefile import TraceWriter
 
 SEEDS = 5
+TARGET = 1_000_000   # steps/s: the goal a fresh ingest is measured against
 CONTRACTS = ["terminates", "no untrusted action", "stays in role", "confirmed before send_email", "claims supported"]
 
 
@@ -110,6 +116,31 @@ def bench_ingest(data: Path, store: Path, reps: int) -> tuple[float, float, int]
     return seconds, again, steps
 
 
+def bench_floor(data: Path, store: Path, reps: int) -> float:
+    """Best seconds for DuckDB alone to load the step lines of ``data`` into a fresh file (the baseline)."""
+    import duckdb
+
+    from mattrace.store._records import STEP_RECORD
+    from mattrace.store._sql import literal, sql_type
+
+    files = sorted(str(p) for p in (data / "traces").glob("*.jsonl"))
+    columns = f"{{step: {literal(sql_type(STEP_RECORD['step']))}, type: 'VARCHAR'}}"
+
+    def once() -> int:
+        for stale in store.parent.glob(store.name + "*"):
+            stale.unlink()
+        con = duckdb.connect(str(store))
+        try:
+            con.execute(f"CREATE TABLE steps AS SELECT unnest(step) FROM read_ndjson(?, columns={columns}) "
+                        "WHERE type = 'step'", [files])
+            row = con.execute("SELECT count(*) FROM steps").fetchone()
+        finally:
+            con.close()
+        return int(row[0]) if row else 0
+
+    return best(once, reps)[0]
+
+
 def bench_queries(store: Path, reps: int) -> dict[str, float]:
     """Best seconds of the metrics query, per-contract compliance and a steps scan."""
     with Store.open(store, read_only=True) as s:
@@ -152,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.cpu_count()} CPUs, {platform.machine()}")
     work = Path(tempfile.mkdtemp(prefix="mattrace-bench-"))
     try:
-        print(f"\n{'layout':<24}{'ingest s':>10}{'steps/s':>12}{'re-ingest s':>13}")
+        print(f"\n{'layout':<24}{'ingest s':>10}{'steps/s':>12}{'target':>8}{'floor s':>9}{'x floor':>9}"
+              f"{'re-ingest s':>13}")
         last_store = None
         for traces, steps in layouts:
             data = args.data / f"{traces}x{steps}"
@@ -161,8 +193,10 @@ def main(argv: list[str] | None = None) -> int:
             wrote = time.perf_counter() - write_started
             store = work / f"{traces}x{steps}.duckdb"
             seconds, again, ingested = bench_ingest(data, store, reps)
+            floor = bench_floor(data, work / "floor.duckdb", reps)
             label = f"{traces:,} x {steps:,} steps"
-            print(f"{label:<24}{seconds:>10.2f}{ingested / seconds:>12,.0f}{again:>13.2f}"
+            print(f"{label:<24}{seconds:>10.2f}{ingested / seconds:>12,.0f}{ingested / seconds / TARGET:>8.2f}"
+                  f"{floor:>9.2f}{seconds / floor:>9.2f}{again:>13.2f}"
                   + (f"   (files written in {wrote:.0f} s)" if wrote > 1 else ""))
             last_store = store
         assert last_store is not None   # the many-traces layout: the harder case for per-trace metrics
