@@ -183,3 +183,27 @@ def test_a_tool_result_holding_a_secret_is_redacted_in_the_cassette(tmp_path: Pa
     assert "ghp_abcdefghijklmnopqrstuvwxyz0123456789" not in cassette
     assert "ghp_abcdefghijklmnopqrstuvwxyz0123456789" not in rec.path.read_text(encoding="utf-8")
     assert '"prod"' in cassette
+
+
+def test_a_consumer_a_little_behind_gets_exactly_the_steps_it_missed(tmp_path: Path) -> None:
+    keep = recorder_module._KEEP
+    with mattrace.record("behind", dir=tmp_path) as rec:
+        for i in range(3 * keep):
+            mattrace.message("writer", f"turn {i}")
+        start = rec._base - 5        # five steps before the first one still in memory
+        got = rec.steps_since(start)
+        assert [s.index for s in got] == list(range(start, 3 * keep))
+        assert [s.content for s in got[:6]] == [f"turn {i}" for i in range(start, start + 6)]
+
+
+def test_a_file_changed_under_a_running_recorder_is_refused_when_read_back(tmp_path: Path) -> None:
+    keep = recorder_module._KEEP
+    rec = Recorder("tampered", dir=tmp_path, cassette=False)
+    for i in range(3 * keep):
+        rec.append(StepKind.MESSAGE, content=f"m{i}")
+    data = rec.path.read_bytes()
+    rec.path.write_bytes(data.replace(b'"content":"m3"', b'"content":"XX"', 1).replace(
+        b'"index":4,', b'"index":9,', 1))
+    with pytest.raises(mattrace.errors.RecordingError, match="does not read back"):
+        rec.steps_since(0)
+    rec.abandon()

@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 import warnings
+from array import array
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -56,7 +57,7 @@ from mattrace.trace import (
     fast_canonical_bytes,
     validation_summary,
 )
-from mattrace.tracefile import TraceWriter, read_trace_file
+from mattrace.tracefile import TraceWriter
 
 __all__ = ["Recorder", "slug"]
 
@@ -138,6 +139,8 @@ class _NullWriter:
     def write_step_record(self, index: int, body: bytes) -> None:
         pass
 
+    size = 0
+
     def seal(self, outcome: Outcome | None) -> None:
         pass
 
@@ -183,6 +186,7 @@ class Recorder:
         # them (a long run's memory stays flat: the file is the truth, read back on demand)
         self._steps: list[Step] = []
         self._base = 0
+        self._offsets = array("q")   # where each step's line starts in the file
         self._sources_json: dict[Source, dict[str, Any]] = {}
         self._requests = _Requests()
         self._interceptors: list[Interceptor] = []
@@ -201,7 +205,6 @@ class Recorder:
             self.add_interceptor(joined)
         self._writer: TraceWriter | _NullWriter = (
             TraceWriter(self.path, self._header, fsync=fsync) if persist else _NullWriter())
-        self._file_key = self._writer._chain.key if isinstance(self._writer, TraceWriter) else None
         self._header_written = True
         open_run(self)   # LLM calls no run's context reaches are judged against its interceptors too
         if governor is not None:   # from now until close, calls no run can claim are judged for it
@@ -230,8 +233,27 @@ class Recorder:
             base, recent = self._base, self._steps[max(start - self._base, 0):]
             if start >= base:
                 return recent
-            earlier = read_trace_file(self.path, key=self._file_key).trace.steps[start:base]
-        return earlier + recent
+            begin, end = self._offsets[max(start, 0)], self._offsets[base]
+        return self._read_back(max(start, 0), begin, end) + recent
+
+    def _read_back(self, start: int, begin: int, end: int) -> list[Step]:
+        """The steps from ``start`` whose lines fill bytes ``begin:end`` of this run's file (they
+        left memory; the file holds them). Reads only those lines, so a consumer a little behind
+        (a governor between actions) pays for what it missed, not for the whole run."""
+        with open(self.path, "rb") as file:
+            file.seek(begin)
+            data = file.read(end - begin)
+        steps = []
+        for index, line in enumerate(data.split(b"\n")[:-1], start):
+            try:
+                step = Step.model_validate(orjson.loads(line)["step"])
+            except (ValueError, KeyError, TypeError, ValidationError):
+                step = None
+            if step is None or step.index != index:
+                raise RecordingError(f"{self.path}: step {index} does not read back as it was written: "
+                                     "the file was changed while the run was recording it")
+            steps.append(step)
+        return steps
 
     @property
     def trace(self) -> Trace:
@@ -394,6 +416,7 @@ class Recorder:
         flat = _flat_copies(data)
         step = _recorded_step(index, kind, flat if flat is not None else orjson.loads(body)["step"], sources,
                               reads, side_effect)
+        self._offsets.append(self._writer.size)   # step `index` starts here (kept aligned even if the write fails)
         try:
             self._writer.write_step_record(index, body)
         except OSError as exc:
@@ -416,6 +439,7 @@ class Recorder:
         except ValidationError as exc:
             raise RecordingError(f"step {index} ({kind.value}) is invalid: "
                                  f"{validation_summary(exc)}") from None
+        self._offsets.append(self._writer.size)   # step `index` starts here (kept aligned even if the write fails)
         try:
             self._writer.write_step(step)
         except OSError as exc:

@@ -68,6 +68,11 @@ class ChainedWriter:
         self._size += len(line)
         self._chain.prev = h
 
+    @property
+    def size(self) -> int:
+        """Bytes written so far: where the next line starts."""
+        return self._size
+
     def close(self) -> None:
         """Close the file without sealing it (it then reads as interrupted)."""
         if self._fd >= 0:
