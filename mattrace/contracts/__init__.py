@@ -27,7 +27,7 @@ governance guard, the pytest plugin, the store and ``compare``), which check con
 arguments and count claims the same way ``check`` does.
 """
 
-from mattrace.contracts._check import check, check_steps, contract_list
+from mattrace.contracts._check import Checker, check, check_steps, contract_list
 from mattrace.contracts._claims import (
     claims_supported,
     extract_claims,
@@ -70,6 +70,7 @@ __all__ = [
     "at_most",
     "AtMost",
     "check",
+    "Checker",
     "check_steps",
     "claims_supported",
     "confirmed_before",
