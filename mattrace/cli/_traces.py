@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mattrace.cli._common import (
     EXIT_FAILED,
@@ -19,6 +19,7 @@ from mattrace.cli._common import (
     Parents,
     Parser,
     console,
+    ended,
     load_contracts,
     non_negative,
     print_json,
@@ -46,21 +47,35 @@ def _add_show(sub: Commands, common: Parents) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    [result] = read_traces([args.file])
-    trace = result.trace
-    if args.step is not None and args.step >= len(trace.steps):
-        valid = f"steps 0..{len(trace.steps) - 1}" if trace.steps else "no steps"
+    if args.json and args.step is None:   # the whole trace as one JSON document
+        [result] = read_traces([args.file])
+        print_json(result.trace.model_dump(mode="json"))
+        return EXIT_OK
+    from mattrace.tracefile import open_trace
+
+    # one pass over the file, verifying every line; only the steps shown are kept
+    with open_trace(args.file) as stream:
+        if args.step is None:
+            from mattrace.report.stream import print_trace_stream
+
+            print_trace_stream(console(args.width), stream.trace, stream, ended=lambda: ended(stream),
+                               width=args.width, path=args.file, estimate=stream.estimated_steps)
+            return EXIT_OK
+        from mattrace.report.excerpt import collect
+        from mattrace.report.terminal import render_excerpt
+
+        keep = range(max(0, args.step - args.around), args.step + args.around + 1)
+        excerpt = (collect(stream.trace, stream, [args.step], flow=False) if args.json
+                   else collect(stream.trace, stream, keep, detail=args.step))
+    sealed, torn = ended(stream)
+    if args.step >= excerpt.count:
+        valid = f"steps 0..{excerpt.count - 1}" if excerpt.count else "no steps"
         raise CliError(f"{args.file}: step {args.step} is out of range: the trace has {valid}")
     if args.json:
-        data: Any = (trace.model_dump(mode="json") if args.step is None
-                     else trace.steps[args.step].model_dump(mode="json"))
-        print_json(data)
+        print_json(excerpt.steps[args.step].model_dump(mode="json"))
         return EXIT_OK
-    from mattrace.report import render_trace
-
-    console(args.width).print(render_trace(
-        trace, step=args.step, around=args.around, width=args.width, path=args.file,
-        sealed=result.sealed, torn_line=result.torn_line))
+    console(args.width).print(render_excerpt(excerpt, step=args.step, around=args.around, width=args.width,
+                                             path=args.file, sealed=sealed, torn_line=torn))
     return EXIT_OK
 
 

@@ -25,8 +25,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from mattrace.report._excerpt import Excerpt, collect
 from mattrace.report._format import compact, one_line, pretty_json, readable, step_summary, timestamp
+from mattrace.report.excerpt import Excerpt, collect
 from mattrace.trace import Step, StepKind, Trace, describe_entrypoint
 
 if TYPE_CHECKING:
@@ -120,10 +120,25 @@ def print_trace(trace: Trace, console: Console | None = None, **options: Any) ->
 
 def _header(excerpt: Excerpt, path: str | Path | None, sealed: bool | None,
             torn_line: int | None, width: int | None) -> Panel:
-    trace = excerpt.trace
+    grid = _grid()
+    _meta_rows(grid, excerpt.trace)
+    grid.add_row("outcome", _outcome(excerpt))
+    grid.add_row("steps", Text(_step_stats(excerpt)))
+    if path is not None:
+        grid.add_row("file", Text(str(path)))
+    grid.add_row("status", _status(sealed, torn_line))
+    return Panel(grid, title="mattrace trace", title_align="left", width=width)
+
+
+def _grid() -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
+    return grid
+
+
+def _meta_rows(grid: Table, trace: Trace) -> None:
+    """What the file's header line says: known before any step is read."""
     grid.add_row("name", Text(trace.name))
     grid.add_row("id", Text(trace.trace_id))
     if trace.config:
@@ -133,12 +148,6 @@ def _header(excerpt: Excerpt, path: str | Path | None, sealed: bool | None,
     if trace.entrypoint:
         # as the file says it: replay runs it only when the user allows it
         grid.add_row("entry point", Text(describe_entrypoint(trace.entrypoint)))
-    grid.add_row("outcome", _outcome(excerpt))
-    grid.add_row("steps", Text(_step_stats(excerpt)))
-    if path is not None:
-        grid.add_row("file", Text(str(path)))
-    grid.add_row("status", _status(sealed, torn_line))
-    return Panel(grid, title="mattrace trace", title_align="left", width=width)
 
 
 def _outcome(excerpt: Excerpt) -> Text:
@@ -198,8 +207,28 @@ class _StepTable:
         reads = self.excerpt.reads
         used: set[str] = set()
         rows = [(s, _marks(s, reads[s.index], used)) for s in steps]
-        index_w = max(len(f"▶ {s.index}" if s.index == self.selected else str(s.index))
-                      for s in steps)
+        layout = _Layout.fit(rows, width, self.selected)
+        total = self.excerpt.count
+        whole = (self.lo, self.hi) == (0, total)
+        return layout.table(rows, self.selected, title=None if whole else f"steps {self.lo}..{self.hi - 1} of {total}",
+                            caption=_legend(used))
+
+
+Row = tuple[Step, Text]
+"""A step and its marks (see :func:`_marks`)."""
+
+
+class _Layout:
+    """The widths of the step table's columns, fitted to some rows; kept for the rows after them."""
+
+    def __init__(self, width: int, index: int, kind: int, caps: dict[str, int]) -> None:
+        self.width, self.index, self.kind, self.caps = width, index, kind, caps
+
+    @classmethod
+    def fit(cls, rows: Sequence[Row], width: int, selected: int | None, *, index: int = 0) -> _Layout:
+        """Columns for ``rows`` within ``width``; the index column at least ``index`` wide."""
+        steps = [s for s, _ in rows]
+        index_w = max(index, *(len(f"▶ {s.index}" if s.index == selected else str(s.index)) for s in steps))
         kind_w = max(len(s.kind.value) for s in steps)
         caps = {"agent": min(14, max(cell_len(s.agent) for s in steps)),
                 "target": min(16, max(cell_len(s.target or "") for s in steps)),
@@ -211,20 +240,22 @@ class _StepTable:
                and any(caps[k] > floors[k] for k in caps)):
             widest = max((k for k in caps if caps[k] > floors[k]), key=lambda k: caps[k])
             caps[widest] -= 1
-        total = self.excerpt.count
-        whole = (self.lo, self.hi) == (0, total)
-        table = Table(title=None if whole else f"steps {self.lo}..{self.hi - 1} of {total}",
-                      title_justify="left", caption=_legend(used), caption_justify="left",
-                      expand=True, width=width, pad_edge=False, show_edge=False,
-                      header_style="bold")
-        table.add_column("#", justify="right", no_wrap=True, width=index_w)
-        table.add_column("agent", no_wrap=True, width=caps["agent"])
-        table.add_column("kind", no_wrap=True, width=kind_w)
-        table.add_column("target", no_wrap=True, width=caps["target"])
+        return cls(width, index_w, kind_w, caps)
+
+    def table(self, rows: Sequence[Row], selected: int | None, *, title: str | None = None,
+              caption: str | None = None, header: bool = True) -> Table:
+        """``rows`` as a table in these columns (``header``: with the column names)."""
+        table = Table(title=title, title_justify="left", caption=caption, caption_justify="left",
+                      expand=True, width=self.width, pad_edge=False, show_edge=False,
+                      header_style="bold", show_header=header)
+        table.add_column("#", justify="right", no_wrap=True, width=self.index)
+        table.add_column("agent", no_wrap=True, width=self.caps["agent"])
+        table.add_column("kind", no_wrap=True, width=self.kind)
+        table.add_column("target", no_wrap=True, width=self.caps["target"])
         table.add_column("content", no_wrap=True, ratio=1)
-        table.add_column("marks", width=caps["marks"])
+        table.add_column("marks", width=self.caps["marks"])
         for s, marks in rows:
-            mark = s.index == self.selected
+            mark = s.index == selected
             index = Text(f"▶ {s.index}" if mark else str(s.index), style="bold" if mark else "")
             table.add_row(index, _cell(s.agent),
                           Text(s.kind.value, style=KIND_STYLES.get(s.kind, "")),
@@ -257,13 +288,17 @@ def _marks(step: Step, read: StepReads, used: set[str]) -> Text:
 def _ranges(reads: Sequence[int]) -> str:
     """``0,1,2,5`` → ``0-2,5``; past a few runs the rest is counted (``0-2,5,9,+4``)."""
     runs: list[tuple[int, int]] = []
+    used = 0   # the edges in the runs shown; the rest are counted, not walked (a step may read thousands)
     for r in reads:
         if runs and r == runs[-1][1] + 1:
             runs[-1] = (runs[-1][0], r)
+        elif len(runs) == _MAX_READS_SHOWN:
+            break
         else:
             runs.append((r, r))
-    shown = [str(a) if a == b else f"{a}-{b}" for a, b in runs[:_MAX_READS_SHOWN]]
-    hidden = sum(b - a + 1 for a, b in runs[_MAX_READS_SHOWN:])
+        used += 1
+    shown = [str(a) if a == b else f"{a}-{b}" for a, b in runs]
+    hidden = len(reads) - used
     return ",".join(shown) + (f",+{hidden}" if hidden else "")
 
 

@@ -19,8 +19,8 @@ from rich.table import Table
 from rich.text import Text
 
 from mattrace.contracts import Report, Status, Violation
-from mattrace.report._excerpt import Excerpt, collect
 from mattrace.report._format import step_summary
+from mattrace.report.excerpt import Excerpt, collect
 from mattrace.report.terminal import KIND_STYLES, _cell, _marks
 from mattrace.trace import Step, Trace
 

@@ -149,6 +149,10 @@ class _Lines:
         """Close the file (reading stops; what was read stays valid)."""
         self._handle.close()
 
+    def fileno(self) -> int:
+        """The open file's descriptor."""
+        return self._handle.fileno()
+
     def _header(self, key: bytes | None) -> tuple[_Scan, _Chain]:
         path, fmt = self.path, self.fmt
         raw = self._handle.readline()
@@ -309,6 +313,15 @@ class TraceStream:
         if self._result is None:
             raise RuntimeError(f"{self.path}: the trace stream has not been read to its end")
         return self._result
+
+    def estimated_steps(self) -> int:
+        """How many steps the file likely holds, judged from its size and the lines read so far."""
+        scan = self._lines.scan
+        try:
+            size = os.fstat(self._lines.fileno()).st_size
+        except (OSError, ValueError):   # closed
+            return scan.count
+        return int(scan.count * size / scan.valid_bytes) if scan.count else 0
 
     def close(self) -> None:
         """Stop reading and close the file."""

@@ -41,6 +41,16 @@ class Excerpt:
     described: dict[int, str] = field(default_factory=dict)
     """How each step the detail step reads is described (``kind target by agent — summary``)."""
 
+    def tally(self, s: Step) -> None:
+        """Count ``s`` into the totals the header shows (steps, agents, duration, how the run ended)."""
+        self.count += 1
+        self.agents.add(s.agent)
+        if s.t_start is not None and (self.first_start is None or s.t_start < self.first_start):
+            self.first_start = s.t_start
+        if s.t_end is not None and (self.last_end is None or s.t_end > self.last_end):
+            self.last_end = s.t_end
+        self.last_kind = s.kind
+
 
 def describe(s: Step) -> str:
     """A step as the detail panel names what it read from."""
@@ -49,33 +59,29 @@ def describe(s: Step) -> str:
 
 
 def collect(trace: Trace, steps: Iterable[Step], keep: Iterable[int], *, detail: int | None = None,
-            stop: bool = False) -> Excerpt:
+            stop: bool = False, flow: bool = True) -> Excerpt:
     """Read ``steps`` once, keeping those whose index is in ``keep`` (and ``detail``).
 
     The context flow runs up to the last kept step, the data flow up to ``detail``; with
     ``detail``, every earlier step is described in a line, because which of them it read is
     known only when it is reached. With ``stop``, reading ends after the last kept step
     (the caller already knows the totals); otherwise every step counts towards them.
+    Without ``flow`` the steps are only kept (no context or data flow, no descriptions).
     """
     found = Excerpt(trace)
     wanted = set(keep) | ({detail} if detail is not None else set())
     horizon = max(wanted, default=-1)
-    flow = ContextFlow() if wanted else None
-    provenance = Provenance() if detail is not None else None
+    context = ContextFlow() if wanted and flow else None
+    provenance = Provenance() if detail is not None and flow else None
     descriptions: list[str] = []
     later: set[int] = set()   # steps after the detail step that it says it read
     for position, s in enumerate(steps):
-        found.count += 1
-        found.agents.add(s.agent)
-        if s.t_start is not None and (found.first_start is None or s.t_start < found.first_start):
-            found.first_start = s.t_start
-        if s.t_end is not None and (found.last_end is None or s.t_end > found.last_end):
-            found.last_end = s.t_end
-        found.last_kind = s.kind
-        if position <= horizon and flow is not None:
-            read = flow.observe(s)
+        found.tally(s)
+        if position in wanted:
+            found.steps[position] = s
+        if position <= horizon and context is not None:
+            read = context.observe(s)
             if position in wanted:
-                found.steps[position] = s
                 found.reads[position] = read
         if detail is not None and provenance is not None:
             if position < detail:
