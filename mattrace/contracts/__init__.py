@@ -62,7 +62,7 @@ from mattrace.contracts._operators import (
 from mattrace.contracts._past import flows, once, since
 from mattrace.contracts._predicates import NameRef, Pred, step
 from mattrace.contracts._resolve import resolve_contracts
-from mattrace.contracts._vacuity import unknown_names
+from mattrace.contracts._vacuity import TraceNames, unknown_names
 from mattrace.contracts._verdict import Report, Severity, Status, Verdict, Violation
 
 __all__ = [
@@ -70,8 +70,8 @@ __all__ = [
     "at_most",
     "AtMost",
     "check",
-    "Checker",
     "check_steps",
+    "Checker",
     "claims_supported",
     "confirmed_before",
     "Contract",
@@ -106,6 +106,7 @@ __all__ = [
     "step",
     "terminates",
     "tool_definitions_stable",
+    "TraceNames",
     "unknown_names",
     "untrusted_selector",
     "Verdict",

@@ -20,7 +20,7 @@ from mattrace.provenance import ContextFlow, Provenance, StepOrigins, StepReads
 from mattrace.report._format import step_summary
 from mattrace.trace import Step, StepKind, Trace
 
-__all__ = ["Excerpt", "collect"]
+__all__ = ["collect", "describe", "Excerpt"]
 
 
 @dataclass

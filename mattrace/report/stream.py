@@ -27,13 +27,13 @@ from mattrace.report._format import step_summary
 from mattrace.report.excerpt import Excerpt, collect
 from mattrace.report.terminal import (
     KIND_STYLES,
-    Row,
     _grid,
     _Layout,
     _legend,
     _marks,
     _meta_rows,
     _outcome,
+    _Row,
     _status,
     _step_stats,
     render_excerpt,
@@ -77,7 +77,7 @@ def print_trace_stream(console: Console, trace: Trace, steps: Iterable[Step], *,
     totals = Excerpt(trace)
     used: set[str] = set()
 
-    def rows(batch: list[Step]) -> list[Row]:
+    def rows(batch: list[Step]) -> list[_Row]:
         out = []
         for s in batch:
             totals.tally(s)
@@ -125,7 +125,7 @@ class _Lines:
         self.content = max(1, layout.width - 15 - sum(self.widths) - self.marks)   # 5 separators, 10 paddings
         self.blank = Text(self._SEP.join(" " * w for w in (*self.widths, self.content)) + self._SEP)
 
-    def of(self, row: Row) -> list[Text]:
+    def of(self, row: _Row) -> list[Text]:
         """The lines of one row (more than one when its marks wrap)."""
         s, marks = row
         line = Text(str(s.index).rjust(self.widths[0]))
@@ -139,7 +139,7 @@ class _Lines:
         line.append(self._SEP)
         return [line + part if i == 0 else self.blank + part for i, part in enumerate(self._wrapped(marks))]
 
-    def plain(self, row: Row) -> list[str]:
+    def plain(self, row: _Row) -> list[str]:
         """:meth:`of` without styles, as text: what rich prints of it where there is no colour."""
         s, marks = row
         cells = (str(s.index).rjust(self.widths[0]), _fit(s.agent, self.widths[1]), _fit(s.kind.value, self.widths[2]),

@@ -214,7 +214,7 @@ class _StepTable:
                             caption=_legend(used))
 
 
-Row = tuple[Step, Text]
+_Row = tuple[Step, Text]
 """A step and its marks (see :func:`_marks`)."""
 
 
@@ -225,7 +225,7 @@ class _Layout:
         self.width, self.index, self.kind, self.caps = width, index, kind, caps
 
     @classmethod
-    def fit(cls, rows: Sequence[Row], width: int, selected: int | None, *, index: int = 0) -> _Layout:
+    def fit(cls, rows: Sequence[_Row], width: int, selected: int | None, *, index: int = 0) -> _Layout:
         """Columns for ``rows`` within ``width``; the index column at least ``index`` wide."""
         steps = [s for s, _ in rows]
         index_w = max(index, *(len(f"▶ {s.index}" if s.index == selected else str(s.index)) for s in steps))
@@ -242,7 +242,7 @@ class _Layout:
             caps[widest] -= 1
         return cls(width, index_w, kind_w, caps)
 
-    def table(self, rows: Sequence[Row], selected: int | None, *, title: str | None = None,
+    def table(self, rows: Sequence[_Row], selected: int | None, *, title: str | None = None,
               caption: str | None = None, header: bool = True) -> Table:
         """``rows`` as a table in these columns (``header``: with the column names)."""
         table = Table(title=title, title_justify="left", caption=caption, caption_justify="left",
