@@ -10,8 +10,8 @@ It writes one sealed trace file of ``--steps`` steps (the planner/researcher/wri
 timestamps; each turn's texts name the turn, as a real run's do, so the context flow finds
 the few earlier outputs a step copies rather than every earlier turn's identical sentence)
 into a temporary folder, then runs each command in a fresh ``python -m mattrace``
-process and takes its wall time and peak resident memory (``os.wait4``'s ``ru_maxrss`` of
-that process):
+process and takes its wall time and peak resident memory (``/usr/bin/time``'s maximum
+resident set size of that process):
 
 * ``verify FILE``, ``check FILE -c stock:CONTRACTS`` (the ten contracts of
   ``bench/contracts.py``; none fails on this trace, so every step is checked),
@@ -78,11 +78,21 @@ def write_trace(path: Path, n: int) -> None:
     writer.seal(Outcome(status="success"))
 
 
+_TIME = shutil.which("time", path="/usr/bin:/bin")
+
+
 def _run(argv: list[str], cwd: Path, env: dict[str, str], *, first_line: bool = False) -> tuple[float, float | None,
                                                                                                      float, int]:
-    """Run ``argv``: (seconds, seconds to its first line of output or None, peak RSS in MB, exit code)."""
+    """Run ``argv``: (seconds, seconds to its first line of output or None, peak RSS in MB, exit code).
+
+    The peak is what ``/usr/bin/time`` reports of the command: a process forked from this one
+    starts with this one's high-water mark (Linux carries it across ``exec``), so its own
+    ``ru_maxrss`` would never read below this process's size. Without ``time`` it is that.
+    """
+    measured = Path(cwd) / "maxrss.txt"
+    command = [_TIME, "-f", "%M", "-o", str(measured), *argv] if _TIME else argv
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE if first_line else subprocess.DEVNULL,
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE if first_line else subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     first: float | None = None
     if proc.stdout is not None:
@@ -94,7 +104,8 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str], *, first_line: bool = 
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return seconds, first, usage.ru_maxrss / 1024, proc.returncode
+    peak_kb = int(measured.read_text().split()[-1]) if _TIME else usage.ru_maxrss
+    return seconds, first, peak_kb / 1024, proc.returncode
 
 
 def main() -> None:
