@@ -261,6 +261,23 @@ def test_show_of_a_long_trace_prints_the_rows_render_trace_draws(long_file: Path
     assert "success" in end and f"{len(trace.steps)} · agents:" in end and "sealed ✓" in end
 
 
+def test_a_long_trace_altered_past_its_first_rows_stops_show_there(long_file: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Rows already printed stay; the altered line is the one-line error and exit 2, as for a short trace."""
+    lines = long_file.read_bytes().splitlines(keepends=True)
+    at = next(i for i in range(FIRST + 20, len(lines)) if b"shipped" in lines[i])
+    lines[at] = lines[at].replace(b"shipped", b"shopped", 1)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b"".join(lines))
+    code, out, err = _cli(capsys, "show", str(bad))
+    assert code == 2 and err.count("\n") == 1 and f"{bad}:{at + 1}: hash chain broken" in err
+    assert "end of trace" not in out and FIRST <= len([line for line in out.splitlines() if ROW.match(line)]) < at
+    lines[10] = lines[10].replace(b"scripted", b"scripfed") if b"scripted" in lines[10] else b"{}\n"
+    bad.write_bytes(b"".join(lines))
+    code, out, err = _cli(capsys, "show", str(bad))
+    assert code == 2 and out == "" and f"{bad}:11:" in err   # within the first rows: nothing printed
+
+
 def test_the_full_view_prints_before_the_trace_is_read(long_file: Path) -> None:
     """Rows are out while later steps are still unread: a long trace starts printing at once."""
     out = io.StringIO()
