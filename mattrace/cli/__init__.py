@@ -3,10 +3,10 @@ store's ingest, query, metrics and runs.
 
 :func:`main` only builds the top-level parser and dispatches; each command group lives in
 its own module with every command's parser next to its handler: ``_traces`` (show, verify,
-schema, check, diff), ``_find`` (ls), ``_replay``, ``_convert`` (import, export), ``_store`` (ingest, query,
-metrics, runs, report, and ``export --parquet``), ``_apps`` (compare, demo) and ``_mcp`` (the MCP proxy). What they
-share (exit codes, the options several commands take, reading trace files, ``latest`` for a
-trace argument) is in ``_common``.
+schema, diff), ``_check`` (check), ``_find`` (ls), ``_replay``, ``_convert`` (import, export),
+``_store`` (ingest, query, metrics, runs, report, and ``export --parquet``), ``_apps``
+(compare, demo) and ``_mcp`` (the MCP proxy). What they share (exit codes, the options
+several commands take, reading trace files, ``latest`` for a trace argument) is in ``_common``.
 
 Two rules shape this package:
 
@@ -35,13 +35,13 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from mattrace.cli import _apps, _common, _convert, _find, _mcp, _replay, _store, _traces
+from mattrace.cli import _apps, _check, _common, _convert, _find, _mcp, _replay, _store, _traces
 from mattrace.cli._common import DEFAULT_STORE
 from mattrace.errors import MatTraceError
 
 __all__ = ["DEFAULT_STORE", "main"]
 
-_GROUPS = (_traces, _find, _replay, _convert, _store, _apps, _mcp)
+_GROUPS = (_traces, _check, _find, _replay, _convert, _store, _apps, _mcp)
 # the order `mattrace --help` lists the commands in, and argparse's "invalid choice" message names them in
 _LISTED = ("ls", "show", "verify", "schema", "demo", "check", "diff", "replay", "import", "export",
           "ingest", "query", "metrics", "runs", "report", "compare", "mcp")

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from mattrace.tracefile import ReadResult
+    from mattrace.tracefile import ReadResult, TraceStream
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 """Exit codes of every command (docs/cli.md): 0 pass; 1 a violation or a difference; 2 bad
@@ -299,6 +299,15 @@ def read_traces(paths: Iterable[str]) -> list[ReadResult]:
             stderr(f"mattrace: warning: {warning}")
         results.append(result)
     return results
+
+
+def ended(stream: TraceStream) -> tuple[bool, int | None]:
+    """Whether a trace file read to its end was sealed, and its torn line; its torn-tail warning
+    printed on stderr as :func:`read_traces` prints it."""
+    result = stream.result
+    for warning in result.warnings:
+        stderr(f"mattrace: warning: {warning}")
+    return result.sealed, result.torn_line
 
 
 def load_contracts(specs: Iterable[str]) -> list[Any]:

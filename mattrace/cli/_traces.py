@@ -1,4 +1,4 @@
-"""``mattrace show | verify | schema | check | diff``: the commands that look at trace files.
+"""``mattrace show | verify | schema | diff``: the commands that look at trace files.
 
 These run many times a day from terminals and CI scripts, so each handler imports only
 what it needs when it runs (rich, the report views, the contract checker): none of them
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mattrace.cli._common import (
     EXIT_FAILED,
@@ -17,9 +17,8 @@ from mattrace.cli._common import (
     EXIT_OK,
     CliError,
     Parents,
-    Parser,
     console,
-    load_contracts,
+    ended,
     non_negative,
     print_json,
     read_traces,
@@ -46,21 +45,35 @@ def _add_show(sub: Commands, common: Parents) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    [result] = read_traces([args.file])
-    trace = result.trace
-    if args.step is not None and args.step >= len(trace.steps):
-        valid = f"steps 0..{len(trace.steps) - 1}" if trace.steps else "no steps"
+    if args.json and args.step is None:   # the whole trace as one JSON document
+        [result] = read_traces([args.file])
+        print_json(result.trace.model_dump(mode="json"))
+        return EXIT_OK
+    from mattrace.tracefile import open_trace
+
+    # one pass over the file, verifying every line; only the steps shown are kept
+    with open_trace(args.file) as stream:
+        if args.step is None:
+            from mattrace.report.stream import print_trace_stream
+
+            print_trace_stream(console(args.width), stream.trace, stream, ended=lambda: ended(stream),
+                               width=args.width, path=args.file, estimate=stream.estimated_steps)
+            return EXIT_OK
+        from mattrace.report.excerpt import collect
+        from mattrace.report.terminal import render_excerpt
+
+        keep = range(max(0, args.step - args.around), args.step + args.around + 1)
+        excerpt = (collect(stream.trace, stream, [args.step], flow=False) if args.json
+                   else collect(stream.trace, stream, keep, detail=args.step))
+    sealed, torn = ended(stream)
+    if args.step >= excerpt.count:
+        valid = f"steps 0..{excerpt.count - 1}" if excerpt.count else "no steps"
         raise CliError(f"{args.file}: step {args.step} is out of range: the trace has {valid}")
     if args.json:
-        data: Any = (trace.model_dump(mode="json") if args.step is None
-                     else trace.steps[args.step].model_dump(mode="json"))
-        print_json(data)
+        print_json(excerpt.steps[args.step].model_dump(mode="json"))
         return EXIT_OK
-    from mattrace.report import render_trace
-
-    console(args.width).print(render_trace(
-        trace, step=args.step, around=args.around, width=args.width, path=args.file,
-        sealed=result.sealed, torn_line=result.torn_line))
+    console(args.width).print(render_excerpt(excerpt, step=args.step, around=args.around, width=args.width,
+                                             path=args.file, sealed=sealed, torn_line=torn))
     return EXIT_OK
 
 
@@ -129,67 +142,6 @@ def _schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _add_check(sub: Commands, common: Parents) -> None:
-    # TRACE comes in a parent ahead of --contracts so that a bare `mattrace check` names the
-    # missing arguments in the order it always has ("TRACE, --contracts/-c")
-    files = Parser(add_help=False)
-    files.add_argument("files", nargs="+", metavar="TRACE", type=trace_path,
-                       help="trace files (.jsonl; 'latest': the newest under .mattrace/traces)")
-    chk = sub.add_parser(
-        "check", parents=[files, common.contracts_required, common.around, common.width, common.json],
-        help="check trace files against contracts",
-        description="Check each trace against the contracts and show every failing contract "
-        "with its first violating step in context. Contracts come from a TOML contract file "
-        "or a Python object `module:NAME` (a contract or a list of them). A contract that "
-        "passed without ever applying (a tool or agent name that appears nowhere in the trace, "
-        "an `if` part that never fired) is listed as VACUOUS; on a trace that does not hold the "
-        "end of its run (unsealed, torn) a contract that needs the end is INCOMPLETE. With "
-        "--json, one report per trace.",
-        epilog="exit status: 0 when every contract passes on every trace, 1 when any "
-        "contract fails (with --strict: or passes vacuously), 2 on bad usage, a bad contract "
-        "file or an unreadable trace, 3 when none fails but a trace is incomplete.")
-    chk.add_argument("--failures-only", action="store_true", help="do not list the contracts that passed")
-    chk.add_argument("--strict", action="store_true",
-                     help="a contract that passes vacuously fails (exit 1)")
-    chk.set_defaults(func=_check)
-
-
-def _check(args: argparse.Namespace) -> int:
-    from mattrace.contracts import check
-
-    contracts = load_contracts(args.contracts)   # a bad contract file: exit 2 before any trace is read
-    # the reader marks an unsealed or torn file incomplete, and check() honours the mark
-    loaded = [(path, result.trace) for path, result in zip(args.files, read_traces(args.files), strict=True)]
-    reports = [(path, trace, check(trace, contracts)) for path, trace in loaded]
-    if args.strict:
-        reports = [(path, trace, report.strict()) for path, trace, report in reports]
-    failed = sum(not report.ok for _, _, report in reports)
-    incomplete = sum(report.ok and not report.complete for _, _, report in reports)
-    code = EXIT_FAILED if failed else EXIT_INCOMPLETE if incomplete else EXIT_OK
-    if args.json:
-        print_json([{"path": path} | report.to_json_dict() for path, _, report in reports])
-        return code
-    from mattrace.report.verdicts import print_report
-
-    out = console(args.width)
-    for path, trace, report in reports:
-        print_report(out, report, trace, path=path, around=args.around, passed=not args.failures_only)
-    if len(reports) > 1:
-        undecided = f"; {incomplete} incomplete" if incomplete else ""
-        out.print(f"{len(reports) - failed - incomplete} of {len(reports)} traces passed every contract"
-                  f"{undecided}", soft_wrap=True)
-    vacuous = sum(len(report.vacuous) for _, _, report in reports)
-    if vacuous:
-        out.print(f"{vacuous} vacuous pass{'es' if vacuous != 1 else ''}: the contract never applied to the trace "
-                  "(see docs/contracts.md); --strict fails them", soft_wrap=True)
-    if len(reports) > 1:   # a name no trace knows, with a suggestion drawn from all of them
-        from mattrace.contracts import unknown_names
-
-        for line in unknown_names((trace for _, trace, _ in reports), contracts):
-            out.print(f"unknown name: {line}", soft_wrap=True, highlight=False)
-    return code
-
-
 def _add_diff(sub: Commands, common: Parents) -> None:
     dif = sub.add_parser(
         "diff", parents=[common.around, common.json],
@@ -229,6 +181,5 @@ COMMANDS: dict[str, Adder] = {  # the group's commands, each with the function t
     "show": _add_show,
     "verify": _add_verify,
     "schema": _add_schema,
-    "check": _add_check,
     "diff": _add_diff,
 }

@@ -27,7 +27,7 @@ governance guard, the pytest plugin, the store and ``compare``), which check con
 arguments and count claims the same way ``check`` does.
 """
 
-from mattrace.contracts._check import check, check_steps, contract_list
+from mattrace.contracts._check import Checker, check, check_steps, contract_list
 from mattrace.contracts._claims import (
     claims_supported,
     extract_claims,
@@ -63,7 +63,7 @@ from mattrace.contracts._operators import (
 from mattrace.contracts._past import flows, once, since
 from mattrace.contracts._predicates import NameRef, Pred, step
 from mattrace.contracts._resolve import resolve_contracts
-from mattrace.contracts._vacuity import unknown_names
+from mattrace.contracts._vacuity import TraceNames, unknown_names
 from mattrace.contracts._verdict import Report, Severity, Status, Verdict, Violation
 
 __all__ = [
@@ -72,6 +72,7 @@ __all__ = [
     "AtMost",
     "check",
     "check_steps",
+    "Checker",
     "claims_supported",
     "confirmed_before",
     "Contract",
@@ -107,6 +108,7 @@ __all__ = [
     "step",
     "terminates",
     "tool_definitions_stable",
+    "TraceNames",
     "unknown_names",
     "untrusted_selector",
     "Verdict",

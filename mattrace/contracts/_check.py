@@ -14,7 +14,7 @@ from mattrace.contracts._verdict import Report, Status, Verdict
 from mattrace.errors import ContractError
 from mattrace.trace import Step, Trace
 
-__all__ = ["Contracts", "check", "check_steps", "contract_list"]
+__all__ = ["Checker", "Contracts", "check", "check_steps", "contract_list"]
 
 Contracts = Contract | Iterable[Contract]
 
@@ -45,6 +45,62 @@ def contract_list(contracts: Contracts) -> list[Contract]:
     return out
 
 
+class Checker:
+    """Every contract's monitor over one run, fed a step at a time by a caller that owns the loop.
+
+    Why: a trace file read with :func:`mattrace.tracefile.open_trace` is never a list, and
+    whether it holds the end of its run is known only once it has been read to its end; so
+    the caller feeds each step with :meth:`add` and gives that answer to :meth:`report`.
+    :func:`check_steps` is this, over an iterable. Monitors that settle stop being fed; the
+    names every step mentions are still gathered (:attr:`names`), for the vacuity check and
+    :func:`~mattrace.contracts.unknown_names`.
+    """
+
+    def __init__(self, contracts: Contracts, *, trace_name: str | None = None) -> None:
+        self.contracts = contract_list(contracts)
+        self.monitors: list[Monitor] = [c.monitor() for c in self.contracts]
+        self.names = TraceNames()
+        self.trace_name = trace_name
+        self.count = 0
+        self._active = list(self.monitors)
+        self._last: int | None = None
+
+    @property
+    def settled(self) -> bool:
+        """Whether every verdict is definite (later steps can change none of them)."""
+        return not self._active
+
+    def add(self, s: Step) -> None:
+        """Feed the next step (in index order)."""
+        self._last = s.index
+        self.count += 1
+        self.names.add(s)
+        settled = False
+        for m in self._active:
+            if m._step(s) is not None:
+                settled = True
+        if settled:
+            self._active = [m for m in self._active if m._verdict is None]
+
+    def needs_names(self) -> bool:
+        """Whether a settled check still asks which names the rest of the run mentions."""
+        return any(m.status is Status.PASS and c.names() for c, m in zip(self.contracts, self.monitors, strict=True))
+
+    def report(self, incomplete: str | None = None, *, count: int | None = None) -> Report:
+        """The verdicts of the steps fed so far, as a whole run (``incomplete``: why it may not be)."""
+        verdicts: list[Verdict] = []
+        for contract, m in zip(self.contracts, self.monitors, strict=True):
+            m.last = self._last
+            verdict = m.finish(incomplete=incomplete)
+            if verdict.status is Status.PASS:
+                why = vacuity(contract, m, self.names)
+                if why is not None:
+                    verdict = replace(verdict, vacuous=why)
+            verdicts.append(verdict)
+        return Report(tuple(verdicts), trace_name=self.trace_name, steps=self.count if count is None else count,
+                      incomplete=incomplete)
+
+
 def check_steps(steps: Sequence[Step] | Iterable[Step], contracts: Contracts, *,
                 trace_name: str | None = None, incomplete: str | None = None) -> Report:
     """Check an iterable of steps (in index order) against ``contracts`` in one pass.
@@ -57,43 +113,22 @@ def check_steps(steps: Sequence[Step] | Iterable[Step], contracts: Contracts, *,
         incomplete: why ``steps`` may not be the whole run (see :attr:`Trace.incomplete`),
             or None. Contracts that need the end of the run are then ``INCOMPLETE``.
     """
-    checked = contract_list(contracts)
-    monitors: list[Monitor] = [c.monitor() for c in checked]
-    names = TraceNames()
-    active = list(monitors)
-    last: int | None = None
-    count = 0
+    checker = Checker(contracts, trace_name=trace_name)
+    count: int | None = None
     iterator = iter(steps)
     for s in iterator:
-        last = s.index
-        count += 1
-        names.add(s)
-        settled = False
-        for m in active:
-            if m._step(s) is not None:
-                settled = True
-        if settled:
-            active = [m for m in active if m._verdict is None]
-            if not active:
-                # every verdict is definite; the rest of the trace cannot change any of them,
-                # but a pass that names a tool still asks whether the trace mentions it
-                if any(m.status is Status.PASS and c.names() for c, m in zip(checked, monitors, strict=True)):
-                    for rest in iterator:
-                        count += 1
-                        names.add(rest)
-                elif isinstance(steps, Sequence):
-                    count = len(steps)
-                break
-    verdicts: list[Verdict] = []
-    for contract, m in zip(checked, monitors, strict=True):
-        m.last = last
-        verdict = m.finish(incomplete=incomplete)
-        if verdict.status is Status.PASS:
-            why = vacuity(contract, m, names)
-            if why is not None:
-                verdict = replace(verdict, vacuous=why)
-        verdicts.append(verdict)
-    return Report(tuple(verdicts), trace_name=trace_name, steps=count, incomplete=incomplete)
+        checker.add(s)
+        if checker.settled:
+            # every verdict is definite; the rest of the trace cannot change any of them,
+            # but a pass that names a tool still asks whether the trace mentions it
+            if checker.needs_names():
+                for rest in iterator:
+                    checker.count += 1
+                    checker.names.add(rest)
+            elif isinstance(steps, Sequence):
+                count = len(steps)
+            break
+    return checker.report(incomplete, count=count)
 
 
 def check(trace: Trace | str | os.PathLike[str], contracts: Contracts) -> Report:
@@ -115,9 +150,31 @@ def check(trace: Trace | str | os.PathLike[str], contracts: Contracts) -> Report
         TraceFormatError: the trace file is corrupt.
     """
     if isinstance(trace, str | os.PathLike):
-        from mattrace.tracefile import load
-
-        trace = load(Path(trace))
+        return _check_file(Path(trace), contracts)
     if not isinstance(trace, Trace):
         raise ContractError(f"check() takes a Trace or a trace file path, got {trace!r}")
     return check_steps(trace.steps, contracts, trace_name=trace.name, incomplete=trace.incomplete)
+
+
+def _check_file(path: Path, contracts: Contracts) -> Report:
+    """:func:`check` of a trace file, streamed: each step is checked and dropped, so memory stays flat.
+
+    A file that is not sealed warns as :func:`mattrace.load` does, and its verdicts that need
+    the end of the run are ``INCOMPLETE``.
+    """
+    import warnings
+
+    from mattrace.tracefile import open_trace
+
+    with open_trace(path) as stream:
+        try:
+            checker = Checker(contracts, trace_name=stream.trace.name)
+        except ContractError:
+            for _ in stream:   # a corrupt file is reported before a bad contract, as when it was loaded first
+                pass
+            raise
+        for s in stream:
+            checker.add(s)
+    for warning in stream.result.warnings:
+        warnings.warn(warning, stacklevel=3)
+    return checker.report(stream.trace.incomplete)

@@ -79,6 +79,12 @@ class TraceNames:
                 self.tools.add(name)
                 self.targets.add(name)
 
+    def merge(self, other: TraceNames) -> None:
+        """Add the names ``other`` gathered (from another trace)."""
+        self.tools |= other.tools
+        self.agents |= other.agents
+        self.targets |= other.targets
+
     def known(self, field: NameField) -> set[str]:
         """The names a reference to ``field`` is looked up among."""
         return self.tools if field == "tool" else self.agents if field == "agent" else self.targets
@@ -120,19 +126,24 @@ def _tool_name(item: Any) -> str | None:
     return None
 
 
-def unknown_names(traces: Iterable[Trace], contracts: Iterable[Contract]) -> list[str]:
+def unknown_names(traces: Iterable[Trace | TraceNames], contracts: Iterable[Contract]) -> list[str]:
     """The names ``contracts`` mention that none of ``traces`` knows, one message each.
 
     A name missing from one trace may just not have come up in that run; a name missing
     from every trace checked is almost certainly misspelt or renamed, and the traces
     together offer the best did-you-mean. ``mattrace check`` prints these after checking
-    several traces. Messages start with the contract's ``file:line`` when it has one.
+    several traces. Messages start with the contract's ``file:line`` when it has one. A
+    trace may be given as the names a :class:`~mattrace.contracts.Checker` gathered from it
+    (``checker.names``), for a trace that was read as a stream and not kept.
     """
     traces = list(traces)
     names = TraceNames()
     for trace in traces:
-        for s in trace.steps:
-            names.add(s)
+        if isinstance(trace, TraceNames):
+            names.merge(trace)
+        else:
+            for s in trace.steps:
+                names.add(s)
     where = "any of the traces checked" if len(traces) != 1 else "the trace"
     out: list[str] = []
     seen: set[tuple[str | None, str, str]] = set()

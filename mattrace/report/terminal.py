@@ -26,12 +26,13 @@ from rich.table import Table
 from rich.text import Text
 
 from mattrace.report._format import compact, one_line, pretty_json, readable, step_summary, timestamp
+from mattrace.report.excerpt import Excerpt, collect
 from mattrace.trace import Step, StepKind, Trace, describe_entrypoint
 
 if TYPE_CHECKING:
     from mattrace.provenance import StepReads
 
-__all__ = ["KIND_STYLES", "print_trace", "render_trace"]
+__all__ = ["KIND_STYLES", "print_trace", "render_excerpt", "render_trace", "window"]
 
 KIND_STYLES: dict[StepKind, str] = {
     StepKind.MESSAGE: "cyan",
@@ -74,19 +75,38 @@ def render_trace(trace: Trace, *, step: int | None = None, around: int = 3,
         raise ValueError(f"around must be >= 0, got {around}")
     if step is not None:
         trace.step(step)  # raises IndexError naming the valid range
-        lo, hi = max(0, step - around), min(len(trace.steps), step + around + 1)
-    else:
-        lo, hi = 0, len(trace.steps)
-    from mattrace.provenance import context_reads
+    lo, hi = window(len(trace.steps), step, around)
+    excerpt = collect(trace, trace.steps, range(lo, hi), detail=step)
+    return render_excerpt(excerpt, step=step, around=around, width=width, path=path, sealed=sealed,
+                          torn_line=torn_line)
 
-    reads = context_reads(trace.steps[:hi])   # the context flow up to the last step shown
-    parts: list[RenderableType] = [_header(trace, path, sealed, torn_line, width)]
-    if trace.steps:
-        parts.append(_StepTable(trace, lo, hi, step, width, reads))
+
+def window(count: int, step: int | None, around: int) -> tuple[int, int]:
+    """The steps ``lo..hi-1`` a view of ``step`` (None: every step) shows in a run of ``count``."""
+    if step is None:
+        return 0, count
+    return max(0, step - around), min(count, step + around + 1)
+
+
+def render_excerpt(excerpt: Excerpt, *, step: int | None = None, around: int = 3,
+                   width: int | None = None, path: str | Path | None = None,
+                   sealed: bool | None = None, torn_line: int | None = None) -> Group:
+    """:func:`render_trace` of a trace read once into an :class:`Excerpt` (see :func:`collect`).
+
+    The excerpt must hold the steps :func:`window` names and, with ``step``, that step's detail.
+    """
+    if around < 0:
+        raise ValueError(f"around must be >= 0, got {around}")
+    if step is not None and not 0 <= step < excerpt.count:
+        raise IndexError(f"step {step} is out of range: trace has steps 0..{excerpt.count - 1}")
+    lo, hi = window(excerpt.count, step, around)
+    parts: list[RenderableType] = [_header(excerpt, path, sealed, torn_line, width)]
+    if excerpt.count:
+        parts.append(_StepTable(excerpt, lo, hi, step, width))
     else:
         parts.append(Text("(no steps recorded)", style="dim"))
     if step is not None:
-        parts.append(_detail(trace, trace.steps[step], width, reads[step]))
+        parts.append(_detail(excerpt, excerpt.steps[step], width, excerpt.reads[step]))
     return Group(*parts)
 
 
@@ -98,11 +118,27 @@ def print_trace(trace: Trace, console: Console | None = None, **options: Any) ->
 
 # -- header ----------------------------------------------------------------------------------
 
-def _header(trace: Trace, path: str | Path | None, sealed: bool | None,
+def _header(excerpt: Excerpt, path: str | Path | None, sealed: bool | None,
             torn_line: int | None, width: int | None) -> Panel:
+    grid = _grid()
+    _meta_rows(grid, excerpt.trace)
+    grid.add_row("outcome", _outcome(excerpt))
+    grid.add_row("steps", Text(_step_stats(excerpt)))
+    if path is not None:
+        grid.add_row("file", Text(str(path)))
+    grid.add_row("status", _status(sealed, torn_line))
+    return Panel(grid, title="mattrace trace", title_align="left", width=width)
+
+
+def _grid() -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
+    return grid
+
+
+def _meta_rows(grid: Table, trace: Trace) -> None:
+    """What the file's header line says: known before any step is read."""
     grid.add_row("name", Text(trace.name))
     grid.add_row("id", Text(trace.trace_id))
     if trace.config:
@@ -112,18 +148,12 @@ def _header(trace: Trace, path: str | Path | None, sealed: bool | None,
     if trace.entrypoint:
         # as the file says it: replay runs it only when the user allows it
         grid.add_row("entry point", Text(describe_entrypoint(trace.entrypoint)))
-    grid.add_row("outcome", _outcome(trace))
-    grid.add_row("steps", Text(_step_stats(trace)))
-    if path is not None:
-        grid.add_row("file", Text(str(path)))
-    grid.add_row("status", _status(sealed, torn_line))
-    return Panel(grid, title="mattrace trace", title_align="left", width=width)
 
 
-def _outcome(trace: Trace) -> Text:
-    outcome = trace.outcome
+def _outcome(excerpt: Excerpt) -> Text:
+    outcome = excerpt.trace.outcome
     if outcome is None:
-        if trace.steps and trace.steps[-1].kind is StepKind.END:
+        if excerpt.last_kind is StepKind.END:
             return Text("none recorded", style="yellow")
         # imported logs are complete but say nothing of how the run ended
         return Text("none recorded (no end step: unfinished, or imported from a log)", style="yellow")
@@ -135,16 +165,12 @@ def _outcome(trace: Trace) -> Text:
     return text
 
 
-def _step_stats(trace: Trace) -> str:
-    steps = trace.steps
-    text = str(len(steps))
-    agents = sorted({s.agent for s in steps})
-    if agents:
-        text += f" · agents: {', '.join(agents)}"
-    starts = [s.t_start for s in steps if s.t_start is not None]
-    ends = [s.t_end for s in steps if s.t_end is not None]
-    if starts and ends:
-        text += f" · {(max(ends) - min(starts)) / 1e9:.3f} s"
+def _step_stats(excerpt: Excerpt) -> str:
+    text = str(excerpt.count)
+    if excerpt.agents:
+        text += f" · agents: {', '.join(sorted(excerpt.agents))}"
+    if excerpt.first_start is not None and excerpt.last_end is not None:
+        text += f" · {(excerpt.last_end - excerpt.first_start) / 1e9:.3f} s"
     return text
 
 
@@ -169,21 +195,40 @@ class _StepTable:
     :data:`_MIN_CONTENT` columns.
     """
 
-    def __init__(self, trace: Trace, lo: int, hi: int, selected: int | None,
-                 width: int | None, reads: Sequence[StepReads]) -> None:
-        self.trace, self.lo, self.hi, self.selected, self.width = trace, lo, hi, selected, width
-        self.reads = reads
+    def __init__(self, excerpt: Excerpt, lo: int, hi: int, selected: int | None, width: int | None) -> None:
+        self.excerpt, self.lo, self.hi, self.selected, self.width = excerpt, lo, hi, selected, width
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         yield self.build(min(self.width or options.max_width, options.max_width))
 
     def build(self, width: int) -> Table:
         """The table for ``width`` columns."""
-        steps = self.trace.steps[self.lo:self.hi]
+        steps = [self.excerpt.steps[i] for i in range(self.lo, self.hi)]
+        reads = self.excerpt.reads
         used: set[str] = set()
-        rows = [(s, _marks(s, self.reads[s.index], used)) for s in steps]
-        index_w = max(len(f"▶ {s.index}" if s.index == self.selected else str(s.index))
-                      for s in steps)
+        rows = [(s, _marks(s, reads[s.index], used)) for s in steps]
+        layout = _Layout.fit(rows, width, self.selected)
+        total = self.excerpt.count
+        whole = (self.lo, self.hi) == (0, total)
+        return layout.table(rows, self.selected, title=None if whole else f"steps {self.lo}..{self.hi - 1} of {total}",
+                            caption=_legend(used))
+
+
+_Row = tuple[Step, Text]
+"""A step and its marks (see :func:`_marks`)."""
+
+
+class _Layout:
+    """The widths of the step table's columns, fitted to some rows; kept for the rows after them."""
+
+    def __init__(self, width: int, index: int, kind: int, caps: dict[str, int]) -> None:
+        self.width, self.index, self.kind, self.caps = width, index, kind, caps
+
+    @classmethod
+    def fit(cls, rows: Sequence[_Row], width: int, selected: int | None, *, index: int = 0) -> _Layout:
+        """Columns for ``rows`` within ``width``; the index column at least ``index`` wide."""
+        steps = [s for s, _ in rows]
+        index_w = max(index, *(len(f"▶ {s.index}" if s.index == selected else str(s.index)) for s in steps))
         kind_w = max(len(s.kind.value) for s in steps)
         caps = {"agent": min(14, max(cell_len(s.agent) for s in steps)),
                 "target": min(16, max(cell_len(s.target or "") for s in steps)),
@@ -195,20 +240,22 @@ class _StepTable:
                and any(caps[k] > floors[k] for k in caps)):
             widest = max((k for k in caps if caps[k] > floors[k]), key=lambda k: caps[k])
             caps[widest] -= 1
-        total = len(self.trace.steps)
-        whole = (self.lo, self.hi) == (0, total)
-        table = Table(title=None if whole else f"steps {self.lo}..{self.hi - 1} of {total}",
-                      title_justify="left", caption=_legend(used), caption_justify="left",
-                      expand=True, width=width, pad_edge=False, show_edge=False,
-                      header_style="bold")
-        table.add_column("#", justify="right", no_wrap=True, width=index_w)
-        table.add_column("agent", no_wrap=True, width=caps["agent"])
-        table.add_column("kind", no_wrap=True, width=kind_w)
-        table.add_column("target", no_wrap=True, width=caps["target"])
+        return cls(width, index_w, kind_w, caps)
+
+    def table(self, rows: Sequence[_Row], selected: int | None, *, title: str | None = None,
+              caption: str | None = None, header: bool = True) -> Table:
+        """``rows`` as a table in these columns (``header``: with the column names)."""
+        table = Table(title=title, title_justify="left", caption=caption, caption_justify="left",
+                      expand=True, width=self.width, pad_edge=False, show_edge=False,
+                      header_style="bold", show_header=header)
+        table.add_column("#", justify="right", no_wrap=True, width=self.index)
+        table.add_column("agent", no_wrap=True, width=self.caps["agent"])
+        table.add_column("kind", no_wrap=True, width=self.kind)
+        table.add_column("target", no_wrap=True, width=self.caps["target"])
         table.add_column("content", no_wrap=True, ratio=1)
-        table.add_column("marks", width=caps["marks"])
+        table.add_column("marks", width=self.caps["marks"])
         for s, marks in rows:
-            mark = s.index == self.selected
+            mark = s.index == selected
             index = Text(f"▶ {s.index}" if mark else str(s.index), style="bold" if mark else "")
             table.add_row(index, _cell(s.agent),
                           Text(s.kind.value, style=KIND_STYLES.get(s.kind, "")),
@@ -241,13 +288,17 @@ def _marks(step: Step, read: StepReads, used: set[str]) -> Text:
 def _ranges(reads: Sequence[int]) -> str:
     """``0,1,2,5`` → ``0-2,5``; past a few runs the rest is counted (``0-2,5,9,+4``)."""
     runs: list[tuple[int, int]] = []
+    used = 0   # the edges in the runs shown; the rest are counted, not walked (a step may read thousands)
     for r in reads:
         if runs and r == runs[-1][1] + 1:
             runs[-1] = (runs[-1][0], r)
+        elif len(runs) == _MAX_READS_SHOWN:
+            break
         else:
             runs.append((r, r))
-    shown = [str(a) if a == b else f"{a}-{b}" for a, b in runs[:_MAX_READS_SHOWN]]
-    hidden = sum(b - a + 1 for a, b in runs[_MAX_READS_SHOWN:])
+        used += 1
+    shown = [str(a) if a == b else f"{a}-{b}" for a, b in runs]
+    hidden = len(reads) - used
     return ",".join(shown) + (f",+{hidden}" if hidden else "")
 
 
@@ -267,7 +318,7 @@ def _legend(used: set[str]) -> str | None:
 
 # -- detail panel ----------------------------------------------------------------------------
 
-def _detail(trace: Trace, step: Step, width: int | None, read: StepReads) -> Panel:
+def _detail(excerpt: Excerpt, step: Step, width: int | None, read: StepReads) -> Panel:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -277,7 +328,7 @@ def _detail(trace: Trace, step: Step, width: int | None, read: StepReads) -> Pan
     grid.add_row("target", Text(step.target) if step.target else none)
     grid.add_row("content", Text(step.content, overflow="fold") if step.content else none)
     grid.add_row("args", _json(step.args) if step.args is not None else none)
-    origins = _origins(trace, step)
+    origins = _origins(excerpt)
     if origins is not None:
         grid.add_row("origins", origins)
     grid.add_row("result", _json(step.result) if step.result is not None else none)
@@ -285,8 +336,8 @@ def _detail(trace: Trace, step: Step, width: int | None, read: StepReads) -> Pan
                  if step.error else none)
     grid.add_row("sources", _json([s.model_dump(mode="json") for s in step.sources])
                  if step.sources else none)
-    described = [_describe_read(trace, r) for r in read.explicit] + \
-        [_describe_read(trace, r, " (inferred)") for r in read.inferred]
+    described = [_describe_read(excerpt, r) for r in read.explicit] + \
+        [_describe_read(excerpt, r, " (inferred)") for r in read.inferred]
     grid.add_row("reads", Text("\n".join(described)) if described else none)
     grid.add_row("side effect", Text("yes ⚡", style="yellow") if step.side_effect else Text("no"))
     grid.add_row("untrusted", Text("yes ⚠", style="red") if step.untrusted else Text("no"))
@@ -299,13 +350,9 @@ def _detail(trace: Trace, step: Step, width: int | None, read: StepReads) -> Pan
 _TRUST_STYLES = {"untrusted": "bold red", "mixed": "red", "user": "green", "trusted": "green", "generated": "dim"}
 
 
-def _origins(trace: Trace, step: Step) -> Text | None:
-    """Where each input value of ``step`` came from (mattrace.provenance), untrusted ones marked ⚠."""
-    from mattrace.provenance import origins_of
-
-    if not 0 <= step.index < len(trace.steps):
-        return None
-    found = origins_of(trace.steps[:step.index + 1])[-1].values
+def _origins(excerpt: Excerpt) -> Text | None:
+    """Where each input value of the detail step came from (mattrace.provenance), untrusted ones marked ⚠."""
+    found = excerpt.origins.values if excerpt.origins is not None else ()
     if not found:
         return None
     text = Text()
@@ -333,12 +380,10 @@ def _json(value: Any) -> Text:
     return text
 
 
-def _describe_read(trace: Trace, index: int, how: str = "") -> str:
-    if not 0 <= index < len(trace.steps):
+def _describe_read(excerpt: Excerpt, index: int, how: str = "") -> str:
+    if not 0 <= index < excerpt.count:
         return f"{index}{how} (not in this trace)"
-    src = trace.steps[index]
-    target = f" {src.target}" if src.target else ""
-    return f"{index}{how}: {src.kind.value}{target} by {src.agent} — {step_summary(src, 60)}"
+    return f"{index}{how}: {excerpt.described[index]}"
 
 
 def _times(step: Step) -> str:

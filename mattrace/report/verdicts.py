@@ -10,6 +10,7 @@ drops it when output is not a terminal.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,11 @@ from rich.text import Text
 
 from mattrace.contracts import Report, Status, Violation
 from mattrace.report._format import step_summary
+from mattrace.report.excerpt import Excerpt, collect
 from mattrace.report.terminal import KIND_STYLES, _cell, _marks
-from mattrace.trace import Trace
+from mattrace.trace import Step, Trace
 
-__all__ = ["CommandLine", "print_report", "render_report", "report_parts", "show_command"]
+__all__ = ["CommandLine", "context_excerpt", "print_report", "render_report", "report_parts", "show_command"]
 
 _STATUS_STYLES = {Status.PASS: "green", Status.FAIL: "bold red", Status.PENDING: "yellow",
                   Status.INCOMPLETE: "bold yellow"}
@@ -39,29 +41,32 @@ class CommandLine(Text):
     """A command to copy: printed on one line however narrow the terminal (see :func:`print_report`)."""
 
 
-def render_report(report: Report, trace: Trace, *, path: str | Path | None = None, around: int = 2,
+def render_report(report: Report, trace: Trace | Excerpt, *, path: str | Path | None = None, around: int = 2,
                   passed: bool = True) -> Group:
     """A check report as one rich renderable (commands wrap at the console width)."""
     return Group(*report_parts(report, trace, path=path, around=around, passed=passed))
 
 
-def print_report(console: Console, report: Report, trace: Trace, **options: Any) -> None:
+def print_report(console: Console, report: Report, trace: Trace | Excerpt, **options: Any) -> None:
     """Print a check report; command lines stay whole so they can be copied from any terminal."""
     for part in report_parts(report, trace, **options):
         console.print(part, soft_wrap=isinstance(part, CommandLine))
 
 
-def report_parts(report: Report, trace: Trace, *, path: str | Path | None = None, around: int = 2,
+def report_parts(report: Report, trace: Trace | Excerpt, *, path: str | Path | None = None, around: int = 2,
                  passed: bool = True) -> list[RenderableType]:
     """A check report as rich renderables: a headline, then the lines of each contract.
 
     Args:
         report: what :func:`mattrace.check` returned for ``trace``.
-        trace: the checked trace (the steps shown in context come from it).
+        trace: the checked trace (the steps shown in context come from it), or what
+            :func:`context_excerpt` kept of it when it was read as a stream.
         path: the trace file, for the ``mattrace show`` command line.
         around: steps of context either side of the first violating step.
         passed: also list the contracts that passed (one line each).
     """
+    if isinstance(trace, Trace):
+        trace = context_excerpt(report, trace, trace.steps, len(trace.steps), around)
     failed = [v for v in report.verdicts if v.status is Status.FAIL]
     undecided, vacuous = report.undecided, report.vacuous
     total = len(report.verdicts)
@@ -74,7 +79,7 @@ def report_parts(report: Report, trace: Trace, *, path: str | Path | None = None
     notes = [f"{len(vacuous)} vacuous" if vacuous else "", "incomplete trace" if report.incomplete else ""]
     summary += "".join(f", {n}" for n in notes if n)
     where = f"  {path}" if path is not None else ""
-    head = Text.assemble(mark, (trace.name, "bold"), f"  {len(trace.steps)} steps  ", summary, (where, "dim"))
+    head = Text.assemble(mark, (trace.trace.name, "bold"), f"  {trace.count} steps  ", summary, (where, "dim"))
     parts: list[RenderableType] = [head]
     if report.incomplete:
         parts.append(Text(f"    incomplete: {report.incomplete}", style="yellow", overflow="fold"))
@@ -99,11 +104,33 @@ def _line(label: str, style: str, contract: str, severity: str) -> Text:
     return Text.assemble("  ", (label, style), f"  {contract}", (f"  [{severity}]", "dim"))
 
 
-def _failure(v: Violation, trace: Trace, path: str | Path | None, around: int) -> list[RenderableType]:
+def context_excerpt(report: Report, trace: Trace, steps: Iterable[Step], count: int, around: int = 2) -> Excerpt:
+    """The steps a report shows of a run of ``count`` steps, read once from ``steps`` (which may be a stream).
+
+    Only a failure brings steps into view: the ``around`` steps either side of its first
+    violating step and its witnesses. Reading stops after the last of them.
+    """
+    keep: set[int] = set()
+    for verdict in report.verdicts:
+        if verdict.violation is not None and verdict.violation.step is not None:
+            keep |= _shown(verdict.violation, count - 1, around)
+    excerpt = collect(trace, steps if keep else (), keep, stop=True)
+    excerpt.count = count
+    return excerpt
+
+
+def _shown(v: Violation, last: int, around: int) -> set[int]:
+    assert v.step is not None
+    shown = set(range(max(0, v.step - around), min(last, v.step + around) + 1))
+    shown.update(i for i in v.witness if 0 <= i <= last)
+    return shown
+
+
+def _failure(v: Violation, trace: Excerpt, path: str | Path | None, around: int) -> list[RenderableType]:
     at = "" if v.step is None else f"  first violation at step {v.step}"
     title = Text.assemble("  ", ("FAIL", "bold red"), f"  {v.contract}", (f"  [{v.severity}]", "dim"), (at, "bold"))
     lines: list[RenderableType] = [title, Text(f"    {v.reason}", overflow="fold")]
-    if v.step is not None and trace.steps:
+    if v.step is not None and trace.count:
         lines.append(_context(trace, v, around))
     command = show_command(path, v.step)
     if command:
@@ -113,15 +140,11 @@ def _failure(v: Violation, trace: Trace, path: str | Path | None, around: int) -
     return lines
 
 
-def _context(trace: Trace, v: Violation, around: int) -> Table:
+def _context(trace: Excerpt, v: Violation, around: int) -> Table:
     assert v.step is not None
-    last = len(trace.steps) - 1
-    shown = set(range(max(0, v.step - around), min(last, v.step + around) + 1))
-    shown.update(i for i in v.witness if 0 <= i <= last)
+    shown = _shown(v, trace.count - 1, around)
     steps = [trace.steps[i] for i in shown]
-    from mattrace.provenance import context_reads
-
-    reads = context_reads(trace.steps[:max(shown) + 1])   # a witness path may follow inferred edges
+    reads = trace.reads   # a witness path may follow inferred edges
     marks = {s.index: _marks(s, reads[s.index], set()) for s in steps}
     widths = {"mark": 5, "index": len(str(max(shown))), "agent": min(12, max(len(s.agent) for s in steps)),
               "kind": max(len(s.kind.value) for s in steps),

@@ -6,7 +6,7 @@ import errno
 import os
 import stat
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,8 @@ from mattrace.tracefile._format import (
 )
 from mattrace.tracefile._json import JSONInputError, parse_json
 
-__all__ = ["load", "read_records", "read_trace_file", "ReadResult", "RecordFile", "verify", "VerifyReport"]
+__all__ = ["load", "open_trace", "read_records", "read_trace_file", "ReadResult", "RecordFile", "TraceStream", "verify",
+           "VerifyReport"]
 
 
 @dataclass
@@ -57,6 +58,8 @@ class ReadResult:
     valid_bytes: int
     torn_line: int | None = None
     warnings: list[TornTailWarning] = field(default_factory=list)
+    steps: int = 0
+    """How many steps the file holds (a streamed read's ``trace`` holds none of them)."""
 
 
 def _split_hash(path: Path, lineno: int, raw: bytes) -> tuple[bytes, str]:
@@ -116,70 +119,101 @@ def _header_chain(path: Path, record: dict[str, Any], fmt: FileFormat, key: byte
     raise TraceFormatError(path, 1, f"unknown hash algorithm {alg!r}")
 
 
+class _Lines:
+    """The one reader loop of every chained file, as an iterator: it verifies each line's hash
+    against the chain and yields each body record's ``(lineno, payload, position)`` in order,
+    then checks the seal's count. Reads line by line, so memory does not grow with the file.
+
+    The header line is read and verified when the reader is made, so what it says is known
+    before any body record; :attr:`scan` holds how far the file verified, complete once
+    :meth:`records` is exhausted. A partial last line of an unsealed file is a torn tail (a
+    crash), reported in the scan, not raised; everything else that does not verify raises
+    :class:`~mattrace.errors.TraceFormatError` naming the file and line. The file is closed
+    when the records are exhausted, when reading raises, or by :meth:`close`.
+    """
+
+    def __init__(self, path: Path, fmt: FileFormat, key: bytes | None) -> None:
+        self.path, self.fmt = path, fmt
+        try:
+            _regular(path)
+            self._handle = open(path, "rb")
+        except OSError as exc:
+            raise TraceFormatError(path, None, f"cannot read {fmt.noun}: {exc.strerror or exc}") from exc
+        try:
+            self.scan, self._chain = self._header(key)
+        except BaseException:
+            self._handle.close()
+            raise
+
+    def close(self) -> None:
+        """Close the file (reading stops; what was read stays valid)."""
+        self._handle.close()
+
+    def fileno(self) -> int:
+        """The open file's descriptor."""
+        return self._handle.fileno()
+
+    def _header(self, key: bytes | None) -> tuple[_Scan, _Chain]:
+        path, fmt = self.path, self.fmt
+        raw = self._handle.readline()
+        if not raw:
+            raise TraceFormatError(path, None, f"{fmt.noun} is empty; no header was ever written")
+        if not raw.endswith(b"\n"):
+            raise TraceFormatError(path, 1, "the header line is incomplete; the recording died at once")
+        body, h = _split_hash(path, 1, raw[:-1])
+        record = _parse(path, 1, body)   # the header names the hash algorithm, so it is read before its hash
+        chain = _header_chain(path, record, fmt, key)
+        if chain.digest(body) != h:
+            raise TraceFormatError(path, 1, _OTHER_KEY if chain.key is not None else _BROKEN)
+        chain.prev = h
+        scan = _Scan(header=record[fmt.header_key], algorithm=chain.algorithm, last_hash=h,
+                     valid_bytes=len(raw), lines=1)
+        return scan, chain
+
+    def records(self) -> Iterator[tuple[int, Any, int]]:
+        """Each body record's ``(lineno, payload, position)``, verified, in file order."""
+        with self._handle:
+            path, fmt, scan, chain = self.path, self.fmt, self.scan, self._chain
+            noun = fmt.noun
+            lineno = 1
+            for lineno, raw in enumerate(self._handle, start=2):
+                if scan.sealed:
+                    raise TraceFormatError(path, lineno, f"data after the seal; lines were appended to a sealed {noun}")
+                if not raw.endswith(b"\n"):   # the last line, cut short by a crash
+                    scan.torn_line = lineno
+                    break
+                body, h = _split_hash(path, lineno, raw[:-1])
+                if chain.digest(body) != h:
+                    raise TraceFormatError(path, lineno, _BROKEN)
+                record = _parse(path, lineno, body)   # parsed only once its hash holds: no edit reaches the parser
+                chain.prev = h
+                kind = record.get("type")
+                if kind == fmt.record:
+                    yield lineno, record.get(fmt.record), scan.count
+                    scan.count += 1
+                elif kind == "seal":
+                    if record.get(fmt.counted) != scan.count:
+                        raise TraceFormatError(path, lineno, f"seal counts {record.get(fmt.counted)} {fmt.counted} "
+                                                             f"but the {noun} holds {scan.count}: {fmt.counted} were "
+                                                             "removed or added")
+                    scan.seal = record
+                else:
+                    raise TraceFormatError(path, lineno, f"unknown record type {kind!r} in a {noun}")
+                scan.valid_bytes += len(raw)
+                scan.last_hash = h
+            scan.lines = lineno
+
+
+_BROKEN = "hash chain broken: this line or one before it was altered, removed, reordered or inserted"
+
+
 def _scan(path: Path, fmt: FileFormat, key: bytes | None,
           on_record: Callable[[int, Any, int], None]) -> _Scan:
-    """The one reader loop of every chained file: verify each line's hash against the chain,
-    hand each body record's payload to ``on_record(lineno, payload, position)`` in order, and
-    check the seal's count. Reads line by line, so memory does not grow with the file.
-
-    A partial last line of an unsealed file is a torn tail (a crash), reported in the
-    result, not raised; everything else that does not verify raises
-    :class:`~mattrace.errors.TraceFormatError` naming the file and line.
-    """
-    noun = fmt.noun
-    try:
-        _regular(path)
-        handle = open(path, "rb")
-    except OSError as exc:
-        raise TraceFormatError(path, None, f"cannot read {noun}: {exc.strerror or exc}") from exc
-    with handle:
-        scan: _Scan | None = None
-        chain = _Chain(None)
-        lineno = 0
-        for lineno, raw in enumerate(handle, start=1):
-            if not raw.endswith(b"\n"):   # the last line, cut short by a crash
-                if scan is not None and scan.sealed:
-                    raise TraceFormatError(path, lineno, f"data after the seal; lines were appended to a sealed {noun}")
-                if scan is None:
-                    raise TraceFormatError(path, 1, "the header line is incomplete; the recording died at once")
-                scan.torn_line = lineno
-                break
-            if scan is not None and scan.sealed:
-                raise TraceFormatError(path, lineno, f"data after the seal; lines were appended to a sealed {noun}")
-            line = raw[:-1]
-            body, h = _split_hash(path, lineno, line)
-            if scan is None:   # the header names the hash algorithm, so it is read before its hash
-                record = _parse(path, lineno, body)
-                chain = _header_chain(path, record, fmt, key)
-                scan = _Scan(header=record[fmt.header_key], algorithm=chain.algorithm)
-            if chain.digest(body) != h:
-                if lineno == 1 and chain.key is not None:
-                    raise TraceFormatError(path, lineno, _OTHER_KEY)
-                raise TraceFormatError(path, lineno, "hash chain broken: this line or one before it was altered, "
-                                                     "removed, reordered or inserted")
-            if lineno > 1:   # every other line is parsed only once its hash holds: no edit reaches the parser
-                record = _parse(path, lineno, body)
-            chain.prev = h
-            kind = record.get("type")
-            if lineno == 1:
-                pass
-            elif kind == fmt.record:
-                on_record(lineno, record.get(fmt.record), scan.count)
-                scan.count += 1
-            elif kind == "seal":
-                if record.get(fmt.counted) != scan.count:
-                    raise TraceFormatError(path, lineno, f"seal counts {record.get(fmt.counted)} {fmt.counted} but "
-                                                         f"the {noun} holds {scan.count}: {fmt.counted} were "
-                                                         "removed or added")
-                scan.seal = record
-            else:
-                raise TraceFormatError(path, lineno, f"unknown record type {kind!r} in a {noun}")
-            scan.valid_bytes += len(raw)
-            scan.last_hash = h
-        if scan is None:
-            raise TraceFormatError(path, None, f"{noun} is empty; no header was ever written")
-        scan.lines = lineno
-        return scan
+    """Run :class:`_Lines` over a whole file, handing each body record to ``on_record``."""
+    lines = _Lines(path, fmt, key)
+    for lineno, payload, position in lines.records():
+        on_record(lineno, payload, position)
+    return lines.scan
 
 
 def read_records(path: str | Path, fmt: FileFormat, *, key: bytes | None = None) -> RecordFile:
@@ -208,34 +242,121 @@ def read_records(path: str | Path, fmt: FileFormat, *, key: bytes | None = None)
     return found
 
 
+class TraceStream:
+    """A trace file read a step at a time: every step verified along the hash chain, then dropped.
+
+    Why: a trace of hundreds of thousands of steps is hundreds of megabytes as ``Step``
+    objects, while verifying it, checking contracts over it or printing it needs one step at
+    a time. The header line is read and verified when the stream opens, so :attr:`trace`
+    (the run's metadata, no steps) is known before the first step; iterating yields each
+    step once, in order, under the same rules as :func:`read_trace_file`, which is this
+    stream collected into a list. Once the steps are exhausted :attr:`result` says how the
+    file ended: sealed or not, a torn line, and for an unsealed file without its end step
+    :attr:`trace` is marked incomplete and ``warnings`` holds the torn-tail warning.
+
+    Use it as a context manager, so a reader that stops early closes the file::
+
+        with open_trace(path) as stream:
+            for step in stream:
+                ...
+        stream.result.sealed
+
+    Raises:
+        TraceFormatError: as :func:`read_trace_file`; a bad header when the stream opens,
+            a line that does not verify when iteration reaches it.
+    """
+
+    def __init__(self, path: str | Path, *, key: bytes | None = None) -> None:
+        self.path = Path(path)
+        self._lines = _Lines(self.path, TRACE, _reading_key(self.path, key))
+        try:
+            self.trace = Trace.model_validate(self._lines.scan.header)
+        except ValidationError as exc:
+            self._lines.close()
+            raise TraceFormatError(self.path, 1, f"invalid header: {validation_summary(exc)}") from exc
+        self._result: ReadResult | None = None
+        self._started = False
+
+    def __iter__(self) -> Iterator[Step]:
+        if self._started:
+            raise RuntimeError(f"{self.path}: a trace stream is read once; open the file again")
+        self._started = True
+        return self._steps()
+
+    def _steps(self) -> Iterator[Step]:
+        path = self.path
+        last: StepKind | None = None
+        for lineno, raw, position in self._lines.records():
+            step = _parse_step(path, lineno, raw, position)
+            last = step.kind
+            yield step
+        self._result = self._finish(last)
+
+    def _finish(self, last: StepKind | None) -> ReadResult:
+        scan, trace, path = self._lines.scan, self.trace, self.path
+        trace.outcome = _parse_outcome(path, scan.lines, scan.seal) if scan.seal else None
+        result = ReadResult(trace=trace, sealed=scan.sealed, algorithm=scan.algorithm,
+                            last_hash=scan.last_hash, valid_bytes=scan.valid_bytes, torn_line=scan.torn_line,
+                            steps=scan.count)
+        if not scan.sealed:
+            result.warnings.append(TornTailWarning(path, scan.torn_line or scan.lines + 1, scan.count,
+                                                   torn=scan.torn_line is not None))
+            if last is not StepKind.END:   # an end step kept: only the seal was lost
+                trace.mark_incomplete(f"{path} is not sealed" + (f" and its line {scan.torn_line} is torn"
+                                                                  if scan.torn_line is not None else "")
+                                      + ": the recording stopped before the run ended, or the file was cut")
+        return result
+
+    @property
+    def result(self) -> ReadResult:
+        """How the file ended (its ``trace`` holds no steps); available once every step was read."""
+        if self._result is None:
+            raise RuntimeError(f"{self.path}: the trace stream has not been read to its end")
+        return self._result
+
+    def estimated_steps(self) -> int:
+        """How many steps the file likely holds, judged from its size and the lines read so far."""
+        scan = self._lines.scan
+        try:
+            size = os.fstat(self._lines.fileno()).st_size
+        except (OSError, ValueError):   # closed
+            return scan.count
+        return int(scan.count * size / scan.valid_bytes) if scan.count else 0
+
+    def close(self) -> None:
+        """Stop reading and close the file."""
+        self._lines.close()
+
+    def __enter__(self) -> TraceStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_trace(path: str | Path, *, key: bytes | None = None) -> TraceStream:
+    """Open a trace file to read it a step at a time (see :class:`TraceStream`).
+
+    ``key`` defaults to ``MATTRACE_HMAC_KEY``; with a key, only a file signed with it reads.
+
+    Raises:
+        TraceFormatError: the file is missing or unreadable, or its header line does not verify.
+    """
+    return TraceStream(path, key=key)
+
+
 def read_trace_file(path: str | Path, *, key: bytes | None = None) -> ReadResult:
     """Read and verify a trace file line by line.
 
     Returns every complete, verified step; a partial final line of an unsealed file is
     reported in ``torn_line``. Raises TraceFormatError for anything that does not verify:
     with a key (``key``, else ``MATTRACE_HMAC_KEY``) that includes a file not signed with
-    it, and an empty key.
+    it, and an empty key. :func:`open_trace` reads the same steps one at a time.
     """
-    path = Path(path)
-    steps: list[Step] = []
-    scan = _scan(path, TRACE, _reading_key(path, key),
-                 lambda lineno, raw, position: steps.append(_parse_step(path, lineno, raw, position)))
-    try:
-        trace = Trace.model_validate(scan.header)
-    except ValidationError as exc:
-        raise TraceFormatError(path, 1, f"invalid header: {validation_summary(exc)}") from exc
-    outcome = _parse_outcome(path, scan.lines, scan.seal) if scan.seal else None
-    result = ReadResult(trace=trace, sealed=scan.sealed, algorithm=scan.algorithm,
-                        last_hash=scan.last_hash, valid_bytes=scan.valid_bytes, torn_line=scan.torn_line)
-    if not scan.sealed:
-        result.warnings.append(TornTailWarning(path, scan.torn_line or scan.lines + 1, len(steps),
-                                               torn=scan.torn_line is not None))
-        if not steps or steps[-1].kind is not StepKind.END:   # an end step kept: only the seal was lost
-            trace.mark_incomplete(f"{path} is not sealed" + (f" and its line {scan.torn_line} is torn"
-                                                              if scan.torn_line is not None else "")
-                                  + ": the recording stopped before the run ended, or the file was cut")
-    trace.steps = steps
-    trace.outcome = outcome
+    with open_trace(path, key=key) as stream:
+        steps = list(stream)
+    result = stream.result
+    result.trace.steps = steps
     return result
 
 
@@ -341,9 +462,11 @@ def verify(path: str | Path, *, key: bytes | None = None) -> VerifyReport:
             records = read_records(path, FORMATS[format], key=key)
             count, sealed, algorithm, torn = len(records.entries), records.sealed, records.algorithm, None
         else:
-            result = read_trace_file(path, key=key)
-            count, sealed, algorithm, torn = (len(result.trace.steps), result.sealed, result.algorithm,
-                                              result.torn_line)
+            with open_trace(path, key=key) as stream:   # each step verified and dropped: memory stays flat
+                for _ in stream:
+                    pass
+            result = stream.result
+            count, sealed, algorithm, torn = result.steps, result.sealed, result.algorithm, result.torn_line
             entrypoint = result.trace.entrypoint
     except TraceFormatError as exc:
         return VerifyReport(str(path), ok=False, line=exc.line, reason=exc.reason)
