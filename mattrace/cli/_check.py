@@ -19,11 +19,10 @@ from mattrace.cli._common import (
     Parents,
     Parser,
     console,
-    ended,
     load_contracts,
     print_json,
-    trace_path,
 )
+from mattrace.cli._tracefiles import ended, trace_path
 
 if TYPE_CHECKING:
     from mattrace.cli._common import Adder, Commands

@@ -16,11 +16,11 @@ from mattrace.cli._common import (
     CliError,
     Parents,
     load_contracts,
-    read_traces,
     resolve_run,
     split_names,
     stderr,
 )
+from mattrace.cli._tracefiles import read_traces
 
 if TYPE_CHECKING:
     from mattrace.cli._common import Adder, Commands

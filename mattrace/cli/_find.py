@@ -24,9 +24,8 @@ from mattrace.cli._common import (
     positive,
     print_json,
     table_console,
-    trace_files,
-    trace_header,
 )
+from mattrace.cli._tracefiles import trace_files, trace_header
 
 if TYPE_CHECKING:
     from mattrace.cli._common import Adder, Commands

@@ -17,8 +17,8 @@ from mattrace.cli._common import (
     Parents,
     console,
     print_json,
-    trace_path,
 )
+from mattrace.cli._tracefiles import trace_path
 
 if TYPE_CHECKING:
     from mattrace.cli._common import Adder, Commands

@@ -18,12 +18,10 @@ from mattrace.cli._common import (
     CliError,
     Parents,
     console,
-    ended,
     non_negative,
     print_json,
-    read_traces,
-    trace_path,
 )
+from mattrace.cli._tracefiles import ended, read_traces, trace_path
 from mattrace.errors import MatTraceError
 
 if TYPE_CHECKING:
