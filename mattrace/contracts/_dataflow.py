@@ -19,10 +19,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from mattrace.contracts._contract import Contract, Monitor, describe_step
 from mattrace.contracts._past import Flows
-from mattrace.contracts._predicates import Evaluator, NameRef, Pred, _paren, _pred
+from mattrace.contracts._predicates import (
+    NO_SNAPSHOT,
+    Evaluator,
+    NameRef,
+    Pred,
+    _paren,
+    _pred,
+    restore,
+    restore_all,
+    snapshot,
+    snapshot_all,
+)
 from mattrace.contracts._verdict import Verdict
 from mattrace.errors import ContractError
 from mattrace.provenance import Provenance, StepOrigins, ValueOrigin, identifiers
@@ -124,6 +136,15 @@ class _BoundUntrustedSelector:
                 return True
         return False
 
+    def snapshot(self) -> Any:
+        into = snapshot(self.into)
+        return NO_SNAPSHOT if into is None else (into, self.analysis.snapshot(), self.hit, self.last)
+
+    def restore(self, state: Any) -> None:
+        into, analysis, self.hit, self.last = state
+        self.analysis.restore(analysis)
+        restore(self.into, into)
+
     def _selects(self, s: Step, value: ValueOrigin, is_egress: bool) -> bool:
         name = _arg_name(value.path)
         if is_egress and not self.into(s):
@@ -179,7 +200,7 @@ class _BoundDataFlows:
     def __init__(self, src: Evaluator, dst: Evaluator) -> None:
         self.src, self.dst = src, dst
         self.analysis = Provenance()
-        self.sources: set[int] = set()
+        self.sources: dict[int, None] = {}   # ordered: what a step adds is the last key
         self.found: tuple[int, ...] = ()
 
     def __call__(self, s: Step) -> bool:
@@ -191,8 +212,22 @@ class _BoundDataFlows:
                                for o in v.origins if o.step in self.sources and o.token in v.untrusted_parts})
             self.found = tuple(from_src)
         if is_src:
-            self.sources.add(s.index)
+            self.sources[s.index] = None
         return bool(self.found)
+
+    def snapshot(self) -> Any:
+        states = snapshot_all(self.src, self.dst)
+        if states is None:
+            return NO_SNAPSHOT
+        return (states, self.analysis.snapshot(), len(self.sources), self.found)
+
+    def restore(self, state: Any) -> None:
+        states, analysis, size, self.found = state
+        self.analysis.restore(analysis)
+        restore_all((self.src, self.dst), states)
+        sources = self.sources
+        while len(sources) > size:
+            sources.popitem()
 
     def witness(self) -> tuple[int, ...]:
         return self.found
@@ -219,6 +254,12 @@ class _SelectorMonitor(Monitor):
         super().__init__(contract)
         self.contract = contract
         self.ev = _BoundUntrustedSelector(contract.pred)
+
+    def _save(self) -> Any:
+        return self.ev.snapshot()
+
+    def _restore(self, state: Any) -> None:
+        self.ev.restore(state)
 
     def _step(self, s: Step) -> Verdict | None:
         if not self.ev(s):

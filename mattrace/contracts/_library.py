@@ -57,6 +57,12 @@ class _TerminatesMonitor(Monitor):
         self.count = 0
         self.ended = False
 
+    def _save(self) -> Any:
+        return (self.count, self.ended)
+
+    def _restore(self, state: Any) -> None:
+        self.count, self.ended = state
+
     def _step(self, s: Step) -> Verdict | None:
         if s.kind is StepKind.END:
             status = s.result.get("status") if isinstance(s.result, dict) else None
@@ -151,6 +157,9 @@ class _RoleMonitor(Monitor):
     def __init__(self, contract: StaysInRole) -> None:
         super().__init__(contract)
         self.roles = contract.roles
+
+    def _save(self) -> Any:
+        return ()   # no state of its own
 
     def _step(self, s: Step) -> Verdict | None:
         role = self.roles.get(s.agent)
@@ -258,6 +267,12 @@ class _AfterErrorMonitor(Monitor):
         super().__init__(contract)
         self.failed_calls: dict[str | None, tuple[int, str]] = {}   # target -> (step, what failed)
 
+    def _save(self) -> Any:
+        return dict(self.failed_calls)   # a few unresolved targets at most
+
+    def _restore(self, state: Any) -> None:
+        self.failed_calls = state
+
     def _step(self, s: Step) -> Verdict | None:
         if s.side_effect and self.failed_calls:
             index, what = min(self.failed_calls.values())
@@ -310,6 +325,12 @@ class _ToolDefinitionsMonitor(Monitor):
     def __init__(self, contract: Contract) -> None:
         super().__init__(contract)
         self.pinned_at: int | None = None
+
+    def _save(self) -> Any:
+        return (self.pinned_at,)
+
+    def _restore(self, state: Any) -> None:
+        (self.pinned_at,) = state
 
     def _step(self, s: Step) -> Verdict | None:
         mcp = s.attrs.get("mcp")

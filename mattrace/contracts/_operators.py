@@ -14,7 +14,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mattrace.contracts._contract import Contract, Monitor, describe_step
-from mattrace.contracts._predicates import Evaluator, NameRef, Pred, _BoundBinary, _Implies, _pred, witness_of
+from mattrace.contracts._predicates import (
+    Evaluator,
+    NameRef,
+    Pred,
+    _BoundBinary,
+    _Implies,
+    _pred,
+    restore,
+    restore_all,
+    snapshot,
+    snapshot_all,
+    witness_of,
+)
 from mattrace.contracts._verdict import Verdict
 from mattrace.errors import ContractError
 from mattrace.trace import Step, StepKind
@@ -75,6 +87,12 @@ class _AlwaysMonitor(Monitor):
         self.ev: Evaluator = contract.pred.bind()
         self.bad_when = contract.negate
 
+    def _save(self) -> Any:
+        return snapshot(self.ev)
+
+    def _restore(self, state: Any) -> None:
+        restore(self.ev, state)
+
     def _step(self, s: Step) -> Verdict | None:
         if self.ev(s) is not self.bad_when:
             return None
@@ -126,6 +144,12 @@ class _EventuallyMonitor(Monitor):
         self.ev = contract.pred.bind()
         self.text = contract.pred.text()
 
+    def _save(self) -> Any:
+        return snapshot(self.ev)
+
+    def _restore(self, state: Any) -> None:
+        restore(self.ev, state)
+
     def _step(self, s: Step) -> Verdict | None:
         return self.passed(s.index) if self.ev(s) else None
 
@@ -157,6 +181,12 @@ class _PrecedesMonitor(Monitor):
         super().__init__(contract)
         self.contract = contract
         self.a, self.b = contract.a.bind(), contract.b.bind()
+
+    def _save(self) -> Any:
+        return snapshot_all(self.a, self.b)
+
+    def _restore(self, state: Any) -> None:
+        restore_all((self.a, self.b), state)
 
     def _step(self, s: Step) -> Verdict | None:
         va = self.a(s)
@@ -200,6 +230,14 @@ class _RespondsMonitor(Monitor):
         self.waiting: int | None = None   # the oldest `a` still waiting for its `b`
         self.waiting_text = ""
         self.fired = False                # some step matched `a`
+
+    def _save(self) -> Any:
+        states = snapshot_all(self.a, self.b)
+        return None if states is None else (states, self.waiting, self.waiting_text, self.fired)
+
+    def _restore(self, state: Any) -> None:
+        states, self.waiting, self.waiting_text, self.fired = state
+        restore_all((self.a, self.b), states)
 
     def _step(self, s: Step) -> Verdict | None:
         va = self.a(s)
@@ -265,6 +303,12 @@ class _WithinMonitor(Monitor):
         self.t0: int | None = None
         self.tokens = 0
         self.cost = 0.0
+
+    def _save(self) -> Any:
+        return (self.count, self.t0, self.tokens, self.cost)
+
+    def _restore(self, state: Any) -> None:
+        self.count, self.t0, self.tokens, self.cost = state
 
     @property
     def needs_end(self) -> bool:
@@ -349,6 +393,26 @@ class _AtMostMonitor(Monitor):
         self.first: list[int] = []
         self.latest: deque[int] = deque(maxlen=WITNESS_LIMIT // 2)
 
+    def _save(self) -> Any:
+        ev = snapshot(self.ev)
+        if ev is None:
+            return None
+        latest = self.latest
+        return (ev, self.count, len(self.first), len(latest), latest[0] if latest else None)
+
+    def _restore(self, state: Any) -> None:
+        ev, count, n_first, n_latest, oldest = state
+        restore(self.ev, ev)
+        if self.count != count:   # the step matched: its index went to `first` or `latest`
+            self.count = count
+            if len(self.first) > n_first:
+                del self.first[n_first:]
+            else:
+                latest = self.latest
+                latest.pop()
+                if len(latest) < n_latest:   # it was full: the append pushed the oldest out
+                    latest.appendleft(oldest)
+
     def _step(self, s: Step) -> Verdict | None:
         if not self.ev(s):
             return None
@@ -412,6 +476,18 @@ class _EachMonitor(Monitor):
         self.check = None if isinstance(ob, Pred) else ob
         self.history: list[Step] | None = None if self.check is None else []
         self.fired = False
+
+    def _save(self) -> Any:
+        states = snapshot_all(self.p) if self.q is None else snapshot_all(self.p, self.q)
+        if states is None:
+            return None
+        return (states, self.fired, None if self.history is None else len(self.history))
+
+    def _restore(self, state: Any) -> None:
+        states, self.fired, size = state
+        restore_all((self.p,) if self.q is None else (self.p, self.q), states)
+        if self.history is not None:
+            del self.history[size:]
 
     def untriggered(self) -> str | None:
         return None if self.fired else f"no step matched `{self.contract.pred.text()}`, so nothing had to meet it"

@@ -10,7 +10,20 @@ violation reports (the user's "yes", the untrusted document an e-mail came from)
 
 from __future__ import annotations
 
-from mattrace.contracts._predicates import Evaluator, NameRef, Pred, _paren, _pred
+from typing import Any
+
+from mattrace.contracts._predicates import (
+    NO_SNAPSHOT,
+    Evaluator,
+    NameRef,
+    Pred,
+    _paren,
+    _pred,
+    restore,
+    restore_all,
+    snapshot,
+    snapshot_all,
+)
 from mattrace.errors import ContractError
 from mattrace.provenance import ContextFlow
 from mattrace.trace import Step
@@ -60,6 +73,14 @@ class _BoundOnce:
         if self.inner(s) and self.seen is None:
             self.seen = s.index
         return self.seen is not None
+
+    def snapshot(self) -> Any:
+        inner = snapshot(self.inner)
+        return NO_SNAPSHOT if inner is None else (self.seen, inner)
+
+    def restore(self, state: Any) -> None:
+        self.seen, inner = state
+        restore(self.inner, inner)
 
     def witness(self) -> tuple[int, ...]:
         return () if self.seen is None else (self.seen,)
@@ -133,6 +154,14 @@ class _BoundSince:
             self.anchor = None
         return self.anchor is not None
 
+    def snapshot(self) -> Any:
+        states = snapshot_all(self.a, self.b)
+        return NO_SNAPSHOT if states is None else (self.anchor, self.last_not_a, states)
+
+    def restore(self, state: Any) -> None:
+        self.anchor, self.last_not_a, states = state
+        restore_all((self.a, self.b), states)
+
     def witness(self) -> tuple[int, ...]:
         if self.anchor is not None:
             return (self.anchor,)
@@ -197,6 +226,22 @@ class _BoundFlows:
         hit = is_dst and via >= 0
         self.path_end = s.index if hit else None
         return hit
+
+    def snapshot(self) -> Any:
+        # steps arrive in index order, so what a step adds to ``parent`` is its own new key,
+        # the last one inserted: putting it back is dropping keys from the end
+        states = snapshot_all(self.src, self.dst)
+        if states is None:
+            return NO_SNAPSHOT
+        return (states, self.context.snapshot(), len(self.parent), self.path_end)
+
+    def restore(self, state: Any) -> None:
+        states, context, size, self.path_end = state
+        self.context.restore(context)
+        restore_all((self.src, self.dst), states)
+        parent = self.parent
+        while len(parent) > size:
+            parent.popitem()
 
     def witness(self) -> tuple[int, ...]:
         """The path from the untrusted source to the last hit, oldest first."""

@@ -21,13 +21,15 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
+from types import BuiltinFunctionType, FunctionType
 from typing import Any, ClassVar, Literal
 
 from mattrace.contracts._regex import LinearPattern, Regex, compile_linear
 from mattrace.errors import ContractError
 from mattrace.trace import Step, StepKind
 
-__all__ = ["Evaluator", "NameRef", "Pred", "StepNamespace", "step", "witness_of"]
+__all__ = ["Evaluator", "NameRef", "Pred", "restore", "restore_all", "snapshot", "snapshot_all", "StepNamespace",
+           "step", "witness_of"]
 
 Evaluator = Callable[[Step], bool]
 """A bound predicate: called once per step in order; may carry ``witness()``."""
@@ -56,6 +58,60 @@ def witness_of(evaluator: Evaluator) -> tuple[int, ...]:
     """Indices of the steps that decided the evaluator's last answer (empty when none)."""
     explain = getattr(evaluator, "witness", None)
     return explain() if explain is not None else ()
+
+
+NO_SNAPSHOT: Any = None
+"""What :func:`snapshot` returns for an evaluator that cannot be put back cheaply."""
+
+
+def snapshot(evaluator: Evaluator) -> Any:
+    """The state a bound evaluator needs to be put back as it is now, for :func:`restore`.
+
+    A guard judges an action on the run so far without committing it: it snapshots the
+    monitors, feeds them the action, and restores them. That must cost a few attribute
+    reads, not a copy of the run, so the stateful evaluators (``once``, ``since``,
+    ``flows``, the combinators over them) define ``snapshot()`` and ``restore(state)``
+    over their small state, and the analyses they hold undo what one step added.
+
+    A plain function is stateless here (``()``), as ``copy.deepcopy`` also takes it to be.
+    Any other callable without ``snapshot`` gives :data:`NO_SNAPSHOT` (None): the caller
+    then judges a deep copy instead, as before.
+    """
+    save = getattr(evaluator, "snapshot", None)
+    if save is not None:
+        return save()
+    if isinstance(evaluator, FunctionType | BuiltinFunctionType):
+        return ()
+    return NO_SNAPSHOT
+
+
+def restore(evaluator: Evaluator, state: Any) -> None:
+    """Put a bound evaluator back to what :func:`snapshot` returned (a function: nothing to do)."""
+    if state != ():
+        evaluator.restore(state)  # type: ignore[attr-defined]
+
+
+def snapshot_all(*evaluators: Evaluator) -> tuple[Any, ...] | None:
+    """The snapshots of several evaluators, or None when one of them cannot be snapshot.
+
+    A snapshot may open an undo journal; when a later operand fails, the ones already
+    taken are restored, so a failed attempt leaves every evaluator as it was.
+    """
+    states: list[Any] = []
+    for ev in evaluators:
+        state = snapshot(ev)
+        if state is None:
+            for done, taken in zip(reversed(evaluators[:len(states)]), reversed(states), strict=True):
+                restore(done, taken)
+            return None
+        states.append(state)
+    return tuple(states)
+
+
+def restore_all(evaluators: tuple[Evaluator, ...], states: tuple[Any, ...]) -> None:
+    """Put several evaluators back from :func:`snapshot_all` (in reverse: undo is last-in first-out)."""
+    for ev, state in zip(reversed(evaluators), reversed(states), strict=True):
+        restore(ev, state)
 
 
 class Pred(ABC):
@@ -468,6 +524,14 @@ class _BoundBinary:
         self._used_b = True
         return self.combine(va, self.b(s))
 
+    def snapshot(self) -> Any:
+        states = snapshot_all(self.a, self.b)
+        return NO_SNAPSHOT if states is None else (self._used_b, self.left_held, states)
+
+    def restore(self, state: Any) -> None:
+        self._used_b, self.left_held, states = state
+        restore_all((self.a, self.b), states)
+
     def witness(self) -> tuple[int, ...]:
         left = witness_of(self.a)
         right = witness_of(self.b) if self._used_b else ()
@@ -547,6 +611,12 @@ class _BoundNot:
 
     def __call__(self, s: Step) -> bool:
         return not self.inner(s)
+
+    def snapshot(self) -> Any:
+        return snapshot(self.inner)
+
+    def restore(self, state: Any) -> None:
+        restore(self.inner, state)
 
     def witness(self) -> tuple[int, ...]:
         return witness_of(self.inner)

@@ -10,7 +10,6 @@ monitors fed with the run so far whether the action would violate a ``safety`` c
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -153,12 +152,12 @@ class _Guard(Rule):
     def decide(self, step: Step) -> Ruling | None:
         # "would this action violate the contract?", not "is the contract still undecided?":
         # after an unmediated step already violated it, each later action is judged on its own
+        index = step.index
         for monitor in self._monitors:
             if monitor.status is Status.PASS:
                 continue   # satisfied for good: no action can violate it
-            trial = copy.deepcopy(monitor)
-            violation = trial.judge(step)
-            if violation is not None and violation.step == step.index:
+            violation = monitor.peek(step)   # judged on the run so far, not committed
+            if violation is not None and violation.step == index:
                 return Ruling(Decision.BLOCK, self.rule_id,
                               f"would violate {monitor.name!r}: {violation.reason}")
         return None

@@ -14,6 +14,8 @@ trust class that produced it (which is all a verdict needs), never a list of eve
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -142,8 +144,29 @@ class _Hits:
 
     first: dict[tuple[_Source, Region], tuple[int, str]] = field(default_factory=dict)
 
-    def add(self, trust: _Source, region: Region, step: int, where: str) -> None:
-        self.first.setdefault((trust, region), (step, where))
+
+def _add(table: dict[str, _Hits], token: str, key: tuple[_Source, Region], first: tuple[int, str],
+         journal: list[tuple[dict[Any, Any], Any]] | None) -> bool:
+    """Record that output ``first`` (step, where) holds ``token``, unless an earlier output of
+    the same trust class and region did (then False); a key added is journalled while a
+    snapshot is open."""
+    hits = table.get(token)
+    if hits is None:
+        table[token] = _Hits({key: first})
+        if journal is not None:
+            journal.append((table, token))
+        return True
+    if key not in hits.first:
+        hits.first[key] = first
+        if journal is not None:
+            journal.append((hits.first, key))
+        return True
+    return False
+
+
+_GENERATIONS = itertools.count(1)
+"""Stamps for the contents of an analysis's tables: never reused, so a stamp restored by
+:meth:`Provenance.restore` cannot be mistaken for the contents of a step it forgot."""
 
 
 class Provenance:
@@ -158,8 +181,40 @@ class Provenance:
         self._ids: dict[str, _Hits] = {}
         self._spans: dict[str, _Hits] = {}
         self._whole: dict[str, _Hits] = {}
-        self._written: set[str] = set()   # memory keys this run wrote: reading them back is no new source
+        self._written: dict[str, None] = {}   # memory keys this run wrote: reading them back is no new source
         self._names: dict[str, tuple[_Source, int]] = {}   # names the user or system prompt said
+        self._journal: list[tuple[dict[Any, Any], Any]] | None = None   # keys added since a snapshot
+        # a stamp of the tables' contents (a fresh number at each change, restored with them),
+        # and the last input values judged at it: an action a guard judged before it ran is
+        # then judged again, once recorded, for the price of comparing its arguments
+        self._generation = 0
+        self._memo: tuple[int, tuple[tuple[str, str], ...], tuple[ValueOrigin, ...]] | None = None
+
+    def snapshot(self) -> tuple[int, int]:
+        """Start remembering what is added, so that :meth:`restore` can forget it again.
+
+        What a guard needs to judge an action without committing it: the analysis only
+        ever adds keys (the first output of each trust class holding a token), so undoing
+        a step is deleting the keys it added, however long the run before it. Returns a
+        token for :meth:`restore`; snapshots nest.
+        """
+        if self._journal is None:
+            self._journal = []
+        return (len(self._journal), self._generation)
+
+    def restore(self, token: tuple[int, int]) -> None:
+        """Forget everything observed since the :meth:`snapshot` that returned ``token``."""
+        journal = self._journal
+        assert journal is not None, "restore() without snapshot()"
+        size, self._generation = token
+        while len(journal) > size:
+            table, key = journal.pop()
+            del table[key]
+        if size == 0:
+            self._journal = None
+
+    def _changed(self) -> None:
+        self._generation = next(_GENERATIONS)
 
     def observe(self, step: Step) -> StepOrigins:
         """The origins of ``step``'s input values; then remember its outputs.
@@ -169,12 +224,22 @@ class Provenance:
         indexed as untrusted text too, so what the agent picks from them next is traced
         back to the instruction.
         """
-        values = tuple(self._value(path, value) for key, raw in _inputs(step)
-                       for path, value in _flatten(key, raw))
+        pairs = tuple(pair for key, raw in _inputs(step) for pair in _flatten(key, raw))
+        memo = self._memo
+        if memo is not None and memo[0] == self._generation and memo[1] == pairs:
+            values = memo[2]
+        else:
+            values = tuple(self._value(path, value) for path, value in pairs)
+            if pairs:
+                self._memo = (self._generation, pairs, values)
         steered = any(v.trust in ("untrusted", "mixed") and v.instructed
                       and any(not part.startswith(WEAK) for part in v.untrusted_parts) for v in values)
         if step.kind is StepKind.MEMORY_WRITE and step.target:
-            self._written.add(step.target)
+            if step.target not in self._written:
+                self._written[step.target] = None
+                self._changed()
+                if self._journal is not None:
+                    self._journal.append((self._written, step.target))
         elif not (step.kind is StepKind.MEMORY_READ and step.target in self._written):
             self._index(step, steered)
         return StepOrigins(step.index, values)
@@ -185,30 +250,45 @@ class Provenance:
         """Remember a step's outputs, except what merely echoes its own inputs (a tool that
         returns the event it was given vouches for nothing it was told)."""
         trust = output_class(step)
-        if trust is None:
-            return
+        if trust is None or not (step.content or (step.result is not None and step.kind is not StepKind.END)):
+            return   # nothing to remember (an action about to run has no result yet)
         echoed = _echoed(step)
+        journal = self._journal
+        generation = self._generation
         if step.kind is StepKind.MESSAGE and trust != "untrusted" and step.content:
+            said = self._names
             for name in names(step.content):
-                self._names.setdefault(name, (trust, step.index))
+                if name not in said:
+                    said[name] = (trust, step.index)
+                    self._changed()
+                    if journal is not None:
+                        journal.append((said, name))
         if steered:
             trust = "untrusted"
         per_doc = _document_trust(step) if trust == "untrusted" and not steered else {}
+        index = step.index
         for name, value in _outputs(step):
             for leaf in leaves(value, name):
-                leaf_trust = per_doc.get(leaf.path.split(".", 1)[0], trust)
-                norm = normalise(leaf.text)
+                leaf_trust = per_doc.get(leaf.path.split(".", 1)[0], trust) if per_doc else trust
+                facts = text_facts(leaf.text)
+                norm = facts.norm
                 if not norm:
                     continue
                 region: Region = "text" if steered else leaf.region
+                key = (leaf_trust, region)
+                first = (index, leaf.path)
+                added = False
                 if len(norm) <= 2 * SPAN and norm not in echoed.whole:
-                    self._whole.setdefault(norm, _Hits()).add(leaf_trust, region, step.index, leaf.path)
-                for token in identifiers(leaf.text) - echoed.ids:
-                    self._ids.setdefault(token, _Hits()).add(leaf_trust, region, step.index, leaf.path)
-                for start in span_starts(norm):
-                    piece = norm[start:start + SPAN]
+                    added = _add(self._whole, norm, key, first, journal)
+                for token in facts.ids:
+                    if token not in echoed.ids:
+                        added = _add(self._ids, token, key, first, journal) or added
+                spans = self._spans
+                for piece in facts.pieces:
                     if piece not in echoed.spans:
-                        self._spans.setdefault(piece, _Hits()).add(leaf_trust, region, step.index, leaf.path)
+                        added = _add(spans, piece, key, first, journal) or added
+                if added and self._generation == generation:
+                    self._changed()
 
     # -- lookup ---------------------------------------------------------------------------
 
@@ -223,14 +303,16 @@ class Provenance:
         return []
 
     def _value(self, path: str, value: str) -> ValueOrigin:
-        norm = normalise(value)
+        facts = text_facts(value)
+        norm = facts.norm
         parts: dict[str, list[Origin]] = {}
         whole = self._whole.get(norm) if len(norm) >= _MIN_WHOLE else None
         if whole is not None:
             parts[f"value:{norm[:40]}"] = _origins(whole, "whole", f"value:{norm[:40]}")
-        tokens, named = value_tokens(value)
+        tokens, named = facts.lookup(value)
+        pieces = facts.pieces
         if named:   # the value *is* an address, a URL, an account: that decides
-            whole, norm = None, ""
+            whole, pieces = None, ()
             parts.clear()
         for token in sorted(tokens):
             hits = self._ids.get(token)
@@ -247,8 +329,7 @@ class Provenance:
                 found = found + self._named(token)
             parts[token] = found
         if whole is None:
-            for start in span_starts(norm):
-                piece = norm[start:start + SPAN]
+            for piece in pieces:
                 hits = self._spans.get(piece)
                 if hits is not None:
                     parts[f"span:{piece}"] = _origins(hits, "span", f"span:{piece}")
@@ -265,16 +346,57 @@ def value_tokens(value: str) -> tuple[set[str], bool]:
     value on their own; a value that *is* an address, URL, account or phone number is
     judged by that alone.
     """
-    tokens = identifiers(value)
+    tokens, named = text_facts(value).lookup(value)
+    return set(tokens), named
+
+
+def _value_tokens(value: str, norm: str, ids: frozenset[str]) -> tuple[frozenset[str], bool]:
+    tokens = ids
     if any(not t.startswith(WEAK) for t in tokens):
-        tokens = {t for t in tokens if not t.startswith(WEAK)}
-    named = _named_by(value, tokens)
-    return ({named}, True) if named is not None else (tokens, False)
+        tokens = frozenset(t for t in tokens if not t.startswith(WEAK))
+    named = _named_by(value, norm, tokens)
+    return (frozenset((named,)), True) if named is not None else (tokens, False)
 
 
-def _named_by(value: str, tokens: set[str]) -> str | None:
+class TextFacts:
+    """What the analysis derives from one string, whatever step it is in: its normalised
+    form, its identifier tokens, the spans it starts, and (asked for input values only)
+    the tokens it is looked up by. Computed once per distinct short string (see
+    :func:`text_facts`); read-only."""
+
+    __slots__ = ("_lookup", "ids", "norm", "pieces")
+
+    def __init__(self, text: str) -> None:
+        norm = normalise(text)
+        self.norm = norm
+        self.ids = frozenset(identifiers(text))
+        self.pieces = tuple(norm[i:i + SPAN] for i in span_starts(norm))
+        self._lookup: tuple[frozenset[str], bool] | None = None
+
+    def lookup(self, text: str) -> tuple[frozenset[str], bool]:
+        """:func:`value_tokens` of ``text`` (the string these facts are of)."""
+        if self._lookup is None:
+            self._lookup = _value_tokens(text, self.norm, self.ids)
+        return self._lookup
+
+
+FACTS_CACHED_UP_TO = 256
+"""Strings up to this long have their :class:`TextFacts` kept (in a bounded cache): an
+argument is read as an input value, again as what its tool's output may echo, and again
+when a guard judged the action before it ran. Longer text is analysed each time it is met,
+so the cache never holds more than a few megabytes."""
+
+_cached_facts = functools.lru_cache(maxsize=2048)(TextFacts)
+
+
+def text_facts(text: str) -> TextFacts:
+    """The :class:`TextFacts` of ``text``, from the cache for short strings."""
+    return _cached_facts(text) if len(text) <= FACTS_CACHED_UP_TO else TextFacts(text)
+
+
+def _named_by(value: str, norm: str, tokens: frozenset[str]) -> str | None:
     """The one identifier a value consists of (``bob@x.com``, ``https://x.com/a``), if it does."""
-    text = normalise(value).removeprefix("https://").removeprefix("http://").removeprefix("www.").rstrip("/")
+    text = norm.removeprefix("https://").removeprefix("http://").removeprefix("www.").rstrip("/")
     for token in tokens:
         if token.startswith(_NAMES):
             body = token.split(":", 1)[1]
@@ -300,27 +422,31 @@ def _document_trust(step: Step) -> dict[str, _Source]:
     return out
 
 
-@dataclass(frozen=True)
 class _Echo:
     """What a step was given: its outputs repeating it are not evidence."""
 
-    ids: frozenset[str] = frozenset()
-    spans: frozenset[str] = frozenset()
-    whole: frozenset[str] = frozenset()
+    __slots__ = ("ids", "spans", "whole")
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+        self.spans: set[str] = set()
+        self.whole: set[str] = set()
+
+
+_NO_ECHO = _Echo()
 
 
 def _echoed(step: Step) -> _Echo:
     if not step.args or step.kind not in (StepKind.TOOL, StepKind.RETRIEVAL, StepKind.MEMORY_READ):
-        return _Echo()
-    ids: set[str] = set()
-    spans: set[str] = set()
-    whole: set[str] = set()
-    for _, text in (pv for key, raw in step.args.items() for pv in _flatten(key, raw)):
-        norm = normalise(text)
-        whole.add(norm)
-        ids |= identifiers(text)
-        spans.update(norm[i:i + SPAN] for i in span_starts(norm))
-    return _Echo(frozenset(ids), frozenset(spans), frozenset(whole))
+        return _NO_ECHO
+    echo = _Echo()
+    for key, raw in step.args.items():
+        for _, text in _flatten(key, raw):
+            facts = text_facts(text)
+            echo.whole.add(facts.norm)
+            echo.ids.update(facts.ids)
+            echo.spans.update(facts.pieces)
+    return echo
 
 
 def _origins(hits: _Hits, how: Literal["whole", "span", "identifier"], token: str) -> list[Origin]:
