@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from mattrace.contracts._predicates import Pred
 from mattrace.contracts._vacuity import TraceNames, vacuity
 from mattrace.contracts._verdict import Report, Status, Verdict
 from mattrace.errors import ContractError
-from mattrace.trace import Step, Trace
+from mattrace.trace import Step, StepKind, Trace
 
 __all__ = ["Contracts", "check", "check_steps", "contract_list"]
 
@@ -60,7 +60,7 @@ def check_steps(steps: Sequence[Step] | Iterable[Step], contracts: Contracts, *,
     checked = contract_list(contracts)
     monitors: list[Monitor] = [c.monitor() for c in checked]
     names = TraceNames()
-    active = list(monitors)
+    feeds = _feeds(monitors)
     last: int | None = None
     count = 0
     iterator = iter(steps)
@@ -69,11 +69,12 @@ def check_steps(steps: Sequence[Step] | Iterable[Step], contracts: Contracts, *,
         count += 1
         names.add(s)
         settled = False
-        for m in active:
-            if m._step(s) is not None:
+        for judge in feeds[s.kind]:
+            if judge(s) is not None:
                 settled = True
         if settled:
-            active = [m for m in active if m._verdict is None]
+            active = [m for m in monitors if m._verdict is None]
+            feeds = _feeds(active)
             if not active:
                 # every verdict is definite; the rest of the trace cannot change any of them,
                 # but a pass that names a tool still asks whether the trace mentions it
@@ -94,6 +95,13 @@ def check_steps(steps: Sequence[Step] | Iterable[Step], contracts: Contracts, *,
                 verdict = replace(verdict, vacuous=why)
         verdicts.append(verdict)
     return Report(tuple(verdicts), trace_name=trace_name, steps=count, incomplete=incomplete)
+
+
+def _feeds(monitors: list[Monitor]) -> dict[StepKind, list[Callable[[Step], Verdict | None]]]:
+    """Per kind of step, the ``_step`` of each unsettled monitor that can react to it (in
+    contract order): a step is dispatched once, not offered to every monitor in turn."""
+    return {kind: [m._step for m in monitors if m._verdict is None and (m.kinds is None or kind in m.kinds)]
+            for kind in StepKind}
 
 
 def check(trace: Trace | str | os.PathLike[str], contracts: Contracts) -> Report:

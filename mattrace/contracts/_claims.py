@@ -212,6 +212,7 @@ class _ClaimsMonitor(Monitor):
     def __init__(self, contract: ClaimsSupported) -> None:
         super().__init__(contract)
         self.support = _Support(contract.extract)
+        self.kinds = frozenset((StepKind.RETRIEVAL, StepKind.MESSAGE))   # documents in, claims out
 
     def _save(self) -> Any:
         return len(self.support.docs)
@@ -275,6 +276,7 @@ class _PropagationMonitor(Monitor):
         self.support = _Support(contract.extract)
         # (agent, step, claim text, its words, its numbers) of every unsupported claim so far
         self.unsupported: list[tuple[str, int, str, frozenset[str], set[str]]] = []
+        self.kinds = frozenset((StepKind.RETRIEVAL, StepKind.MESSAGE, StepKind.DELEGATE))
 
     def _save(self) -> Any:
         return (len(self.support.docs), len(self.unsupported))

@@ -131,13 +131,20 @@ class Monitor(ABC):
     ``check`` calls ``_step`` directly on monitors that have not settled.
     """
 
-    __slots__ = ("_verdict", "last", "name", "severity")
+    __slots__ = ("_verdict", "kinds", "last", "name", "severity")
 
     def __init__(self, contract: Contract) -> None:
         self.name = contract.name
         self.severity: Severity = contract.level
         self.last: int | None = None     # index of the last step observed: where end-only failures land
         self._verdict: Verdict | None = None
+        self.kinds: frozenset[StepKind] | None = None
+        """The kinds of step that can change this monitor's state or verdict (None: any kind).
+
+        A step of another kind leaves it as it was, so ``check`` and the guard do not feed
+        it one (``last`` alone then lags, and ``check`` sets it at the end). A monitor of
+        one's own leaves it None unless it is sure.
+        """
 
     @property
     def status(self) -> Status:

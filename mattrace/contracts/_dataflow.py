@@ -37,7 +37,7 @@ from mattrace.contracts._predicates import (
 )
 from mattrace.contracts._verdict import Verdict
 from mattrace.errors import ContractError
-from mattrace.provenance import Provenance, StepOrigins, ValueOrigin, identifiers
+from mattrace.provenance import ANALYSED_KINDS, Provenance, StepOrigins, ValueOrigin, identifiers
 from mattrace.trace import Step, StepKind
 
 __all__ = ["DataFlows", "explain_selector", "SELECTOR_NAMES", "SelectorContract", "UntrustedSelector",
@@ -254,6 +254,7 @@ class _SelectorMonitor(Monitor):
         super().__init__(contract)
         self.contract = contract
         self.ev = _BoundUntrustedSelector(contract.pred)
+        self.kinds = ANALYSED_KINDS
 
     def _save(self) -> Any:
         return self.ev.snapshot()

@@ -157,6 +157,8 @@ class _RoleMonitor(Monitor):
     def __init__(self, contract: StaysInRole) -> None:
         super().__init__(contract)
         self.roles = contract.roles
+        if all(role.kinds is None for role in self.roles.values()):
+            self.kinds = _ACTION_KINDS   # only calls can leave a role that does not restrict kinds
 
     def _save(self) -> Any:
         return ()   # no state of its own

@@ -25,6 +25,7 @@ from mattrace.contracts._predicates import (
     restore_all,
     snapshot,
     snapshot_all,
+    true_on,
     witness_of,
 )
 from mattrace.contracts._verdict import Verdict
@@ -84,8 +85,17 @@ class _AlwaysMonitor(Monitor):
     def __init__(self, contract: Always) -> None:
         super().__init__(contract)
         self.contract = contract
-        self.ev: Evaluator = contract.pred.bind()
+        # always(a >> b) binds the implication so that it says whether `a` ever held (untriggered)
+        pred = contract.pred
+        self.ev: Evaluator = pred.bind_tracked() if isinstance(pred, _Implies) and not contract.negate else pred.bind()
         self.bad_when = contract.negate
+        # never(p) acts where p can hold; always(a >> b) where a can (also what `untriggered` asks)
+        if contract.negate:
+            self.kinds = true_on(pred)
+        elif isinstance(pred, _Implies) and not pred.left.stateful:
+            # it fails only where `a` holds; what `b` remembers must still be kept up to date
+            acts, remembers = true_on(pred.left), pred.history_kinds()
+            self.kinds = None if acts is None or remembers is None else acts | remembers
 
     def _save(self) -> Any:
         return snapshot(self.ev)
@@ -143,6 +153,7 @@ class _EventuallyMonitor(Monitor):
         super().__init__(contract)
         self.ev = contract.pred.bind()
         self.text = contract.pred.text()
+        self.kinds = true_on(contract.pred)
 
     def _save(self) -> Any:
         return snapshot(self.ev)
@@ -181,6 +192,7 @@ class _PrecedesMonitor(Monitor):
         super().__init__(contract)
         self.contract = contract
         self.a, self.b = contract.a.bind(), contract.b.bind()
+        self.kinds = true_on(contract.a, contract.b)
 
     def _save(self) -> Any:
         return snapshot_all(self.a, self.b)
@@ -230,6 +242,7 @@ class _RespondsMonitor(Monitor):
         self.waiting: int | None = None   # the oldest `a` still waiting for its `b`
         self.waiting_text = ""
         self.fired = False                # some step matched `a`
+        self.kinds = true_on(contract.a, contract.b)
 
     def _save(self) -> Any:
         states = snapshot_all(self.a, self.b)
@@ -388,6 +401,7 @@ class _AtMostMonitor(Monitor):
         super().__init__(contract)
         self.ev = contract.pred.bind()
         self.n = contract.n
+        self.kinds = true_on(contract.pred)
         self.text = contract.pred.text()
         self.count = 0
         self.first: list[int] = []
@@ -476,6 +490,8 @@ class _EachMonitor(Monitor):
         self.check = None if isinstance(ob, Pred) else ob
         self.history: list[Step] | None = None if self.check is None else []
         self.fired = False
+        if self.check is None and not self.eager:   # only `p` steps have an obligation to meet
+            self.kinds = true_on(contract.pred)
 
     def _save(self) -> Any:
         states = snapshot_all(self.p) if self.q is None else snapshot_all(self.p, self.q)

@@ -17,16 +17,19 @@ from mattrace.contracts._predicates import (
     Evaluator,
     NameRef,
     Pred,
+    _library_only,
+    _Not,
     _paren,
     _pred,
     restore,
     restore_all,
     snapshot,
     snapshot_all,
+    true_on,
 )
 from mattrace.errors import ContractError
 from mattrace.provenance import ContextFlow
-from mattrace.trace import Step
+from mattrace.trace import Step, StepKind
 
 __all__ = ["Earlier", "Flows", "once", "since", "flows"]
 
@@ -54,6 +57,10 @@ class Once(_Unary):
 
     def text(self) -> str:
         return f"once({self.inner.text()})"
+
+    def history_kinds(self) -> frozenset[StepKind] | None:
+        # it remembers the first step where its operand held
+        return None if self.inner.stateful else true_on(self.inner)
 
     def bind(self) -> Evaluator:
         return _BoundOnce(self.inner.bind(), self.inner.stateful)
@@ -94,6 +101,9 @@ class Earlier(_Unary):
     def text(self) -> str:
         return f"earlier({self.inner.text()})"
 
+    def history_kinds(self) -> frozenset[StepKind] | None:
+        return None if self.inner.stateful else true_on(self.inner)
+
     def bind(self) -> Evaluator:
         return _BoundEarlier(self.inner.bind())
 
@@ -127,6 +137,15 @@ class Since(Pred):
 
     def text(self) -> str:
         return f"{_paren(self.a)} since {_paren(self.b)}"
+
+    def history_kinds(self) -> frozenset[StepKind] | None:
+        # what it remembers changes where b holds or a fails; `a` is most often `not x`
+        # (nobody else spoke since), which fails exactly where x holds
+        a = self.a
+        if self.b.stateful or a.stateful or not isinstance(a, _Not) or not _library_only(a):
+            return None
+        holds, fails = true_on(self.b), true_on(a.inner)
+        return None if holds is None or fails is None else holds | fails
 
     def names(self) -> tuple[NameRef, ...]:
         return self.a.names() + self.b.names()

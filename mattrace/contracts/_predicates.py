@@ -29,7 +29,7 @@ from mattrace.errors import ContractError
 from mattrace.trace import Step, StepKind
 
 __all__ = ["Evaluator", "NameRef", "Pred", "restore", "restore_all", "snapshot", "snapshot_all", "StepNamespace",
-           "step", "witness_of"]
+           "step", "true_on", "witness_of"]
 
 Evaluator = Callable[[Step], bool]
 """A bound predicate: called once per step in order; may carry ``witness()``."""
@@ -52,6 +52,32 @@ class NameRef:
     text: str
     match: Callable[[str | None], bool]
     name: str | None = None
+
+
+def true_on(*preds: Pred) -> frozenset[StepKind] | None:
+    """The kinds of step on which one of ``preds`` can hold; None when that is any kind, or
+    when one of them keeps history (it must see every step)."""
+    out: frozenset[StepKind] = frozenset()
+    for p in preds:
+        kinds = None if p.stateful else p.kinds()
+        if kinds is None:
+            return None
+        out |= kinds
+    return out
+
+
+def _library_only(p: Pred) -> bool:
+    """Whether ``p`` is built only of the library's step predicates (no ``step.where``, no
+    predicate class of one's own): evaluating it on a step has no effect but its answer."""
+    if isinstance(p, _Where):
+        return False
+    if type(p) is _Leaf:
+        return True
+    if isinstance(p, _Binary):
+        return _library_only(p.left) and _library_only(p.right)
+    if isinstance(p, _Not):
+        return _library_only(p.inner)
+    return False
 
 
 def witness_of(evaluator: Evaluator) -> tuple[int, ...]:
@@ -138,6 +164,24 @@ class Pred(ABC):
     def text(self) -> str:
         """The predicate as readable text, used in every verdict and report."""
 
+    def kinds(self) -> frozenset[StepKind] | None:
+        """The kinds of step this predicate can hold on, or None (any kind, or it cannot say).
+
+        ``step.tool(...)`` holds only on tool steps, so ``never(step.tool("x"))`` has nothing
+        to do on a message: checking skips feeding a monitor the steps it cannot react to.
+        Only asked of predicates that are not :attr:`stateful`.
+        """
+        return None
+
+    def history_kinds(self) -> frozenset[StepKind] | None:
+        """The kinds of step that can change what this predicate remembers (None: any kind).
+
+        Empty for a predicate without history. ``once(step.tool("x"))`` remembers only tool
+        steps; with it, a monitor need not be fed the other kinds. A stateful predicate of
+        one's own says None: it must see every step.
+        """
+        return None if self.stateful else frozenset()
+
     def names(self) -> tuple[NameRef, ...]:
         """The tool, agent and target names this predicate mentions, for the vacuity check.
 
@@ -190,12 +234,17 @@ def _paren(p: Pred) -> str:
 
 
 class _Leaf(Pred):
-    __slots__ = ("_fn", "_refs", "_text")
+    __slots__ = ("_fn", "_kinds", "_refs", "_text")
 
-    def __init__(self, fn: Callable[[Step], bool], text: str, refs: tuple[NameRef, ...] = ()) -> None:
+    def __init__(self, fn: Callable[[Step], bool], text: str, refs: tuple[NameRef, ...] = (),
+                 kinds: frozenset[StepKind] | None = None) -> None:
         self._fn = fn
         self._text = text
         self._refs = refs
+        self._kinds = kinds
+
+    def kinds(self) -> frozenset[StepKind] | None:
+        return self._kinds
 
     def bind(self) -> Evaluator:
         return self._fn
@@ -386,7 +435,7 @@ class StepNamespace:
         wanted = _kinds(kinds)
         names = sorted(k.value for k in wanted)
         text = f"kind {names[0]}" if len(names) == 1 else f"kind in {{{', '.join(names)}}}"
-        return _Leaf(lambda s: s.kind in wanted, text)
+        return _Leaf(lambda s: s.kind in wanted, text, kinds=wanted)
 
     def agent(self, spec: NameSpec) -> Pred:
         """The step was taken by an agent matching ``spec`` (name, glob, set or regex)."""
@@ -402,7 +451,8 @@ class StepNamespace:
         """A tool call whose tool name matches ``spec``."""
         match, text = _name_matcher(spec, "tool")
         tool_kind = StepKind.TOOL
-        return _Leaf(lambda s: s.kind == tool_kind and match(s.target), text, _name_refs(spec, "tool"))
+        return _Leaf(lambda s: s.kind == tool_kind and match(s.target), text, _name_refs(spec, "tool"),
+                     kinds=frozenset((tool_kind,)))
 
     def arg(self, name: str) -> _Arg:
         """Constraints on the call argument ``name``: ``.eq``, ``.matches``, ``.in_``, ``.not_matches``."""
@@ -441,11 +491,17 @@ class StepNamespace:
             tests.append(lambda s: s.content is not None and rx.search(s.content) is not None)
             text += f" matching /{rx.pattern}/"
         message_kind = StepKind.MESSAGE
+        checks = tuple(tests)
 
         def check(s: Step) -> bool:
-            return s.kind == message_kind and all(t(s) for t in tests)
+            if s.kind != message_kind:
+                return False
+            for t in checks:
+                if not t(s):
+                    return False
+            return True
 
-        return _Leaf(check, text, refs)
+        return _Leaf(check, text, refs, kinds=frozenset((message_kind,)))
 
     def where(self, fn: Callable[[Step], bool], description: str | None = None) -> Pred:
         """Anything else: ``fn(step) -> bool``; ``description`` is how it prints."""
@@ -488,8 +544,33 @@ class _Binary(Pred):
         return self.left.names() + self.right.names()
 
     def bind(self) -> Evaluator:
+        if not self.stateful:
+            # no history on either side, so no witness and nothing to save: a plain function,
+            # one call a step instead of a walk through the connective's object
+            return self.bind_plain(self.left.bind(), self.right.bind())
+        return self.bind_tracked()
+
+    def bind_tracked(self) -> _BoundBinary:
+        """An evaluator that also records whether the left operand ever held (``left_held``):
+        what an ``always(a >> b)`` asks to tell a vacuous pass."""
         return _BoundBinary(self.left.bind(), self.right.bind(), self.combine, eager=self.stateful,
                             short=self.short_circuit)
+
+    def history_kinds(self) -> frozenset[StepKind] | None:
+        # both operands of a connective over history run on every step it is fed: a step
+        # may be left out only if neither side is code of one's own (that could raise on it)
+        if not self.stateful:
+            return frozenset()
+        a, b = self.left.history_kinds(), self.right.history_kinds()
+        if a is None or b is None or not (_library_only(self.left) or self.left.stateful) \
+                or not (_library_only(self.right) or self.right.stateful):
+            return None
+        return a | b
+
+    @staticmethod
+    @abstractmethod
+    def bind_plain(a: Evaluator, b: Evaluator) -> Evaluator:
+        """The connective over two stateless evaluators, as a plain function (short-circuit)."""
 
     @staticmethod
     @abstractmethod
@@ -543,6 +624,19 @@ class _And(_Binary):
     symbol = "and"
 
     @staticmethod
+    def bind_plain(a: Evaluator, b: Evaluator) -> Evaluator:
+        return lambda s: a(s) and b(s)
+
+    def kinds(self) -> frozenset[StepKind] | None:
+        # the left operand runs on every step (the right only where the left held): where it
+        # says nothing of kinds, the right narrows them only if the left is the library's own
+        # code, which cannot raise or keep anything from the steps it would no longer see
+        a, b = self.left.kinds(), self.right.kinds()
+        if a is None:
+            return b if _library_only(self.left) else None
+        return a if b is None else a & b
+
+    @staticmethod
     def combine(a: bool, b: bool) -> bool:
         return a and b
 
@@ -556,6 +650,14 @@ class _Or(_Binary):
     symbol = "or"
 
     @staticmethod
+    def bind_plain(a: Evaluator, b: Evaluator) -> Evaluator:
+        return lambda s: a(s) or b(s)
+
+    def kinds(self) -> frozenset[StepKind] | None:
+        a, b = self.left.kinds(), self.right.kinds()
+        return None if a is None or b is None else a | b
+
+    @staticmethod
     def combine(a: bool, b: bool) -> bool:
         return a or b
 
@@ -567,6 +669,10 @@ class _Or(_Binary):
 class _Implies(_Binary):
     __slots__ = ()
     symbol = "implies"
+
+    @staticmethod
+    def bind_plain(a: Evaluator, b: Evaluator) -> Evaluator:
+        return lambda s: (not a(s)) or b(s)
 
     @staticmethod
     def combine(a: bool, b: bool) -> bool:
@@ -592,6 +698,9 @@ class _Not(Pred):
 
     def names(self) -> tuple[NameRef, ...]:
         return self.inner.names()
+
+    def history_kinds(self) -> frozenset[StepKind] | None:
+        return self.inner.history_kinds()
 
     def bind(self) -> Evaluator:
         inner = self.inner.bind()

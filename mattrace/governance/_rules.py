@@ -146,16 +146,20 @@ class _Guard(Rule):
         return _Guard(self.contracts, self.rule_id)
 
     def observe(self, step: Step) -> None:
+        kind = step.kind
         for monitor in self._monitors:
-            monitor.judge(step)   # keeps following the run after a failure (an unmediated step)
+            kinds = monitor.kinds
+            if kinds is None or kind in kinds:   # a step of a kind it cannot react to changes nothing
+                monitor.judge(step)   # keeps following the run after a failure (an unmediated step)
 
     def decide(self, step: Step) -> Ruling | None:
         # "would this action violate the contract?", not "is the contract still undecided?":
         # after an unmediated step already violated it, each later action is judged on its own
-        index = step.index
+        index, kind = step.index, step.kind
         for monitor in self._monitors:
-            if monitor.status is Status.PASS:
-                continue   # satisfied for good: no action can violate it
+            kinds = monitor.kinds
+            if (kinds is not None and kind not in kinds) or monitor.status is Status.PASS:
+                continue   # it cannot react to this kind of step, or is satisfied for good
             violation = monitor.peek(step)   # judged on the run so far, not committed
             if violation is not None and violation.step == index:
                 return Ruling(Decision.BLOCK, self.rule_id,

@@ -34,6 +34,7 @@ from mattrace.provenance._text import (
 from mattrace.trace import Step, StepKind
 
 __all__ = [
+    "ANALYSED_KINDS",
     "Origin",
     "Provenance",
     "StepOrigins",
@@ -100,6 +101,13 @@ class StepOrigins:
             if v.path == path or v.path.startswith(path + "[") or v.path.startswith(path + "."):
                 return v
         return None
+
+
+ANALYSED_KINDS = frozenset({StepKind.MESSAGE, StepKind.DELEGATE, StepKind.TOOL, StepKind.RETRIEVAL,
+                            StepKind.MEMORY_READ, StepKind.MEMORY_WRITE})
+"""The kinds of step that have input values or trusted outputs: :meth:`Provenance.observe`
+leaves the analysis as it was on any other kind (an LLM call, a governance decision, the end)
+and finds no input values in it."""
 
 
 def output_class(step: Step) -> _Source | None:
