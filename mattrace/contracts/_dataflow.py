@@ -120,7 +120,7 @@ class _BoundUntrustedSelector:
         self.last: StepOrigins | None = None
 
     def __call__(self, s: Step) -> bool:
-        origins = self.analysis.observe(s)
+        origins = self.analysis.observe(s, only_untrusted=True)   # it asks about nothing else
         self.last = origins
         self.hit = None
         is_egress = s.kind is StepKind.TOOL and s.target in self.pred.egress
@@ -204,7 +204,7 @@ class _BoundDataFlows:
         self.found: tuple[int, ...] = ()
 
     def __call__(self, s: Step) -> bool:
-        origins = self.analysis.observe(s)
+        origins = self.analysis.observe(s, only_untrusted=True)   # it asks about nothing else
         is_src, is_dst = self.src(s), self.dst(s)
         self.found = ()
         if is_dst and self.sources:

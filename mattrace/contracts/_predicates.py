@@ -103,6 +103,8 @@ def snapshot(evaluator: Evaluator) -> Any:
     Any other callable without ``snapshot`` gives :data:`NO_SNAPSHOT` (None): the caller
     then judges a deep copy instead, as before.
     """
+    if type(evaluator) is FunctionType:   # the common case, a leaf or a connective of leaves
+        return ()
     save = getattr(evaluator, "snapshot", None)
     if save is not None:
         return save()

@@ -110,6 +110,9 @@ leaves the analysis as it was on any other kind (an LLM call, a governance decis
 and finds no input values in it."""
 
 
+_CALL_OUTPUTS = frozenset({StepKind.TOOL, StepKind.RETRIEVAL, StepKind.MEMORY_READ})
+
+
 def output_class(step: Step) -> _Source | None:
     """How far to trust what a step produced, or None when it produced no evidence of its own
     (a model's answer, an agent's message: their text came from somewhere, or was generated).
@@ -123,8 +126,11 @@ def output_class(step: Step) -> _Source | None:
         if step.agent == "system":
             return "trusted"
         return "untrusted" if any(not s.trusted for s in step.sources) else None
-    if kind in (StepKind.TOOL, StepKind.RETRIEVAL, StepKind.MEMORY_READ):
-        return "untrusted" if any(not s.trusted for s in step.sources) else "trusted"
+    if kind in _CALL_OUTPUTS:
+        for source in step.sources:
+            if not source.trusted:
+                return "untrusted"
+        return "trusted"
     return None   # a fault step describes what was injected; the step it changed holds it
 
 
@@ -196,9 +202,10 @@ class Provenance:
         # and the last input values judged at it: an action a guard judged before it ran is
         # then judged again, once recorded, for the price of comparing its arguments
         self._generation = 0
+        self._untrusted = False   # some output indexed so far is untrusted: only then can a value be
         self._memo: tuple[int, tuple[tuple[str, str], ...], tuple[ValueOrigin, ...]] | None = None
 
-    def snapshot(self) -> tuple[int, int]:
+    def snapshot(self) -> tuple[int, int, bool]:
         """Start remembering what is added, so that :meth:`restore` can forget it again.
 
         What a guard needs to judge an action without committing it: the analysis only
@@ -208,13 +215,13 @@ class Provenance:
         """
         if self._journal is None:
             self._journal = []
-        return (len(self._journal), self._generation)
+        return (len(self._journal), self._generation, self._untrusted)
 
-    def restore(self, token: tuple[int, int]) -> None:
+    def restore(self, token: tuple[int, int, bool]) -> None:
         """Forget everything observed since the :meth:`snapshot` that returned ``token``."""
         journal = self._journal
         assert journal is not None, "restore() without snapshot()"
-        size, self._generation = token
+        size, self._generation, self._untrusted = token
         while len(journal) > size:
             table, key = journal.pop()
             del table[key]
@@ -224,15 +231,24 @@ class Provenance:
     def _changed(self) -> None:
         self._generation = next(_GENERATIONS)
 
-    def observe(self, step: Step) -> StepOrigins:
+    def observe(self, step: Step, *, only_untrusted: bool = False) -> StepOrigins:
         """The origins of ``step``'s input values; then remember its outputs.
 
         A step whose input was copied from untrusted text (a search for the product an
         injected review named) produces output chosen by that text: its outputs are
         indexed as untrusted text too, so what the agent picks from them next is traced
         back to the instruction.
+
+        Args:
+            only_untrusted: the caller asks only about values that are ``untrusted`` or
+                ``mixed`` (the data-flow contracts do). Until some untrusted output has
+                been seen no value can be, so the values are not traced at all (and are
+                not returned): the step costs the indexing of its own outputs.
         """
-        pairs = tuple(pair for key, raw in _inputs(step) for pair in _flatten(key, raw))
+        if only_untrusted and not self._untrusted:
+            pairs: tuple[tuple[str, str], ...] = ()
+        else:
+            pairs = tuple(pair for key, raw in _inputs(step) for pair in _flatten(key, raw))
         memo = self._memo
         if memo is not None and memo[0] == self._generation and memo[1] == pairs:
             values = memo[2]
@@ -295,8 +311,11 @@ class Provenance:
                 for piece in facts.pieces:
                     if piece not in echoed.spans:
                         added = _add(spans, piece, key, first, journal) or added
-                if added and self._generation == generation:
-                    self._changed()
+                if added:
+                    if self._generation == generation:
+                        self._changed()
+                    if leaf_trust == "untrusted":
+                        self._untrusted = True
 
     # -- lookup ---------------------------------------------------------------------------
 
@@ -372,14 +391,29 @@ class TextFacts:
     the tokens it is looked up by. Computed once per distinct short string (see
     :func:`text_facts`); read-only."""
 
-    __slots__ = ("_lookup", "ids", "norm", "pieces")
+    __slots__ = ("_ids", "_lookup", "_pieces", "norm", "text")
 
     def __init__(self, text: str) -> None:
-        norm = normalise(text)
-        self.norm = norm
-        self.ids = frozenset(identifiers(text))
-        self.pieces = tuple(norm[i:i + SPAN] for i in span_starts(norm))
+        self.text = text
+        self.norm = normalise(text)
+        self._ids: frozenset[str] | None = None      # each part is derived when first asked for:
+        self._pieces: tuple[str, ...] | None = None  # an echo check may need the normal form only
         self._lookup: tuple[frozenset[str], bool] | None = None
+
+    @property
+    def ids(self) -> frozenset[str]:
+        """:func:`identifiers` of the text."""
+        if self._ids is None:
+            self._ids = frozenset(identifiers(self.text))
+        return self._ids
+
+    @property
+    def pieces(self) -> tuple[str, ...]:
+        """The spans of the normal form (one at each word start)."""
+        if self._pieces is None:
+            norm = self.norm
+            self._pieces = tuple(norm[i:i + SPAN] for i in span_starts(norm))
+        return self._pieces
 
     def lookup(self, text: str) -> tuple[frozenset[str], bool]:
         """:func:`value_tokens` of ``text`` (the string these facts are of)."""
@@ -431,30 +465,50 @@ def _document_trust(step: Step) -> dict[str, _Source]:
 
 
 class _Echo:
-    """What a step was given: its outputs repeating it are not evidence."""
+    """What a step was given: its outputs repeating it are not evidence. Each part is
+    gathered when first asked for (an output of one short word asks for the whole values
+    only, not for their identifiers)."""
 
-    __slots__ = ("ids", "spans", "whole")
+    __slots__ = ("_ids", "_spans", "_whole", "facts")
 
-    def __init__(self) -> None:
-        self.ids: set[str] = set()
-        self.spans: set[str] = set()
-        self.whole: set[str] = set()
+    def __init__(self, facts: list[TextFacts]) -> None:
+        self.facts = facts
+        self._ids: set[str] | None = None
+        self._spans: set[str] | None = None
+        self._whole: set[str] | None = None
+
+    @property
+    def whole(self) -> set[str]:
+        if self._whole is None:
+            self._whole = {f.norm for f in self.facts}
+        return self._whole
+
+    @property
+    def ids(self) -> set[str]:
+        if self._ids is None:
+            self._ids = {token for f in self.facts for token in f.ids}
+        return self._ids
+
+    @property
+    def spans(self) -> set[str]:
+        if self._spans is None:
+            self._spans = {piece for f in self.facts for piece in f.pieces}
+        return self._spans
 
 
-_NO_ECHO = _Echo()
+_NO_ECHO = _Echo([])
 
 
 def _echoed(step: Step) -> _Echo:
     if not step.args or step.kind not in (StepKind.TOOL, StepKind.RETRIEVAL, StepKind.MEMORY_READ):
         return _NO_ECHO
-    echo = _Echo()
+    facts = []
     for key, raw in step.args.items():
-        for _, text in _flatten(key, raw):
-            facts = text_facts(text)
-            echo.whole.add(facts.norm)
-            echo.ids.update(facts.ids)
-            echo.spans.update(facts.pieces)
-    return echo
+        if isinstance(raw, str):   # most arguments: no walk through a nested value
+            facts.append(text_facts(raw))
+        else:
+            facts.extend(text_facts(text) for _, text in _flatten(key, raw))
+    return _Echo(facts)
 
 
 def _origins(hits: _Hits, how: Literal["whole", "span", "identifier"], token: str) -> list[Origin]:

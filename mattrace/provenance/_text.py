@@ -128,6 +128,9 @@ def leaves(value: Any, path: str = "") -> Iterator[Leaf]:
     is a field on the same terms; any other line is text, however short (a sentence of
     prose is where an instruction hides).
     """
+    if isinstance(value, str) and len(value) <= FIELD_MAX and "\n" not in value:   # a short output: itself
+        yield Leaf(value, "text" if _prose(value) else "field", path)
+        return
     for where, raw in _value_leaves(value, path):
         parsed = _parsed(raw) if isinstance(raw, str) and len(raw) > FIELD_MAX else None
         if parsed is not None and not isinstance(parsed, str):
@@ -165,6 +168,7 @@ _NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?![\w])")
 _MIN_NUMBER_DIGITS = 3
 _YEAR = re.compile(r"(?:19|20)\d\d")
 _DIGIT = re.compile(r"\d")
+_WWW = re.compile(r"www\.", re.IGNORECASE)
 
 
 WEAK = ("domain:", "site:", "number:")
@@ -183,8 +187,9 @@ def identifiers(text: str) -> set[str]:
     or more digits (amounts, order numbers).
     """
     found: set[str] = set()
-    # each pattern is tried only where the character it cannot match without is present
-    # (an address needs "@", a URL or domain a "." or ":", a path "/", the rest a digit):
+    # each pattern is tried only where what it cannot match without is present (an address
+    # needs "@", a URL "://" or "www.", a domain ".", a path "/", an IBAN a capital, the rest
+    # a digit):
     # most text is words, and is done with in a few substring tests
     dotted = "." in text
     if "@" in text:
@@ -192,7 +197,7 @@ def identifiers(text: str) -> set[str]:
             email = m.group().lower().strip(".")
             found.add(f"email:{email}")
             found.add(f"domain:{email.rsplit('@', 1)[1]}")
-    if dotted or ":" in text:
+    if "://" in text or (dotted and _WWW.search(text) is not None):
         for m in _URL.finditer(text):
             url = re.sub(r"^(?:https?://)?(?:www\.)?", "", m.group().lower()).rstrip("/.")
             if url:
@@ -209,9 +214,10 @@ def identifiers(text: str) -> set[str]:
             found.add(f"site:{host}")
     digits_in = _DIGIT.search(text) is not None
     if digits_in:
-        for m in _IBAN.finditer(text):
-            account = _SPACE.sub("", m.group()).upper()
-            found.add(f"account:{account}")
+        if not text.islower():   # an IBAN starts with two capitals
+            for m in _IBAN.finditer(text):
+                account = _SPACE.sub("", m.group()).upper()
+                found.add(f"account:{account}")
         for m in _PHONE.finditer(text):
             digits = re.sub(r"\D", "", m.group())
             if len(digits) >= 7:
