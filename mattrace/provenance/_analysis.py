@@ -159,6 +159,12 @@ class _Hits:
     first: dict[tuple[_Source, Region], tuple[int, str]] = field(default_factory=dict)
 
 
+def _new(table: dict[str, _Hits], token: str, key: tuple[_Source, Region]) -> bool:
+    """Whether no output of class ``key`` holds ``token`` yet (:func:`_add` would record it)."""
+    hits = table.get(token)
+    return hits is None or key not in hits.first
+
+
 def _add(table: dict[str, _Hits], token: str, key: tuple[_Source, Region], first: tuple[int, str],
          journal: list[tuple[dict[Any, Any], Any]] | None) -> bool:
     """Record that output ``first`` (step, where) holds ``token``, unless an earlier output of
@@ -301,15 +307,19 @@ class Provenance:
                 region: Region = "text" if steered else leaf.region
                 key = (leaf_trust, region)
                 first = (index, leaf.path)
+                # what an earlier output of the same class already holds is skipped before
+                # asking whether the step was given it (the echo is derived only if needed)
                 added = False
-                if len(norm) <= 2 * SPAN and norm not in echoed.whole:
-                    added = _add(self._whole, norm, key, first, journal)
+                whole = self._whole
+                if len(norm) <= 2 * SPAN and _new(whole, norm, key) and norm not in echoed.whole:
+                    added = _add(whole, norm, key, first, journal)
+                ids = self._ids
                 for token in facts.ids:
-                    if token not in echoed.ids:
-                        added = _add(self._ids, token, key, first, journal) or added
+                    if _new(ids, token, key) and token not in echoed.ids:
+                        added = _add(ids, token, key, first, journal) or added
                 spans = self._spans
                 for piece in facts.pieces:
-                    if piece not in echoed.spans:
+                    if _new(spans, piece, key) and piece not in echoed.spans:
                         added = _add(spans, piece, key, first, journal) or added
                 if added:
                     if self._generation == generation:
@@ -469,13 +479,27 @@ class _Echo:
     gathered when first asked for (an output of one short word asks for the whole values
     only, not for their identifiers)."""
 
-    __slots__ = ("_ids", "_spans", "_whole", "facts")
+    __slots__ = ("_facts", "_ids", "_spans", "_whole", "args")
 
-    def __init__(self, facts: list[TextFacts]) -> None:
-        self.facts = facts
+    def __init__(self, args: dict[str, Any] | None) -> None:
+        self.args = args
+        self._facts: list[TextFacts] | None = None
         self._ids: set[str] | None = None
         self._spans: set[str] | None = None
         self._whole: set[str] | None = None
+
+    @property
+    def facts(self) -> list[TextFacts]:
+        """The facts of every string argument."""
+        if self._facts is None:
+            facts = []
+            for key, raw in (self.args or {}).items():
+                if isinstance(raw, str):   # most arguments: no walk through a nested value
+                    facts.append(text_facts(raw))
+                else:
+                    facts.extend(text_facts(text) for _, text in _flatten(key, raw))
+            self._facts = facts
+        return self._facts
 
     @property
     def whole(self) -> set[str]:
@@ -496,19 +520,13 @@ class _Echo:
         return self._spans
 
 
-_NO_ECHO = _Echo([])
+_NO_ECHO = _Echo(None)
 
 
 def _echoed(step: Step) -> _Echo:
-    if not step.args or step.kind not in (StepKind.TOOL, StepKind.RETRIEVAL, StepKind.MEMORY_READ):
+    if not step.args or step.kind not in _CALL_OUTPUTS:
         return _NO_ECHO
-    facts = []
-    for key, raw in step.args.items():
-        if isinstance(raw, str):   # most arguments: no walk through a nested value
-            facts.append(text_facts(raw))
-        else:
-            facts.extend(text_facts(text) for _, text in _flatten(key, raw))
-    return _Echo(facts)
+    return _Echo(step.args)
 
 
 def _origins(hits: _Hits, how: Literal["whole", "span", "identifier"], token: str) -> list[Origin]:
