@@ -17,7 +17,7 @@ from typing import Any
 
 from mattrace.contracts import Contract, Monitor, Pred, Status, contract_list
 from mattrace.errors import GovernanceError
-from mattrace.trace import Step
+from mattrace.trace import Step, StepKind
 
 __all__ = ["allow", "block", "Decision", "escalate", "guard", "rewrite", "Rule", "Ruling", "terminal_approver"]
 
@@ -138,28 +138,28 @@ class _Guard(Rule):
     contracts: tuple[Contract, ...]
     rule_id: str = "guard"
     _monitors: list[Monitor] = field(default_factory=list, repr=False)
+    _by_kind: dict[StepKind, list[Monitor]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._monitors = [c.monitor() for c in self.contracts if c.level == "safety"]
+        # per kind of step, the monitors that can react to it: a step of another kind changes nothing
+        self._by_kind = {kind: [m for m in self._monitors if m.kinds is None or kind in m.kinds]
+                         for kind in StepKind}
 
     def fresh(self) -> Rule:
         return _Guard(self.contracts, self.rule_id)
 
     def observe(self, step: Step) -> None:
-        kind = step.kind
-        for monitor in self._monitors:
-            kinds = monitor.kinds
-            if kinds is None or kind in kinds:   # a step of a kind it cannot react to changes nothing
-                monitor.judge(step)   # keeps following the run after a failure (an unmediated step)
+        for monitor in self._by_kind[step.kind]:
+            monitor.judge(step)   # keeps following the run after a failure (an unmediated step)
 
     def decide(self, step: Step) -> Ruling | None:
         # "would this action violate the contract?", not "is the contract still undecided?":
         # after an unmediated step already violated it, each later action is judged on its own
-        index, kind = step.index, step.kind
-        for monitor in self._monitors:
-            kinds = monitor.kinds
-            if (kinds is not None and kind not in kinds) or monitor.status is Status.PASS:
-                continue   # it cannot react to this kind of step, or is satisfied for good
+        index = step.index
+        for monitor in self._by_kind[step.kind]:
+            if monitor.status is Status.PASS:
+                continue   # satisfied for good: no action can violate it
             violation = monitor.peek(step)   # judged on the run so far, not committed
             if violation is not None and violation.step == index:
                 return Ruling(Decision.BLOCK, self.rule_id,
