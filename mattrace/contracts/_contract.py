@@ -204,15 +204,21 @@ class Monitor(ABC):
         back, which costs a few attribute reads however long the run; any other monitor
         judges a deep copy of itself, as guards always did.
         """
+        settled = self._verdict
+        if settled is not None and settled.status is Status.PASS:
+            return None   # nothing a later step does can violate it (as judge says)
         state = self._save()
         if state is None:
             return copy.deepcopy(self).judge(s)
-        last, verdict = self.last, self._verdict
+        last = self.last
+        self.last = s.index
+        self._verdict = None   # judged on its own, also after an earlier failure (as judge does)
         try:
-            return self.judge(s)
+            verdict = self._step(s)
         finally:
-            self.last, self._verdict = last, verdict
+            self.last, self._verdict = last, settled
             self._restore(state)
+        return verdict.violation if verdict is not None and verdict.status is Status.FAIL else None
 
     def _save(self) -> Any:
         """This monitor's own state (not ``last`` and the verdict: :meth:`peek` keeps those),
