@@ -14,9 +14,8 @@ trust class that produced it (which is all a verdict needs), never a list of eve
 
 from __future__ import annotations
 
-import functools
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -209,6 +208,7 @@ class Provenance:
         # then judged again, once recorded, for the price of comparing its arguments
         self._generation = 0
         self._untrusted = False   # some output indexed so far is untrusted: only then can a value be
+        self._facts: dict[str, TextFacts] = {}
         self._memo: tuple[int, tuple[tuple[str, str], ...], tuple[ValueOrigin, ...]] | None = None
 
     def snapshot(self) -> tuple[int, int, bool]:
@@ -236,6 +236,18 @@ class Provenance:
 
     def _changed(self) -> None:
         self._generation = next(_GENERATIONS)
+
+    def _facts_of(self, text: str) -> TextFacts:
+        """The :class:`TextFacts` of ``text``, kept for a short string (a pure function of the
+        text, so no part of what :meth:`snapshot` saves)."""
+        facts = self._facts.get(text)
+        if facts is None:
+            facts = TextFacts(text)
+            if len(text) <= FACTS_CACHED_UP_TO:
+                if len(self._facts) >= FACTS_KEPT:
+                    self._facts.clear()   # a bound, not a policy: most strings recur close together
+                self._facts[text] = facts
+        return facts
 
     def observe(self, step: Step, *, only_untrusted: bool = False) -> StepOrigins:
         """The origins of ``step``'s input values; then remember its outputs.
@@ -282,7 +294,7 @@ class Provenance:
         trust = output_class(step)
         if trust is None or not (step.content or (step.result is not None and step.kind is not StepKind.END)):
             return   # nothing to remember (an action about to run has no result yet)
-        echoed = _echoed(step)
+        echoed = _echoed(step, self._facts_of)
         journal = self._journal
         generation = self._generation
         if step.kind is StepKind.MESSAGE and trust != "untrusted" and step.content:
@@ -300,7 +312,7 @@ class Provenance:
         for name, value in _outputs(step):
             for leaf in leaves(value, name):
                 leaf_trust = per_doc.get(leaf.path.split(".", 1)[0], trust) if per_doc else trust
-                facts = text_facts(leaf.text)
+                facts = self._facts_of(leaf.text)
                 norm = facts.norm
                 if not norm:
                     continue
@@ -340,7 +352,7 @@ class Provenance:
         return []
 
     def _value(self, path: str, value: str) -> ValueOrigin:
-        facts = text_facts(value)
+        facts = self._facts_of(value)
         norm = facts.norm
         parts: dict[str, list[Origin]] = {}
         whole = self._whole.get(norm) if len(norm) >= _MIN_WHOLE else None
@@ -383,7 +395,7 @@ def value_tokens(value: str) -> tuple[set[str], bool]:
     value on their own; a value that *is* an address, URL, account or phone number is
     judged by that alone.
     """
-    tokens, named = text_facts(value).lookup(value)
+    tokens, named = TextFacts(value).lookup(value)
     return set(tokens), named
 
 
@@ -399,7 +411,7 @@ class TextFacts:
     """What the analysis derives from one string, whatever step it is in: its normalised
     form, its identifier tokens, the spans it starts, and (asked for input values only)
     the tokens it is looked up by. Computed once per distinct short string (see
-    :func:`text_facts`); read-only."""
+    :meth:`Provenance._facts_of`); read-only."""
 
     __slots__ = ("_ids", "_lookup", "_pieces", "norm", "text")
 
@@ -433,17 +445,12 @@ class TextFacts:
 
 
 FACTS_CACHED_UP_TO = 256
-"""Strings up to this long have their :class:`TextFacts` kept (in a bounded cache): an
-argument is read as an input value, again as what its tool's output may echo, and again
-when a guard judged the action before it ran. Longer text is analysed each time it is met,
+"""Strings up to this long have their :class:`TextFacts` kept by the analysis that met them
+(at most :data:`FACTS_KEPT` of them): an argument is read as an input value, again as what
+its tool's output may echo, and again when a guard judged the action before it ran; a
+recipient or a status recurs all through a run. Longer text is analysed each time it is met,
 so the cache never holds more than a few megabytes."""
-
-_cached_facts = functools.lru_cache(maxsize=2048)(TextFacts)
-
-
-def text_facts(text: str) -> TextFacts:
-    """The :class:`TextFacts` of ``text``, from the cache for short strings."""
-    return _cached_facts(text) if len(text) <= FACTS_CACHED_UP_TO else TextFacts(text)
+FACTS_KEPT = 2048
 
 
 def _named_by(value: str, norm: str, tokens: frozenset[str]) -> str | None:
@@ -479,10 +486,11 @@ class _Echo:
     gathered when first asked for (an output of one short word asks for the whole values
     only, not for their identifiers)."""
 
-    __slots__ = ("_facts", "_ids", "_spans", "_whole", "args")
+    __slots__ = ("_facts", "_ids", "_spans", "_whole", "args", "facts_of")
 
-    def __init__(self, args: dict[str, Any] | None) -> None:
+    def __init__(self, args: dict[str, Any] | None, facts_of: Callable[[str], TextFacts] = TextFacts) -> None:
         self.args = args
+        self.facts_of = facts_of
         self._facts: list[TextFacts] | None = None
         self._ids: set[str] | None = None
         self._spans: set[str] | None = None
@@ -493,11 +501,12 @@ class _Echo:
         """The facts of every string argument."""
         if self._facts is None:
             facts = []
+            facts_of = self.facts_of
             for key, raw in (self.args or {}).items():
                 if isinstance(raw, str):   # most arguments: no walk through a nested value
-                    facts.append(text_facts(raw))
+                    facts.append(facts_of(raw))
                 else:
-                    facts.extend(text_facts(text) for _, text in _flatten(key, raw))
+                    facts.extend(facts_of(text) for _, text in _flatten(key, raw))
             self._facts = facts
         return self._facts
 
@@ -523,10 +532,10 @@ class _Echo:
 _NO_ECHO = _Echo(None)
 
 
-def _echoed(step: Step) -> _Echo:
+def _echoed(step: Step, facts_of: Callable[[str], TextFacts]) -> _Echo:
     if not step.args or step.kind not in _CALL_OUTPUTS:
         return _NO_ECHO
-    return _Echo(step.args)
+    return _Echo(step.args, facts_of)
 
 
 def _origins(hits: _Hits, how: Literal["whole", "span", "identifier"], token: str) -> list[Origin]:
