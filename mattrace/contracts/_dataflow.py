@@ -24,17 +24,13 @@ from typing import Any
 from mattrace.contracts._contract import Contract, Monitor, describe_step
 from mattrace.contracts._past import Flows
 from mattrace.contracts._predicates import (
-    NO_SNAPSHOT,
     Evaluator,
     NameRef,
     Pred,
     _paren,
     _pred,
-    restore,
-    restore_all,
-    snapshot,
-    snapshot_all,
 )
+from mattrace.contracts._state import NO_SNAPSHOT, restore, restore_all, snapshot, snapshot_all
 from mattrace.contracts._verdict import Verdict
 from mattrace.errors import ContractError
 from mattrace.provenance import ANALYSED_KINDS, Provenance, StepOrigins, ValueOrigin, identifiers

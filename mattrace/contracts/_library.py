@@ -16,8 +16,9 @@ from mattrace.contracts._contract import Contract, Monitor, describe_step
 from mattrace.contracts._dataflow import SelectorContract, UntrustedSelector
 from mattrace.contracts._operators import Always, at_most
 from mattrace.contracts._past import Flows, Since
-from mattrace.contracts._predicates import NameRef, NameSpec, _name_matcher, step
+from mattrace.contracts._predicates import NameRef
 from mattrace.contracts._regex import compile_linear
+from mattrace.contracts._step import NameSpec, _name_matcher, step
 from mattrace.contracts._verdict import Verdict
 from mattrace.errors import ContractError
 from mattrace.trace import Step, StepKind

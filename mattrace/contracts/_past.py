@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from mattrace.contracts._predicates import (
-    NO_SNAPSHOT,
     Evaluator,
     NameRef,
     Pred,
@@ -21,12 +20,9 @@ from mattrace.contracts._predicates import (
     _Not,
     _paren,
     _pred,
-    restore,
-    restore_all,
-    snapshot,
-    snapshot_all,
     true_on,
 )
+from mattrace.contracts._state import NO_SNAPSHOT, restore, restore_all, snapshot, snapshot_all
 from mattrace.errors import ContractError
 from mattrace.provenance import ContextFlow
 from mattrace.trace import Step, StepKind

@@ -15,20 +15,25 @@ trust class that produced it (which is all a verdict needs), never a list of eve
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mattrace.provenance._facts import (
+    CALL_OUTPUTS,
+    FACTS_CACHED_UP_TO,
+    FACTS_KEPT,
+    TextFacts,
+    echoed,
+    flatten,
+)
 from mattrace.provenance._text import (
     SPAN,
     WEAK,
     Region,
-    identifiers,
     leaves,
     name_parts,
     names,
-    normalise,
-    span_starts,
 )
 from mattrace.trace import Step, StepKind
 
@@ -109,9 +114,6 @@ leaves the analysis as it was on any other kind (an LLM call, a governance decis
 and finds no input values in it."""
 
 
-_CALL_OUTPUTS = frozenset({StepKind.TOOL, StepKind.RETRIEVAL, StepKind.MEMORY_READ})
-
-
 def output_class(step: Step) -> _Source | None:
     """How far to trust what a step produced, or None when it produced no evidence of its own
     (a model's answer, an agent's message: their text came from somewhere, or was generated).
@@ -125,7 +127,7 @@ def output_class(step: Step) -> _Source | None:
         if step.agent == "system":
             return "trusted"
         return "untrusted" if any(not s.trusted for s in step.sources) else None
-    if kind in _CALL_OUTPUTS:
+    if kind in CALL_OUTPUTS:
         for source in step.sources:
             if not source.trusted:
                 return "untrusted"
@@ -266,7 +268,7 @@ class Provenance:
         if only_untrusted and not self._untrusted:
             pairs: tuple[tuple[str, str], ...] = ()
         else:
-            pairs = tuple(pair for key, raw in _inputs(step) for pair in _flatten(key, raw))
+            pairs = tuple(pair for key, raw in _inputs(step) for pair in flatten(key, raw))
         memo = self._memo
         if memo is not None and memo[0] == self._generation and memo[1] == pairs:
             values = memo[2]
@@ -294,7 +296,7 @@ class Provenance:
         trust = output_class(step)
         if trust is None or not (step.content or (step.result is not None and step.kind is not StepKind.END)):
             return   # nothing to remember (an action about to run has no result yet)
-        echoed = _echoed(step, self._facts_of)
+        echo = echoed(step, self._facts_of)
         journal = self._journal
         generation = self._generation
         if step.kind is StepKind.MESSAGE and trust != "untrusted" and step.content:
@@ -323,15 +325,15 @@ class Provenance:
                 # asking whether the step was given it (the echo is derived only if needed)
                 added = False
                 whole = self._whole
-                if len(norm) <= 2 * SPAN and _new(whole, norm, key) and norm not in echoed.whole:
+                if len(norm) <= 2 * SPAN and _new(whole, norm, key) and norm not in echo.whole:
                     added = _add(whole, norm, key, first, journal)
                 ids = self._ids
                 for token in facts.ids:
-                    if _new(ids, token, key) and token not in echoed.ids:
+                    if _new(ids, token, key) and token not in echo.ids:
                         added = _add(ids, token, key, first, journal) or added
                 spans = self._spans
                 for piece in facts.pieces:
-                    if _new(spans, piece, key) and piece not in echoed.spans:
+                    if _new(spans, piece, key) and piece not in echo.spans:
                         added = _add(spans, piece, key, first, journal) or added
                 if added:
                     if self._generation == generation:
@@ -385,88 +387,6 @@ class Provenance:
         return _judge(path, value, parts)
 
 
-_NAMES = ("email:", "url:", "account:", "phone:", "path:")
-
-
-def value_tokens(value: str) -> tuple[set[str], bool]:
-    """The identifiers a value is looked up by, and whether it consists of one of them.
-
-    A domain or digits inside a stronger token (an address, an IBAN) do not speak for the
-    value on their own; a value that *is* an address, URL, account or phone number is
-    judged by that alone.
-    """
-    tokens, named = TextFacts(value).lookup(value)
-    return set(tokens), named
-
-
-def _value_tokens(value: str, norm: str, ids: frozenset[str]) -> tuple[frozenset[str], bool]:
-    tokens = ids
-    if any(not t.startswith(WEAK) for t in tokens):
-        tokens = frozenset(t for t in tokens if not t.startswith(WEAK))
-    named = _named_by(value, norm, tokens)
-    return (frozenset((named,)), True) if named is not None else (tokens, False)
-
-
-class TextFacts:
-    """What the analysis derives from one string, whatever step it is in: its normalised
-    form, its identifier tokens, the spans it starts, and (asked for input values only)
-    the tokens it is looked up by. Computed once per distinct short string (see
-    :meth:`Provenance._facts_of`); read-only."""
-
-    __slots__ = ("_ids", "_lookup", "_pieces", "norm", "text")
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.norm = normalise(text)
-        self._ids: frozenset[str] | None = None      # each part is derived when first asked for:
-        self._pieces: tuple[str, ...] | None = None  # an echo check may need the normal form only
-        self._lookup: tuple[frozenset[str], bool] | None = None
-
-    @property
-    def ids(self) -> frozenset[str]:
-        """:func:`identifiers` of the text."""
-        if self._ids is None:
-            self._ids = frozenset(identifiers(self.text))
-        return self._ids
-
-    @property
-    def pieces(self) -> tuple[str, ...]:
-        """The spans of the normal form (one at each word start)."""
-        if self._pieces is None:
-            norm = self.norm
-            self._pieces = tuple(norm[i:i + SPAN] for i in span_starts(norm))
-        return self._pieces
-
-    def lookup(self, text: str) -> tuple[frozenset[str], bool]:
-        """:func:`value_tokens` of ``text`` (the string these facts are of)."""
-        if self._lookup is None:
-            self._lookup = _value_tokens(text, self.norm, self.ids)
-        return self._lookup
-
-
-FACTS_CACHED_UP_TO = 256
-"""Strings up to this long have their :class:`TextFacts` kept by the analysis that met them
-(at most :data:`FACTS_KEPT` of them): an argument is read as an input value, again as what
-its tool's output may echo, and again when a guard judged the action before it ran; a
-recipient or a status recurs all through a run. Longer text is analysed each time it is met,
-so the cache never holds more than a few megabytes."""
-FACTS_KEPT = 2048
-
-
-def _named_by(value: str, norm: str, tokens: frozenset[str]) -> str | None:
-    """The one identifier a value consists of (``bob@x.com``, ``https://x.com/a``), if it does."""
-    text = norm.removeprefix("https://").removeprefix("http://").removeprefix("www.").rstrip("/")
-    for token in tokens:
-        if token.startswith(_NAMES):
-            body = token.split(":", 1)[1]
-            if token.startswith(("account:", "phone:")):
-                if len(value.strip()) <= len(body) + 6:
-                    return token
-            elif text in (body, "mailto:" + body) or text.removeprefix("www.") == body:
-                return token
-    return None
-
-
 def _document_trust(step: Step) -> dict[str, _Source]:
     """Per item of a retrieval's result (``result[2]``), its own trust, where the sources
     name the documents: one untrusted forum post does not make the handbook beside it untrusted."""
@@ -479,63 +399,6 @@ def _document_trust(step: Step) -> dict[str, _Source]:
         if ref in trusted_refs and item.get("trusted", True) is not False:
             out[f"result[{i}]"] = "trusted" if trusted_refs[ref] else "untrusted"
     return out
-
-
-class _Echo:
-    """What a step was given: its outputs repeating it are not evidence. Each part is
-    gathered when first asked for (an output of one short word asks for the whole values
-    only, not for their identifiers)."""
-
-    __slots__ = ("_facts", "_ids", "_spans", "_whole", "args", "facts_of")
-
-    def __init__(self, args: dict[str, Any] | None, facts_of: Callable[[str], TextFacts] = TextFacts) -> None:
-        self.args = args
-        self.facts_of = facts_of
-        self._facts: list[TextFacts] | None = None
-        self._ids: set[str] | None = None
-        self._spans: set[str] | None = None
-        self._whole: set[str] | None = None
-
-    @property
-    def facts(self) -> list[TextFacts]:
-        """The facts of every string argument."""
-        if self._facts is None:
-            facts = []
-            facts_of = self.facts_of
-            for key, raw in (self.args or {}).items():
-                if isinstance(raw, str):   # most arguments: no walk through a nested value
-                    facts.append(facts_of(raw))
-                else:
-                    facts.extend(facts_of(text) for _, text in _flatten(key, raw))
-            self._facts = facts
-        return self._facts
-
-    @property
-    def whole(self) -> set[str]:
-        if self._whole is None:
-            self._whole = {f.norm for f in self.facts}
-        return self._whole
-
-    @property
-    def ids(self) -> set[str]:
-        if self._ids is None:
-            self._ids = {token for f in self.facts for token in f.ids}
-        return self._ids
-
-    @property
-    def spans(self) -> set[str]:
-        if self._spans is None:
-            self._spans = {piece for f in self.facts for piece in f.pieces}
-        return self._spans
-
-
-_NO_ECHO = _Echo(None)
-
-
-def _echoed(step: Step, facts_of: Callable[[str], TextFacts]) -> _Echo:
-    if not step.args or step.kind not in _CALL_OUTPUTS:
-        return _NO_ECHO
-    return _Echo(step.args, facts_of)
 
 
 def _origins(hits: _Hits, how: Literal["whole", "span", "identifier"], token: str) -> list[Origin]:
@@ -558,22 +421,6 @@ def _judge(path: str, value: str, parts: Mapping[str, list[Origin]]) -> ValueOri
     else:
         trust = "user" if any(o.trust == "user" for o in vouched) else "trusted"
     return ValueOrigin(path, value, trust, origins, tuple(untrusted_only))
-
-
-def _flatten(key: str, value: Any) -> Iterator[tuple[str, str]]:
-    """(path, text) of every scalar leaf of an argument."""
-    if isinstance(value, str):
-        yield key, value
-    elif isinstance(value, bool) or value is None:
-        return
-    elif isinstance(value, int | float):
-        yield key, str(value)
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from _flatten(f"{key}.{k}", v)
-    elif isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            yield from _flatten(f"{key}[{i}]", v)
 
 
 def origins_of(steps: Iterable[Step]) -> list[StepOrigins]:
