@@ -265,19 +265,18 @@ class Provenance:
                 been seen no value can be, so the values are not traced at all (and are
                 not returned): the step costs the indexing of its own outputs.
         """
-        if only_untrusted and not self._untrusted:
-            pairs: tuple[tuple[str, str], ...] = ()
-        else:
+        values: tuple[ValueOrigin, ...] = ()
+        steered = False
+        if not only_untrusted or self._untrusted:
             pairs = tuple(pair for key, raw in _inputs(step) for pair in flatten(key, raw))
-        memo = self._memo
-        if memo is not None and memo[0] == self._generation and memo[1] == pairs:
-            values = memo[2]
-        else:
-            values = tuple(self._value(path, value) for path, value in pairs)
-            if pairs:
+            memo = self._memo
+            if memo is not None and memo[0] == self._generation and memo[1] == pairs:
+                values = memo[2]
+            elif pairs:
+                values = tuple(self._value(path, value) for path, value in pairs)
                 self._memo = (self._generation, pairs, values)
-        steered = any(v.trust in ("untrusted", "mixed") and v.instructed
-                      and any(not part.startswith(WEAK) for part in v.untrusted_parts) for v in values)
+            steered = any(v.trust in ("untrusted", "mixed") and v.instructed
+                          and any(not part.startswith(WEAK) for part in v.untrusted_parts) for v in values)
         if step.kind is StepKind.MEMORY_WRITE and step.target:
             if step.target not in self._written:
                 self._written[step.target] = None
