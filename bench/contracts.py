@@ -57,7 +57,7 @@ from mattrace.contracts import (
     terminates,
 )
 from mattrace.contracts._dataflow import SELECTOR_NAMES
-from mattrace.provenance import ANALYSED_KINDS, Provenance, StepOrigins, identifiers
+from mattrace.provenance import ANALYSED_KINDS, Provenance, ValueOrigin, identifiers
 from mattrace.trace import Source, Step, StepError, StepKind
 
 _DOCS = 50          # a pool of documents the researcher retrieves from (the claims index stays bounded)
@@ -145,10 +145,10 @@ def _overlaps(claim_words: frozenset[str], words: frozenset[str]) -> bool:
     return bool(claim_words) and len(claim_words & words) / len(claim_words) >= 0.8
 
 
-def _selector_from_untrusted(s: Step, origins: StepOrigins) -> bool:
+def _selector_from_untrusted(values: tuple[ValueOrigin, ...]) -> bool:
     """``no_untrusted_action``'s rule on one side effect: a selector argument (by name, or a
     value that is an identifier) whose untrusted-only part was found in untrusted text."""
-    for value in origins.values:
+    for value in values:
         if value.trust not in ("untrusted", "mixed") or not value.instructed:
             continue
         name = re.split(r"[.\[]", value.path.rsplit(".", 1)[-1], maxsplit=1)[0]
@@ -198,8 +198,8 @@ def hand_written(steps: Iterable[Step], provenance: bool = True) -> dict[str, in
             if count > 10**8:
                 fail("terminates", i)
         if analysis is not None and s.kind in ANALYSED_KINDS:
-            origins = analysis.observe(s)
-            if s.side_effect and _selector_from_untrusted(s, origins):
+            values = analysis.values(s, only_untrusted=True)   # the same call the contract makes
+            if s.side_effect and _selector_from_untrusted(values):
                 fail("no untrusted action", i)
         if kind in (StepKind.TOOL, StepKind.RETRIEVAL) and agent in _ROLES and s.target not in _ROLES[agent]:
             fail("stays in role", i)

@@ -244,9 +244,9 @@ def test_a_monitor_without_save_is_judged_on_a_deep_copy() -> None:
 @SETTINGS
 @given(_rich_runs(max_steps=30))
 def test_asking_only_for_untrusted_values_finds_every_one(steps: list[Step]) -> None:
-    """``observe(..., only_untrusted=True)`` skips tracing values only while none can be untrusted."""
+    """``values(..., only_untrusted=True)`` skips tracing values only while none can be untrusted."""
     full, only = Provenance(), Provenance()
     for s in steps:
         every = [v for v in full.observe(s).values if v.trust in ("untrusted", "mixed")]
-        some = [v for v in only.observe(s, only_untrusted=True).values if v.trust in ("untrusted", "mixed")]
+        some = [v for v in only.values(s, only_untrusted=True) if v.trust in ("untrusted", "mixed")]
         assert some == every

@@ -33,7 +33,7 @@ from mattrace.contracts._predicates import (
 from mattrace.contracts._state import NO_SNAPSHOT, restore, restore_all, snapshot, snapshot_all
 from mattrace.contracts._verdict import Verdict
 from mattrace.errors import ContractError
-from mattrace.provenance import ANALYSED_KINDS, Provenance, StepOrigins, ValueOrigin, identifiers
+from mattrace.provenance import ANALYSED_KINDS, Provenance, ValueOrigin, identifiers
 from mattrace.trace import Step, StepKind
 
 __all__ = ["DataFlows", "explain_selector", "SELECTOR_NAMES", "SelectorContract", "UntrustedSelector",
@@ -113,16 +113,16 @@ class _BoundUntrustedSelector:
         self.into = pred.into.bind()
         self.analysis = Provenance()
         self.hit: ValueOrigin | None = None
-        self.last: StepOrigins | None = None
+        self.last: tuple[ValueOrigin, ...] = ()
 
     def __call__(self, s: Step) -> bool:
-        origins = self.analysis.observe(s, only_untrusted=True)   # it asks about nothing else
-        self.last = origins
+        values = self.analysis.values(s, only_untrusted=True)   # it asks about nothing else
+        self.last = values
         self.hit = None
         is_egress = s.kind is StepKind.TOOL and s.target in self.pred.egress
         if not (self.into(s) or is_egress):
             return False
-        for value in origins.values:
+        for value in values:
             if value.trust not in ("untrusted", "mixed"):
                 continue
             if not self._selects(s, value, is_egress):
@@ -200,11 +200,11 @@ class _BoundDataFlows:
         self.found: tuple[int, ...] = ()
 
     def __call__(self, s: Step) -> bool:
-        origins = self.analysis.observe(s, only_untrusted=True)   # it asks about nothing else
+        values = self.analysis.values(s, only_untrusted=True)   # it asks about nothing else
         is_src, is_dst = self.src(s), self.dst(s)
         self.found = ()
         if is_dst and self.sources:
-            from_src = sorted({o.step for v in origins.values if v.trust in ("untrusted", "mixed")
+            from_src = sorted({o.step for v in values if v.trust in ("untrusted", "mixed")
                                for o in v.origins if o.step in self.sources and o.token in v.untrusted_parts})
             self.found = tuple(from_src)
         if is_src:

@@ -251,7 +251,11 @@ class Provenance:
                 self._facts[text] = facts
         return facts
 
-    def observe(self, step: Step, *, only_untrusted: bool = False) -> StepOrigins:
+    def observe(self, step: Step) -> StepOrigins:
+        """The origins of ``step``'s input values; then remember its outputs (see :meth:`values`)."""
+        return StepOrigins(step.index, self.values(step))
+
+    def values(self, step: Step, *, only_untrusted: bool = False) -> tuple[ValueOrigin, ...]:
         """The origins of ``step``'s input values; then remember its outputs.
 
         A step whose input was copied from untrusted text (a search for the product an
@@ -285,7 +289,7 @@ class Provenance:
                     self._journal.append((self._written, step.target))
         elif not (step.kind is StepKind.MEMORY_READ and step.target in self._written):
             self._index(step, steered)
-        return StepOrigins(step.index, values)
+        return values
 
     # -- indexing -------------------------------------------------------------------------
 
