@@ -28,9 +28,11 @@ from mattrace.provenance._facts import (
     flatten,
 )
 from mattrace.provenance._text import (
+    FIELD_MAX,
     SPAN,
     WEAK,
     Region,
+    _prose,
     leaves,
     name_parts,
     names,
@@ -315,15 +317,20 @@ class Provenance:
         per_doc = _document_trust(step) if trust == "untrusted" and not steered else {}
         index = step.index
         for name, value in _outputs(step):
-            for leaf in leaves(value, name):
-                leaf_trust = per_doc.get(leaf.path.split(".", 1)[0], trust) if per_doc else trust
-                facts = self._facts_of(leaf.text)
+            if isinstance(value, str) and len(value) <= FIELD_MAX and "\n" not in value:
+                # a short output is its own only leaf (as leaves() says), without building one
+                parts: Iterable[tuple[str, Region, str]] = ((value, "text" if _prose(value) else "field", name),)
+            else:
+                parts = ((leaf.text, leaf.region, leaf.path) for leaf in leaves(value, name))
+            for text, leaf_region, path in parts:
+                leaf_trust = per_doc.get(path.split(".", 1)[0], trust) if per_doc else trust
+                facts = self._facts_of(text)
                 norm = facts.norm
                 if not norm:
                     continue
-                region: Region = "text" if steered else leaf.region
+                region: Region = "text" if steered else leaf_region
                 key = (leaf_trust, region)
-                first = (index, leaf.path)
+                first = (index, path)
                 # what an earlier output of the same class already holds is skipped before
                 # asking whether the step was given it (the echo is derived only if needed)
                 added = False
