@@ -29,11 +29,12 @@ import argparse
 import gc
 import json
 import platform
+import re
 import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -55,6 +56,8 @@ from mattrace.contracts import (
     step,
     terminates,
 )
+from mattrace.contracts._dataflow import SELECTOR_NAMES
+from mattrace.provenance import ANALYSED_KINDS, Provenance, ValueOrigin, identifiers
 from mattrace.trace import Source, Step, StepError, StepKind
 
 _DOCS = 50          # a pool of documents the researcher retrieves from (the claims index stays bounded)
@@ -123,13 +126,148 @@ def synthetic_steps(n: int) -> Iterator[Step]:
     yield Step(index=i, kind=StepKind.END, result={"status": "success"})
 
 
-def _time_check(steps: list[Step], reps: int) -> float:
+# -- the same ten rules, written by hand --------------------------------------------------------
+
+_YES = re.compile(r"\byes\b", re.IGNORECASE)
+_INTERNAL = re.compile(r"@ourco\.com$")
+_CLAIM_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_CLAIM_WORD = re.compile(r"[a-z0-9]+")
+_ROLES = {"researcher": frozenset({"search_web"}), "writer": frozenset({"send_email"})}
+_LLM_CALLERS = frozenset({"planner", "researcher", "writer"})
+_CALLS = frozenset({StepKind.TOOL, StepKind.RETRIEVAL, StepKind.LLM, StepKind.MEMORY_READ, StepKind.MEMORY_WRITE})
+
+
+def _numbers(text: str) -> set[str]:
+    return {n.replace(",", "") for n in _CLAIM_NUMBER.findall(text)}
+
+
+def _overlaps(claim_words: frozenset[str], words: frozenset[str]) -> bool:
+    return bool(claim_words) and len(claim_words & words) / len(claim_words) >= 0.8
+
+
+def _selector_from_untrusted(values: tuple[ValueOrigin, ...]) -> bool:
+    """``no_untrusted_action``'s rule on one side effect: a selector argument (by name, or a
+    value that is an identifier) whose untrusted-only part was found in untrusted text."""
+    for value in values:
+        if value.trust not in ("untrusted", "mixed") or not value.instructed:
+            continue
+        name = re.split(r"[.\[]", value.path.rsplit(".", 1)[-1], maxsplit=1)[0]
+        if SELECTOR_NAMES.match(name):
+            return True
+        strong = [t for t in identifiers(value.value) if t.startswith(("email:", "url:", "account:", "phone:"))]
+        if strong and len(value.value.strip()) <= 2 + max(len(t.split(":", 1)[1]) for t in strong) + 12:
+            return True
+    return False
+
+
+def hand_written(steps: Iterable[Step], provenance: bool = True) -> dict[str, int | None]:
+    """The ten rules of :func:`stock_contracts` in one loop, as one would write them without
+    mattrace: the first violating step of each (None: it holds). ``no_untrusted_action`` asks
+    the same provenance analysis (:class:`mattrace.provenance.Provenance`) mattrace does: it
+    is an analysis, not a rule, and writing it again would measure a different analysis; with
+    ``provenance=False`` that rule is left out (nine rules)."""
+    first: dict[str, int | None] = dict.fromkeys(
+        ("terminates", "no untrusted action", "stays in role", "confirmed before send_email",
+         "no action after error", "at most 100000000 search_web calls", "claims supported",
+         "no unsupported propagation", "internal mail only", "known llm callers"))
+    if not provenance:
+        del first["no untrusted action"]
+    analysis = Provenance() if provenance else None
+    count = searches = 0
+    ended = confirmed = False
+    failed_calls: dict[str | None, int] = {}
+    docs: dict[str, str] = {}
+    unsupported: list[tuple[str, frozenset[str], set[str]]] = []
+    last = None
+
+    def fail(rule: str, index: int) -> None:
+        if first[rule] is None:
+            first[rule] = index
+
+    for s in steps:
+        i, kind, agent = s.index, s.kind, s.agent
+        last = i
+        if kind is StepKind.END:
+            status = s.result.get("status") if isinstance(s.result, dict) else None
+            if status in ("timeout", "max_steps"):
+                fail("terminates", i)
+            else:
+                ended = True
+        else:
+            count += 1
+            if count > 10**8:
+                fail("terminates", i)
+        if analysis is not None and s.kind in ANALYSED_KINDS:
+            values = analysis.values(s, only_untrusted=True)   # the same call the contract makes
+            if s.side_effect and _selector_from_untrusted(values):
+                fail("no untrusted action", i)
+        if kind in (StepKind.TOOL, StepKind.RETRIEVAL) and agent in _ROLES and s.target not in _ROLES[agent]:
+            fail("stays in role", i)
+        if kind is StepKind.MESSAGE:
+            if agent == "user" and s.content is not None and _YES.search(s.content):
+                confirmed = True
+            elif agent != "user":
+                confirmed = False
+        elif kind is StepKind.TOOL and s.target == "send_email":
+            if not confirmed:
+                fail("confirmed before send_email", i)
+            to = (s.args or {}).get("to")
+            if to is not None and not _INTERNAL.search(to if isinstance(to, str) else json.dumps(to)):
+                fail("internal mail only", i)
+        if s.side_effect and failed_calls:
+            fail("no action after error", i)
+        elif kind in _CALLS:
+            if s.error is not None:
+                failed_calls.setdefault(s.target, i)
+            else:
+                failed_calls.pop(s.target, None)
+        if kind is StepKind.TOOL and s.target == "search_web":
+            searches += 1
+            if searches > 10**8:
+                fail("at most 100000000 search_web calls", i)
+        if kind is StepKind.RETRIEVAL and isinstance(s.result, list):
+            for doc in s.result:
+                if isinstance(doc, dict) and "id" in doc:
+                    docs.setdefault(str(doc["id"]), str(doc.get("text", "")))
+        elif kind is StepKind.MESSAGE or kind is StepKind.DELEGATE:
+            claims = s.attrs.get("claims") or [] if kind is StepKind.MESSAGE else []
+            backed = []
+            for claim in claims:
+                cited = [docs[str(c)] for c in claim.get("cites") or () if str(c) in docs]
+                ok = bool(cited) and _numbers(claim["text"]) <= _numbers(" ".join(cited))
+                backed.append(ok)
+                if not ok:
+                    fail("claims supported", i)
+            if s.content and unsupported:
+                words = frozenset(_CLAIM_WORD.findall(s.content.lower()))
+                said = _numbers(s.content)
+                vouched = [frozenset(_CLAIM_WORD.findall(c["text"].lower()))
+                           for c, ok in zip(claims, backed, strict=True) if ok]
+                for who, claim_words, claim_numbers in unsupported:
+                    if who != agent and _overlaps(claim_words, words) and claim_numbers <= said \
+                            and not any(_overlaps(claim_words, w) for w in vouched):
+                        fail("no unsupported propagation", i)
+            if s.content:
+                unsupported += [(agent, frozenset(_CLAIM_WORD.findall(c["text"].lower())), _numbers(c["text"]))
+                                for c, ok in zip(claims, backed, strict=True) if not ok]
+        if kind is StepKind.LLM and agent not in _LLM_CALLERS:
+            fail("known llm callers", i)
+    if not ended:
+        fail("terminates", last if last is not None else -1)
+    return first
+
+
+def _time_check(steps: list[Step], reps: int, nine: bool = False) -> float:
+    """Best seconds of CPU (this process's: the machines are shared) for one check."""
     best = float("inf")
     for _ in range(reps):
         gc.collect()
-        t0 = time.perf_counter()
-        report = check_steps(steps, stock_contracts())
-        best = min(best, time.perf_counter() - t0)
+        contracts = stock_contracts()
+        if nine:
+            contracts = [c for c in contracts if c.name != "no untrusted action"]
+        t0 = time.process_time()
+        report = check_steps(steps, contracts)
+        best = min(best, time.process_time() - t0)
         if not report.ok:
             raise SystemExit(f"bench trace unexpectedly violates: {report.first_violation}")
     return best
@@ -145,20 +283,45 @@ def _peak_monitor_memory(n: int) -> int:
     return peak
 
 
+def _time_hand_written(steps: list[Step], reps: int, provenance: bool) -> float:
+    best = float("inf")
+    for _ in range(reps):
+        gc.collect()
+        t0 = time.process_time()
+        found = hand_written(steps, provenance)
+        best = min(best, time.process_time() - t0)
+        if any(v is not None for v in found.values()):
+            raise SystemExit(f"bench trace unexpectedly violates a hand-written rule: {found}")
+    return best
+
+
+HAND_WRITTEN_TARGET = 3.0
+"""mattrace's check may take at most this many times the hand-written single pass."""
+
+
 def part_one(sizes: list[int]) -> None:
     print(f"part 1: ten stock contracts, one pass ({platform.python_implementation()} {platform.python_version()})")
-    print(f"{'steps':>9} {'steps/s':>10} {'µs/step':>8} {'vs 1k':>6} {'peak MiB':>9}")
+    print("  hand: the same rules in one hand-written loop (10: with the provenance analysis the")
+    print("  data-flow rule asks; 9: without that rule and its analysis); x = mattrace / hand-written")
+    print(f"{'steps':>9} {'steps/s':>10} {'µs/step':>8} {'vs 1k':>6} {'peak MiB':>9} "
+          f"{'hand 10':>8} {'x':>5} {'hand 9':>7} {'µs (9)':>7} {'x':>5}")
     base: float | None = None
     for n in sizes:
         steps = list(synthetic_steps(n))
         reps = 5 if n <= 10_000 else 3 if n <= 100_000 else 1
         seconds = _time_check(steps, reps)
+        by_hand = _time_hand_written(steps, reps, provenance=True)
+        nine = _time_check(steps, reps, nine=True)
+        nine_by_hand = _time_hand_written(steps, reps, provenance=False)
         del steps
         per_step = seconds / n * 1e6
         base = base or per_step
         peak = _peak_monitor_memory(n)
         mib = f"{peak / 2**20:9.2f}"
-        print(f"{n:>9,} {n / seconds:>10,.0f} {per_step:>8.2f} {per_step / base:>6.2f} {mib}")
+        print(f"{n:>9,} {n / seconds:>10,.0f} {per_step:>8.2f} {per_step / base:>6.2f} {mib} "
+              f"{by_hand / n * 1e6:>8.2f} {seconds / by_hand:>5.2f} {nine_by_hand / n * 1e6:>7.2f} "
+              f"{nine / n * 1e6:>7.2f} {nine / nine_by_hand:>5.2f}")
+    print(f"  target: mattrace within {HAND_WRITTEN_TARGET:g}x of the hand-written pass")
 
 
 # -- part 2: the invariant-ai comparison ----------------------------------------------------

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from mattrace.contracts import check, no_untrusted_action
 from mattrace.provenance import identifiers, leaves, name_parts, names, origins_of, output_class
-from mattrace.provenance._analysis import _flatten, _inputs, _outputs
+from mattrace.provenance._analysis import _inputs, _outputs
+from mattrace.provenance._facts import flatten as _flatten
 from mattrace.testing import doc, llm, memory_read, memory_write, retrieval, tool_call, trace, user
 from mattrace.trace import Source, Step, StepKind
 
@@ -229,7 +230,7 @@ def test_a_value_that_is_a_path_is_judged_by_the_path_alone() -> None:
 def _reference(steps: list[Step]) -> list[list[tuple[str, str]]]:
     """For each step, (path, value, trusts, whole) of its input values, by comparing each value's
     identifiers with every earlier output's leaves directly: the definition the index must agree with."""
-    from mattrace.provenance._analysis import value_tokens
+    from mattrace.provenance._facts import value_tokens
     from mattrace.provenance._text import identifiers as ids
     from mattrace.provenance._text import normalise
 

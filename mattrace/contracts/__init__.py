@@ -37,6 +37,7 @@ from mattrace.contracts._claims import (
 )
 from mattrace.contracts._contract import Contract, Monitor, describe_step
 from mattrace.contracts._dataflow import untrusted_selector
+from mattrace.contracts._each import each
 from mattrace.contracts._files import load_contracts, parse_step_pattern
 from mattrace.contracts._library import (
     confirmed_before,
@@ -53,7 +54,6 @@ from mattrace.contracts._operators import (
     AtMost,
     always,
     at_most,
-    each,
     eventually,
     never,
     precedes,
@@ -61,8 +61,9 @@ from mattrace.contracts._operators import (
     within,
 )
 from mattrace.contracts._past import flows, once, since
-from mattrace.contracts._predicates import NameRef, Pred, step
+from mattrace.contracts._predicates import NameRef, Pred
 from mattrace.contracts._resolve import resolve_contracts
+from mattrace.contracts._step import step
 from mattrace.contracts._vacuity import TraceNames, unknown_names
 from mattrace.contracts._verdict import Report, Severity, Status, Verdict, Violation
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from mattrace.contracts._predicates import Pred
 from mattrace.contracts._vacuity import TraceNames, vacuity
 from mattrace.contracts._verdict import Report, Status, Verdict
 from mattrace.errors import ContractError
-from mattrace.trace import Step, Trace
+from mattrace.trace import Step, StepKind, Trace
 
 __all__ = ["Checker", "Contracts", "check", "check_steps", "contract_list"]
 
@@ -63,6 +63,7 @@ class Checker:
         self.trace_name = trace_name
         self.count = 0
         self._active = list(self.monitors)
+        self._feeds = _feeds(self._active)
         self._last: int | None = None
 
     @property
@@ -76,11 +77,12 @@ class Checker:
         self.count += 1
         self.names.add(s)
         settled = False
-        for m in self._active:
-            if m._step(s) is not None:
+        for judge in self._feeds[s.kind]:   # only the monitors that can react to this kind of step
+            if judge(s) is not None:
                 settled = True
         if settled:
             self._active = [m for m in self._active if m._verdict is None]
+            self._feeds = _feeds(self._active)
 
     def needs_names(self) -> bool:
         """Whether a settled check still asks which names the rest of the run mentions."""
@@ -129,6 +131,13 @@ def check_steps(steps: Sequence[Step] | Iterable[Step], contracts: Contracts, *,
                 count = len(steps)
             break
     return checker.report(incomplete, count=count)
+
+
+def _feeds(monitors: list[Monitor]) -> dict[StepKind, list[Callable[[Step], Verdict | None]]]:
+    """Per kind of step, the ``_step`` of each unsettled monitor that can react to it (in
+    contract order): a step is dispatched once, not offered to every monitor in turn."""
+    return {kind: [m._step for m in monitors if m._verdict is None and (m.kinds is None or kind in m.kinds)]
+            for kind in StepKind}
 
 
 def check(trace: Trace | str | os.PathLike[str], contracts: Contracts) -> Report:

@@ -152,6 +152,12 @@ class _Support:
         self.docs: dict[str, tuple[int, str]] = {}
         self.extract = extract
 
+    def forget_after(self, size: int) -> None:
+        """Forget the documents learnt since there were ``size`` (only new ids are ever added)."""
+        docs = self.docs
+        while len(docs) > size:
+            docs.popitem()
+
     def learn(self, s: Step) -> None:
         if s.kind is StepKind.RETRIEVAL and isinstance(s.result, list):
             for doc in s.result:
@@ -206,6 +212,13 @@ class _ClaimsMonitor(Monitor):
     def __init__(self, contract: ClaimsSupported) -> None:
         super().__init__(contract)
         self.support = _Support(contract.extract)
+        self.kinds = frozenset((StepKind.RETRIEVAL, StepKind.MESSAGE))   # documents in, claims out
+
+    def _save(self) -> Any:
+        return len(self.support.docs)
+
+    def _restore(self, state: Any) -> None:
+        self.support.forget_after(state)
 
     def _step(self, s: Step) -> Verdict | None:
         self.support.learn(s)
@@ -263,6 +276,15 @@ class _PropagationMonitor(Monitor):
         self.support = _Support(contract.extract)
         # (agent, step, claim text, its words, its numbers) of every unsupported claim so far
         self.unsupported: list[tuple[str, int, str, frozenset[str], set[str]]] = []
+        self.kinds = frozenset((StepKind.RETRIEVAL, StepKind.MESSAGE, StepKind.DELEGATE))
+
+    def _save(self) -> Any:
+        return (len(self.support.docs), len(self.unsupported))
+
+    def _restore(self, state: Any) -> None:
+        docs, unsupported = state
+        self.support.forget_after(docs)
+        del self.unsupported[unsupported:]
 
     def _step(self, s: Step) -> Verdict | None:
         self.support.learn(s)

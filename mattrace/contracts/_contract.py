@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from typing import Self, get_args
+from typing import Any, Self, get_args
 
 from mattrace.contracts._predicates import NameRef
 from mattrace.contracts._verdict import Severity, Status, Verdict, Violation
@@ -131,13 +131,20 @@ class Monitor(ABC):
     ``check`` calls ``_step`` directly on monitors that have not settled.
     """
 
-    __slots__ = ("_verdict", "last", "name", "severity")
+    __slots__ = ("_verdict", "kinds", "last", "name", "severity")
 
     def __init__(self, contract: Contract) -> None:
         self.name = contract.name
         self.severity: Severity = contract.level
         self.last: int | None = None     # index of the last step observed: where end-only failures land
         self._verdict: Verdict | None = None
+        self.kinds: frozenset[StepKind] | None = None
+        """The kinds of step that can change this monitor's state or verdict (None: any kind).
+
+        A step of another kind leaves it as it was, so ``check`` and the guard do not feed
+        it one (``last`` alone then lags, and ``check`` sets it at the end). A monitor of
+        one's own leaves it None unless it is sure.
+        """
 
     @property
     def status(self) -> Status:
@@ -174,16 +181,53 @@ class Monitor(ABC):
         passed (nothing a later step does can violate it).
         """
         settled = self._verdict
+        if settled is None:
+            self.last = s.index
+            verdict = self._step(s)
+        else:
+            if settled.status is Status.PASS:
+                return None
+            self.last = s.index
+            self._verdict = None
+            try:
+                verdict = self._step(s)
+            finally:
+                self._verdict = settled
+        return verdict.violation if verdict is not None and verdict.status is Status.FAIL else None
+
+    def peek(self, s: Step) -> Violation | None:
+        """What :meth:`judge` would return for ``s``, leaving the monitor as it was.
+
+        How a run-time guard asks "would this action violate the contract?" before the
+        action runs: the action may be blocked, so the monitor must not have seen it. A
+        monitor that can :meth:`_save` its state (every stock one) is fed ``s`` and put
+        back, which costs a few attribute reads however long the run; any other monitor
+        judges a deep copy of itself, as guards always did.
+        """
+        settled = self._verdict
         if settled is not None and settled.status is Status.PASS:
-            return None
+            return None   # nothing a later step does can violate it (as judge says)
+        state = self._save()
+        if state is None:
+            return copy.deepcopy(self).judge(s)
+        last = self.last
         self.last = s.index
-        self._verdict = None
+        self._verdict = None   # judged on its own, also after an earlier failure (as judge does)
         try:
             verdict = self._step(s)
         finally:
-            if settled is not None:
-                self._verdict = settled
+            self.last, self._verdict = last, settled
+            self._restore(state)
         return verdict.violation if verdict is not None and verdict.status is Status.FAIL else None
+
+    def _save(self) -> Any:
+        """This monitor's own state (not ``last`` and the verdict: :meth:`peek` keeps those),
+        for :meth:`_restore`; None when it cannot be saved cheaply (:meth:`peek` then judges a
+        deep copy). Monitors with state override both; the default says it cannot."""
+        return None
+
+    def _restore(self, state: Any) -> None:  # noqa: B027 - optional hook: a monitor without state has nothing to put back
+        """Put back the state :meth:`_save` returned."""
 
     def finish(self, *, incomplete: str | None = None) -> Verdict:
         """The final verdict of the run observed: ``PASS`` or ``FAIL``.

@@ -19,13 +19,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from mattrace.contracts._contract import Contract, Monitor, describe_step
 from mattrace.contracts._past import Flows
-from mattrace.contracts._predicates import Evaluator, NameRef, Pred, _paren, _pred
+from mattrace.contracts._predicates import (
+    Evaluator,
+    NameRef,
+    Pred,
+    _paren,
+    _pred,
+)
+from mattrace.contracts._state import NO_SNAPSHOT, restore, restore_all, snapshot, snapshot_all
 from mattrace.contracts._verdict import Verdict
 from mattrace.errors import ContractError
-from mattrace.provenance import Provenance, StepOrigins, ValueOrigin, identifiers
+from mattrace.provenance import ANALYSED_KINDS, Provenance, ValueOrigin, identifiers
 from mattrace.trace import Step, StepKind
 
 __all__ = ["DataFlows", "explain_selector", "SELECTOR_NAMES", "SelectorContract", "UntrustedSelector",
@@ -105,16 +113,16 @@ class _BoundUntrustedSelector:
         self.into = pred.into.bind()
         self.analysis = Provenance()
         self.hit: ValueOrigin | None = None
-        self.last: StepOrigins | None = None
+        self.last: tuple[ValueOrigin, ...] = ()
 
     def __call__(self, s: Step) -> bool:
-        origins = self.analysis.observe(s)
-        self.last = origins
+        values = self.analysis.values(s, only_untrusted=True)   # it asks about nothing else
+        self.last = values
         self.hit = None
         is_egress = s.kind is StepKind.TOOL and s.target in self.pred.egress
         if not (self.into(s) or is_egress):
             return False
-        for value in origins.values:
+        for value in values:
             if value.trust not in ("untrusted", "mixed"):
                 continue
             if not self._selects(s, value, is_egress):
@@ -123,6 +131,15 @@ class _BoundUntrustedSelector:
                 self.hit = value
                 return True
         return False
+
+    def snapshot(self) -> Any:
+        into = snapshot(self.into)
+        return NO_SNAPSHOT if into is None else (into, self.analysis.snapshot(), self.hit, self.last)
+
+    def restore(self, state: Any) -> None:
+        into, analysis, self.hit, self.last = state
+        self.analysis.restore(analysis)
+        restore(self.into, into)
 
     def _selects(self, s: Step, value: ValueOrigin, is_egress: bool) -> bool:
         name = _arg_name(value.path)
@@ -179,20 +196,34 @@ class _BoundDataFlows:
     def __init__(self, src: Evaluator, dst: Evaluator) -> None:
         self.src, self.dst = src, dst
         self.analysis = Provenance()
-        self.sources: set[int] = set()
+        self.sources: dict[int, None] = {}   # ordered: what a step adds is the last key
         self.found: tuple[int, ...] = ()
 
     def __call__(self, s: Step) -> bool:
-        origins = self.analysis.observe(s)
+        values = self.analysis.values(s, only_untrusted=True)   # it asks about nothing else
         is_src, is_dst = self.src(s), self.dst(s)
         self.found = ()
         if is_dst and self.sources:
-            from_src = sorted({o.step for v in origins.values if v.trust in ("untrusted", "mixed")
+            from_src = sorted({o.step for v in values if v.trust in ("untrusted", "mixed")
                                for o in v.origins if o.step in self.sources and o.token in v.untrusted_parts})
             self.found = tuple(from_src)
         if is_src:
-            self.sources.add(s.index)
+            self.sources[s.index] = None
         return bool(self.found)
+
+    def snapshot(self) -> Any:
+        states = snapshot_all(self.src, self.dst)
+        if states is None:
+            return NO_SNAPSHOT
+        return (states, self.analysis.snapshot(), len(self.sources), self.found)
+
+    def restore(self, state: Any) -> None:
+        states, analysis, size, self.found = state
+        self.analysis.restore(analysis)
+        restore_all((self.src, self.dst), states)
+        sources = self.sources
+        while len(sources) > size:
+            sources.popitem()
 
     def witness(self) -> tuple[int, ...]:
         return self.found
@@ -219,6 +250,13 @@ class _SelectorMonitor(Monitor):
         super().__init__(contract)
         self.contract = contract
         self.ev = _BoundUntrustedSelector(contract.pred)
+        self.kinds = ANALYSED_KINDS
+
+    def _save(self) -> Any:
+        return self.ev.snapshot()
+
+    def _restore(self, state: Any) -> None:
+        self.ev.restore(state)
 
     def _step(self, s: Step) -> Verdict | None:
         if not self.ev(s):

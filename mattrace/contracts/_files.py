@@ -36,6 +36,7 @@ from typing import Any, cast, get_args
 from mattrace._config import ConfigFile, Key, did_you_mean, got, read_config
 from mattrace.contracts._claims import claims_supported, no_unsupported_propagation
 from mattrace.contracts._contract import Contract
+from mattrace.contracts._each import each
 from mattrace.contracts._library import (
     confirmed_before,
     max_calls,
@@ -47,10 +48,11 @@ from mattrace.contracts._library import (
     terminates,
     tool_definitions_stable,
 )
-from mattrace.contracts._operators import always, at_most, each, eventually, never, precedes, responds, within
+from mattrace.contracts._operators import always, at_most, eventually, never, precedes, responds, within
 from mattrace.contracts._past import flows, once, since
-from mattrace.contracts._predicates import NameSpec, Pred, step
+from mattrace.contracts._predicates import Pred
 from mattrace.contracts._regex import LinearPattern, compile_linear
+from mattrace.contracts._step import NameSpec, step
 from mattrace.contracts._verdict import Severity
 from mattrace.errors import ContractError, LocatedError
 from mattrace.trace import StepKind

@@ -17,8 +17,9 @@ from mattrace.contracts._contract import Contract, Monitor, describe_step
 from mattrace.contracts._dataflow import SelectorContract, UntrustedSelector
 from mattrace.contracts._operators import Always, at_most
 from mattrace.contracts._past import Flows, Since
-from mattrace.contracts._predicates import NameRef, NameSpec, _name_matcher, step
+from mattrace.contracts._predicates import NameRef
 from mattrace.contracts._regex import compile_linear
+from mattrace.contracts._step import NameSpec, _name_matcher, step
 from mattrace.contracts._verdict import Verdict
 from mattrace.errors import ContractError
 from mattrace.trace import Step, StepKind
@@ -57,6 +58,12 @@ class _TerminatesMonitor(Monitor):
         self.max_steps = contract.max_steps
         self.count = 0
         self.ended = False
+
+    def _save(self) -> Any:
+        return (self.count, self.ended)
+
+    def _restore(self, state: Any) -> None:
+        self.count, self.ended = state
 
     def _step(self, s: Step) -> Verdict | None:
         if s.kind is StepKind.END:
@@ -152,6 +159,11 @@ class _RoleMonitor(Monitor):
     def __init__(self, contract: StaysInRole) -> None:
         super().__init__(contract)
         self.roles = contract.roles
+        if all(role.kinds is None for role in self.roles.values()):
+            self.kinds = _ACTION_KINDS   # only calls can leave a role that does not restrict kinds
+
+    def _save(self) -> Any:
+        return ()   # no state of its own
 
     def _step(self, s: Step) -> Verdict | None:
         role = self.roles.get(s.agent)
@@ -259,6 +271,12 @@ class _AfterErrorMonitor(Monitor):
         super().__init__(contract)
         self.failed_calls: dict[str | None, tuple[int, str]] = {}   # target -> (step, what failed)
 
+    def _save(self) -> Any:
+        return dict(self.failed_calls)   # a few unresolved targets at most
+
+    def _restore(self, state: Any) -> None:
+        self.failed_calls = state
+
     def _step(self, s: Step) -> Verdict | None:
         if s.side_effect and self.failed_calls:
             index, what = min(self.failed_calls.values())
@@ -311,6 +329,12 @@ class _ToolDefinitionsMonitor(Monitor):
     def __init__(self, contract: Contract) -> None:
         super().__init__(contract)
         self.pinned_at: int | None = None
+
+    def _save(self) -> Any:
+        return (self.pinned_at,)
+
+    def _restore(self, state: Any) -> None:
+        (self.pinned_at,) = state
 
     def _step(self, s: Step) -> Verdict | None:
         mcp = s.attrs.get("mcp")

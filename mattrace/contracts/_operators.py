@@ -10,16 +10,26 @@ a step makes satisfaction certain (the awaited step of ``eventually``, the enabl
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from mattrace.contracts._contract import Contract, Monitor, describe_step
-from mattrace.contracts._predicates import Evaluator, NameRef, Pred, _BoundBinary, _Implies, _pred, witness_of
+from mattrace.contracts._predicates import (
+    Evaluator,
+    NameRef,
+    Pred,
+    _BoundBinary,
+    _Implies,
+    _pred,
+    true_on,
+    witness_of,
+)
+from mattrace.contracts._state import restore, restore_all, snapshot, snapshot_all
 from mattrace.contracts._verdict import Verdict
 from mattrace.errors import ContractError
 from mattrace.trace import Step, StepKind
 
-__all__ = ["always", "at_most", "each", "eventually", "never", "precedes", "responds", "within"]
+__all__ = ["always", "at_most", "eventually", "never", "precedes", "responds", "within"]
 
 ReasonFn = Callable[[Step, tuple[int, ...]], str]
 WITNESS_LIMIT = 100
@@ -72,8 +82,23 @@ class _AlwaysMonitor(Monitor):
     def __init__(self, contract: Always) -> None:
         super().__init__(contract)
         self.contract = contract
-        self.ev: Evaluator = contract.pred.bind()
+        # always(a >> b) binds the implication so that it says whether `a` ever held (untriggered)
+        pred = contract.pred
+        self.ev: Evaluator = pred.bind_tracked() if isinstance(pred, _Implies) and not contract.negate else pred.bind()
         self.bad_when = contract.negate
+        # never(p) acts where p can hold; always(a >> b) where a can (also what `untriggered` asks)
+        if contract.negate:
+            self.kinds = true_on(pred)
+        elif isinstance(pred, _Implies) and not pred.left.stateful:
+            # it fails only where `a` holds; what `b` remembers must still be kept up to date
+            acts, remembers = true_on(pred.left), pred.history_kinds()
+            self.kinds = None if acts is None or remembers is None else acts | remembers
+
+    def _save(self) -> Any:
+        return snapshot(self.ev)
+
+    def _restore(self, state: Any) -> None:
+        restore(self.ev, state)
 
     def _step(self, s: Step) -> Verdict | None:
         if self.ev(s) is not self.bad_when:
@@ -125,6 +150,13 @@ class _EventuallyMonitor(Monitor):
         super().__init__(contract)
         self.ev = contract.pred.bind()
         self.text = contract.pred.text()
+        self.kinds = true_on(contract.pred)
+
+    def _save(self) -> Any:
+        return snapshot(self.ev)
+
+    def _restore(self, state: Any) -> None:
+        restore(self.ev, state)
 
     def _step(self, s: Step) -> Verdict | None:
         return self.passed(s.index) if self.ev(s) else None
@@ -157,6 +189,13 @@ class _PrecedesMonitor(Monitor):
         super().__init__(contract)
         self.contract = contract
         self.a, self.b = contract.a.bind(), contract.b.bind()
+        self.kinds = true_on(contract.a, contract.b)
+
+    def _save(self) -> Any:
+        return snapshot_all(self.a, self.b)
+
+    def _restore(self, state: Any) -> None:
+        restore_all((self.a, self.b), state)
 
     def _step(self, s: Step) -> Verdict | None:
         va = self.a(s)
@@ -200,6 +239,15 @@ class _RespondsMonitor(Monitor):
         self.waiting: int | None = None   # the oldest `a` still waiting for its `b`
         self.waiting_text = ""
         self.fired = False                # some step matched `a`
+        self.kinds = true_on(contract.a, contract.b)
+
+    def _save(self) -> Any:
+        states = snapshot_all(self.a, self.b)
+        return None if states is None else (states, self.waiting, self.waiting_text, self.fired)
+
+    def _restore(self, state: Any) -> None:
+        states, self.waiting, self.waiting_text, self.fired = state
+        restore_all((self.a, self.b), states)
 
     def _step(self, s: Step) -> Verdict | None:
         va = self.a(s)
@@ -265,6 +313,12 @@ class _WithinMonitor(Monitor):
         self.t0: int | None = None
         self.tokens = 0
         self.cost = 0.0
+
+    def _save(self) -> Any:
+        return (self.count, self.t0, self.tokens, self.cost)
+
+    def _restore(self, state: Any) -> None:
+        self.count, self.t0, self.tokens, self.cost = state
 
     @property
     def needs_end(self) -> bool:
@@ -344,10 +398,31 @@ class _AtMostMonitor(Monitor):
         super().__init__(contract)
         self.ev = contract.pred.bind()
         self.n = contract.n
+        self.kinds = true_on(contract.pred)
         self.text = contract.pred.text()
         self.count = 0
         self.first: list[int] = []
         self.latest: deque[int] = deque(maxlen=WITNESS_LIMIT // 2)
+
+    def _save(self) -> Any:
+        ev = snapshot(self.ev)
+        if ev is None:
+            return None
+        latest = self.latest
+        return (ev, self.count, len(self.first), len(latest), latest[0] if latest else None)
+
+    def _restore(self, state: Any) -> None:
+        ev, count, n_first, n_latest, oldest = state
+        restore(self.ev, ev)
+        if self.count != count:   # the step matched: its index went to `first` or `latest`
+            self.count = count
+            if len(self.first) > n_first:
+                del self.first[n_first:]
+            else:
+                latest = self.latest
+                latest.pop()
+                if len(latest) < n_latest:   # it was full: the append pushed the oldest out
+                    latest.appendleft(oldest)
 
     def _step(self, s: Step) -> Verdict | None:
         if not self.ev(s):
@@ -366,103 +441,6 @@ class _AtMostMonitor(Monitor):
 def at_most(n: int, p: Pred) -> Contract:
     """At most ``n`` steps satisfy ``p``; fails at the (n+1)-th."""
     return AtMost(n, p)
-
-
-# -- each(p).must(q) -----------------------------------------------------------------------
-
-Obligation = Pred | Callable[[Step, Sequence[Step]], Any]
-
-
-class Each(Contract):
-    """Every ``p`` step meets the obligation ``q`` (a predicate, or a check on the history)."""
-
-    def __init__(self, pred: Pred, obligation: Obligation, reason: str | None) -> None:
-        self.pred = pred
-        if not isinstance(obligation, Pred) and not callable(obligation):
-            raise ContractError(f"each(...).must(...) takes a step predicate or a callable(step, history), "
-                                f"got {obligation!r}")
-        self.obligation = obligation
-        self.reason = reason
-
-    def obligation_text(self) -> str:
-        if isinstance(self.obligation, Pred):
-            return self.obligation.text()
-        return getattr(self.obligation, "__name__", repr(self.obligation))
-
-    def describe(self) -> str:
-        return f"each({self.pred.text()}).must({self.obligation_text()})"
-
-    def names(self) -> tuple[NameRef, ...]:
-        return self.pred.names() + (self.obligation.names() if isinstance(self.obligation, Pred) else ())
-
-    def monitor(self) -> Monitor:
-        return _EachMonitor(self)
-
-
-class _EachMonitor(Monitor):
-    __slots__ = ("check", "contract", "eager", "fired", "history", "p", "q")
-
-    def __init__(self, contract: Each) -> None:
-        super().__init__(contract)
-        self.contract = contract
-        self.p = contract.pred.bind()
-        ob = contract.obligation
-        self.q: Evaluator | None = ob.bind() if isinstance(ob, Pred) else None
-        self.eager = isinstance(ob, Pred) and ob.stateful
-        self.check = None if isinstance(ob, Pred) else ob
-        self.history: list[Step] | None = None if self.check is None else []
-        self.fired = False
-
-    def untriggered(self) -> str | None:
-        return None if self.fired else f"no step matched `{self.contract.pred.text()}`, so nothing had to meet it"
-
-    def _step(self, s: Step) -> Verdict | None:
-        vp = self.p(s)
-        if vp:
-            self.fired = True
-        witness: tuple[int, ...] = ()
-        if self.q is not None:
-            if not (vp or self.eager):
-                return None
-            ok = self.q(s)
-            witness = witness_of(self.q)
-        else:
-            assert self.history is not None and self.check is not None
-            ok = True
-            if vp:
-                try:
-                    ok = bool(self.check(s, self.history))
-                except Exception as exc:
-                    raise ContractError(f"{self.name}: {self.contract.obligation_text()} raised "
-                                        f"{type(exc).__name__}: {exc} at step {s.index}") from exc
-            self.history.append(s)
-        if not vp or ok:
-            return None
-        c = self.contract
-        reason = (c.reason.format(index=s.index, step=describe_step(s)) if c.reason
-                  else f"{_at(s)} matches `{c.pred.text()}` but not `{c.obligation_text()}`{_see(witness, s)}")
-        return self.failed(s.index, reason, (*witness, s.index))
-
-
-class EachBuilder:
-    """``each(p)``: say what every ``p`` step must satisfy with :meth:`must`."""
-
-    def __init__(self, pred: Pred) -> None:
-        self.pred = _pred(pred, "each")
-
-    def must(self, obligation: Obligation, *, reason: str | None = None) -> Contract:
-        """Every ``p`` step satisfies ``obligation``.
-
-        ``obligation`` is a step predicate (past-time operators give it the history), or a
-        callable ``(step, history) -> bool`` where ``history`` is the read-only sequence of
-        the steps before it. ``reason`` may use ``{index}`` and ``{step}``.
-        """
-        return Each(self.pred, obligation, reason)
-
-
-def each(p: Pred) -> EachBuilder:
-    """A step-local obligation: ``each(step.kind("message")).must(cites_a_source)``."""
-    return EachBuilder(p)
 
 
 def eventually(p: Pred) -> Contract:

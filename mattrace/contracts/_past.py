@@ -10,10 +10,22 @@ violation reports (the user's "yes", the untrusted document an e-mail came from)
 
 from __future__ import annotations
 
-from mattrace.contracts._predicates import Evaluator, NameRef, Pred, _paren, _pred
+from typing import Any
+
+from mattrace.contracts._predicates import (
+    Evaluator,
+    NameRef,
+    Pred,
+    _library_only,
+    _Not,
+    _paren,
+    _pred,
+    true_on,
+)
+from mattrace.contracts._state import NO_SNAPSHOT, restore, restore_all, snapshot, snapshot_all
 from mattrace.errors import ContractError
 from mattrace.provenance import ContextFlow
-from mattrace.trace import Step
+from mattrace.trace import Step, StepKind
 
 __all__ = ["Earlier", "Flows", "once", "since", "flows"]
 
@@ -42,6 +54,10 @@ class Once(_Unary):
     def text(self) -> str:
         return f"once({self.inner.text()})"
 
+    def history_kinds(self) -> frozenset[StepKind] | None:
+        # it remembers the first step where its operand held
+        return None if self.inner.stateful else true_on(self.inner)
+
     def bind(self) -> Evaluator:
         return _BoundOnce(self.inner.bind(), self.inner.stateful)
 
@@ -61,6 +77,14 @@ class _BoundOnce:
             self.seen = s.index
         return self.seen is not None
 
+    def snapshot(self) -> Any:
+        inner = snapshot(self.inner)
+        return NO_SNAPSHOT if inner is None else (self.seen, inner)
+
+    def restore(self, state: Any) -> None:
+        self.seen, inner = state
+        restore(self.inner, inner)
+
     def witness(self) -> tuple[int, ...]:
         return () if self.seen is None else (self.seen,)
 
@@ -72,6 +96,9 @@ class Earlier(_Unary):
 
     def text(self) -> str:
         return f"earlier({self.inner.text()})"
+
+    def history_kinds(self) -> frozenset[StepKind] | None:
+        return None if self.inner.stateful else true_on(self.inner)
 
     def bind(self) -> Evaluator:
         return _BoundEarlier(self.inner.bind())
@@ -107,6 +134,15 @@ class Since(Pred):
     def text(self) -> str:
         return f"{_paren(self.a)} since {_paren(self.b)}"
 
+    def history_kinds(self) -> frozenset[StepKind] | None:
+        # what it remembers changes where b holds or a fails; `a` is most often `not x`
+        # (nobody else spoke since), which fails exactly where x holds
+        a = self.a
+        if self.b.stateful or a.stateful or not isinstance(a, _Not) or not _library_only(a):
+            return None
+        holds, fails = true_on(self.b), true_on(a.inner)
+        return None if holds is None or fails is None else holds | fails
+
     def names(self) -> tuple[NameRef, ...]:
         return self.a.names() + self.b.names()
 
@@ -132,6 +168,14 @@ class _BoundSince:
         elif not va:
             self.anchor = None
         return self.anchor is not None
+
+    def snapshot(self) -> Any:
+        states = snapshot_all(self.a, self.b)
+        return NO_SNAPSHOT if states is None else (self.anchor, self.last_not_a, states)
+
+    def restore(self, state: Any) -> None:
+        self.anchor, self.last_not_a, states = state
+        restore_all((self.a, self.b), states)
 
     def witness(self) -> tuple[int, ...]:
         if self.anchor is not None:
@@ -197,6 +241,22 @@ class _BoundFlows:
         hit = is_dst and via >= 0
         self.path_end = s.index if hit else None
         return hit
+
+    def snapshot(self) -> Any:
+        # steps arrive in index order, so what a step adds to ``parent`` is its own new key,
+        # the last one inserted: putting it back is dropping keys from the end
+        states = snapshot_all(self.src, self.dst)
+        if states is None:
+            return NO_SNAPSHOT
+        return (states, self.context.snapshot(), len(self.parent), self.path_end)
+
+    def restore(self, state: Any) -> None:
+        states, context, size, self.path_end = state
+        self.context.restore(context)
+        restore_all((self.src, self.dst), states)
+        parent = self.parent
+        while len(parent) > size:
+            parent.popitem()
 
     def witness(self) -> tuple[int, ...]:
         """The path from the untrusted source to the last hit, oldest first."""

@@ -10,7 +10,6 @@ monitors fed with the run so far whether the action would violate a ``safety`` c
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -18,7 +17,7 @@ from typing import Any
 
 from mattrace.contracts import Contract, Monitor, Pred, Status, contract_list
 from mattrace.errors import GovernanceError
-from mattrace.trace import Step
+from mattrace.trace import Step, StepKind
 
 __all__ = ["allow", "block", "Decision", "escalate", "guard", "rewrite", "Rule", "Ruling", "terminal_approver"]
 
@@ -139,26 +138,30 @@ class _Guard(Rule):
     contracts: tuple[Contract, ...]
     rule_id: str = "guard"
     _monitors: list[Monitor] = field(default_factory=list, repr=False)
+    _by_kind: dict[StepKind, list[Monitor]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._monitors = [c.monitor() for c in self.contracts if c.level == "safety"]
+        # per kind of step, the monitors that can react to it: a step of another kind changes nothing
+        self._by_kind = {kind: [m for m in self._monitors if m.kinds is None or kind in m.kinds]
+                         for kind in StepKind}
 
     def fresh(self) -> Rule:
         return _Guard(self.contracts, self.rule_id)
 
     def observe(self, step: Step) -> None:
-        for monitor in self._monitors:
+        for monitor in self._by_kind[step.kind]:
             monitor.judge(step)   # keeps following the run after a failure (an unmediated step)
 
     def decide(self, step: Step) -> Ruling | None:
         # "would this action violate the contract?", not "is the contract still undecided?":
         # after an unmediated step already violated it, each later action is judged on its own
-        for monitor in self._monitors:
+        index = step.index
+        for monitor in self._by_kind[step.kind]:
             if monitor.status is Status.PASS:
                 continue   # satisfied for good: no action can violate it
-            trial = copy.deepcopy(monitor)
-            violation = trial.judge(step)
-            if violation is not None and violation.step == step.index:
+            violation = monitor.peek(step)   # judged on the run so far, not committed
+            if violation is not None and violation.step == index:
                 return Ruling(Decision.BLOCK, self.rule_id,
                               f"would violate {monitor.name!r}: {violation.reason}")
         return None

@@ -20,6 +20,7 @@ for what they can and cannot see.
 """
 
 from mattrace.provenance._analysis import (
+    ANALYSED_KINDS,
     Origin,
     Provenance,
     StepOrigins,
@@ -41,6 +42,7 @@ from mattrace.provenance._context import (
 from mattrace.provenance._text import FIELD_MAX, SPAN, Leaf, identifiers, leaves, name_parts, names, normalise
 
 __all__ = [
+    "ANALYSED_KINDS",
     "context_reads",
     "ContextFlow",
     "FIELD_MAX",

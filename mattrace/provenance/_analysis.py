@@ -14,24 +14,33 @@ trust class that produced it (which is all a verdict needs), never a list of eve
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mattrace.provenance._facts import (
+    CALL_OUTPUTS,
+    FACTS_CACHED_UP_TO,
+    FACTS_KEPT,
+    TextFacts,
+    echoed,
+    flatten,
+)
 from mattrace.provenance._text import (
+    FIELD_MAX,
     SPAN,
     WEAK,
     Region,
-    identifiers,
+    _prose,
     leaves,
     name_parts,
     names,
-    normalise,
-    span_starts,
 )
 from mattrace.trace import Step, StepKind
 
 __all__ = [
+    "ANALYSED_KINDS",
     "Origin",
     "Provenance",
     "StepOrigins",
@@ -100,6 +109,13 @@ class StepOrigins:
         return None
 
 
+ANALYSED_KINDS = frozenset({StepKind.MESSAGE, StepKind.DELEGATE, StepKind.TOOL, StepKind.RETRIEVAL,
+                            StepKind.MEMORY_READ, StepKind.MEMORY_WRITE})
+"""The kinds of step that have input values or trusted outputs: :meth:`Provenance.observe`
+leaves the analysis as it was on any other kind (an LLM call, a governance decision, the end)
+and finds no input values in it."""
+
+
 def output_class(step: Step) -> _Source | None:
     """How far to trust what a step produced, or None when it produced no evidence of its own
     (a model's answer, an agent's message: their text came from somewhere, or was generated).
@@ -113,8 +129,11 @@ def output_class(step: Step) -> _Source | None:
         if step.agent == "system":
             return "trusted"
         return "untrusted" if any(not s.trusted for s in step.sources) else None
-    if kind in (StepKind.TOOL, StepKind.RETRIEVAL, StepKind.MEMORY_READ):
-        return "untrusted" if any(not s.trusted for s in step.sources) else "trusted"
+    if kind in CALL_OUTPUTS:
+        for source in step.sources:
+            if not source.trusted:
+                return "untrusted"
+        return "trusted"
     return None   # a fault step describes what was injected; the step it changed holds it
 
 
@@ -142,8 +161,35 @@ class _Hits:
 
     first: dict[tuple[_Source, Region], tuple[int, str]] = field(default_factory=dict)
 
-    def add(self, trust: _Source, region: Region, step: int, where: str) -> None:
-        self.first.setdefault((trust, region), (step, where))
+
+def _new(table: dict[str, _Hits], token: str, key: tuple[_Source, Region]) -> bool:
+    """Whether no output of class ``key`` holds ``token`` yet (:func:`_add` would record it)."""
+    hits = table.get(token)
+    return hits is None or key not in hits.first
+
+
+def _add(table: dict[str, _Hits], token: str, key: tuple[_Source, Region], first: tuple[int, str],
+         journal: list[tuple[dict[Any, Any], Any]] | None) -> bool:
+    """Record that output ``first`` (step, where) holds ``token``, unless an earlier output of
+    the same trust class and region did (then False); a key added is journalled while a
+    snapshot is open."""
+    hits = table.get(token)
+    if hits is None:
+        table[token] = _Hits({key: first})
+        if journal is not None:
+            journal.append((table, token))
+        return True
+    if key not in hits.first:
+        hits.first[key] = first
+        if journal is not None:
+            journal.append((hits.first, key))
+        return True
+    return False
+
+
+_GENERATIONS = itertools.count(1)
+"""Stamps for the contents of an analysis's tables: never reused, so a stamp restored by
+:meth:`Provenance.restore` cannot be mistaken for the contents of a step it forgot."""
 
 
 class Provenance:
@@ -158,26 +204,94 @@ class Provenance:
         self._ids: dict[str, _Hits] = {}
         self._spans: dict[str, _Hits] = {}
         self._whole: dict[str, _Hits] = {}
-        self._written: set[str] = set()   # memory keys this run wrote: reading them back is no new source
+        self._written: dict[str, None] = {}   # memory keys this run wrote: reading them back is no new source
         self._names: dict[str, tuple[_Source, int]] = {}   # names the user or system prompt said
+        self._journal: list[tuple[dict[Any, Any], Any]] | None = None   # keys added since a snapshot
+        # a stamp of the tables' contents (a fresh number at each change, restored with them),
+        # and the last input values judged at it: an action a guard judged before it ran is
+        # then judged again, once recorded, for the price of comparing its arguments
+        self._generation = 0
+        self._untrusted = False   # some output indexed so far is untrusted: only then can a value be
+        self._facts: dict[str, TextFacts] = {}
+        self._memo: tuple[int, tuple[tuple[str, str], ...], tuple[ValueOrigin, ...]] | None = None
+
+    def snapshot(self) -> tuple[int, int, bool]:
+        """Start remembering what is added, so that :meth:`restore` can forget it again.
+
+        What a guard needs to judge an action without committing it: the analysis only
+        ever adds keys (the first output of each trust class holding a token), so undoing
+        a step is deleting the keys it added, however long the run before it. Returns a
+        token for :meth:`restore`; snapshots nest.
+        """
+        if self._journal is None:
+            self._journal = []
+        return (len(self._journal), self._generation, self._untrusted)
+
+    def restore(self, token: tuple[int, int, bool]) -> None:
+        """Forget everything observed since the :meth:`snapshot` that returned ``token``."""
+        journal = self._journal
+        assert journal is not None, "restore() without snapshot()"
+        size, self._generation, self._untrusted = token
+        while len(journal) > size:
+            table, key = journal.pop()
+            del table[key]
+        if size == 0:
+            self._journal = None
+
+    def _changed(self) -> None:
+        self._generation = next(_GENERATIONS)
+
+    def _facts_of(self, text: str) -> TextFacts:
+        """The :class:`TextFacts` of ``text``, kept for a short string (a pure function of the
+        text, so no part of what :meth:`snapshot` saves)."""
+        facts = self._facts.get(text)
+        if facts is None:
+            facts = TextFacts(text)
+            if len(text) <= FACTS_CACHED_UP_TO:
+                if len(self._facts) >= FACTS_KEPT:
+                    self._facts.clear()   # a bound, not a policy: most strings recur close together
+                self._facts[text] = facts
+        return facts
 
     def observe(self, step: Step) -> StepOrigins:
+        """The origins of ``step``'s input values; then remember its outputs (see :meth:`values`)."""
+        return StepOrigins(step.index, self.values(step))
+
+    def values(self, step: Step, *, only_untrusted: bool = False) -> tuple[ValueOrigin, ...]:
         """The origins of ``step``'s input values; then remember its outputs.
 
         A step whose input was copied from untrusted text (a search for the product an
         injected review named) produces output chosen by that text: its outputs are
         indexed as untrusted text too, so what the agent picks from them next is traced
         back to the instruction.
+
+        Args:
+            only_untrusted: the caller asks only about values that are ``untrusted`` or
+                ``mixed`` (the data-flow contracts do). Until some untrusted output has
+                been seen no value can be, so the values are not traced at all (and are
+                not returned): the step costs the indexing of its own outputs.
         """
-        values = tuple(self._value(path, value) for key, raw in _inputs(step)
-                       for path, value in _flatten(key, raw))
-        steered = any(v.trust in ("untrusted", "mixed") and v.instructed
-                      and any(not part.startswith(WEAK) for part in v.untrusted_parts) for v in values)
+        values: tuple[ValueOrigin, ...] = ()
+        steered = False
+        if not only_untrusted or self._untrusted:
+            pairs = tuple(pair for key, raw in _inputs(step) for pair in flatten(key, raw))
+            memo = self._memo
+            if memo is not None and memo[0] == self._generation and memo[1] == pairs:
+                values = memo[2]
+            elif pairs:
+                values = tuple(self._value(path, value) for path, value in pairs)
+                self._memo = (self._generation, pairs, values)
+            steered = any(v.trust in ("untrusted", "mixed") and v.instructed
+                          and any(not part.startswith(WEAK) for part in v.untrusted_parts) for v in values)
         if step.kind is StepKind.MEMORY_WRITE and step.target:
-            self._written.add(step.target)
+            if step.target not in self._written:
+                self._written[step.target] = None
+                self._changed()
+                if self._journal is not None:
+                    self._journal.append((self._written, step.target))
         elif not (step.kind is StepKind.MEMORY_READ and step.target in self._written):
             self._index(step, steered)
-        return StepOrigins(step.index, values)
+        return values
 
     # -- indexing -------------------------------------------------------------------------
 
@@ -185,30 +299,57 @@ class Provenance:
         """Remember a step's outputs, except what merely echoes its own inputs (a tool that
         returns the event it was given vouches for nothing it was told)."""
         trust = output_class(step)
-        if trust is None:
-            return
-        echoed = _echoed(step)
+        if trust is None or not (step.content or (step.result is not None and step.kind is not StepKind.END)):
+            return   # nothing to remember (an action about to run has no result yet)
+        echo = echoed(step, self._facts_of)
+        journal = self._journal
+        generation = self._generation
         if step.kind is StepKind.MESSAGE and trust != "untrusted" and step.content:
+            said = self._names
             for name in names(step.content):
-                self._names.setdefault(name, (trust, step.index))
+                if name not in said:
+                    said[name] = (trust, step.index)
+                    self._changed()
+                    if journal is not None:
+                        journal.append((said, name))
         if steered:
             trust = "untrusted"
         per_doc = _document_trust(step) if trust == "untrusted" and not steered else {}
+        index = step.index
         for name, value in _outputs(step):
-            for leaf in leaves(value, name):
-                leaf_trust = per_doc.get(leaf.path.split(".", 1)[0], trust)
-                norm = normalise(leaf.text)
+            if isinstance(value, str) and len(value) <= FIELD_MAX and "\n" not in value:
+                # a short output is its own only leaf (as leaves() says), without building one
+                parts: Iterable[tuple[str, Region, str]] = ((value, "text" if _prose(value) else "field", name),)
+            else:
+                parts = ((leaf.text, leaf.region, leaf.path) for leaf in leaves(value, name))
+            for text, leaf_region, path in parts:
+                leaf_trust = per_doc.get(path.split(".", 1)[0], trust) if per_doc else trust
+                facts = self._facts_of(text)
+                norm = facts.norm
                 if not norm:
                     continue
-                region: Region = "text" if steered else leaf.region
-                if len(norm) <= 2 * SPAN and norm not in echoed.whole:
-                    self._whole.setdefault(norm, _Hits()).add(leaf_trust, region, step.index, leaf.path)
-                for token in identifiers(leaf.text) - echoed.ids:
-                    self._ids.setdefault(token, _Hits()).add(leaf_trust, region, step.index, leaf.path)
-                for start in span_starts(norm):
-                    piece = norm[start:start + SPAN]
-                    if piece not in echoed.spans:
-                        self._spans.setdefault(piece, _Hits()).add(leaf_trust, region, step.index, leaf.path)
+                region: Region = "text" if steered else leaf_region
+                key = (leaf_trust, region)
+                first = (index, path)
+                # what an earlier output of the same class already holds is skipped before
+                # asking whether the step was given it (the echo is derived only if needed)
+                added = False
+                whole = self._whole
+                if len(norm) <= 2 * SPAN and _new(whole, norm, key) and norm not in echo.whole:
+                    added = _add(whole, norm, key, first, journal)
+                ids = self._ids
+                for token in facts.ids:
+                    if _new(ids, token, key) and token not in echo.ids:
+                        added = _add(ids, token, key, first, journal) or added
+                spans = self._spans
+                for piece in facts.pieces:
+                    if _new(spans, piece, key) and piece not in echo.spans:
+                        added = _add(spans, piece, key, first, journal) or added
+                if added:
+                    if self._generation == generation:
+                        self._changed()
+                    if leaf_trust == "untrusted":
+                        self._untrusted = True
 
     # -- lookup ---------------------------------------------------------------------------
 
@@ -223,14 +364,16 @@ class Provenance:
         return []
 
     def _value(self, path: str, value: str) -> ValueOrigin:
-        norm = normalise(value)
+        facts = self._facts_of(value)
+        norm = facts.norm
         parts: dict[str, list[Origin]] = {}
         whole = self._whole.get(norm) if len(norm) >= _MIN_WHOLE else None
         if whole is not None:
             parts[f"value:{norm[:40]}"] = _origins(whole, "whole", f"value:{norm[:40]}")
-        tokens, named = value_tokens(value)
+        tokens, named = facts.lookup(value)
+        pieces = facts.pieces
         if named:   # the value *is* an address, a URL, an account: that decides
-            whole, norm = None, ""
+            whole, pieces = None, ()
             parts.clear()
         for token in sorted(tokens):
             hits = self._ids.get(token)
@@ -247,43 +390,11 @@ class Provenance:
                 found = found + self._named(token)
             parts[token] = found
         if whole is None:
-            for start in span_starts(norm):
-                piece = norm[start:start + SPAN]
+            for piece in pieces:
                 hits = self._spans.get(piece)
                 if hits is not None:
                     parts[f"span:{piece}"] = _origins(hits, "span", f"span:{piece}")
         return _judge(path, value, parts)
-
-
-_NAMES = ("email:", "url:", "account:", "phone:", "path:")
-
-
-def value_tokens(value: str) -> tuple[set[str], bool]:
-    """The identifiers a value is looked up by, and whether it consists of one of them.
-
-    A domain or digits inside a stronger token (an address, an IBAN) do not speak for the
-    value on their own; a value that *is* an address, URL, account or phone number is
-    judged by that alone.
-    """
-    tokens = identifiers(value)
-    if any(not t.startswith(WEAK) for t in tokens):
-        tokens = {t for t in tokens if not t.startswith(WEAK)}
-    named = _named_by(value, tokens)
-    return ({named}, True) if named is not None else (tokens, False)
-
-
-def _named_by(value: str, tokens: set[str]) -> str | None:
-    """The one identifier a value consists of (``bob@x.com``, ``https://x.com/a``), if it does."""
-    text = normalise(value).removeprefix("https://").removeprefix("http://").removeprefix("www.").rstrip("/")
-    for token in tokens:
-        if token.startswith(_NAMES):
-            body = token.split(":", 1)[1]
-            if token.startswith(("account:", "phone:")):
-                if len(value.strip()) <= len(body) + 6:
-                    return token
-            elif text in (body, "mailto:" + body) or text.removeprefix("www.") == body:
-                return token
-    return None
 
 
 def _document_trust(step: Step) -> dict[str, _Source]:
@@ -298,29 +409,6 @@ def _document_trust(step: Step) -> dict[str, _Source]:
         if ref in trusted_refs and item.get("trusted", True) is not False:
             out[f"result[{i}]"] = "trusted" if trusted_refs[ref] else "untrusted"
     return out
-
-
-@dataclass(frozen=True)
-class _Echo:
-    """What a step was given: its outputs repeating it are not evidence."""
-
-    ids: frozenset[str] = frozenset()
-    spans: frozenset[str] = frozenset()
-    whole: frozenset[str] = frozenset()
-
-
-def _echoed(step: Step) -> _Echo:
-    if not step.args or step.kind not in (StepKind.TOOL, StepKind.RETRIEVAL, StepKind.MEMORY_READ):
-        return _Echo()
-    ids: set[str] = set()
-    spans: set[str] = set()
-    whole: set[str] = set()
-    for _, text in (pv for key, raw in step.args.items() for pv in _flatten(key, raw)):
-        norm = normalise(text)
-        whole.add(norm)
-        ids |= identifiers(text)
-        spans.update(norm[i:i + SPAN] for i in span_starts(norm))
-    return _Echo(frozenset(ids), frozenset(spans), frozenset(whole))
 
 
 def _origins(hits: _Hits, how: Literal["whole", "span", "identifier"], token: str) -> list[Origin]:
@@ -343,22 +431,6 @@ def _judge(path: str, value: str, parts: Mapping[str, list[Origin]]) -> ValueOri
     else:
         trust = "user" if any(o.trust == "user" for o in vouched) else "trusted"
     return ValueOrigin(path, value, trust, origins, tuple(untrusted_only))
-
-
-def _flatten(key: str, value: Any) -> Iterator[tuple[str, str]]:
-    """(path, text) of every scalar leaf of an argument."""
-    if isinstance(value, str):
-        yield key, value
-    elif isinstance(value, bool) or value is None:
-        return
-    elif isinstance(value, int | float):
-        yield key, str(value)
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from _flatten(f"{key}.{k}", v)
-    elif isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            yield from _flatten(f"{key}[{i}]", v)
 
 
 def origins_of(steps: Iterable[Step]) -> list[StepOrigins]:

@@ -225,6 +225,25 @@ class ContextFlow:
         """Index nodes the lookups so far entered (their cost, apart from one probe per character)."""
         return self._own.visits + sum(trie.visits for trie, _ in self._frozen)
 
+    def snapshot(self) -> tuple[Any, ...]:
+        """A token for :meth:`restore`: what it takes to forget every step observed after now.
+
+        Constant work, like a deep copy: the index built so far is frozen (read up to now)
+        and later steps go to a fresh one, which :meth:`restore` drops.
+        """
+        saved = (self._own, self._frozen, self._next, self._own.visits,
+                 tuple(trie.visits for trie, _ in self._frozen))
+        self._frozen = (*self._frozen, (self._own, self._next))
+        self._own = _Trie()
+        return saved
+
+    def restore(self, state: tuple[Any, ...]) -> None:
+        """Back to the moment :meth:`snapshot` returned ``state`` (lookup counts included)."""
+        self._own, self._frozen, self._next, visits, frozen_visits = state
+        self._own.visits = visits
+        for (trie, _), count in zip(self._frozen, frozen_visits, strict=True):
+            trie.visits = count
+
     def __deepcopy__(self, memo: dict[int, Any]) -> ContextFlow:
         twin = copy.copy(self)
         twin._frozen = (*self._frozen, (self._own, self._next))

@@ -128,6 +128,9 @@ def leaves(value: Any, path: str = "") -> Iterator[Leaf]:
     is a field on the same terms; any other line is text, however short (a sentence of
     prose is where an instruction hides).
     """
+    if isinstance(value, str) and len(value) <= FIELD_MAX and "\n" not in value:   # a short output: itself
+        yield Leaf(value, "text" if _prose(value) else "field", path)
+        return
     for where, raw in _value_leaves(value, path):
         parsed = _parsed(raw) if isinstance(raw, str) and len(raw) > FIELD_MAX else None
         if parsed is not None and not isinstance(parsed, str):
@@ -164,6 +167,8 @@ _ID = re.compile(r"\b(?=[\w-]*\d)(?=[\w-]*[a-z])[a-z0-9]+(?:[_-][a-z0-9]+)*\b", 
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?![\w])")
 _MIN_NUMBER_DIGITS = 3
 _YEAR = re.compile(r"(?:19|20)\d\d")
+_DIGIT = re.compile(r"\d")
+_WWW = re.compile(r"www\.", re.IGNORECASE)
 
 
 WEAK = ("domain:", "site:", "number:")
@@ -182,44 +187,57 @@ def identifiers(text: str) -> set[str]:
     or more digits (amounts, order numbers).
     """
     found: set[str] = set()
-    for m in _EMAIL.finditer(text):
-        email = m.group().lower().strip(".")
-        found.add(f"email:{email}")
-        found.add(f"domain:{email.rsplit('@', 1)[1]}")
-    for m in _URL.finditer(text):
-        url = re.sub(r"^(?:https?://)?(?:www\.)?", "", m.group().lower()).rstrip("/.")
-        if url:
-            found.add(f"url:{url}")
-            found.add(f"domain:{url.split('/', 1)[0]}")
-            found.add(f"site:{url.split('/', 1)[0]}")
-    for m in _DOMAIN.finditer(text):
-        start = m.start()
-        if start and text[start - 1] == "@":
-            continue
-        host = m.group().lower().removeprefix("www.")
-        found.add(f"domain:{host}")
-        found.add(f"site:{host}")
-    for m in _IBAN.finditer(text):
-        account = _SPACE.sub("", m.group()).upper()
-        found.add(f"account:{account}")
-    for m in _PHONE.finditer(text):
-        digits = re.sub(r"\D", "", m.group())
-        if len(digits) >= 7:
-            found.add(f"phone:{digits}")
-    for m in _PATH.finditer(text):
-        if "://" not in text[max(0, m.start() - 3):m.start() + 3]:
+    # each pattern is tried only where what it cannot match without is present (an address
+    # needs "@", a URL "://" or "www.", a domain ".", a path "/", an IBAN a capital, the rest
+    # a digit):
+    # most text is words, and is done with in a few substring tests
+    dotted = "." in text
+    if "@" in text:
+        for m in _EMAIL.finditer(text):
+            email = m.group().lower().strip(".")
+            found.add(f"email:{email}")
+            found.add(f"domain:{email.rsplit('@', 1)[1]}")
+    if "://" in text or (dotted and _WWW.search(text) is not None):
+        for m in _URL.finditer(text):
+            url = re.sub(r"^(?:https?://)?(?:www\.)?", "", m.group().lower()).rstrip("/.")
+            if url:
+                found.add(f"url:{url}")
+                found.add(f"domain:{url.split('/', 1)[0]}")
+                found.add(f"site:{url.split('/', 1)[0]}")
+    if dotted:
+        for m in _DOMAIN.finditer(text):
+            start = m.start()
+            if start and text[start - 1] == "@":
+                continue
+            host = m.group().lower().removeprefix("www.")
+            found.add(f"domain:{host}")
+            found.add(f"site:{host}")
+    digits_in = _DIGIT.search(text) is not None
+    if digits_in:
+        if not text.islower():   # an IBAN starts with two capitals
+            for m in _IBAN.finditer(text):
+                account = _SPACE.sub("", m.group()).upper()
+                found.add(f"account:{account}")
+        for m in _PHONE.finditer(text):
+            digits = re.sub(r"\D", "", m.group())
+            if len(digits) >= 7:
+                found.add(f"phone:{digits}")
+    if "/" in text:
+        for m in _PATH.finditer(text):
+            if "://" not in text[max(0, m.start() - 3):m.start() + 3]:
+                found.add(f"path:{m.group().lower()}")
+        for m in _SLUG.finditer(text):   # owner/repo, team/channel
             found.add(f"path:{m.group().lower()}")
-    for m in _SLUG.finditer(text):   # owner/repo, team/channel
-        found.add(f"path:{m.group().lower()}")
-    for m in _ID.finditer(text):
-        token = m.group().lower()
-        if len(token) >= 3 and not token.isdigit():
-            found.add(f"id:{token}")
-    for m in _NUMBER.finditer(text):
-        digits = m.group().replace(",", "")
-        whole = digits.split(".", 1)[0]
-        if len(whole.lstrip("0")) >= _MIN_NUMBER_DIGITS and not _YEAR.fullmatch(whole):
-            found.add(f"number:{float(digits):g}" if "." in digits else f"number:{int(whole)}")
+    if digits_in:
+        for m in _ID.finditer(text):
+            token = m.group().lower()
+            if len(token) >= 3 and not token.isdigit():
+                found.add(f"id:{token}")
+        for m in _NUMBER.finditer(text):
+            digits = m.group().replace(",", "")
+            whole = digits.split(".", 1)[0]
+            if len(whole.lstrip("0")) >= _MIN_NUMBER_DIGITS and not _YEAR.fullmatch(whole):
+                found.add(f"number:{float(digits):g}" if "." in digits else f"number:{int(whole)}")
     return found
 
 
