@@ -80,16 +80,19 @@ _DROP = 64
 _KIND_VALUE = {kind: kind.value for kind in StepKind}
 
 
-def _recorded_step(index: int, kind: StepKind, data: dict[str, Any], sources: tuple[Source, ...],
-                   reads: tuple[int, ...], side_effect: bool) -> Step:
-    """A :class:`Step` from the fields of its line as just written and parsed back, without
-    validating again what the recorder checked and the file now holds (the values are the
-    parse of that line: what the file says, not objects the caller may still change)."""
+def _recorded_step(index: int, kind: StepKind, agent: str, target: str | None, content: str | None,
+                   values: tuple[Any, Any, dict[str, Any]], sources: tuple[Source, ...], reads: tuple[int, ...],
+                   side_effect: bool, t_start: int, t_end: int) -> Step:
+    """A :class:`Step` of what the recorder just wrote, without validating again what it checked.
+
+    ``values`` (args, result, attrs) are copies equal to the parse of the line written, never
+    the caller's objects, which it may still change: the step in memory is what the file says.
+    """
     step = Step.__new__(Step)
-    fields = {"index": index, "kind": kind, "agent": data.get("agent", "main"), "target": data.get("target"),
-              "content": data.get("content"), "args": data.get("args"), "result": data.get("result"),
-              "error": None, "sources": sources, "reads": reads, "side_effect": side_effect,
-              "attrs": data.get("attrs", {}), "t_start": data["t_start"], "t_end": data["t_end"]}
+    args, result, attrs = values
+    fields = {"index": index, "kind": kind, "agent": agent, "target": target, "content": content, "args": args,
+              "result": result, "error": None, "sources": sources, "reads": reads, "side_effect": side_effect,
+              "attrs": attrs, "t_start": t_start, "t_end": t_end}
     object.__setattr__(step, "__dict__", fields)
     object.__setattr__(step, "__pydantic_fields_set__", set(fields))
     object.__setattr__(step, "__pydantic_extra__", None)
@@ -116,18 +119,13 @@ def _flat(value: Any) -> Any:
 _NOT_FLAT = object()
 
 
-def _flat_copies(data: dict[str, Any]) -> dict[str, Any] | None:
-    """``data`` (a step's JSON fields, already encoded as the file's line) with its values copied
-    so that nothing the caller holds is shared, or None when only parsing the line back gives
-    that (nested containers); the common message or tool step of flat arguments skips the parse."""
-    out = dict(data)
-    for name in ("args", "result", "attrs"):
-        if name in data:
-            copied = _flat(data[name])
-            if copied is _NOT_FLAT:
-                return None
-            out[name] = copied
-    return out
+def _flat_copies(args: dict[str, Any] | None, result: Any,
+                 attrs: dict[str, Any] | None) -> tuple[Any, Any, dict[str, Any]] | None:
+    """Copies of a step's args, result and attrs equal to the parse of the line they were just
+    encoded into, so that nothing the caller holds is shared; or None when only parsing the
+    line back gives that (nested containers). The common flat step skips the parse."""
+    copied = (_flat(args), _flat(result), _flat(attrs) if attrs else {})
+    return None if _NOT_FLAT in copied else copied
 
 
 class _NullWriter:
@@ -355,7 +353,7 @@ class Recorder:
                 and (content is None or type(content) is str) and (args is None or type(args) is dict)
                 and (attrs is None or type(attrs) is dict) and type(side_effect) is bool
                 and (t_start is None or type(t_start) is int) and (t_end is None or type(t_end) is int)
-                and all(type(s) is Source for s in sources))
+                and (not sources or all(type(s) is Source for s in sources)))
         with self._lock:
             if self._closed:
                 raise RecordingError(f"{self.path}: a {kind.value} step was recorded after the "
@@ -413,9 +411,12 @@ class Recorder:
             return None
         if requester is not None:
             self._requests.requester(kind, target, agent, attrs or {}, answer=True)
-        flat = _flat_copies(data)
-        step = _recorded_step(index, kind, flat if flat is not None else orjson.loads(body)["step"], sources,
-                              reads, side_effect)
+        values = _flat_copies(args, result, attrs)
+        if values is None:
+            parsed = orjson.loads(body)["step"]
+            values = (parsed.get("args"), parsed.get("result"), parsed.get("attrs", {}))
+        step = _recorded_step(index, kind, agent, target, content, values, sources, reads, side_effect,
+                              t_start, t_end)
         self._offsets.append(self._writer.size)   # step `index` starts here (kept aligned even if the write fails)
         try:
             self._writer.write_step_record(index, body)
