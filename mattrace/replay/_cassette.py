@@ -77,7 +77,6 @@ def _entry_key(entry: dict[str, Any]) -> tuple[str, str, str, str]:
     return _key(entry["kind"], entry["target"], entry.get("agent", ""), entry["args"])
 
 
-
 def _plain_args(args: dict[str, Any], redact: Redactor) -> Any:
     """``redact.jsonable(args)``, a copy; for plain JSON with nothing secret-like in it, one
     encode, one scan and one parse instead of a walk over every value."""
@@ -101,6 +100,7 @@ def _clean(value: Any, redact: Redactor) -> bool:
     except TypeError:
         return False
     return not redact.may_hold_secret(encoded)
+
 
 class Cassette:
     """Recorded answers of one run's boundary calls; an interceptor on its recorder.
