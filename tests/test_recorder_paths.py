@@ -207,3 +207,29 @@ def test_a_file_changed_under_a_running_recorder_is_refused_when_read_back(tmp_p
     with pytest.raises(mattrace.errors.RecordingError, match="does not read back"):
         rec.steps_since(0)
     rec.abandon()
+
+
+def test_an_argument_an_interceptor_adds_that_the_tool_does_not_take_is_left_out(tmp_path: Path) -> None:
+    """As inspect.BoundArguments did: the call goes ahead with the parameters the tool has."""
+    from mattrace.recording.interceptors import Answer, Call, CallOutcome
+
+    class AddsOne:
+        name, order = "adds-one", 10
+
+        def before(self, call: Call) -> Answer | None:
+            call.args["extra"] = 1
+            return None
+
+        def after(self, call: Call, outcome: CallOutcome) -> CallOutcome:
+            return outcome
+
+        def close(self) -> None:
+            pass
+
+    @mattrace.tool
+    def double(x: int) -> int:
+        return 2 * x
+
+    with mattrace.record("extra-arg", dir=tmp_path) as rec:
+        rec.add_interceptor(AddsOne())
+        assert double(4) == 8

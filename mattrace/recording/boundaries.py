@@ -119,7 +119,13 @@ def _binder(sig: inspect.Signature) -> Callable[[tuple[Any, ...], dict[str, Any]
 def _invoker(fn: Callable[..., Any], sig: inspect.Signature) -> Callable[..., Any]:
     """Call ``fn`` from an arguments dict (interceptors may have rewritten it)."""
     if all(p.kind is p.POSITIONAL_OR_KEYWORD for p in sig.parameters.values()):
-        return fn   # every parameter can be passed by name: fn(**arguments) is the call
+        known = frozenset(sig.parameters)
+
+        def by_name(**arguments: Any) -> Any:   # every parameter can be passed by name
+            if known.issuperset(arguments):
+                return fn(**arguments)
+            return fn(**{k: v for k, v in arguments.items() if k in known})   # as BoundArguments drops them
+        return by_name
 
     def invoke(**arguments: Any) -> Any:
         bound = inspect.BoundArguments(sig, arguments)
