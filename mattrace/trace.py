@@ -237,7 +237,8 @@ def canonical_json(value: Any, *, ascii_only: bool = False) -> str:
     """
     if ascii_only:
         return _json_canonical(value, ascii_only=True)
-    return canonical_bytes(value).decode("utf-8")
+    out = fast_canonical_bytes(value)
+    return out.decode("utf-8") if out is not None else _json_canonical(value)
 
 
 _ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME

@@ -228,6 +228,15 @@ def test_canonical_bytes_where_the_c_encoder_would_differ(value: Any) -> None:
     assert canonical_bytes(value) == _json_reference(value)
 
 
+def test_canonical_json_of_text_with_lone_surrogates_is_still_the_json_form() -> None:
+    """Text UTF-8 cannot encode (file names from os.listdir) keeps its str form; only the bytes refuse it."""
+    from mattrace.trace import canonical_bytes
+    value = {"name": "bad-\udcff-name"}
+    assert canonical_json(value) == json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    with pytest.raises(UnicodeEncodeError):
+        canonical_bytes(value)
+
+
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_canonical_bytes_refuses_non_finite_floats(bad: float) -> None:
     """orjson writes NaN as null; the canonical form refuses it, as json.dumps does."""
