@@ -5,7 +5,7 @@ Run by hand from the repository root::
     python bench/recording.py            # under a minute
     python bench/recording.py --quick    # a rough look in a few seconds
 
-It prints µs per operation (median over repetitions, after a warm-up) for:
+It prints µs per operation (median over repetitions taken in turns, after a warm-up round) for:
 
 * ``Recorder.append`` of a message step (~200 characters of content, small args), early
   in a trace and after 2,000 steps (the recorder keeps per-run state, such as the tool
@@ -64,19 +64,28 @@ def _content(i: int) -> str:
 _CLOCK = time.process_time_ns   # CPU time of this process, all threads (see --wall)
 
 
-def _median_us(setup: Setup, n: int, reps: int) -> float:
-    """Median µs per op over ``reps`` repetitions of ``n`` ops (the first one is warm-up)."""
-    samples = []
+def _once_us(setup: Setup, n: int) -> float:
+    """µs per op of one repetition of ``n`` ops on fresh state."""
+    run, teardown = setup()
+    gc.collect()
+    t0 = _CLOCK()
+    run(n)
+    elapsed = _CLOCK() - t0
+    teardown()
+    return elapsed / n / 1e3
+
+
+def _medians_us(plan: list[tuple[str, int, Setup]], reps: int) -> list[tuple[str, float, int]]:
+    """Median µs per op of each row over ``reps`` repetitions, taken in turns (row 1, row 2, ...,
+    then again), so a burst of other work on the machine lands on every row alike rather than
+    on whichever row was being measured; a first round warms caches, imports and the allocator."""
+    samples: list[list[float]] = [[] for _ in plan]
     for rep in range(reps + 1):
-        run, teardown = setup()
-        gc.collect()
-        t0 = _CLOCK()
-        run(n)
-        elapsed = _CLOCK() - t0
-        teardown()
-        if rep:  # rep 0 warms caches, imports and the allocator
-            samples.append(elapsed / n / 1e3)
-    return statistics.median(samples)
+        for row, (_, count, setup) in enumerate(plan):
+            us = _once_us(setup, count)
+            if rep:
+                samples[row].append(us)
+    return [(label, statistics.median(got), count) for (label, count, _), got in zip(plan, samples, strict=True)]
 
 
 def append_bench(tmp: Path, fsync: bool,
@@ -225,11 +234,11 @@ def main(argv: list[str] | None = None) -> int:
             (f"@mattrace.tool call, 2 KB outputs, after {late[-1]:,}", n_short,
              tool_bench(tmp, False, prefill=late[-1], long_outputs=True)),
         ]
-        rows = [(label, _median_us(setup, count, reps), count) for label, count, setup in plan]
+        rows = _medians_us(plan, reps)
         clock, _CLOCK = _CLOCK, time.perf_counter_ns   # waiting for the disk is no CPU time: wall clock
-        synced = [(label, _median_us(setup, n_sync, reps), n_sync) for label, setup in (
-            (f"message step, steps 0-{n_sync - 1}, fsync=True (wall)", append_bench(tmp, fsync=True)),
-            ("@mattrace.tool call, fsync=True (wall)", tool_bench(tmp, fsync=True)))]
+        synced = _medians_us([
+            (f"message step, steps 0-{n_sync - 1}, fsync=True (wall)", n_sync, append_bench(tmp, fsync=True)),
+            ("@mattrace.tool call, fsync=True (wall)", n_sync, tool_bench(tmp, fsync=True))], reps)
         _CLOCK = clock
 
     base = rows[0][1]

@@ -52,8 +52,19 @@ def from_sdk(span: Any, *, still_open: bool = False) -> SpanRecord:
                 break
     return SpanRecord(trace_id=context.trace_id, span_id=context.span_id,
                       parent_id=parent.span_id if parent is not None else None, name=span.name,
-                      start=span.start_time or 0, end=span.end_time, attributes=dict(span.attributes or {}),
+                      start=span.start_time or 0, end=span.end_time, attributes=_attributes(span),
                       events=events, error=error, error_type=error_type, open=still_open)
+
+
+def _attributes(span: Any) -> dict[str, Any]:
+    """A span's attributes as a plain dict. The SDK's mapping proxy over its bounded attributes
+    copies in C through ``copy()``; ``dict(proxy)`` would fetch each value in Python."""
+    attributes = span.attributes
+    if not attributes:
+        return {}
+    copy = getattr(attributes, "copy", None)
+    copied = copy() if callable(copy) else attributes
+    return copied if type(copied) is dict else dict(copied)
 
 
 def json_value(value: Any) -> Any:
