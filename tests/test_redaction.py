@@ -20,7 +20,8 @@ from pydantic import BaseModel
 import mattrace
 from mattrace.errors import RecordingError
 from mattrace.recording.jsonable import to_jsonable
-from mattrace.recording.redact import DEFAULT_SECRET_KEYS, DEFAULT_SECRET_VALUES, REDACTED, Redactor
+from mattrace.recording.redact import REDACTED, Redactor
+from mattrace.recording.secret_patterns import DEFAULT_SECRET_KEYS, DEFAULT_SECRET_VALUES
 from mattrace.replay import cassette_path
 from mattrace.replay._file import read_cassette
 

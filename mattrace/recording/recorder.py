@@ -27,9 +27,7 @@ import time
 import uuid
 import warnings
 from array import array
-from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Unpack
@@ -44,7 +42,9 @@ from mattrace.recording.escapes import close_run, open_run
 from mattrace.recording.extensions import run_extensions
 from mattrace.recording.interceptors import Interceptor
 from mattrace.recording.options import DEFAULT_DIR, RecordOptions, check_options
+from mattrace.recording.plain_steps import flat_copies, read_back, recorded_step, step_json
 from mattrace.recording.redact import Redactor
+from mattrace.recording.tool_requests import PendingRequests
 from mattrace.recording.unattributed import close_governed, open_governed
 from mattrace.trace import (
     Outcome,
@@ -77,57 +77,6 @@ def slug(name: str) -> str:
 
 _KEEP = 1024   # steps a recorder writing a file keeps in memory (the file holds them all)
 _DROP = 64
-_KIND_VALUE = {kind: kind.value for kind in StepKind}
-
-
-def _recorded_step(index: int, kind: StepKind, agent: str, target: str | None, content: str | None,
-                   values: tuple[Any, Any, dict[str, Any]], sources: tuple[Source, ...], reads: tuple[int, ...],
-                   side_effect: bool, t_start: int, t_end: int) -> Step:
-    """A :class:`Step` of what the recorder just wrote, without validating again what it checked.
-
-    ``values`` (args, result, attrs) are copies equal to the parse of the line written, never
-    the caller's objects, which it may still change: the step in memory is what the file says.
-    """
-    step = Step.__new__(Step)
-    args, result, attrs = values
-    fields = {"index": index, "kind": kind, "agent": agent, "target": target, "content": content, "args": args,
-              "result": result, "error": None, "sources": sources, "reads": reads, "side_effect": side_effect,
-              "attrs": attrs, "t_start": t_start, "t_end": t_end}
-    object.__setattr__(step, "__dict__", fields)
-    object.__setattr__(step, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(step, "__pydantic_extra__", None)
-    object.__setattr__(step, "__pydantic_private__", None)
-    return step
-
-
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
-def _flat(value: Any) -> Any:
-    """A copy of ``value`` equal to the parse of its JSON, when that is cheap to be sure of (a
-    scalar, or a dict or list of scalars of exactly those types); else ``_NOT_FLAT``."""
-    kind = type(value)
-    if kind in _SCALARS:
-        return value
-    if kind is dict:
-        return dict(value) if all(type(v) in _SCALARS for v in value.values()) else _NOT_FLAT
-    if kind is list:
-        return list(value) if all(type(v) in _SCALARS for v in value) else _NOT_FLAT
-    return _NOT_FLAT
-
-
-_NOT_FLAT = object()
-
-
-def _flat_copies(args: dict[str, Any] | None, result: Any,
-                 attrs: dict[str, Any] | None) -> tuple[Any, Any, dict[str, Any]] | None:
-    """Copies of a step's args, result and attrs equal to the parse of the line they were just
-    encoded into, so that nothing the caller holds is shared; or None when only parsing the
-    line back gives that (nested containers). The common flat step skips the parse."""
-    copied = (_flat(args), _flat(result), _flat(attrs) if attrs else {})
-    return None if _NOT_FLAT in copied else copied
-
-
 class _NullWriter:
     """Stands in for the trace file when a recorder keeps its trace in memory only."""
 
@@ -186,7 +135,7 @@ class Recorder:
         self._base = 0
         self._offsets = array("q")   # where each step's line starts in the file
         self._sources_json: dict[Source, dict[str, Any]] = {}
-        self._requests = _Requests()
+        self._requests = PendingRequests()
         self._interceptors: list[Interceptor] = []
         self._before_end: list[Callable[[], None]] = []
         self._outcome: Outcome | None = None
@@ -232,26 +181,7 @@ class Recorder:
             if start >= base:
                 return recent
             begin, end = self._offsets[max(start, 0)], self._offsets[base]
-        return self._read_back(max(start, 0), begin, end) + recent
-
-    def _read_back(self, start: int, begin: int, end: int) -> list[Step]:
-        """The steps from ``start`` whose lines fill bytes ``begin:end`` of this run's file (they
-        left memory; the file holds them). Reads only those lines, so a consumer a little behind
-        (a governor between actions) pays for what it missed, not for the whole run."""
-        with open(self.path, "rb") as file:
-            file.seek(begin)
-            data = file.read(end - begin)
-        steps = []
-        for index, line in enumerate(data.split(b"\n")[:-1], start):
-            try:
-                step = Step.model_validate(orjson.loads(line)["step"])
-            except (ValueError, KeyError, TypeError, ValidationError):
-                step = None
-            if step is None or step.index != index:
-                raise RecordingError(f"{self.path}: step {index} does not read back as it was written: "
-                                     "the file was changed while the run was recording it")
-            steps.append(step)
-        return steps
+        return read_back(self.path, max(start, 0), begin, end) + recent
 
     @property
     def trace(self) -> Trace:
@@ -385,37 +315,19 @@ class Recorder:
         requester = self._requests.requester(kind, target, agent, attrs or {}, answer=False) if asks else None
         if requester is not None:
             edges = edges | {requester}
-        data: dict[str, Any] = {"index": index, "kind": _KIND_VALUE[kind]}
-        if agent != "main":
-            data["agent"] = agent
-        if target is not None:
-            data["target"] = target
-        if content is not None:
-            data["content"] = content
-        if args is not None:
-            data["args"] = args
-        if result is not None:
-            data["result"] = result
-        if sources:
-            data["sources"] = [self._source_json(s) for s in sources]
         reads = tuple(sorted(edges))
-        if reads:
-            data["reads"] = list(reads)
-        if side_effect:
-            data["side_effect"] = True
-        if attrs:
-            data["attrs"] = attrs
-        data["t_start"], data["t_end"] = t_start, t_end
+        data = step_json(index, kind, agent, target, content, args, result,
+                         [self._source_json(s) for s in sources], reads, side_effect, attrs, t_start, t_end)
         body = fast_canonical_bytes({"step": data, "type": "step"})
         if body is None or self.redactor.may_hold_secret(body):
             return None
         if requester is not None:
             self._requests.requester(kind, target, agent, attrs or {}, answer=True)
-        values = _flat_copies(args, result, attrs)
+        values = flat_copies(args, result, attrs)
         if values is None:
             parsed = orjson.loads(body)["step"]
             values = (parsed.get("args"), parsed.get("result"), parsed.get("attrs", {}))
-        step = _recorded_step(index, kind, agent, target, content, values, sources, reads, side_effect,
+        step = recorded_step(index, kind, agent, target, content, values, sources, reads, side_effect,
                               t_start, t_end)
         self._offsets.append(self._writer.size)   # step `index` starts here (kept aligned even if the write fails)
         try:
@@ -569,71 +481,6 @@ class Recorder:
             self._writer.close()
         close_governed(self)
         close_run(self)
-
-
-@dataclass
-class _Request:
-    """One tool call an LLM step requested."""
-
-    step: int
-    agent: str
-    call_id: str | None
-    answered: bool = False
-
-
-class _Requests:
-    """The tool calls LLM steps requested and no step has answered yet. Not thread-safe: the
-    recorder uses it under its lock."""
-
-    def __init__(self) -> None:
-        # tool name -> its requested calls, oldest first (one entry per call, so an answer
-        # asking for the same tool twice links both calls)
-        self._by_name: dict[str, deque[_Request]] = defaultdict(deque)
-        # call id -> the pending calls with that id (one, unless two conversations reuse ids)
-        self._by_id: dict[str, list[_Request]] = defaultdict(list)
-
-    def add(self, step: Step) -> None:
-        """Remember the calls the LLM step ``step`` requested (its ``attrs``)."""
-        names = step.attrs.get("tool_calls_requested")
-        if not isinstance(names, list):
-            return
-        ids = step.attrs.get("tool_call_ids")
-        ids = ids if isinstance(ids, list) else []
-        for i, name in enumerate(names):
-            call_id = ids[i] if i < len(ids) and isinstance(ids[i], str) and ids[i] else None
-            request = _Request(step.index, step.agent, call_id)
-            self._by_name[str(name)].append(request)
-            if call_id is not None:
-                self._by_id[call_id].append(request)
-
-    def requester(self, kind: StepKind, target: str | None, agent: str, attrs: dict[str, Any], *,
-                  answer: bool) -> int | None:
-        """The LLM step that requested this call: by its ``tool_call_id`` when that names a
-        pending request (the requesting agent's first, should two share the id; a retriever
-        the model called as a tool too), else, for a tool, the oldest pending request of the
-        tool's name. ``answer`` marks it answered (an actual call); a preview leaves it pending."""
-        call_id = attrs.get("tool_call_id")
-        pending = self._by_id.get(call_id) if isinstance(call_id, str) and call_id in self._by_id else None
-        if pending:
-            request = next((r for r in pending if r.agent == agent), pending[0])
-        elif kind is StepKind.TOOL and target:
-            queue = self._by_name.get(target)
-            while queue and queue[0].answered:
-                queue.popleft()
-            if not queue:
-                return None
-            request = queue[0]
-        else:
-            return None
-        if answer:
-            request.answered = True   # its entry in the name queue is skipped from now on
-            if request.call_id is not None:
-                same = self._by_id[request.call_id]
-                same.remove(request)
-                if not same:
-                    del self._by_id[request.call_id]
-        return request.step
-
 
 
 # names this module held before record() and the extension tables got modules of their own

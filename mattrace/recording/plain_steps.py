@@ -1,0 +1,123 @@
+"""The steps a recorder keeps in memory for what it has just written, built cheaply, and
+the ones it reads back from its file once they have left memory.
+
+A step of plain values is written as encoded; the :class:`~mattrace.trace.Step` kept for it
+must be what the file says (not the caller's objects, which it may still change) without
+paying for a parse and a validation per step. These helpers make that step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from mattrace.errors import RecordingError
+from mattrace.trace import Source, Step, StepKind
+
+__all__ = ["KIND_VALUE", "flat_copies", "read_back", "recorded_step", "step_json"]
+
+KIND_VALUE = {kind: kind.value for kind in StepKind}
+"""Each kind's JSON value (``StepKind.value`` goes through the enum machinery each time)."""
+
+
+def recorded_step(index: int, kind: StepKind, agent: str, target: str | None, content: str | None,
+                   values: tuple[Any, Any, dict[str, Any]], sources: tuple[Source, ...], reads: tuple[int, ...],
+                   side_effect: bool, t_start: int, t_end: int) -> Step:
+    """A :class:`Step` of what the recorder just wrote, without validating again what it checked.
+
+    ``values`` (args, result, attrs) are copies equal to the parse of the line written, never
+    the caller's objects, which it may still change: the step in memory is what the file says.
+    """
+    step = Step.__new__(Step)
+    args, result, attrs = values
+    fields = {"index": index, "kind": kind, "agent": agent, "target": target, "content": content, "args": args,
+              "result": result, "error": None, "sources": sources, "reads": reads, "side_effect": side_effect,
+              "attrs": attrs, "t_start": t_start, "t_end": t_end}
+    object.__setattr__(step, "__dict__", fields)
+    object.__setattr__(step, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(step, "__pydantic_extra__", None)
+    object.__setattr__(step, "__pydantic_private__", None)
+    return step
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _flat(value: Any) -> Any:
+    """A copy of ``value`` equal to the parse of its JSON, when that is cheap to be sure of (a
+    scalar, or a dict or list of scalars of exactly those types); else ``_NOT_FLAT``."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        return dict(value) if all(type(v) in _SCALARS for v in value.values()) else _NOT_FLAT
+    if kind is list:
+        return list(value) if all(type(v) in _SCALARS for v in value) else _NOT_FLAT
+    return _NOT_FLAT
+
+
+_NOT_FLAT = object()
+
+
+def flat_copies(args: dict[str, Any] | None, result: Any,
+                 attrs: dict[str, Any] | None) -> tuple[Any, Any, dict[str, Any]] | None:
+    """Copies of a step's args, result and attrs equal to the parse of the line they were just
+    encoded into, so that nothing the caller holds is shared; or None when only parsing the
+    line back gives that (nested containers). The common flat step skips the parse."""
+    copied = (_flat(args), _flat(result), _flat(attrs) if attrs else {})
+    return None if _NOT_FLAT in copied else copied
+
+
+def step_json(index: int, kind: StepKind, agent: str, target: str | None, content: str | None,
+              args: dict[str, Any] | None, result: Any, sources: list[dict[str, Any]], reads: tuple[int, ...],
+              side_effect: bool, attrs: dict[str, Any] | None, t_start: int, t_end: int) -> dict[str, Any]:
+    """The step's JSON as :meth:`Step.to_json_dict` gives it (fields at their defaults left out),
+    built from the recorder's checked values without making the :class:`Step` first."""
+    data: dict[str, Any] = {"index": index, "kind": KIND_VALUE[kind]}
+    if agent != "main":
+        data["agent"] = agent
+    if target is not None:
+        data["target"] = target
+    if content is not None:
+        data["content"] = content
+    if args is not None:
+        data["args"] = args
+    if result is not None:
+        data["result"] = result
+    if sources:
+        data["sources"] = sources
+    if reads:
+        data["reads"] = list(reads)
+    if side_effect:
+        data["side_effect"] = True
+    if attrs:
+        data["attrs"] = attrs
+    data["t_start"], data["t_end"] = t_start, t_end
+    return data
+
+
+def read_back(path: Path, start: int, begin: int, end: int) -> list[Step]:
+    """The steps from ``start`` whose lines fill bytes ``begin:end`` of a running recorder's file
+    (they left its memory; the file holds them). Reads only those lines, so a consumer a little
+    behind (a governor between actions) pays for what it missed, not for the whole run.
+
+    Raises:
+        RecordingError: a line does not parse back as the step it was written as.
+    """
+    with open(path, "rb") as file:
+        file.seek(begin)
+        data = file.read(end - begin)
+    steps = []
+    for index, line in enumerate(data.split(b"\n")[:-1], start):
+        try:
+            step: Step | None = Step.model_validate(orjson.loads(line)["step"])
+        except (ValueError, KeyError, TypeError, ValidationError):
+            step = None
+        if step is None or step.index != index:
+            raise RecordingError(f"{path}: step {index} does not read back as it was written: "
+                                 "the file was changed while the run was recording it")
+        steps.append(step)
+    return steps
