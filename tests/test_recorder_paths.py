@@ -233,3 +233,15 @@ def test_an_argument_an_interceptor_adds_that_the_tool_does_not_take_is_left_out
     with mattrace.record("extra-arg", dir=tmp_path) as rec:
         rec.add_interceptor(AddsOne())
         assert double(4) == 8
+
+
+_flat_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), texts)
+
+
+@settings(max_examples=200)
+@given(value=st.dictionaries(st.one_of(texts, st.just("$mt")), _flat_scalars, max_size=6))
+def test_a_flat_dict_is_encoded_for_the_cassette_as_the_walk_encodes_it(value: dict[str, Any]) -> None:
+    """The quick encoding of a dict of plain scalars (sorted or not, NaN or the marker key
+    included) equals the walk's (a disabled redactor takes the walk and changes nothing)."""
+    from mattrace.replay._codec import encode_value
+    assert encode_value(value) == encode_value(value, Redactor(enabled=False))

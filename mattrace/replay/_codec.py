@@ -46,6 +46,10 @@ def encode_value(value: Any, redact: Redactor | None = None, _depth: int = 0) ->
         return value
     if isinstance(value, str):
         return redact.text(value) if redact is not None else value
+    if redact is None and type(value) is dict:
+        flat = _flat_dict(value)
+        if flat is not None:
+            return flat
     if _depth > _MAX_DEPTH:
         return {_MARK: "unstorable", "type": _path(type(value)), "repr": "<nested too deep>"}
 
@@ -85,6 +89,23 @@ def encode_value(value: Any, redact: Redactor | None = None, _depth: int = 0) ->
         return {_MARK: "dataclass", "type": _path(type(value)), "fields": fields}
     text = repr(value)[:200]
     return {_MARK: "unstorable", "type": _path(type(value)), "repr": redact.text(text) if redact is not None else text}
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _flat_dict(value: dict[Any, Any]) -> dict[str, Any] | None:
+    """:func:`encode_value` of a dict of text keys and plain scalars (what most tools return),
+    without a call per entry; None for any other dict (the walk encodes it)."""
+    for key, item in value.items():
+        if type(key) is not str or not (type(item) in _SCALARS or (type(item) is float and math.isfinite(item))):
+            return None
+    keys = list(value)
+    if _MARK in value:
+        return None
+    if keys == sorted(keys):
+        return dict(value)
+    return {_MARK: "dict", "items": [[k, v] for k, v in value.items()]}
 
 
 def _under(key: Any, value: Any, redact: Redactor | None, child: Callable[[Any], Any]) -> Any:
