@@ -5,13 +5,8 @@ Agents exports) store a run as the chat-completion message list the model saw. T
 module turns such a list into a :class:`~mattrace.trace.Trace`, so contracts, reports and
 ``mattrace show`` work on runs that were never recorded live.
 
-Accepted files (:func:`import_openai`):
-
-* a JSON list of messages;
-* a JSON object with a ``messages`` list: its other keys become the trace's labels
-  (non-text values as canonical JSON), and ``model`` also goes to ``config["model"]``;
-* JSONL (``.jsonl``/``.ndjson``, or a file whose lines each parse): one such list or
-  object per line, one trace per line, named ``<stem>#<line>``.
+Accepted files (:func:`import_openai`): a JSON list of messages, an object with a
+``messages`` list, or JSONL of either (:mod:`mattrace.io._chat_file` says how each is read).
 
 Mapping, per message (position ``i`` is kept in every step's ``attrs["source_index"]``):
 
@@ -73,12 +68,22 @@ from typing import Any
 from pydantic import ValidationError
 
 from mattrace.errors import TraceFormatError
+from mattrace.io._chat_file import (
+    JSONL_SUFFIXES,
+    NOT_MESSAGES,
+    json_or_text,
+    jsonl_runs,
+    loads,
+    looks_like_jsonl,
+    type_name,
+    unpack,
+)
 from mattrace.io.gaps import ImportGap, collect, warn_gaps
 from mattrace.recording.options import DEFAULT_DIR
 from mattrace.recording.recorder import slug
 from mattrace.recording.redact import Redactor
-from mattrace.trace import Source, Step, StepKind, Trace, canonical_json, validation_summary
-from mattrace.tracefile import MAX_DEPTH, TraceWriter, too_deep
+from mattrace.trace import Source, Step, StepKind, Trace, validation_summary
+from mattrace.tracefile import TraceWriter
 
 __all__ = [
     "CHAT_ROLES",
@@ -89,8 +94,6 @@ __all__ = [
 ]
 
 CHAT_ROLES: tuple[str, ...] = ("system", "developer", "user", "assistant", "tool", "function")
-_JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
-_NOT_MESSAGES = "not a JSON list of messages nor an object with a 'messages' list"
 _TEXT_PARTS = ("text", "input_text", "output_text", "refusal")
 
 
@@ -126,18 +129,18 @@ def import_openai(source: str | os.PathLike[str], *, name: str | None = None,
     base = name if name is not None else path.stem
     untrusted, side_effects = frozenset(untrusted_tools), frozenset(side_effect_tools)
     runs: list[tuple[int | None, Any]]
-    if path.suffix.lower() in _JSONL_SUFFIXES:
-        runs = _jsonl_runs(path, text)
+    if path.suffix.lower() in JSONL_SUFFIXES:
+        runs = jsonl_runs(path, text)
     else:
         try:
-            runs = [(None, _loads(text))]
+            runs = [(None, loads(text))]
         except json.JSONDecodeError as exc:
-            if not _looks_like_jsonl(text):
+            if not looks_like_jsonl(text):
                 raise TraceFormatError(path, exc.lineno, f"not valid JSON ({exc.msg}, column {exc.colno})") from None
-            runs = _jsonl_runs(path, text)
+            runs = jsonl_runs(path, text)
     traces = []
     for line, data in runs:
-        messages, labels, config = _unpack(path, line, data)
+        messages, labels, config = unpack(path, line, data)
         config["import"] = {"format": "openai", "file": path.name} | ({"line": line} if line else {})
         trace = _build(messages, name=base if line is None else f"{base}#{line}", labels=labels,
                        config=config, untrusted=untrusted, side_effects=side_effects, origin=path, line=line)
@@ -172,7 +175,7 @@ def trace_from_messages(messages: Sequence[Mapping[str, Any]], *, name: str,
     """
     where = name if origin is None else os.fspath(origin)
     if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
-        raise TraceFormatError(where, line, _NOT_MESSAGES)
+        raise TraceFormatError(where, line, NOT_MESSAGES)
     trace = _build(messages, name=name, labels=dict(labels or {}), config=dict(config or {}),
                    untrusted=frozenset(untrusted_tools), side_effects=frozenset(side_effect_tools),
                    origin=where, line=line)
@@ -220,67 +223,6 @@ def write_trace(trace: Trace, dir: str | os.PathLike[str] = DEFAULT_DIR) -> Path
         path.unlink(missing_ok=True)
         raise
     return path
-
-
-# -- reading the file --------------------------------------------------------------------------
-
-def _keep_constant(text: str) -> str:
-    """NaN/Infinity in Python-written JSON stay text: a trace file cannot hold them as numbers."""
-    return text
-
-
-def _loads(text: str) -> Any:
-    """One JSON value; what would crash a later step (nesting past the limit, a number too long
-    to convert) is a decode error like any other, so it is reported at its line."""
-    try:
-        value = json.loads(text, parse_constant=_keep_constant)
-    except RecursionError:
-        raise json.JSONDecodeError(f"values nested more than {MAX_DEPTH} deep", text, 0) from None
-    except json.JSONDecodeError:
-        raise
-    except ValueError as exc:   # an integer past the interpreter's conversion limit
-        raise json.JSONDecodeError(f"a number too long to read ({exc})", text, 0) from None
-    if too_deep(value):
-        raise json.JSONDecodeError(f"values nested more than {MAX_DEPTH} deep", text, 0)
-    return value
-
-
-def _looks_like_jsonl(text: str) -> bool:
-    """A file that is not one JSON value but whose first line is one is taken as JSONL."""
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if len(lines) < 2:
-        return False
-    try:
-        _loads(lines[0])
-    except json.JSONDecodeError:
-        return False
-    return True
-
-
-def _jsonl_runs(path: Path, text: str) -> list[tuple[int | None, Any]]:
-    runs: list[tuple[int | None, Any]] = []
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            runs.append((lineno, _loads(raw)))
-        except json.JSONDecodeError as exc:
-            raise TraceFormatError(path, lineno, f"line is not valid JSON ({exc.msg}, column {exc.colno})") from None
-    if not runs:
-        raise TraceFormatError(path, None, "file is empty; expected a JSON chat log")
-    return runs
-
-
-def _unpack(path: Path, line: int | None, data: Any) -> tuple[list[Any], dict[str, str], dict[str, Any]]:
-    """The messages, labels and config of one run (a list, or an object with ``messages``)."""
-    if isinstance(data, list):
-        return data, {}, {}
-    if isinstance(data, dict) and isinstance(data.get("messages"), list):
-        labels = {k: v if isinstance(v, str) else canonical_json(v)
-                  for k, v in data.items() if k != "messages"}
-        config = {"model": data["model"]} if "model" in data else {}
-        return data["messages"], labels, config
-    raise TraceFormatError(path, line, _NOT_MESSAGES)
 
 
 # -- building the trace ------------------------------------------------------------------------
@@ -336,7 +278,7 @@ def _build(messages: Sequence[Any], *, name: str, labels: dict[str, str], config
     b = _Builder(os.fspath(origin), line, untrusted, side_effects)
     for position, msg in enumerate(messages):
         if not isinstance(msg, Mapping):
-            raise b.fail(position, f"not a JSON object (got {_type_name(msg)})")
+            raise b.fail(position, f"not a JSON object (got {type_name(msg)})")
         role = msg.get("role")
         if role is None:
             hint = " (it looks like a whole run: put one run per JSONL line)" if "messages" in msg else ""
@@ -408,14 +350,14 @@ def _tool_calls(b: _Builder, position: int,
     if raw_calls is None:
         raw_calls = []
     if not isinstance(raw_calls, list):
-        raise b.fail(position, f"'tool_calls' is not a list (got {_type_name(raw_calls)})")
+        raise b.fail(position, f"'tool_calls' is not a list (got {type_name(raw_calls)})")
     entries: list[tuple[str, Any]] = [(f"tool call {k}", c) for k, c in enumerate(raw_calls)]
     if msg.get("function_call") is not None:  # the pre-tools function-calling format
         entries.append(("function_call", {"type": "function", "function": msg["function_call"]}))
     calls = []
     for what, call in entries:
         if not isinstance(call, Mapping):
-            raise b.fail(position, f"{what} is not a JSON object (got {_type_name(call)})")
+            raise b.fail(position, f"{what} is not a JSON object (got {type_name(call)})")
         fn = call.get("function")
         if isinstance(fn, str) and "args" in call:  # AgentDojo: {"function": name, "args": {...}, "id": ...}
             fn = {"name": fn, "arguments": call["args"]}
@@ -441,13 +383,13 @@ def _arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
     if isinstance(raw, dict):  # some frameworks store arguments already parsed
         return raw, None
     if not isinstance(raw, str):
-        return {"_raw": raw}, f"arguments are {_type_name(raw)}, not a JSON object or its text"
+        return {"_raw": raw}, f"arguments are {type_name(raw)}, not a JSON object or its text"
     try:
-        value = _loads(raw)
+        value = loads(raw)
     except json.JSONDecodeError as exc:
         return {"_raw": raw}, f"arguments are not valid JSON ({exc.msg}, column {exc.colno})"
     if not isinstance(value, dict):
-        return {"_raw": raw}, f"arguments are a JSON {_type_name(value)}, not an object"
+        return {"_raw": raw}, f"arguments are a JSON {type_name(value)}, not an object"
     return value, None
 
 
@@ -465,7 +407,7 @@ def _tool_result(b: _Builder, position: int, msg: Mapping[str, Any], role: str, 
             tname = answered["function"]
         if call_id is None and isinstance(answered.get("id"), str):
             call_id = answered["id"]
-    result = _result(text)
+    result = json_or_text(text)
     call = _answered_call(b, call_id or None, tname or None)
     by_position = call is None and not call_id and not tname
     if by_position:  # the log allows it: the next call of the last assistant message not yet answered
@@ -506,22 +448,12 @@ def _answered_call(b: _Builder, call_id: str | None, tname: str | None) -> _Call
     return next((c for c in b.calls if c.name == tname and not c.answered), None)
 
 
-def _result(text: str | None) -> Any:
-    """A tool message's content: its JSON value when it is JSON, else the text."""
-    if text is None:
-        return None
-    try:
-        return _loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def _content(b: _Builder, position: int, content: Any) -> tuple[str | None, dict[str, Any]]:
     """A message's text (parts joined by newlines), and attrs for what is not text."""
     if content is None or isinstance(content, str):
         return content, {}
     if not isinstance(content, list):
-        raise b.fail(position, f"content is {_type_name(content)}, not text, null or a list of parts")
+        raise b.fail(position, f"content is {type_name(content)}, not text, null or a list of parts")
     texts: list[str] = []
     other: list[str] = []
     for k, part in enumerate(content):
@@ -529,7 +461,7 @@ def _content(b: _Builder, position: int, content: Any) -> tuple[str | None, dict
             texts.append(part)
             continue
         if not isinstance(part, Mapping):
-            raise b.fail(position, f"content part {k} is not a JSON object (got {_type_name(part)})")
+            raise b.fail(position, f"content part {k} is not a JSON object (got {type_name(part)})")
         kind = part.get("type")
         if kind in _TEXT_PARTS:  # the text is in "text" (OpenAI), in the type's key, or in "content" (AgentDojo)
             value = next((part[key] for key in ("text", kind, "content") if isinstance(part.get(key), str)), None)
@@ -566,10 +498,3 @@ def _role_attrs(role: str, msg: Mapping[str, Any], *, named: bool = False) -> di
     if rest:
         attrs["message_fields"] = rest
     return attrs
-
-
-def _type_name(value: Any) -> str:
-    """The JSON name of a parsed value's type."""
-    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
-             float: "number", type(None): "null"}
-    return names.get(type(value), type(value).__name__)
