@@ -77,6 +77,7 @@ def slug(name: str) -> str:
 
 _KEEP = 1024   # steps a recorder writing a file keeps in memory (the file holds them all)
 _DROP = 64
+_SOURCE_CACHE = 1024   # sources' JSON remembered per run (speakers and documents repeat)
 class _NullWriter:
     """Stands in for the trace file when a recorder keeps its trace in memory only."""
 
@@ -191,9 +192,10 @@ class Recorder:
         check of a run still going leaves what needs its end undecided. For a long run the
         steps no longer in memory are read back from its file.
         """
-        with self._lock:
-            steps = self.steps_since(0)
-            trace = self._header.model_copy(update={"steps": steps, "outcome": self._outcome})
+        # not under the lock: reading a long run back from its file must not stall the threads
+        # recording it. The outcome is read after the steps: a run sets it before its end step.
+        steps = self.steps_since(0)
+        trace = self._header.model_copy(update={"steps": steps, "outcome": self._outcome})
         ended = bool(steps) and steps[-1].kind is StepKind.END
         if not ended:
             trace.mark_incomplete(f"run {self.name!r} " + ("was abandoned before its end step" if self._closed
@@ -362,7 +364,7 @@ class Recorder:
     def _source_json(self, source: Source) -> dict[str, Any]:
         found = self._sources_json.get(source)
         if found is None:
-            if len(self._sources_json) >= _KEEP:
+            if len(self._sources_json) >= _SOURCE_CACHE:
                 self._sources_json.clear()
             found = self._sources_json[source] = source.model_dump(mode="json", exclude_defaults=True)
         return found
