@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import itertools
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -131,24 +130,22 @@ def test_threads_sharing_one_record_block_get_unique_gap_free_indices(trace_dir:
     barrier = threading.Barrier(workers, timeout=30)
 
     def work(n: int) -> None:
-        barrier.wait()
         with mattrace.agent(f"w{n}"):
             for k in range(per_worker):
+                # every worker starts round k together: a worker's steps take less than one
+                # scheduler slice, and without the rounds one thread may record all of its own
+                # before the next runs, so the threads would never share the recorder at all
+                barrier.wait()
                 echo(f"w{n}", k)
                 mattrace.message(None, f"w{n} says {k}")
 
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)   # a worker's steps take less than one default slice: make threads take turns
-    try:
-        with mattrace.record("shared run", dir=trace_dir) as rec:
-            threads = [threading.Thread(target=contextvars.copy_context().run, args=(work, n))
-                       for n in range(workers)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-    finally:
-        sys.setswitchinterval(switch)
+    with mattrace.record("shared run", dir=trace_dir) as rec:
+        threads = [threading.Thread(target=contextvars.copy_context().run, args=(work, n))
+                   for n in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     steps: list[Step] = rec.trace.steps
     total = workers * per_worker * 2 + 1
     assert [s.index for s in steps] == list(range(total))
