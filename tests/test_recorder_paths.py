@@ -66,6 +66,24 @@ def test_the_plain_path_writes_what_the_general_path_writes(
     assert plain_step == general_step
 
 
+@pytest.mark.parametrize(("args", "result", "attrs"), [
+    ({"x": 1e-07, "n": 1}, None, None), ({"x": 1e-05}, "text", {"k": "v"}), ({"n": 1}, 1e-07, None),
+    ({"n": 1}, [1e-05, 2], None), ({"n": 1}, None, {"f": 1e-06}), ({"big": 2**70}, None, None),
+    ({"nan": math.nan}, None, None), ({"n": 1}, {"inf": math.inf}, None), ({"n": None, "b": True}, [None], {"s": "é"}),
+])
+def test_flat_values_with_and_without_floats_write_what_the_general_path_writes(
+        tmp_path: Path, args: dict[str, Any], result: Any, attrs: dict[str, Any] | None) -> None:
+    """Flat values with no float are encoded without the float checks; a flat value with a
+    tiny float, NaN or a big integer still gets them (or the general path)."""
+    lines = []
+    for n, redactor in enumerate((Redactor.default(), _AlwaysLook())):
+        rec = Recorder(f"flat{n}", dir=tmp_path, redact=redactor, cassette=False)
+        rec.append(StepKind.TOOL, target="t", args=args, result=result, attrs=attrs, t_start=1, t_end=2)
+        rec.close()
+        lines.append(_step_lines(rec.path)[0])
+    assert lines[0] == lines[1]
+
+
 def test_a_secret_sends_the_step_down_the_general_path(tmp_path: Path) -> None:
     with mattrace.record("secret", dir=tmp_path) as rec:
         step = rec.append(StepKind.TOOL, target="deploy", args={"apiKey": "abc123def456"},

@@ -341,3 +341,31 @@ def test_a_program_seeded_before_its_run_stays_deterministic(tmp_path: Path) -> 
             return [random.random(), mattrace.random()]
 
     assert run() == run()
+
+
+@pytest.mark.parametrize(("args", "result"), [
+    ({"n": 1, "s": "é"}, {"b": True, "none": None}), ({"x": 1e-07}, 1), ({"n": 1}, [1e-05, 2]),
+    ({"n": 1}, 2.5e-06), ({"n": 2**70}, "big"), ({"n": 1}, {"z": 1, "a": 2}),
+])
+def test_cassette_lines_are_canonical_with_and_without_floats(tmp_path: Path, args: dict[str, object],
+                                                              result: object) -> None:
+    """A cassette line is the canonical JSON of its record, whether its values took the
+    unchecked encoding (no floats) or not (tiny floats, big integers), and replays the same
+    value; the same call twice is numbered by occurrence."""
+    import json
+
+    tape = tmp_path / "t.cassette"
+
+    @mattrace.tool
+    def answer(n: object = None, s: object = None, x: object = None) -> object:
+        return result
+
+    with mattrace.record("canonical", dir=tmp_path, cassette=tape):
+        answer(**args), answer(**args)
+    for line in tape.read_bytes().splitlines():
+        body = line[:line.rindex(b',"h":"')] + b"}"
+        record = json.loads(body)
+        assert body == json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert [e["occurrence"] for e in read_cassette(tape).entries] == [0, 1]
+    with mattrace.record("canonical", dir=tmp_path, cassette=tape, record_mode="none"):
+        assert answer(**args) == result

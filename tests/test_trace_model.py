@@ -221,6 +221,33 @@ def test_canonical_bytes_equal_json(value: Any) -> None:
     assert canonical_json(value) == _json_reference(value).decode("utf-8")
 
 
+_float_free_scalar = (st.none() | st.booleans() | st.integers() | st.integers(min_value=-2**70, max_value=2**70)
+                      | st.text() | st.text(alphabet=st.characters(max_codepoint=0x40)))
+_float_free_values = st.recursive(_float_free_scalar, lambda inner: st.lists(inner, max_size=4)
+                                  | st.dictionaries(st.text(max_size=6) | st.integers(), inner, max_size=4),
+                                  max_leaves=20)
+
+
+@settings(max_examples=400)
+@given(value=_float_free_values)
+def test_float_free_canonical_bytes_are_the_json_form_or_none(value: Any) -> None:
+    """Without floats, the C encoder's bytes unchecked are the canonical form; what it cannot
+    write (big integers, lone surrogates, int keys) is None, never other bytes."""
+    from mattrace.trace import float_free_canonical_bytes
+    out = float_free_canonical_bytes(value)
+    if out is not None:
+        assert out == _json_reference(value)
+
+
+def test_float_free_canonical_bytes_refuse_what_orjson_cannot_write() -> None:
+    from mattrace.trace import float_free_canonical_bytes
+    assert float_free_canonical_bytes({"n": 2**64}) is None
+    assert float_free_canonical_bytes({1: "int key"}) is None
+    assert float_free_canonical_bytes({"name": "bad-\udcff"}) is None
+    assert float_free_canonical_bytes({"b": [None, True, "é"], "a": -2**63}) == _json_reference(
+        {"b": [None, True, "é"], "a": -2**63})
+
+
 @pytest.mark.parametrize("value", [1e-05, -4.944089182612731e-06, 1e-07, 5e-324, 1e16, 2**64, -2**63 - 1,
                                    {"b": [1e-9, None]}, {1: "int key"}, "\x00\x1f\x7f\u2028"])
 def test_canonical_bytes_where_the_c_encoder_would_differ(value: Any) -> None:

@@ -31,44 +31,64 @@ def recorded_step(index: int, kind: StepKind, agent: str, target: str | None, co
     ``values`` (args, result, attrs) are copies equal to the parse of the line written, never
     the caller's objects, which it may still change: the step in memory is what the file says.
     """
-    step = Step.__new__(Step)
+    step = _new_step(Step)
     args, result, attrs = values
-    fields = {"index": index, "kind": kind, "agent": agent, "target": target, "content": content, "args": args,
-              "result": result, "error": None, "sources": sources, "reads": reads, "side_effect": side_effect,
-              "attrs": attrs, "t_start": t_start, "t_end": t_end}
-    object.__setattr__(step, "__dict__", fields)
-    object.__setattr__(step, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(step, "__pydantic_extra__", None)
-    object.__setattr__(step, "__pydantic_private__", None)
+    _set(step, "__dict__", {"index": index, "kind": kind, "agent": agent, "target": target, "content": content,
+                            "args": args, "result": result, "error": None, "sources": sources, "reads": reads,
+                            "side_effect": side_effect, "attrs": attrs, "t_start": t_start, "t_end": t_end})
+    _set(step, "__pydantic_fields_set__", set(_FIELDS))
+    _set(step, "__pydantic_extra__", None)
+    _set(step, "__pydantic_private__", None)
     return step
 
 
-_SCALARS = frozenset({str, int, float, bool, type(None)})
+_new_step = Step.__new__
+_set = object.__setattr__
+_FIELDS = frozenset(Step.model_fields)
 
 
-def _flat(value: Any) -> Any:
+_EXACT = frozenset({str, int, bool, type(None)})
+"""Scalars whose JSON the C encoder writes exactly as the canonical form does (floats differ)."""
+_SCALARS = _EXACT | {float}
+
+
+def _flat(value: Any) -> tuple[Any, bool]:
     """A copy of ``value`` equal to the parse of its JSON, when that is cheap to be sure of (a
-    scalar, or a dict or list of scalars of exactly those types); else ``_NOT_FLAT``."""
+    scalar, or a dict or list of scalars of exactly those types), else ``_NOT_FLAT``; and
+    whether it holds no float."""
     kind = type(value)
-    if kind in _SCALARS:
-        return value
+    if kind in _EXACT:
+        return value, True
+    if kind is float:
+        return value, False
     if kind is dict:
-        return dict(value) if all(type(v) in _SCALARS for v in value.values()) else _NOT_FLAT
-    if kind is list:
-        return list(value) if all(type(v) in _SCALARS for v in value) else _NOT_FLAT
-    return _NOT_FLAT
+        items: Any = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return _NOT_FLAT, False
+    if all(type(v) in _EXACT for v in items):
+        return (dict(value) if kind is dict else list(value)), True
+    if all(type(v) in _SCALARS for v in items):
+        return (dict(value) if kind is dict else list(value)), False
+    return _NOT_FLAT, False
 
 
 _NOT_FLAT = object()
 
 
 def flat_copies(args: dict[str, Any] | None, result: Any,
-                 attrs: dict[str, Any] | None) -> tuple[Any, Any, dict[str, Any]] | None:
-    """Copies of a step's args, result and attrs equal to the parse of the line they were just
-    encoded into, so that nothing the caller holds is shared; or None when only parsing the
-    line back gives that (nested containers). The common flat step skips the parse."""
-    copied = (_flat(args), _flat(result), _flat(attrs) if attrs else {})
-    return None if _NOT_FLAT in copied else copied
+                 attrs: dict[str, Any] | None) -> tuple[tuple[Any, Any, dict[str, Any]], bool] | None:
+    """Copies of a step's args, result and attrs equal to the parse of the line they are
+    encoded into, so that nothing the caller holds is shared, and whether they hold no float
+    (their line then needs no check of float notation); or None when only parsing the line
+    back gives such copies (nested containers). The common flat step skips the parse."""
+    args_copy, args_exact = _flat(args)
+    result_copy, result_exact = _flat(result)
+    attrs_copy, attrs_exact = _flat(attrs) if attrs else ({}, True)
+    if args_copy is _NOT_FLAT or result_copy is _NOT_FLAT or attrs_copy is _NOT_FLAT:
+        return None
+    return (args_copy, result_copy, attrs_copy), args_exact and result_exact and attrs_exact
 
 
 def step_json(index: int, kind: StepKind, agent: str, target: str | None, content: str | None,

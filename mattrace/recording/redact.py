@@ -187,7 +187,7 @@ class Redactor:
             return True
         if isinstance(data, str):   # bytes: RE2 then skips translating offsets back to characters
             data = data.encode("utf-8", "surrogatepass")
-        return self._maybe.Match(data) is not None
+        return bool(self._maybe(data))
 
     def text(self, text: str) -> str:
         """``text`` with every secret-shaped part replaced."""

@@ -111,9 +111,10 @@ def _key_name(key: str) -> str:
     return f"(?:{start}|{camel}){_NAME_END}" if camel else f"{start}{_NAME_END}"
 
 
-def prefilter(values: Iterable[str], keys: Iterable[str]) -> Any:
-    """One RE2 pattern matching every string a secret key or default value pattern could match
-    in, or None when a pattern has no known superset (then every string is searched)."""
+def prefilter(values: Iterable[str], keys: Iterable[str]) -> Callable[[bytes], Any] | None:
+    """A function of UTF-8 bytes, truthy when they hold anything a secret key or default value
+    pattern could match (one linear RE2 scan), or None when a pattern has no known superset
+    (then every string is searched)."""
     parts = []
     for pattern in values:
         superset = _PREFILTER_VALUES.get(pattern)
@@ -126,7 +127,11 @@ def prefilter(values: Iterable[str], keys: Iterable[str]) -> Any:
     found = re2.Set.SearchSet()
     found.Add("|".join(f"(?:{p})" for p in parts) if parts else r"\b\B")
     found.Compile()
-    return found
+    # the compiled set's own Match takes bytes as they are; the wrapper's adds a call and a
+    # type test to every step recorded (a wrapper without one is used as it is)
+    compiled = getattr(found, "_set", None)
+    match: Callable[[bytes], Any] = getattr(compiled, "Match", None) or found.Match
+    return match
 
 
 def _random_like(token: str) -> bool:

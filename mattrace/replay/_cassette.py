@@ -44,12 +44,12 @@ from mattrace.recording.escapes import call_site
 from mattrace.recording.interceptors import REPLAY_ORDER, Answer, Call, CallOutcome
 from mattrace.recording.options import RecordMode, record_mode
 from mattrace.recording.redact import REDACTED, Redactor
-from mattrace.replay._codec import decode_error, decode_value, encode_error, encode_value
+from mattrace.replay._codec import decode_error, decode_value, encode_error, encode_value, float_free
 from mattrace.replay._file import CassetteWriter, read_cassette
 from mattrace.replay._match import Matcher
 from mattrace.replay._mismatch import unrecorded_call
 from mattrace.replay._trust import current_allowance
-from mattrace.trace import StepKind, canonical_json, fast_canonical_bytes
+from mattrace.trace import StepKind, canonical_json, fast_canonical_bytes, float_free_canonical_bytes
 
 __all__ = ["Cassette", "cassette_path", "MODES", "RecordMode"]
 
@@ -77,13 +77,15 @@ def _entry_key(entry: dict[str, Any]) -> tuple[str, str, str, str]:
     return _key(entry["kind"], entry["target"], entry.get("agent", ""), entry["args"])
 
 
-def _plain_args(args: dict[str, Any], redact: Redactor) -> Any:
-    """``redact.jsonable(args)``, a copy; for plain JSON with nothing secret-like in it, one
-    encode, one scan and one parse instead of a walk over every value."""
-    encoded = fast_canonical_bytes(args)
+def _plain_args(args: dict[str, Any], redact: Redactor) -> tuple[Any, str | None]:
+    """``redact.jsonable(args)``, a copy, and its canonical JSON when that came for free (the
+    key its entry is counted under); for plain JSON with nothing secret-like in it, one encode
+    and one scan instead of a walk over every value."""
+    flat = float_free(args)
+    encoded = float_free_canonical_bytes(args) if flat else fast_canonical_bytes(args)
     if encoded is None or redact.may_hold_secret(encoded):
-        return redact.jsonable(args)
-    return orjson.loads(encoded)
+        return redact.jsonable(args), None
+    return (dict(args) if flat and type(args) is dict else orjson.loads(encoded)), encoded.decode("utf-8")
 
 
 def _clean(value: Any, redact: Redactor) -> bool:
@@ -168,7 +170,7 @@ class Cassette:
     # -- the interceptor protocol ----------------------------------------------------------
 
     def before(self, call: Call) -> Answer | None:
-        args = _plain_args(call.args, self.redact)
+        args, args_json = _plain_args(call.args, self.redact)
         target, agent = self.redact.text(call.target), self.redact.text(call.agent)
         with self._lock:
             if self.replaying:
@@ -195,7 +197,7 @@ class Cassette:
                     raise mismatch
             # the args as they were before the call: providers mutate what they are given
             # (litellm adds hidden_params to the metadata dict)
-            self._pending[id(call)] = args
+            self._pending[id(call)] = (args, args_json, float_free(call.args))
         return None
 
     def on_escape(self, call: Call) -> str | None:
@@ -217,32 +219,35 @@ class Cassette:
             if id(call) in self._served:
                 self._finished(self._served.pop(id(call)))
                 return outcome
-            args = self._pending.pop(id(call), None)
+            pending = self._pending.pop(id(call), None)
         if self._writer is not None:
             redact = self.redact
-            if args is None:
-                args = redact.jsonable(call.args)
+            args, args_json, exact = pending if pending is not None else (redact.jsonable(call.args), None, False)
             entry: dict[str, Any] = {"kind": call.kind.value, "target": redact.text(call.target),
                                      "agent": redact.text(call.agent), "args": args}
             if outcome.error is not None:
                 entry["error"] = encode_error(outcome.error, redact)
+                exact = False
             elif call.kind in _KEYED and outcome.result is not None and redact.is_secret_key(call.target):
                 entry["result"] = REDACTED   # memory["api_token"]: the key says the value is a secret
             else:
                 entry["result"] = encode_value(outcome.result, None if _clean(outcome.result, redact) else redact)
-            self._write(entry)
+                exact = exact and float_free(outcome.result)
+            self._write(entry, args_json, exact)
         return outcome
 
-    def _write(self, entry: dict[str, Any]) -> None:
-        """Append an entry; if the file cannot be written the run goes on, without a cassette."""
+    def _write(self, entry: dict[str, Any], args_json: str | None = None, exact: bool = False) -> None:
+        """Append an entry (``args_json``: its args' canonical JSON when known; ``exact``: it
+        holds no float); if the file cannot be written the run goes on, without a cassette."""
         with self._lock:
             if self._writer is None:
                 return
-            key = _entry_key(entry)
+            key = _entry_key(entry) if args_json is None else \
+                (entry["kind"], entry["target"], entry.get("agent", ""), args_json)
             entry["occurrence"] = self._counts[key]
             self._counts[key] += 1
             try:
-                self._writer.write_entry(entry)
+                self._writer.write_entry(entry, float_free=exact)
             except OSError as exc:
                 warnings.warn(TraceWriteWarning(self._writer.path, self._writer.count, exc), stacklevel=4)
                 self._writer.close()

@@ -25,7 +25,7 @@ from mattrace.errors import RecordedError, ReplayMismatch
 from mattrace.recording.redact import REDACTED, Redactor
 from mattrace.replay._trust import Allowance, current_allowance, error_class, settable, value_class
 
-__all__ = ["decode_error", "decode_value", "encode_error", "encode_value"]
+__all__ = ["decode_error", "decode_value", "encode_error", "encode_value", "float_free"]
 
 _MARK = "$mt"
 _MAX_DEPTH = 64
@@ -91,7 +91,21 @@ def encode_value(value: Any, redact: Redactor | None = None, _depth: int = 0) ->
     return {_MARK: "unstorable", "type": _path(type(value)), "repr": redact.text(text) if redact is not None else text}
 
 
-_SCALARS = frozenset({str, int, bool, type(None)})
+_SCALARS = frozenset({str, int, bool, type(None)})   # JSON scalars but floats
+
+
+def float_free(value: Any) -> bool:
+    """Whether ``value`` is a scalar other than a float, or a dict or list of such scalars (what
+    most tools take and return). Its encoding then holds no float either, so the cassette line
+    needs no check of float notation (:func:`~mattrace.trace.float_free_canonical_bytes`)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind is dict:
+        return all(type(v) in _SCALARS for v in value.values())
+    if kind is list:
+        return all(type(v) in _SCALARS for v in value)
+    return False
 
 
 def _flat_dict(value: dict[Any, Any]) -> dict[str, Any] | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mattrace.errors import RecordingError
-from mattrace.trace import Outcome, Step, Trace
+from mattrace.trace import Outcome, Step, Trace, float_free_canonical_bytes
 from mattrace.tracefile._format import _HASH_PREFIX, TRACE, FileFormat, _Chain, _encode, _writing_key
 from mattrace.tracefile._read import read_trace_file
 
@@ -95,8 +95,12 @@ class RecordWriter(ChainedWriter):
         self._append({"type": "header", "format": fmt.name, "version": fmt.version, "alg": self._chain.algorithm,
                       fmt.header_key: header})
 
-    def write_entry(self, entry: dict[str, Any]) -> None:
-        self._append({"type": self.format.record, self.format.record: entry})
+    def write_entry(self, entry: dict[str, Any], *, float_free: bool = False) -> None:
+        """Append one entry. ``float_free``: the caller knows it holds no float, so its canonical
+        bytes come from the C encoder unchecked (:func:`~mattrace.trace.float_free_canonical_bytes`)."""
+        record = {"type": self.format.record, self.format.record: entry}
+        body = float_free_canonical_bytes(record) if float_free else None
+        self._append_body(body if body is not None else _encode(record))
         self.count += 1
 
     def seal(self) -> None:
