@@ -67,10 +67,9 @@ def _flat(value: Any) -> tuple[Any, bool]:
         items = value
     else:
         return _NOT_FLAT, False
-    if all(type(v) in _EXACT for v in items):
-        return (dict(value) if kind is dict else list(value)), True
-    if all(type(v) in _SCALARS for v in items):
-        return (dict(value) if kind is dict else list(value)), False
+    types = set(map(type, items))   # map(type, ...) in C: a third of a generator's cost
+    if types <= _SCALARS:
+        return (dict(value) if kind is dict else list(value)), float not in types
     return _NOT_FLAT, False
 
 

@@ -320,9 +320,10 @@ class Recorder:
         requester = self._requests.requester(kind, target, agent, attrs or {}, answer=False) if asks else None
         if requester is not None:
             edges = edges | {requester}
-        reads = tuple(sorted(edges))
+        reads = tuple(sorted(edges)) if edges else ()
         data = step_json(index, kind, agent, target, content, args, result,
-                         [self._source_json(s) for s in sources], reads, side_effect, attrs, t_start, t_end)
+                         [self._source_json(s) for s in sources] if sources else [], reads, side_effect, attrs,
+                         t_start, t_end)
         flat = flat_copies(args, result, attrs)
         # sources and the other fields hold no float: flat values without one need no scan
         body = (float_free_canonical_bytes if flat is not None and flat[1] else fast_canonical_bytes)(

@@ -102,9 +102,9 @@ def float_free(value: Any) -> bool:
     if kind in _SCALARS:
         return True
     if kind is dict:
-        return all(type(v) in _SCALARS for v in value.values())
+        return _SCALARS.issuperset(map(type, value.values()))
     if kind is list:
-        return all(type(v) in _SCALARS for v in value)
+        return _SCALARS.issuperset(map(type, value))
     return False
 
 
