@@ -369,3 +369,30 @@ def test_cassette_lines_are_canonical_with_and_without_floats(tmp_path: Path, ar
     assert [e["occurrence"] for e in read_cassette(tape).entries] == [0, 1]
     with mattrace.record("canonical", dir=tmp_path, cassette=tape, record_mode="none"):
         assert answer(**args) == result
+
+
+def test_a_recording_cassette_keeps_args_as_before_the_call_and_redacts_what_the_line_shows(tmp_path: Path) -> None:
+    """Args are taken before the call (the tool changes its dict after), a secret in the result
+    alone or in the args is redacted, and identical calls are numbered whichever way their line
+    was written."""
+    tape = tmp_path / "t.cassette"
+    key = "sk-abcdefghijklmnopqrstuvwx12"
+
+    @mattrace.tool
+    def change(opts: dict[str, object]) -> str:
+        opts["added"] = True
+        return "changed"
+
+    @mattrace.tool
+    def reveal(name: str) -> str:
+        return f"{name} uses {key}"
+
+    with mattrace.record("cassette", dir=tmp_path, cassette=tape):
+        change({"a": 1})
+        reveal("svc"), reveal("svc")
+        reveal(key)
+    entries = read_cassette(tape).entries
+    assert entries[0]["args"] == {"opts": {"a": 1}}
+    assert [(e["args"], e["result"], e["occurrence"]) for e in entries[1:3]] == [
+        ({"name": "svc"}, "svc uses [REDACTED]", 0), ({"name": "svc"}, "svc uses [REDACTED]", 1)]
+    assert entries[3]["args"] == {"name": "[REDACTED]"} and key not in tape.read_text(encoding="utf-8")

@@ -280,7 +280,7 @@ class Recorder:
         """
         kind = kind if type(kind) is StepKind else _step_kind(kind)
         agent = agent or current_agent()
-        sources = tuple(sources)
+        sources = sources if type(sources) is tuple else tuple(sources)
         now = time.time_ns()
         # the common case (text and plain JSON data, no error) is encoded once, scanned once
         # for anything secret-like, and written as is; anything else takes the general path

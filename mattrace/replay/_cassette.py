@@ -88,6 +88,19 @@ def _plain_args(args: dict[str, Any], redact: Redactor) -> tuple[Any, str | None
     return (dict(args) if flat and type(args) is dict else orjson.loads(encoded)), encoded.decode("utf-8")
 
 
+def _taken_args(args: dict[str, Any], redact: Redactor) -> tuple[Any, str | None, bool, bool]:
+    """What a recording cassette keeps of a call's args before the call (code under test and
+    providers may change them after): a copy, its canonical JSON, whether it holds no float,
+    and whether it is still to be scanned for secrets (with the rest of its entry, once).
+    Args that are not plain JSON are converted and redacted now, as the walk does."""
+    flat = float_free(args)
+    encoded = float_free_canonical_bytes(args) if flat else fast_canonical_bytes(args)
+    if encoded is None:
+        return redact.jsonable(args), None, False, False
+    copy = dict(args) if flat and type(args) is dict else orjson.loads(encoded)
+    return copy, encoded.decode("utf-8"), flat, True
+
+
 def _clean(value: Any, redact: Redactor) -> bool:
     """Whether ``value`` holds nothing ``redact`` would change (so encoding it need not redact).
 
@@ -170,6 +183,11 @@ class Cassette:
     # -- the interceptor protocol ----------------------------------------------------------
 
     def before(self, call: Call) -> Answer | None:
+        if not self.replaying:   # only recording: the args as they are now, scanned with the entry after the call
+            taken = _taken_args(call.args, self.redact)
+            with self._lock:
+                self._pending[id(call)] = taken
+            return None
         args, args_json = _plain_args(call.args, self.redact)
         target, agent = self.redact.text(call.target), self.redact.text(call.agent)
         with self._lock:
@@ -197,7 +215,7 @@ class Cassette:
                     raise mismatch
             # the args as they were before the call: providers mutate what they are given
             # (litellm adds hidden_params to the metadata dict)
-            self._pending[id(call)] = (args, args_json, float_free(call.args))
+            self._pending[id(call)] = (args, args_json, float_free(call.args), False)
         return None
 
     def on_escape(self, call: Call) -> str | None:
@@ -222,32 +240,51 @@ class Cassette:
             pending = self._pending.pop(id(call), None)
         if self._writer is not None:
             redact = self.redact
-            args, args_json, exact = pending if pending is not None else (redact.jsonable(call.args), None, False)
-            entry: dict[str, Any] = {"kind": call.kind.value, "target": redact.text(call.target),
-                                     "agent": redact.text(call.agent), "args": args}
+            args, args_json, exact, unscanned = pending if pending is not None else \
+                (redact.jsonable(call.args), None, False, False)
+            result = outcome.result
+            if unscanned and outcome.error is None and float_free(result) and not (
+                    call.kind in _KEYED and result is not None and redact.is_secret_key(call.target)):
+                # the common call: plain values, encoded and scanned once as the whole line
+                entry = {"kind": call.kind.value, "target": call.target, "agent": call.agent, "args": args,
+                         "result": encode_value(result)}
+                if self._write(entry, args_json, exact, scan=True):
+                    return outcome
+            if unscanned:
+                args, args_json = redact.jsonable(args), None
+            entry = {"kind": call.kind.value, "target": redact.text(call.target), "agent": redact.text(call.agent),
+                     "args": args}
             if outcome.error is not None:
                 entry["error"] = encode_error(outcome.error, redact)
                 exact = False
-            elif call.kind in _KEYED and outcome.result is not None and redact.is_secret_key(call.target):
+            elif call.kind in _KEYED and result is not None and redact.is_secret_key(call.target):
                 entry["result"] = REDACTED   # memory["api_token"]: the key says the value is a secret
             else:
-                entry["result"] = encode_value(outcome.result, None if _clean(outcome.result, redact) else redact)
-                exact = exact and float_free(outcome.result)
+                entry["result"] = encode_value(result, None if _clean(result, redact) else redact)
+                exact = exact and float_free(result)
             self._write(entry, args_json, exact)
         return outcome
 
-    def _write(self, entry: dict[str, Any], args_json: str | None = None, exact: bool = False) -> None:
+    def _write(self, entry: dict[str, Any], args_json: str | None = None, exact: bool = False,
+               scan: bool = False) -> bool:
         """Append an entry (``args_json``: its args' canonical JSON when known; ``exact``: it
-        holds no float); if the file cannot be written the run goes on, without a cassette."""
+        holds no float); if the file cannot be written the run goes on, without a cassette.
+
+        ``scan``: nothing in the entry was redacted; if its line could hold a secret, nothing
+        is written and False is returned (the caller redacts it and writes again).
+        """
         with self._lock:
             if self._writer is None:
-                return
+                return True
             key = _entry_key(entry) if args_json is None else \
                 (entry["kind"], entry["target"], entry.get("agent", ""), args_json)
             entry["occurrence"] = self._counts[key]
-            self._counts[key] += 1
             try:
-                self._writer.write_entry(entry, float_free=exact)
+                body = self._writer.entry_bytes(entry, float_free=exact)
+                if scan and self.redact.may_hold_secret(body):
+                    return False
+                self._counts[key] += 1
+                self._writer.write_entry_bytes(body)
             except OSError as exc:
                 warnings.warn(TraceWriteWarning(self._writer.path, self._writer.count, exc), stacklevel=4)
                 self._writer.close()
@@ -257,6 +294,7 @@ class Cassette:
                               stacklevel=4)
                 self._writer.close()
                 self._writer = None
+            return True
 
     # -- delivery order ---------------------------------------------------------------------
 

@@ -42,14 +42,14 @@ def encode_value(value: Any, redact: Redactor | None = None, _depth: int = 0) ->
     (as text), model data, dataclass fields and reprs, and under secret-like keys. What
     comes back on replay is then the redacted value, as the trace shows it.
     """
+    if redact is None and type(value) is dict:   # what most tools return, tested first
+        flat = _flat_dict(value)
+        if flat is not None:
+            return flat
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, str):
         return redact.text(value) if redact is not None else value
-    if redact is None and type(value) is dict:
-        flat = _flat_dict(value)
-        if flat is not None:
-            return flat
     if _depth > _MAX_DEPTH:
         return {_MARK: "unstorable", "type": _path(type(value)), "repr": "<nested too deep>"}
 
@@ -111,15 +111,20 @@ def float_free(value: Any) -> bool:
 def _flat_dict(value: dict[Any, Any]) -> dict[str, Any] | None:
     """:func:`encode_value` of a dict of text keys and plain scalars (what most tools return),
     without a call per entry; None for any other dict (the walk encodes it)."""
-    for key, item in value.items():
-        if type(key) is not str or not (type(item) in _SCALARS or (type(item) is float and math.isfinite(item))):
-            return None
+    types = set(map(type, value.values()))
+    if not types <= _FLAT_SCALARS or (float in types and not all(
+            math.isfinite(v) for v in value.values() if type(v) is float)):
+        return None
     keys = list(value)
-    if _MARK in value:
+    if not _TEXT.issuperset(map(type, keys)) or _MARK in value:
         return None
     if keys == sorted(keys):
         return dict(value)
     return {_MARK: "dict", "items": [[k, v] for k, v in value.items()]}
+
+
+_FLAT_SCALARS = _SCALARS | {float}
+_TEXT = frozenset({str})
 
 
 def _under(key: Any, value: Any, redact: Redactor | None, child: Callable[[Any], Any]) -> Any:

@@ -98,9 +98,22 @@ class RecordWriter(ChainedWriter):
     def write_entry(self, entry: dict[str, Any], *, float_free: bool = False) -> None:
         """Append one entry. ``float_free``: the caller knows it holds no float, so its canonical
         bytes come from the C encoder unchecked (:func:`~mattrace.trace.float_free_canonical_bytes`)."""
+        self.write_entry_bytes(self.entry_bytes(entry, float_free=float_free))
+
+    def entry_bytes(self, entry: dict[str, Any], *, float_free: bool = False) -> bytes:
+        """The canonical bytes of ``entry``'s record, for a caller that looks at the line before
+        it writes it with :meth:`write_entry_bytes` (the cassette scans it for secrets once).
+
+        Raises:
+            ValueError: NaN or Infinity in ``entry``.
+        """
         record = {"type": self.format.record, self.format.record: entry}
         body = float_free_canonical_bytes(record) if float_free else None
-        self._append_body(body if body is not None else _encode(record))
+        return body if body is not None else _encode(record)
+
+    def write_entry_bytes(self, body: bytes) -> None:
+        """Append an entry given as :meth:`entry_bytes` made it."""
+        self._append_body(body)
         self.count += 1
 
     def seal(self) -> None:
