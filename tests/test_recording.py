@@ -698,9 +698,31 @@ def test_interceptors_run_in_order_and_unwind_in_reverse(trace_dir: Path) -> Non
         for name, order in [("replay", 300), ("gov", 100), ("faults", 200)]:
             rec.add_interceptor(Spy(name, order, log))
         assert [i.name for i in rec.interceptors] == ["gov", "faults", "replay"]
+        assert rec.chain == tuple(rec.interceptors)
+        rec.interceptors.clear()   # a copy: the run's chain is not changed through it
+        assert [i.name for i in rec.chain] == ["gov", "faults", "replay"]
         pay(1, "x")
     assert log == ["before gov pay", "before faults pay", "before replay pay", "paid 1 to x",
                    "after replay pay", "after faults pay", "after gov pay"]
+
+
+def test_a_method_tool_records_its_arguments_without_self(trace_dir: Path) -> None:
+    """``self`` is the object, not an argument anyone chose: steps and original_args leave it out."""
+    log: list[str] = []
+
+    class Desk:
+        @mattrace.tool
+        def pay(self, amount: int, to: str) -> str:
+            return f"paid {amount} to {to}"
+
+    with mattrace.record("method", dir=trace_dir, cassette=False) as rec:
+        assert Desk().pay(5, "bob") == "paid 5 to bob"
+        rec.add_interceptor(Spy("cap", 100, log, rewrite={"amount": 1}))
+        assert Desk().pay(5, "ann") == "paid 1 to ann"
+    first, second = _saved(rec).steps[:2]
+    assert first.args == {"amount": 5, "to": "bob"} and "original_args" not in first.attrs
+    assert second.args == {"amount": 1, "to": "ann"}
+    assert second.attrs["original_args"] == {"amount": 5, "to": "ann"}
 
 
 def test_add_interceptor_rejects_objects_that_are_not_interceptors(trace_dir: Path) -> None:

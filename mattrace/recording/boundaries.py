@@ -54,19 +54,25 @@ class Doc(BaseModel):
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
-def _record(rec: Recorder, call: Call, original: dict[str, Any], outcome: CallOutcome,
+def _record(rec: Recorder, call: Call, original: dict[str, Any], result: Any, error: BaseException | None,
             t_start: int, sources: list[Source], reads: tuple[int, ...] = ()) -> Step | None:
     if call.refused:
         return None   # the action never happened; the interceptor that refused it recorded why
-    attrs = dict(call.attrs)
+    attrs = call.attrs   # the recorder copies what it records
     if call.args != original:
-        attrs["original_args"] = {k: v for k, v in original.items() if k not in _HIDDEN_PARAMS}
-    return rec.append(call.kind, agent=call.agent, target=call.target,
-                      args={k: v for k, v in call.args.items() if k not in _HIDDEN_PARAMS},
-                      result=outcome.result if outcome.error is None else None,
-                      error=outcome.error, sources=[*sources, *call.sources], reads=(*reads, *call.reads),
-                      side_effect=call.side_effect, attrs=attrs, t_start=t_start,
-                      t_end=time.time_ns())
+        attrs = {**attrs, "original_args": _shown(original)}
+    return rec.append(call.kind, agent=call.agent, target=call.target, args=_shown(call.args),
+                      result=result if error is None else None, error=error,
+                      sources=[*sources, *call.sources] if call.sources else sources,
+                      reads=(*reads, *call.reads) if call.reads else reads,
+                      side_effect=call.side_effect, attrs=attrs, t_start=t_start, t_end=time.time_ns())
+
+
+def _shown(args: dict[str, Any]) -> dict[str, Any]:
+    """The arguments a step shows: a method's ``self`` or ``cls`` is left out."""
+    if _HIDDEN_PARAMS.isdisjoint(args):
+        return args
+    return {k: v for k, v in args.items() if k not in _HIDDEN_PARAMS}
 
 
 def _claimed(rec: Recorder | None, call: Call) -> tuple[Recorder | None, AbstractContextManager[Any]]:
@@ -147,12 +153,20 @@ def _wrap(fn: _F, kind: StepKind, name: str, side_effect: bool,
 
     def finish(rec: Recorder, call: Call, original: dict[str, Any], outcome: CallOutcome,
                t_start: int) -> Any:
-        recorded, sources = (describe(outcome.result) if outcome.error is None
-                             else (None, []))
-        _record(rec, call, original, CallOutcome(recorded, outcome.error), t_start, sources)
-        if outcome.error is not None:
-            raise outcome.error
-        return outcome.result
+        if outcome.error is None:
+            recorded, sources = describe(outcome.result)
+            _record(rec, call, original, recorded, None, t_start, sources)
+            return outcome.result
+        _record(rec, call, original, None, outcome.error, t_start, [])
+        raise outcome.error
+
+    async def run_async(rec: Recorder, call: Call, original: dict[str, Any]) -> Any:
+        t_start = time.time_ns()
+        return finish(rec, call, original, await run_call_async(rec.chain, call, invoke), t_start)
+
+    def run(rec: Recorder, call: Call, original: dict[str, Any]) -> Any:
+        t_start = time.time_ns()
+        return finish(rec, call, original, run_call(rec.chain, call, invoke), t_start)
 
     if inspect.iscoroutinefunction(fn):
         @functools.wraps(fn)
@@ -163,13 +177,13 @@ def _wrap(fn: _F, kind: StepKind, name: str, side_effect: bool,
             call_id, token = take_tool_call_id()   # the calls this one makes answer no request
             try:
                 call, original = prepare(args, kwargs, call_id)
+                if rec is not None:
+                    return await run_async(rec, call, original)
                 rec, joined = _claimed(rec, call)
                 if rec is None:
                     return await fn(*args, **kwargs)
                 with joined:
-                    t_start = time.time_ns()
-                    outcome = await run_call_async(rec.interceptors, call, invoke)
-                    return finish(rec, call, original, outcome, t_start)
+                    return await run_async(rec, call, original)
             finally:
                 restore_tool_call_id(token)
         wrapper: Callable[..., Any] = async_wrapper
@@ -182,13 +196,13 @@ def _wrap(fn: _F, kind: StepKind, name: str, side_effect: bool,
             call_id, token = take_tool_call_id()   # the calls this one makes answer no request
             try:
                 call, original = prepare(args, kwargs, call_id)
+                if rec is not None:   # inside a record() block: its run (the usual case)
+                    return run(rec, call, original)
                 rec, joined = _claimed(rec, call)
                 if rec is None:
                     return fn(*args, **kwargs)
                 with joined:
-                    t_start = time.time_ns()
-                    outcome = run_call(rec.interceptors, call, invoke)
-                    return finish(rec, call, original, outcome, t_start)
+                    return run(rec, call, original)
             finally:
                 restore_tool_call_id(token)
         wrapper = sync_wrapper
@@ -314,12 +328,12 @@ class Memory(MutableMapping[str, Any]):
     def _recorded(self, rec: Recorder, call: Call, kind: StepKind, key: str, args: dict[str, Any],
                   fn: Callable[..., Any]) -> Any:
         t_start = time.time_ns()
-        outcome = run_call(rec.interceptors, call, fn)
+        outcome = run_call(rec.chain, call, fn)
         last = self._last_write.get((rec.trace_id, key))
         reads = (last,) if kind is StepKind.MEMORY_READ and last is not None else ()
         sources = ([Source(kind="memory", ref=f"{self.name}:{key}")]
                    if kind is StepKind.MEMORY_READ and outcome.error is None else [])
-        step = _record(rec, call, args, outcome, t_start, sources, reads)
+        step = _record(rec, call, args, outcome.result, outcome.error, t_start, sources, reads)
         if kind is StepKind.MEMORY_WRITE and outcome.error is None and step is not None:
             self._last_write[(rec.trace_id, key)] = step.index
         if outcome.error is not None:

@@ -19,7 +19,7 @@ outside the boundary that was being called.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -126,7 +126,7 @@ class Interceptor(Protocol):
     # without it is taken to need every call. See mattrace.recording.escapes.
 
 
-def _enter(chain: list[Interceptor], call: Call) -> tuple[list[Interceptor], Answer | None]:
+def _enter(chain: Sequence[Interceptor], call: Call) -> tuple[list[Interceptor], Answer | None]:
     entered: list[Interceptor] = []
     for interceptor in chain:
         entered.append(interceptor)
@@ -148,7 +148,7 @@ def _leave(entered: list[Interceptor], call: Call, outcome: CallOutcome) -> Call
     return outcome
 
 
-def run_call(chain: list[Interceptor], call: Call, fn: Callable[..., Any]) -> CallOutcome:
+def run_call(chain: Sequence[Interceptor], call: Call, fn: Callable[..., Any]) -> CallOutcome:
     """Run ``fn(**call.args)`` through the chain; never raises, returns the outcome."""
     entered, answer = _enter(chain, call)
     if answer is not None:
@@ -163,7 +163,7 @@ def run_call(chain: list[Interceptor], call: Call, fn: Callable[..., Any]) -> Ca
     return _leave(entered, call, outcome)
 
 
-async def run_call_async(chain: list[Interceptor], call: Call,
+async def run_call_async(chain: Sequence[Interceptor], call: Call,
                          fn: Callable[..., Awaitable[Any]]) -> CallOutcome:
     """The async twin of :func:`run_call`."""
     entered, answer = _enter(chain, call)

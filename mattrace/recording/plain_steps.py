@@ -3,7 +3,8 @@ the ones it reads back from its file once they have left memory.
 
 A step of plain values is written as encoded; the :class:`~mattrace.trace.Step` kept for it
 must be what the file says (not the caller's objects, which it may still change) without
-paying for a parse and a validation per step. These helpers make that step.
+paying for a parse and a validation per step. These helpers make that step. A recorder
+that keeps its trace in memory only writes to a :class:`MemoryOnlyWriter`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import orjson
 from pydantic import ValidationError
 
 from mattrace.errors import RecordingError
-from mattrace.trace import Source, Step, StepKind
+from mattrace.trace import Outcome, Source, Step, StepKind
 
-__all__ = ["KIND_VALUE", "flat_copies", "read_back", "recorded_step", "step_json"]
+__all__ = ["KIND_VALUE", "MemoryOnlyWriter", "flat_copies", "read_back", "recorded_step", "step_json"]
 
 KIND_VALUE = {kind: kind.value for kind in StepKind}
 """Each kind's JSON value (``StepKind.value`` goes through the enum machinery each time)."""
@@ -140,3 +141,21 @@ def read_back(path: Path, start: int, begin: int, end: int) -> list[Step]:
                                  "the file was changed while the run was recording it")
         steps.append(step)
     return steps
+
+
+class MemoryOnlyWriter:
+    """Stands in for the trace file when a recorder keeps its trace in memory only."""
+
+    def write_step(self, step: Step) -> None:
+        pass
+
+    def write_step_record(self, index: int, body: bytes) -> None:
+        pass
+
+    size = 0
+
+    def seal(self, outcome: Outcome | None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

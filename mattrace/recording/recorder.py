@@ -42,7 +42,7 @@ from mattrace.recording.escapes import close_run, open_run
 from mattrace.recording.extensions import run_extensions
 from mattrace.recording.interceptors import Interceptor
 from mattrace.recording.options import DEFAULT_DIR, RecordOptions, check_options
-from mattrace.recording.plain_steps import flat_copies, read_back, recorded_step, step_json
+from mattrace.recording.plain_steps import MemoryOnlyWriter, flat_copies, read_back, recorded_step, step_json
 from mattrace.recording.redact import Redactor
 from mattrace.recording.tool_requests import PendingRequests
 from mattrace.recording.unattributed import close_governed, open_governed
@@ -81,22 +81,6 @@ def slug(name: str) -> str:
 _KEEP = 1024   # steps a recorder writing a file keeps in memory (the file holds them all)
 _DROP = 64
 _SOURCE_CACHE = 1024   # sources' JSON remembered per run (speakers and documents repeat)
-class _NullWriter:
-    """Stands in for the trace file when a recorder keeps its trace in memory only."""
-
-    def write_step(self, step: Step) -> None:
-        pass
-
-    def write_step_record(self, index: int, body: bytes) -> None:
-        pass
-
-    size = 0
-
-    def seal(self, outcome: Outcome | None) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class Recorder:
@@ -140,7 +124,7 @@ class Recorder:
         self._offsets = array("q")   # where each step's line starts in the file
         self._sources_json: dict[Source, dict[str, Any]] = {}
         self._requests = PendingRequests()
-        self._interceptors: list[Interceptor] = []
+        self._chain: tuple[Interceptor, ...] = ()
         self._before_end: list[Callable[[], None]] = []
         self._outcome: Outcome | None = None
         self._closed = False
@@ -154,8 +138,8 @@ class Recorder:
         cassette = options.get("cassette", True) if persist else False   # a run kept in memory has none
         for joined in run_extensions(self, {**options, "cassette": cassette}):
             self.add_interceptor(joined)
-        self._writer: TraceWriter | _NullWriter = (
-            TraceWriter(self.path, self._header, fsync=fsync) if persist else _NullWriter())
+        self._writer: TraceWriter | MemoryOnlyWriter = (
+            TraceWriter(self.path, self._header, fsync=fsync) if persist else MemoryOnlyWriter())
         self._header_written = True
         open_run(self)   # LLM calls no run's context reaches are judged against its interceptors too
         if governor is not None:   # from now until close, calls no run can claim are judged for it
@@ -217,7 +201,7 @@ class Recorder:
     @property
     def persistent(self) -> bool:
         """Whether this run is written to a file (not kept in memory only, and no write failed)."""
-        return not isinstance(self._writer, _NullWriter)
+        return not isinstance(self._writer, MemoryOnlyWriter)
 
     def add_label(self, key: str, value: str) -> None:
         """Label the run while its header is not written yet; a label already set is kept.
@@ -246,13 +230,16 @@ class Recorder:
             raise RecordingError(f"{interceptor!r} is not an Interceptor (needs name, order, "
                                  "before(call), after(call, outcome) and close())")
         with self._lock:
-            self._interceptors.append(interceptor)
-            self._interceptors.sort(key=lambda i: i.order)
+            self._chain = tuple(sorted((*self._chain, interceptor), key=lambda i: i.order))
 
     @property
     def interceptors(self) -> list[Interceptor]:
-        with self._lock:
-            return list(self._interceptors)
+        return list(self._chain)
+
+    @property
+    def chain(self) -> tuple[Interceptor, ...]:
+        """The interceptors in order, as the boundary calls run them (replaced whole, never changed)."""
+        return self._chain
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -482,7 +469,7 @@ class Recorder:
         self.write_error = exc
         warnings.warn(TraceWriteWarning(self.path, index, exc), stacklevel=3)
         self._writer.close()
-        self._writer = _NullWriter()
+        self._writer = MemoryOnlyWriter()
 
     def abandon(self) -> None:
         """Close the file without an ``end`` step or seal (it reads as an interrupted run)."""
