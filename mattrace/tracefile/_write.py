@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from hashlib import sha256 as _sha256
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,9 @@ class ChainedWriter:
         A failed write (disk full, I/O error) is cut back off the file, so the partial
         bytes never glue onto the next record and the chain never covers a lost line.
         """
-        h = self._chain.digest(body)
-        line = body[:-1] + _HASH_PREFIX + h.encode("ascii") + b'"}\n'
+        chain = self._chain
+        h = chain.digest(body) if chain.key is not None else _sha256(chain.prev.encode("ascii") + body).hexdigest()
+        line = b"".join((body[:-1], _HASH_PREFIX, h.encode("ascii"), b'"}\n'))
         try:
             written = os.write(self._fd, line)
             if written < len(line):   # os.write may write less than asked (signals, full disks)
