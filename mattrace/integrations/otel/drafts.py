@@ -210,7 +210,11 @@ def _messages(span: SpanRecord, d: Draft) -> tuple[list[dict[str, Any]], list[di
 
 
 def _first(attrs: dict[str, Any], keys: Iterable[str]) -> Any:
-    return next((attrs[k] for k in keys if attrs.get(k) is not None), None)
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None:
+            return value
+    return None
 
 
 def _number(value: Any) -> int:
@@ -350,6 +354,10 @@ def _other(span: SpanRecord, d: Draft) -> None:
     d.attrs["span_attributes"] = {k: v for k, v in attrs.items() if not k.startswith(n.OI_INPUT_MESSAGES)}
 
 
+_KINDS = {"llm": StepKind.LLM, "embedding": StepKind.LLM, "agent": StepKind.DELEGATE, "tool": StepKind.TOOL,
+          "retrieval": StepKind.RETRIEVAL, "memory_read": StepKind.MEMORY_READ, "memory_write": StepKind.MEMORY_WRITE}
+
+
 def draft(span: SpanRecord, trust: Trust, side_effects: Callable[[str], bool]) -> Draft:
     """The step a span stands for (never raises: what cannot be read becomes a warning)."""
     run = json_value(span.attributes.get(n.TRACE))
@@ -359,10 +367,7 @@ def draft(span: SpanRecord, trust: Trust, side_effects: Callable[[str], bool]) -
     if isinstance(exact, dict):
         return Draft(span, StepKind(exact["kind"]), exact=exact)
     role = span_role(span)
-    kinds = {"llm": StepKind.LLM, "embedding": StepKind.LLM, "agent": StepKind.DELEGATE, "tool": StepKind.TOOL,
-             "retrieval": StepKind.RETRIEVAL, "memory_read": StepKind.MEMORY_READ,
-             "memory_write": StepKind.MEMORY_WRITE}
-    d = Draft(span, kinds.get(role, StepKind.MESSAGE))
+    d = Draft(span, _KINDS.get(role, StepKind.MESSAGE))
     d.attrs["span"] = span.name
     metadata = json_value(span.attributes.get(n.OI_METADATA))
     if isinstance(metadata, dict) and isinstance(metadata.get(n.LANGGRAPH_NODE), str):
