@@ -10,7 +10,8 @@ It prints µs per operation (median over repetitions taken in turns, after a war
 * ``Recorder.append`` of a message step (~200 characters of content, small args), early
   in a trace and after 2,000 steps (the recorder keeps per-run state, such as the tool
   calls requested and not yet answered; a step's cost should not grow with the run);
-* a call through a ``@mattrace.tool`` wrapper (interceptor chain + one step);
+* a call through a ``@mattrace.tool`` wrapper (interceptor chain + one step + one cassette
+  line), and the same without a cassette (what the cassette line adds is the difference);
 * both with ``fsync=False`` (the default) and ``fsync=True`` (fewer iterations: each
   step waits for the disk);
 * one OpenTelemetry SDK span (start + end, four attributes) with a SimpleSpanProcessor
@@ -114,10 +115,12 @@ def append_bench(tmp: Path, fsync: bool,
 _PREFIX = "Order history and shipping notes for the customer. " * 38   # ~1.9 KB, the same in every output
 
 
-def tool_bench(tmp: Path, fsync: bool, prefill: int = 0, long_outputs: bool = False) -> Setup:
+def tool_bench(tmp: Path, fsync: bool, prefill: int = 0, long_outputs: bool = False,
+               cassette: bool = True) -> Setup:
     """Calls through a ``@mattrace.tool`` inside a ``record()`` block, one step and one cassette
     line each, after ``prefill`` untimed calls. ``long_outputs``: each result is ~2 KB of text
-    sharing a 1.9 KB prefix with every other (what made an old recorder's cost grow)."""
+    sharing a 1.9 KB prefix with every other (what made an old recorder's cost grow).
+    ``cassette=False``: the step alone (what the cassette line adds is the difference)."""
     @mattrace.tool
     def lookup_order(order: int, region: str = "eu") -> dict[str, object]:
         return {"order": order, "status": "shipped", "region": region}
@@ -129,7 +132,7 @@ def tool_bench(tmp: Path, fsync: bool, prefill: int = 0, long_outputs: bool = Fa
     call = (lambda i: order_notes(i)) if long_outputs else (lambda i: lookup_order(i, region="eu"))
 
     def setup() -> tuple[Bench, Callable[[], object]]:
-        block = mattrace.record("bench-tool", dir=tmp, fsync=fsync)
+        block = mattrace.record("bench-tool", dir=tmp, fsync=fsync, cassette=cassette)
         block.__enter__()
         for i in range(prefill):
             call(i)
@@ -233,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             ("@mattrace.tool call, 2 KB outputs, shared prefix", n, tool_bench(tmp, False, long_outputs=True)),
             (f"@mattrace.tool call, 2 KB outputs, after {late[-1]:,}", n_short,
              tool_bench(tmp, False, prefill=late[-1], long_outputs=True)),
+            ("@mattrace.tool call without a cassette (step only)", n, tool_bench(tmp, False, cassette=False)),
         ]
         rows = _medians_us(plan, reps)
         clock, _CLOCK = _CLOCK, time.perf_counter_ns   # waiting for the disk is no CPU time: wall clock
@@ -253,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
               "(queue full); dropped spans cost less than exported ones")
     by_label = {label: us for label, us, _ in rows}
     message = [us for label, us in by_label.items() if label.startswith("message step")]
-    tool = [us for label, us in by_label.items() if label.startswith("@mattrace.tool call") and "2 KB" not in label]
+    tool = [us for label, us in by_label.items()
+            if label.startswith("@mattrace.tool call") and "2 KB" not in label and "without" not in label]
     print(f"targets: message step ≤ 0.60x (worst {max(message) / base:.2f}x), tool call ≤ 1.00x "
           f"(worst {max(tool) / base:.2f}x); flat: message {max(message) / min(message):.2f}x, "
           f"tool {max(tool) / min(tool):.2f}x from the first steps to {late[-1]:,} (≤ 1.2x)")

@@ -19,6 +19,8 @@ also gets a baseline measured in the same run: ``floor s`` is DuckDB alone loadi
 same step lines into a fresh file (``read_ndjson`` with the step's fields as columns, one
 ``CREATE TABLE … AS``: no trace ids, no checks, no derived columns, no per-trace rows),
 and ``x floor`` is the ingest's time against it, the part of the cost that is mattrace's.
+``JSON floor steps/s`` is the same load with each step kept as one ``JSON`` value instead of
+typed columns: the speed a store that types step fields only when queried could reach.
 
 Part 2 times the full metrics query (``Store.metrics(by=("config",))``: success,
 termination, compliance, factuality, pass^k, flip rate, with Wilson intervals), the
@@ -116,8 +118,10 @@ def bench_ingest(data: Path, store: Path, reps: int) -> tuple[float, float, int]
     return seconds, again, steps
 
 
-def bench_floor(data: Path, store: Path, reps: int) -> float:
-    """Best seconds for DuckDB alone to load the step lines of ``data`` into a fresh file (the baseline)."""
+def bench_floor(data: Path, store: Path, reps: int, *, as_json: bool = False) -> float:
+    """Best seconds for DuckDB alone to load the step lines of ``data`` into a fresh file (the
+    baseline), with the step's fields as typed columns or (``as_json``) each step as one JSON
+    value: what a store that types fields at query time would pay."""
     import duckdb
 
     from mattrace.store._records import STEP_RECORD
@@ -125,13 +129,16 @@ def bench_floor(data: Path, store: Path, reps: int) -> float:
 
     files = sorted(str(p) for p in (data / "traces").glob("*.jsonl"))
     columns = f"{{step: {literal(sql_type(STEP_RECORD['step']))}, type: 'VARCHAR'}}"
+    select = "unnest(step)"
+    if as_json:
+        columns, select = "{step: 'JSON', type: 'VARCHAR'}", "step"
 
     def once() -> int:
         for stale in store.parent.glob(store.name + "*"):
             stale.unlink()
         con = duckdb.connect(str(store))
         try:
-            con.execute(f"CREATE TABLE steps AS SELECT unnest(step) FROM read_ndjson(?, columns={columns}) "
+            con.execute(f"CREATE TABLE steps AS SELECT {select} FROM read_ndjson(?, columns={columns}) "
                         "WHERE type = 'step'", [files])
             row = con.execute("SELECT count(*) FROM steps").fetchone()
         finally:
@@ -184,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="mattrace-bench-"))
     try:
         print(f"\n{'layout':<24}{'ingest s':>10}{'steps/s':>12}{'target':>8}{'floor s':>9}{'x floor':>9}"
-              f"{'re-ingest s':>13}")
+              f"{'re-ingest s':>13}{'JSON floor steps/s':>20}")
         last_store = None
         for traces, steps in layouts:
             data = args.data / f"{traces}x{steps}"
@@ -194,9 +201,10 @@ def main(argv: list[str] | None = None) -> int:
             store = work / f"{traces}x{steps}.duckdb"
             seconds, again, ingested = bench_ingest(data, store, reps)
             floor = bench_floor(data, work / "floor.duckdb", reps)
+            json_floor = bench_floor(data, work / "floor.duckdb", reps, as_json=True)
             label = f"{traces:,} x {steps:,} steps"
             print(f"{label:<24}{seconds:>10.2f}{ingested / seconds:>12,.0f}{ingested / seconds / TARGET:>8.2f}"
-                  f"{floor:>9.2f}{seconds / floor:>9.2f}{again:>13.2f}"
+                  f"{floor:>9.2f}{seconds / floor:>9.2f}{again:>13.2f}{ingested / json_floor:>20,.0f}"
                   + (f"   (files written in {wrote:.0f} s)" if wrote > 1 else ""))
             last_store = store
         assert last_store is not None   # the many-traces layout: the harder case for per-trace metrics
