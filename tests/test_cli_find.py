@@ -127,7 +127,8 @@ def test_latest_stands_for_the_newest_recording_in_every_trace_command(
 def test_latest_without_traces_names_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
-    for argv in (["show", "latest"], ["verify", "latest"], ["replay", "latest"], ["diff", "latest", "latest"]):
+    for argv in (["show", "latest"], ["verify", "latest"], ["replay", "latest"], ["diff", "latest", "latest"],
+                 ["export", "latest", "--otlp", "http://127.0.0.1:9/v1/traces"]):
         code, _, err = _run(capsys, *argv)
         assert code == 2, argv
         assert ".mattrace/traces" in err and "no trace file" in err and "Traceback" not in err

@@ -20,7 +20,7 @@ from mattrace.cli._common import (
     split_names,
     stderr,
 )
-from mattrace.cli._tracefiles import read_traces
+from mattrace.cli._tracefiles import read_traces, trace_path
 
 if TYPE_CHECKING:
     from mattrace.cli._common import Adder, Commands
@@ -123,7 +123,8 @@ def _add_export(sub: Commands, common: Parents) -> None:
         epilog="exit status: 0 when every trace was sent (or the files written), 1 when the endpoint refused "
         "them, 2 on bad usage, an unreadable trace or store, or a directory that cannot be written. "
         "--otlp needs the OTLP exporter: pip install 'mattrace[otlp]'.")
-    exp.add_argument("files", nargs="*", metavar="TRACE", help="trace files (.jsonl), with --otlp")
+    exp.add_argument("files", nargs="*", metavar="TRACE", type=trace_path,
+                     help="trace files (.jsonl), or latest for the newest recording, with --otlp")
     exp.add_argument("--otlp", metavar="ENDPOINT",
                      help="the OTLP/HTTP endpoint, e.g. http://localhost:4318 (/v1/traces is added)")
     exp.add_argument("--parquet", metavar="DIR",
