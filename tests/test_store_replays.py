@@ -107,3 +107,23 @@ def test_metrics_command_says_what_it_left_out_and_includes_it_on_request(
     assert json.loads(capsys.readouterr().out)["metrics"][0]["traces"] == 3
     assert main(["metrics", "--store", str(store_with_replays), "--by", "test", "--json", "--replays"]) == 0
     assert json.loads(capsys.readouterr().out)["metrics"][0]["traces"] == 4
+
+
+def test_the_runs_listing_leaves_replays_out_unless_asked(store_with_replays: Path) -> None:
+    """A run's traces, steps and success rate count what the metrics count: the faithful replay
+    only on request, the broken one never; what is left out is counted apart."""
+    with Store.open(store_with_replays, read_only=True) as store:
+        (run,) = store.runs()
+        assert (run.traces, run.success.hits, run.left_out) == (3, 2, 2)
+        (both,) = store.runs(replays=True)
+        assert (both.traces, both.success.hits, both.left_out) == (4, 2, 1)
+        assert both.steps > run.steps
+
+
+def test_runs_command_says_what_it_left_out(store_with_replays: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["runs", "--store", str(store_with_replays)]) == 0
+    out = capsys.readouterr().out
+    assert "2 traces left out" in out and "mattrace runs --replays" in out
+    assert main(["runs", "--store", str(store_with_replays), "--json", "--replays"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["traces"], row["left_out"]) == (4, 1)

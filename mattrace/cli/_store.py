@@ -110,6 +110,8 @@ def _add_runs(sub: Commands, common: Parents) -> None:
                           description="List the runs (pytest sessions, ingests) in the store, "
                           "newest first, with their trace counts and success rates.")
     runs.add_argument("--limit", type=positive, default=20, metavar="N", help="how many (default 20)")
+    runs.add_argument("--replays", action="store_true",
+                      help="count replayed traces too (left out by default, as in metrics)")
     runs.set_defaults(func=_runs)
 
 
@@ -117,7 +119,7 @@ def _runs(args: argparse.Namespace) -> int:
     from mattrace.store import Store
 
     with Store.open(args.store, read_only=True) as store:
-        runs = store.runs(limit=args.limit)
+        runs = store.runs(limit=args.limit, replays=args.replays)
     if args.json:
         print_json([r.to_json_dict() for r in runs])
         return EXIT_OK
@@ -128,6 +130,11 @@ def _runs(args: argparse.Namespace) -> int:
         console.print("no runs in the store", soft_wrap=True)
     else:
         console.print(runs_table(runs))
+    left_out = sum(r.left_out for r in runs)
+    if left_out:
+        again = "" if args.replays else "; mattrace runs --replays counts the replays"
+        console.print(f"{left_out} trace{'s' if left_out != 1 else ''} left out (replays answered from cassettes, "
+                      f"runs that broke off on a cassette mismatch){again}", soft_wrap=True)
     return EXIT_OK
 
 

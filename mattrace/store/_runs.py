@@ -7,21 +7,29 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from mattrace.store._grouping import BROKEN_EXPR
 from mattrace.store._metrics import Rate, _rate
 
 __all__ = ["RunInfo", "runs_sql"]
 
 
-def runs_sql(limit: int) -> str:
-    """Newest runs first; traces, steps, success and failed verdicts per run."""
+def runs_sql(limit: int, *, replays: bool = False) -> str:
+    """Newest runs first; traces, steps, success and failed verdicts per run, counting the
+    traces the metrics count (:func:`~mattrace.store._grouping.run_filter`): replays only when
+    ``replays``, runs that broke off on a cassette mismatch never; ``left_out`` counts the rest."""
+    counted = f"NOT ({BROKEN_EXPR})" + ("" if replays else " AND NOT t.replay")
     return f"""
     SELECT r.run_id, r.started, r.finished, r.source, r.host, r.argv, r.workers,
-           count(t.trace_id) AS traces, coalesce(sum(t.n_steps), 0) AS steps,
-           count(t.trace_id) FILTER (WHERE t.success) AS successes,
-           count(t.trace_id) FILTER (WHERE NOT t.sealed) AS unsealed,
-           coalesce(sum(t.failed), 0) AS failed_verdicts,
-           wilson_low(count(t.trace_id) FILTER (WHERE t.success), count(t.trace_id)) AS low,
-           wilson_high(count(t.trace_id) FILTER (WHERE t.success), count(t.trace_id)) AS high
+           count(t.trace_id) FILTER (WHERE {counted}) AS traces,
+           coalesce(sum(t.n_steps) FILTER (WHERE {counted}), 0) AS steps,
+           count(t.trace_id) FILTER (WHERE {counted} AND t.success) AS successes,
+           count(t.trace_id) FILTER (WHERE {counted} AND NOT t.sealed) AS unsealed,
+           coalesce(sum(t.failed) FILTER (WHERE {counted}), 0) AS failed_verdicts,
+           count(t.trace_id) - count(t.trace_id) FILTER (WHERE {counted}) AS left_out,
+           wilson_low(count(t.trace_id) FILTER (WHERE {counted} AND t.success),
+                      count(t.trace_id) FILTER (WHERE {counted})) AS low,
+           wilson_high(count(t.trace_id) FILTER (WHERE {counted} AND t.success),
+                       count(t.trace_id) FILTER (WHERE {counted})) AS high
     FROM runs r LEFT JOIN trace_metrics t USING (run_id)
     GROUP BY ALL ORDER BY r.started DESC NULLS LAST, r.run_id DESC LIMIT {int(limit)}"""
 
@@ -42,6 +50,9 @@ class RunInfo:
     unsealed: int
     failed_verdicts: int
     success: Rate
+    left_out: int = 0
+    """The run's traces the counts above leave out: replays (unless asked for) and runs that
+    broke off on a cassette mismatch."""
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> RunInfo:
@@ -52,7 +63,7 @@ class RunInfo:
                    host=r["host"], argv=argv, workers=list(r["workers"] or []), traces=traces,
                    steps=int(r["steps"]), unsealed=int(r["unsealed"]), failed_verdicts=int(r["failed_verdicts"]),
                    success=_rate(r["successes"], traces, r["successes"] / traces if traces else None,
-                                 r["low"], r["high"]))
+                                 r["low"], r["high"]), left_out=int(r["left_out"]))
 
     def to_json_dict(self) -> dict[str, Any]:
         """JSON-able form for ``mattrace runs --json`` (times as ISO-8601 UTC)."""
@@ -62,4 +73,5 @@ class RunInfo:
         return {"run_id": self.run_id, "started": iso(self.started), "finished": iso(self.finished),
                 "source": self.source, "host": self.host, "argv": self.argv, "workers": self.workers,
                 "traces": self.traces, "steps": self.steps, "unsealed": self.unsealed,
-                "failed_verdicts": self.failed_verdicts, "success": self.success.to_json_dict()}
+                "failed_verdicts": self.failed_verdicts, "success": self.success.to_json_dict(),
+                "left_out": self.left_out}

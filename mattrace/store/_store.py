@@ -284,9 +284,11 @@ class Store:
         replays, broken = rows[0]
         return {"replays": int(replays), "broken": int(broken)}
 
-    def runs(self, limit: int = 20) -> list[RunInfo]:
-        """The most recent runs first, with their trace counts and success rate."""
-        return [RunInfo.from_row(r) for r in self._dicts(runs_sql(limit))]
+    def runs(self, limit: int = 20, *, replays: bool = False) -> list[RunInfo]:
+        """The most recent runs first, with their trace counts and success rate. They count what
+        the metrics count: replays only with ``replays``, runs that broke off on a cassette
+        mismatch never (``RunInfo.left_out`` says how many traces were left out)."""
+        return [RunInfo.from_row(r) for r in self._dicts(runs_sql(limit, replays=replays))]
 
     # -- export ---------------------------------------------------------------------------
 
