@@ -387,11 +387,18 @@ def test_a_recording_cassette_keeps_args_as_before_the_call_and_redacts_what_the
     def reveal(name: str) -> str:
         return f"{name} uses {key}"
 
+    @mattrace.tool
+    def login(user: str, password: str) -> str:
+        return "welcome"
+
     with mattrace.record("cassette", dir=tmp_path, cassette=tape):
         change({"a": 1})
         reveal("svc"), reveal("svc")
         reveal(key)
+        login("ann", "hunter2-but-longer")
     entries = read_cassette(tape).entries
+    assert entries[4]["args"] == {"user": "ann", "password": "[REDACTED]"} and entries[4]["result"] == "welcome"
+    assert "hunter2" not in tape.read_text(encoding="utf-8")
     assert entries[0]["args"] == {"opts": {"a": 1}}
     assert [(e["args"], e["result"], e["occurrence"]) for e in entries[1:3]] == [
         ({"name": "svc"}, "svc uses [REDACTED]", 0), ({"name": "svc"}, "svc uses [REDACTED]", 1)]
