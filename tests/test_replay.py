@@ -345,7 +345,7 @@ def test_a_program_seeded_before_its_run_stays_deterministic(tmp_path: Path) -> 
 
 @pytest.mark.parametrize(("args", "result"), [
     ({"n": 1, "s": "é"}, {"b": True, "none": None}), ({"x": 1e-07}, 1), ({"n": 1}, [1e-05, 2]),
-    ({"n": 1}, 2.5e-06), ({"n": 2**70}, "big"), ({"n": 1}, {"z": 1, "a": 2}),
+    ({"n": 1}, 2.5e-06), ({"n": 2**70}, "big"), ({"n": 1}, {"z": 1, "a": 2}), ({"n": 1}, {1e-07: "float key"}),
 ])
 def test_cassette_lines_are_canonical_with_and_without_floats(tmp_path: Path, args: dict[str, object],
                                                               result: object) -> None:

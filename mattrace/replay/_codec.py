@@ -101,8 +101,8 @@ def float_free(value: Any) -> bool:
     kind = type(value)
     if kind in _SCALARS:
         return True
-    if kind is dict:
-        return _SCALARS.issuperset(map(type, value.values()))
+    if kind is dict:   # keys too: a dict with other keys is encoded as a list of [key, value] items
+        return _SCALARS.issuperset(map(type, value.values())) and _SCALARS.issuperset(map(type, value))
     if kind is list:
         return _SCALARS.issuperset(map(type, value))
     return False
