@@ -175,7 +175,7 @@ def wrap_sync(original: Callable[..., Any], endpoint: Endpoint) -> Callable[...,
                 return Chunks(answer, answer)
 
         t_start = time.time_ns()
-        outcome = run_call(rec.interceptors, call, real)
+        outcome = run_call(rec.chain, call, real)
         if not call.refused:
             _record(rec, endpoint, call, outcome, t_start)
         return _deliver(call, outcome)
@@ -205,7 +205,7 @@ def wrap_async(original: Callable[..., Any], endpoint: Endpoint) -> Callable[...
                 return Chunks([chunk async for chunk in answer], answer)
 
         t_start = time.time_ns()
-        outcome = await run_call_async(rec.interceptors, call, real)
+        outcome = await run_call_async(rec.chain, call, real)
         if not call.refused:
             _record(rec, endpoint, call, outcome, t_start)
         return _deliver(call, outcome)

@@ -264,7 +264,7 @@ def _wrap_sync(original: Callable[..., Any]) -> Callable[..., Any]:
         fn = _with(_escape.through(original), hidden)
         fn = _read_whole(fn) if call.args.get("stream") else fn
         t_start = time.time_ns()
-        return _finish(rec, call, run_call(rec.interceptors, call, fn), t_start)
+        return _finish(rec, call, run_call(rec.chain, call, fn), t_start)
     completion.__wrapped__ = original  # type: ignore[attr-defined]
     completion.__doc__ = original.__doc__
     return completion
@@ -281,7 +281,7 @@ def _wrap_async(original: Callable[..., Any]) -> Callable[..., Any]:
         fn = _with(_escape.through_async(original), hidden)
         fn = _read_whole_async(fn) if call.args.get("stream") else fn
         t_start = time.time_ns()
-        return _finish(rec, call, await run_call_async(rec.interceptors, call, fn), t_start)
+        return _finish(rec, call, await run_call_async(rec.chain, call, fn), t_start)
     acompletion.__wrapped__ = original  # type: ignore[attr-defined]
     acompletion.__doc__ = original.__doc__
     return acompletion

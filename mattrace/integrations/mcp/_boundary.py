@@ -220,7 +220,7 @@ class McpBoundary:
             return await forward(method, _with_meta(arguments, meta) if params is not None else None)
 
         call = Call(StepKind.MESSAGE, method, args, self.agent)
-        outcome = await run_call_async(rec.interceptors, call, send)
+        outcome = await run_call_async(rec.chain, call, send)
         if outcome.error is not None:
             raise _remote(outcome.error)
         if not isinstance(outcome.result, dict):
@@ -245,7 +245,7 @@ class McpBoundary:
         call = Call(StepKind.TOOL, name, dict(arguments), self.agent, marks.side_effect,
                     attrs={"mcp": {"server": self.server, "destructive": marks.destructive, "marked_by": marks.why}})
         t_start = time.time_ns()
-        outcome = await run_call_async(rec.interceptors, call, send)
+        outcome = await run_call_async(rec.chain, call, send)
         if call.refused:   # governance: the decision step holds the attempt; the client hears why
             return {"content": [{"type": "text", "text": _refusal(outcome)}], "isError": True}
         faulted = bool(call.attrs.get("faults"))
@@ -317,7 +317,7 @@ class McpBoundary:
 
         call = Call(StepKind.RETRIEVAL, uri, {"uri": uri}, self.agent, attrs={"mcp": {"server": self.server}})
         t_start = time.time_ns()
-        outcome = await run_call_async(rec.interceptors, call, send)
+        outcome = await run_call_async(rec.chain, call, send)
         if call.refused:
             raise McpRemoteError(INTERNAL_ERROR, _refusal(outcome))
         result = read_result(outcome.result, uri, bool(call.attrs.get("faults"))) if outcome.error is None else None
