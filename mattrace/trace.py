@@ -28,6 +28,7 @@ __all__ = [
     "describe_entrypoint",
     "fast_canonical_bytes",
     "float_free_canonical_bytes",
+    "FLOAT_FREE_TYPES",
     "Outcome",
     "OutcomeStatus",
     "REPLAY_LABEL",
@@ -283,6 +284,10 @@ def fast_canonical_bytes(value: Any) -> bytes | None:
     if b"null" in out and orjson.loads(out) != value:
         return None
     return out
+
+
+FLOAT_FREE_TYPES = frozenset({str, int, bool, type(None)})
+"""The JSON scalars other than floats: the C encoder writes them exactly as the canonical form does."""
 
 
 def float_free_canonical_bytes(value: Any) -> bytes | None:

@@ -16,7 +16,7 @@ import orjson
 from pydantic import ValidationError
 
 from mattrace.errors import RecordingError
-from mattrace.trace import Outcome, Source, Step, StepKind
+from mattrace.trace import FLOAT_FREE_TYPES, Outcome, Source, Step, StepKind
 
 __all__ = ["KIND_VALUE", "MemoryOnlyWriter", "flat_copies", "read_back", "recorded_step", "step_json"]
 
@@ -48,9 +48,7 @@ _set = object.__setattr__
 _FIELDS = frozenset(Step.model_fields)
 
 
-_EXACT = frozenset({str, int, bool, type(None)})
-"""Scalars whose JSON the C encoder writes exactly as the canonical form does (floats differ)."""
-_SCALARS = _EXACT | {float}
+_SCALARS = FLOAT_FREE_TYPES | {float}
 
 
 def _flat(value: Any) -> tuple[Any, bool]:
@@ -58,7 +56,7 @@ def _flat(value: Any) -> tuple[Any, bool]:
     scalar, or a dict or list of scalars of exactly those types), else ``_NOT_FLAT``; and
     whether it holds no float."""
     kind = type(value)
-    if kind in _EXACT:
+    if kind in FLOAT_FREE_TYPES:
         return value, True
     if kind is float:
         return value, False
@@ -69,7 +67,7 @@ def _flat(value: Any) -> tuple[Any, bool]:
     else:
         return _NOT_FLAT, False
     # map(type, ...) in C: a third of a generator's cost; a second pass only where a value is no plain scalar
-    if _EXACT.issuperset(map(type, items)):
+    if FLOAT_FREE_TYPES.issuperset(map(type, items)):
         return (dict(value) if kind is dict else list(value)), True
     if _SCALARS.issuperset(map(type, items)):
         return (dict(value) if kind is dict else list(value)), False

@@ -77,28 +77,26 @@ def _entry_key(entry: dict[str, Any]) -> tuple[str, str, str, str]:
     return _key(entry["kind"], entry["target"], entry.get("agent", ""), entry["args"])
 
 
-def _plain_args(args: dict[str, Any], redact: Redactor) -> tuple[Any, str | None]:
-    """``redact.jsonable(args)``, a copy, and its canonical JSON when that came for free (the
-    key its entry is counted under); for plain JSON with nothing secret-like in it, one encode
-    and one scan instead of a walk over every value."""
-    flat = float_free(args)
-    encoded = float_free_canonical_bytes(args) if flat else fast_canonical_bytes(args)
-    if encoded is None or redact.may_hold_secret(encoded):
-        return redact.jsonable(args), None
-    return (dict(args) if flat and type(args) is dict else orjson.loads(encoded)), encoded.decode("utf-8")
-
-
 def _taken_args(args: dict[str, Any], redact: Redactor) -> tuple[Any, str | None, bool, bool]:
-    """What a recording cassette keeps of a call's args before the call (code under test and
-    providers may change them after): a copy, its canonical JSON, whether it holds no float,
-    and whether it is still to be scanned for secrets (with the rest of its entry, once).
-    Args that are not plain JSON are converted and redacted now, as the walk does."""
+    """What a cassette keeps of a call's args before the call (code under test and providers
+    may change them after): a copy, its canonical JSON, whether it holds no float, and whether
+    it is still to be scanned for secrets. Args that are not plain JSON are converted and
+    redacted now, as the walk does."""
     flat = float_free(args)
     encoded = float_free_canonical_bytes(args) if flat else fast_canonical_bytes(args)
     if encoded is None:
         return redact.jsonable(args), None, False, False
     copy = dict(args) if flat and type(args) is dict else orjson.loads(encoded)
     return copy, encoded.decode("utf-8"), flat, True
+
+
+def _plain_args(args: dict[str, Any], redact: Redactor) -> tuple[Any, str | None, bool, bool]:
+    """:func:`_taken_args`, scanned now (a replaying cassette matches calls by their redacted
+    args before they run): ``redact.jsonable(args)`` when anything in them looks secret."""
+    copy, args_json, flat, _ = _taken_args(args, redact)
+    if args_json is not None and redact.may_hold_secret(args_json):
+        return redact.jsonable(args), None, flat, False
+    return copy, args_json, flat, False
 
 
 def _clean(value: Any, redact: Redactor) -> bool:
@@ -188,7 +186,8 @@ class Cassette:
             with self._lock:
                 self._pending[id(call)] = taken
             return None
-        args, args_json = _plain_args(call.args, self.redact)
+        pending = _plain_args(call.args, self.redact)
+        args = pending[0]
         target, agent = self.redact.text(call.target), self.redact.text(call.agent)
         with self._lock:
             if self.replaying:
@@ -215,7 +214,7 @@ class Cassette:
                     raise mismatch
             # the args as they were before the call: providers mutate what they are given
             # (litellm adds hidden_params to the metadata dict)
-            self._pending[id(call)] = (args, args_json, float_free(call.args), False)
+            self._pending[id(call)] = pending
         return None
 
     def on_escape(self, call: Call) -> str | None:

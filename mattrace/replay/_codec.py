@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from mattrace.errors import RecordedError, ReplayMismatch
 from mattrace.recording.redact import REDACTED, Redactor
 from mattrace.replay._trust import Allowance, current_allowance, error_class, settable, value_class
+from mattrace.trace import FLOAT_FREE_TYPES
 
 __all__ = ["decode_error", "decode_value", "encode_error", "encode_value", "float_free"]
 
@@ -91,7 +92,7 @@ def encode_value(value: Any, redact: Redactor | None = None, _depth: int = 0) ->
     return {_MARK: "unstorable", "type": _path(type(value)), "repr": redact.text(text) if redact is not None else text}
 
 
-_SCALARS = frozenset({str, int, bool, type(None)})   # JSON scalars but floats
+_SCALARS = FLOAT_FREE_TYPES
 
 
 def float_free(value: Any) -> bool:
