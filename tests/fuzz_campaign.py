@@ -18,29 +18,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-import mattrace
-from mattrace.contracts import step
-from mattrace.governance import Governor, block
-from tests.test_fuzz_readers import CONTRACTS, EXIT_CODES, _mutate, _run, lookup, send
-
-
-def _originals(base: Path) -> tuple[dict[str, Path], dict[str, bytes]]:
-    governor = Governor([block(step.tool("send") & step.arg("to").matches("evil"), "no")])
-    with mattrace.record("fuzzed", dir=base, governor=governor, record_mode="all") as rec:
-        mattrace.message("user", "refund status, please", to="desk")
-        lookup("refund")
-        send("ana@shop.example", "Your refund is on its way.")
-        send("x@evil.example", "notes")
-    assert rec.path is not None
-    files = {"trace": rec.path}
-    files |= {kind: next(p for p in base.iterdir() if p.name.endswith(suffix))
-              for kind, suffix in (("cassette", ".cassette"), ("audit", ".governance"))}
-    return files, {kind: path.read_bytes() for kind, path in files.items()}
+from tests.test_fuzz_readers import CONTRACTS, EXIT_CODES, _mutate, _run, record_originals
 
 
 def campaign(start: int, count: int) -> int:
     """Run seeds ``start`` .. ``start + count - 1``; return how many problems were printed."""
-    files, originals = _originals(Path(tempfile.mkdtemp(prefix="mattrace-fuzz-")))
+    files = record_originals(Path(tempfile.mkdtemp(prefix="mattrace-fuzz-")))
+    originals = {kind: path.read_bytes() for kind, path in files.items()}
     work = Path(tempfile.mkdtemp(prefix="mattrace-fuzz-"))
     contracts = work / "c.toml"
     contracts.write_text(CONTRACTS)

@@ -40,10 +40,8 @@ def send(to: str, body: str) -> str:
     return "sent to " + to
 
 
-@pytest.fixture(scope="module")
-def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    """A governed run's trace, cassette and audit log, as bytes."""
-    base = tmp_path_factory.mktemp("fuzz")
+def record_originals(base: Path) -> dict[str, Path]:
+    """Record a governed run under ``base``; its trace, cassette and audit log files."""
     governor = Governor([block(step.tool("send") & step.arg("to").matches("evil"), "no")])
     with mattrace.record("fuzzed", dir=base, governor=governor, record_mode="all") as rec:
         mattrace.message("user", "refund status, please", to="desk")
@@ -54,6 +52,14 @@ def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     files = {"trace": rec.path}
     files |= {kind: next(p for p in base.iterdir() if p.name.endswith(suffix))
               for kind, suffix in (("cassette", ".cassette"), ("audit", ".governance"))}
+    return files
+
+
+@pytest.fixture(scope="module")
+def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """A governed run's trace, cassette and audit log, as bytes."""
+    base = tmp_path_factory.mktemp("fuzz")
+    files = record_originals(base)
     (base / "c.toml").write_text(CONTRACTS)
     return {kind: path.read_bytes() for kind, path in files.items()}
 
