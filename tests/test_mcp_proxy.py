@@ -16,6 +16,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.shared.exceptions import MCPError
 
 import mattrace
+from examples.mcp_git.session import make_repository
 from mattrace.contracts import never, no_destructive_call, step, tool_definitions_stable
 from mattrace.integrations.mcp import read_lock
 from mattrace.trace import StepKind, Trace
@@ -57,20 +58,8 @@ def traces(tmp_path: Path) -> list[Trace]:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A git repository with one commit and one staged change."""
-    path = tmp_path / "repo"
-    path.mkdir()
-    def git(*args: str) -> None:
-        subprocess.run(["git", *args], cwd=path, check=True, capture_output=True)
-    git("init", "-q")
-    git("config", "user.email", "t@example.com")
-    git("config", "user.name", "t")
-    (path / "a.txt").write_text("one\n")
-    git("add", "a.txt")
-    git("commit", "-qm", "first")
-    (path / "a.txt").write_text("one\ntwo\n")
-    git("add", "a.txt")
-    return path
+    """A git repository with one commit and one staged change (``notes.txt``), as the example makes it."""
+    return make_repository(tmp_path / "repo")
 
 
 def _git_server(repo: Path) -> list[str]:
@@ -140,7 +129,7 @@ def test_policy_blocks_a_destructive_call_and_a_planned_fault_is_recorded(tmp_pa
     assert faulted is True and "InjectedTimeout" in fault_text
     assert blocked is True and "no-reset" in reason and "resetting the index needs a person" in reason
     staged = subprocess.run(["git", "diff", "--cached", "--name-only"], cwd=repo, capture_output=True, text=True)
-    assert staged.stdout.strip() == "a.txt"   # the reset never ran
+    assert staged.stdout.strip() == "notes.txt"   # the reset never ran
     recorded = traces(tmp_path)[0]
     kinds = [(s.kind.value, s.target) for s in recorded.steps]
     fault = next(s for s in recorded.steps if s.kind is StepKind.FAULT)
