@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mattrace.store._grouping import BROKEN_EXPR
+from mattrace.store._grouping import run_filter
 from mattrace.store._metrics import Rate, _rate
 
 __all__ = ["RunInfo", "runs_sql"]
@@ -17,20 +17,18 @@ def runs_sql(limit: int, *, replays: bool = False) -> str:
     """Newest runs first; traces, steps, success and failed verdicts per run, counting the
     traces the metrics count (:func:`~mattrace.store._grouping.run_filter`): replays only when
     ``replays``, runs that broke off on a cassette mismatch never; ``left_out`` counts the rest."""
-    counted = f"NOT ({BROKEN_EXPR})" + ("" if replays else " AND NOT t.replay")
     return f"""
     SELECT r.run_id, r.started, r.finished, r.source, r.host, r.argv, r.workers,
-           count(t.trace_id) FILTER (WHERE {counted}) AS traces,
-           coalesce(sum(t.n_steps) FILTER (WHERE {counted}), 0) AS steps,
-           count(t.trace_id) FILTER (WHERE {counted} AND t.success) AS successes,
-           count(t.trace_id) FILTER (WHERE {counted} AND NOT t.sealed) AS unsealed,
-           coalesce(sum(t.failed) FILTER (WHERE {counted}), 0) AS failed_verdicts,
-           count(t.trace_id) - count(t.trace_id) FILTER (WHERE {counted}) AS left_out,
-           wilson_low(count(t.trace_id) FILTER (WHERE {counted} AND t.success),
-                      count(t.trace_id) FILTER (WHERE {counted})) AS low,
-           wilson_high(count(t.trace_id) FILTER (WHERE {counted} AND t.success),
-                       count(t.trace_id) FILTER (WHERE {counted})) AS high
-    FROM runs r LEFT JOIN trace_metrics t USING (run_id)
+           count(t.trace_id) AS traces, coalesce(sum(t.n_steps), 0) AS steps,
+           count(t.trace_id) FILTER (WHERE t.success) AS successes,
+           count(t.trace_id) FILTER (WHERE NOT t.sealed) AS unsealed,
+           coalesce(sum(t.failed), 0) AS failed_verdicts,
+           coalesce(any_value(o.stored), 0) - count(t.trace_id) AS left_out,
+           wilson_low(count(t.trace_id) FILTER (WHERE t.success), count(t.trace_id)) AS low,
+           wilson_high(count(t.trace_id) FILTER (WHERE t.success), count(t.trace_id)) AS high
+    FROM runs r
+    LEFT JOIN (SELECT * FROM trace_metrics {run_filter(None, replays=replays)}) t USING (run_id)
+    LEFT JOIN (SELECT run_id, count(*) AS stored FROM trace_metrics GROUP BY run_id) o USING (run_id)
     GROUP BY ALL ORDER BY r.started DESC NULLS LAST, r.run_id DESC LIMIT {int(limit)}"""
 
 
